@@ -1,0 +1,2 @@
+//! The annals conformance suite.
+#![forbid(unsafe_code)]

@@ -1,0 +1,572 @@
+//! The `LogBackend` trait every storage backend implements, and the values
+//! it takes and returns.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+use crate::event::{NewEvent, Position, RecordedEvent, StreamId, Version};
+use crate::expect::{
+    AppendCondition, AuxWrite, ExpectedVersion, Query, show_bytes, validate_aux_key,
+};
+
+/// When an append may return ([D5]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum Durability {
+    /// Only after its events are on stable storage (the default of every
+    /// persistent backend).
+    #[default]
+    Immediate,
+    /// Possibly before: a crash may lose a suffix of the latest appends,
+    /// never part of one and never anything before them; lost positions are
+    /// never handed out again.
+    Relaxed,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "immediate" => Ok(Durability::Immediate),
+            "relaxed" => Ok(Durability::Relaxed),
+            other => Err(Error::InvalidInput(format!(
+                "durability {other:?} is not one of \"immediate\", \"relaxed\""
+            ))),
+        }
+    }
+}
+
+/// Size limits of a store ([D2], [R1]). The defaults are the SPEC's.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Limits {
+    /// Most bytes of `data` + `metadata` in one event (16 MiB).
+    pub max_event_bytes: usize,
+    /// Most events in one append or batch (10 000).
+    pub max_append_events: usize,
+    /// Most bytes of `data` + `metadata` in one append or batch (64 MiB).
+    pub max_append_bytes: usize,
+    /// Largest `count` of one read (10 000).
+    pub max_read_count: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_event_bytes: 16 << 20,
+            max_append_events: 10_000,
+            max_append_bytes: 64 << 20,
+            max_read_count: 10_000,
+        }
+    }
+}
+
+impl Limits {
+    /// Checks that every limit is at least 1.
+    pub fn validate(&self) -> Result<()> {
+        for (name, value) in [
+            ("max_event_bytes", self.max_event_bytes),
+            ("max_append_events", self.max_append_events),
+            ("max_append_bytes", self.max_append_bytes),
+            ("max_read_count", self.max_read_count),
+        ] {
+            if value == 0 {
+                return Err(Error::InvalidInput(format!("limit {name} is 0")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a read's `count` against [R1].
+    pub fn check_read_count(&self, count: usize) -> Result<()> {
+        if count == 0 || count > self.max_read_count {
+            return Err(Error::InvalidInput(format!(
+                "read count {count} is not between 1 and max_read_count = {}",
+                self.max_read_count
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The options every backend takes when it opens a store.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct StoreConfig {
+    /// When appends return.
+    pub durability: Durability,
+    /// Size limits.
+    pub limits: Limits,
+}
+
+/// Which way a read walks.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum Direction {
+    /// Ascending versions or positions.
+    #[default]
+    Forward,
+    /// Descending versions or positions.
+    Backward,
+}
+
+/// One page of a read ([D6]).
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Page {
+    /// The events, in the read's order.
+    pub events: Vec<RecordedEvent>,
+    /// The last position committed in the snapshot the page was read from
+    /// (`Position(0)` for an empty store): pass it as the `after` of an
+    /// [`AppendCondition`] when deciding from this page.
+    pub head: Position,
+}
+
+/// Where an append landed ([A1]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct AppendResult {
+    /// Version of the first event written.
+    pub first_version: Version,
+    /// Version of the last event written.
+    pub last_version: Version,
+    /// Position of the first event written.
+    pub first_position: Position,
+    /// Position of the last event written.
+    pub last_position: Position,
+}
+
+/// A stream as listed by [`LogBackend::list_streams`].
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct StreamInfo {
+    /// The stream.
+    pub id: StreamId,
+    /// Its last version.
+    pub last_version: Version,
+}
+
+/// An append with everything it may carry: an expectation, a DCB condition
+/// ([A8]) and aux writes that commit with it ([X2]).
+///
+/// ```
+/// use annals_core::{Append, AuxWrite, ExpectedVersion, NewEvent, StreamId};
+/// let append = Append::new(
+///     StreamId::new("cart-1")?,
+///     ExpectedVersion::NoStream,
+///     vec![NewEvent::builder("CartOpened").build()],
+/// )
+/// .aux(AuxWrite::put("checkpoint/projector", 7u64.to_be_bytes()));
+/// assert_eq!(append.aux.len(), 1);
+/// # Ok::<(), annals_core::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Append {
+    /// The stream to append to.
+    pub stream: StreamId,
+    /// What the stream's version must be.
+    pub expected: ExpectedVersion,
+    /// The events, 1 to `max_append_events`.
+    pub events: Vec<NewEvent>,
+    /// An optional DCB condition.
+    pub condition: Option<AppendCondition>,
+    /// Aux writes committed atomically with the events.
+    pub aux: Vec<AuxWrite>,
+}
+
+impl Append {
+    /// An append with no condition and no aux writes.
+    pub fn new(stream: StreamId, expected: ExpectedVersion, events: Vec<NewEvent>) -> Self {
+        Append {
+            stream,
+            expected,
+            events,
+            condition: None,
+            aux: Vec::new(),
+        }
+    }
+    /// Adds a DCB condition.
+    #[must_use]
+    pub fn condition(mut self, condition: AppendCondition) -> Self {
+        self.condition = Some(condition);
+        self
+    }
+    /// Adds an aux write.
+    #[must_use]
+    pub fn aux(mut self, write: AuxWrite) -> Self {
+        self.aux.push(write);
+        self
+    }
+
+    /// Checks the append against [D1], [D2], [A7], [R6] and [X1].
+    pub fn validate(&self, limits: &Limits) -> Result<()> {
+        if self.events.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "append to stream {} has no events",
+                self.stream
+            )));
+        }
+        validate_events([self.events.as_slice()], limits)?;
+        validate_condition(self.condition.as_ref())?;
+        validate_aux_writes(&self.aux, limits)
+    }
+}
+
+/// One part of an [`append_batch`](LogBackend::append_batch).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct BatchPart {
+    /// The stream.
+    pub stream: StreamId,
+    /// What its version must be.
+    pub expected: ExpectedVersion,
+    /// Its events (at least one).
+    pub events: Vec<NewEvent>,
+}
+
+impl BatchPart {
+    /// A part.
+    pub fn new(stream: StreamId, expected: ExpectedVersion, events: Vec<NewEvent>) -> Self {
+        BatchPart {
+            stream,
+            expected,
+            events,
+        }
+    }
+}
+
+/// An all-or-nothing write to several streams ([A6]), with an optional
+/// condition and aux writes.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Batch {
+    /// The parts, each to a different stream.
+    pub parts: Vec<BatchPart>,
+    /// An optional DCB condition over the whole batch.
+    pub condition: Option<AppendCondition>,
+    /// Aux writes committed with the batch.
+    pub aux: Vec<AuxWrite>,
+}
+
+impl Batch {
+    /// A batch of these parts.
+    pub fn new(parts: Vec<BatchPart>) -> Self {
+        Batch {
+            parts,
+            condition: None,
+            aux: Vec::new(),
+        }
+    }
+    /// Adds a part.
+    #[must_use]
+    pub fn part(
+        mut self,
+        stream: StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Self {
+        self.parts.push(BatchPart::new(stream, expected, events));
+        self
+    }
+    /// Adds a DCB condition.
+    #[must_use]
+    pub fn condition(mut self, condition: AppendCondition) -> Self {
+        self.condition = Some(condition);
+        self
+    }
+    /// Adds an aux write.
+    #[must_use]
+    pub fn aux(mut self, write: AuxWrite) -> Self {
+        self.aux.push(write);
+        self
+    }
+
+    /// Checks the batch against [A6] and the limits of [D2].
+    pub fn validate(&self, limits: &Limits) -> Result<()> {
+        if self.parts.is_empty() {
+            return Err(Error::InvalidInput("append_batch has no parts".into()));
+        }
+        let mut streams = HashSet::new();
+        for (i, part) in self.parts.iter().enumerate() {
+            if part.events.is_empty() {
+                return Err(Error::BatchPart {
+                    part: i,
+                    source: Box::new(Error::InvalidInput(format!(
+                        "batch part {i} (stream {}) has no events",
+                        part.stream
+                    ))),
+                });
+            }
+            if !streams.insert(&part.stream) {
+                return Err(Error::BatchPart {
+                    part: i,
+                    source: Box::new(Error::InvalidInput(format!(
+                        "stream {} appears in two parts of one batch",
+                        part.stream
+                    ))),
+                });
+            }
+        }
+        validate_events(self.parts.iter().map(|p| p.events.as_slice()), limits)?;
+        validate_condition(self.condition.as_ref())?;
+        validate_aux_writes(&self.aux, limits)
+    }
+}
+
+/// Checks the events of one append or batch: each event ([D2]), the count
+/// and byte limits over all of them, and that no id is used twice.
+fn validate_events<'a>(
+    groups: impl IntoIterator<Item = &'a [NewEvent]> + Clone,
+    limits: &Limits,
+) -> Result<()> {
+    let count: usize = groups.clone().into_iter().map(<[NewEvent]>::len).sum();
+    if count > limits.max_append_events {
+        return Err(Error::InvalidInput(format!(
+            "append has {count} events, more than max_append_events = {}",
+            limits.max_append_events
+        )));
+    }
+    let mut bytes = 0usize;
+    let mut ids = HashSet::with_capacity(count);
+    for event in groups.into_iter().flatten() {
+        event.validate(limits)?;
+        bytes = bytes.saturating_add(event.payload_bytes());
+        if !ids.insert(event.event_id) {
+            return Err(Error::InvalidInput(format!(
+                "event id {} appears twice in one append",
+                event.event_id
+            )));
+        }
+    }
+    if bytes > limits.max_append_bytes {
+        return Err(Error::InvalidInput(format!(
+            "append has {bytes} bytes of data and metadata, more than max_append_bytes = {}",
+            limits.max_append_bytes
+        )));
+    }
+    Ok(())
+}
+
+fn validate_condition(condition: Option<&AppendCondition>) -> Result<()> {
+    match condition {
+        Some(c) => c.fail_if_events_match.validate(),
+        None => Ok(()),
+    }
+}
+
+/// Checks aux writes against [X1]: keys, value sizes, no key twice.
+pub fn validate_aux_writes(writes: &[AuxWrite], limits: &Limits) -> Result<()> {
+    let mut keys = HashSet::with_capacity(writes.len());
+    for w in writes {
+        validate_aux_key(&w.key)?;
+        if let Some(v) = &w.value
+            && v.len() > limits.max_event_bytes
+        {
+            return Err(Error::InvalidInput(format!(
+                "aux value for key {} has {} bytes, more than max_event_bytes = {}",
+                show_bytes(&w.key),
+                v.len(),
+                limits.max_event_bytes
+            )));
+        }
+        if !keys.insert(w.key.as_slice()) {
+            return Err(Error::InvalidInput(format!(
+                "aux key {} is written twice in one write",
+                show_bytes(&w.key)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What a backend offers ([C1]). A capability it lacks answers
+/// [`Error::Unsupported`], and the conformance suite reports its cases as
+/// ignored.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Data survives close and reopen (M5).
+    pub persistent: bool,
+    /// `append_batch` (A6).
+    pub append_batch: bool,
+    /// Append conditions (A8).
+    pub append_conditions: bool,
+    /// `truncate_stream` (S3).
+    pub truncate: bool,
+    /// `delete_stream` (S4).
+    pub delete: bool,
+    /// `compact` reclaims space (M1, M2).
+    pub compact: bool,
+    /// The aux space and aux writes with appends (X1, X2).
+    pub aux: bool,
+    /// `Durability::Immediate` is honoured (D5).
+    pub immediate_durability: bool,
+}
+
+impl Capabilities {
+    /// No optional capability.
+    pub const NONE: Capabilities = Capabilities {
+        persistent: false,
+        append_batch: false,
+        append_conditions: false,
+        truncate: false,
+        delete: false,
+        compact: false,
+        aux: false,
+        immediate_durability: false,
+    };
+
+    /// Every capability.
+    pub const ALL: Capabilities = Capabilities {
+        persistent: true,
+        append_batch: true,
+        append_conditions: true,
+        truncate: true,
+        delete: true,
+        compact: true,
+        aux: true,
+        immediate_durability: true,
+    };
+
+    /// Every capability of a store that keeps nothing across reopen.
+    pub const ALL_IN_MEMORY: Capabilities = Capabilities {
+        persistent: false,
+        immediate_durability: false,
+        ..Capabilities::ALL
+    };
+}
+
+/// Watches a store's head: the last committed position ([R8]). The value
+/// seen never runs ahead of what reads return; `changed()` fails once the
+/// store is closed.
+pub type HeadWatch = watch::Receiver<Position>;
+
+fn unsupported<T>(what: &str) -> Result<T> {
+    Err(Error::Unsupported(what.to_string()))
+}
+
+/// A storage backend for an append-only event log: the contract of
+/// `SPEC.md`. Use it as `Arc<dyn LogBackend>`.
+///
+/// Optional capabilities ([`Capabilities`]) have default methods that answer
+/// [`Error::Unsupported`]; a backend overrides those it offers.
+#[async_trait]
+pub trait LogBackend: Send + Sync + fmt::Debug {
+    /// What this backend offers.
+    fn capabilities(&self) -> Capabilities;
+
+    /// The store's size limits.
+    fn limits(&self) -> Limits;
+
+    /// Appends `events` to `stream` if `expected` holds ([A1]–[A5]).
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult> {
+        self.append_with(Append::new(stream.clone(), expected, events))
+            .await
+    }
+
+    /// Appends with everything an [`Append`] may carry: expectation,
+    /// condition ([A8]) and aux writes ([X2]).
+    async fn append_with(&self, append: Append) -> Result<AppendResult>;
+
+    /// Appends to several streams, all or nothing ([A6]).
+    async fn append_batch(&self, batch: Batch) -> Result<Vec<AppendResult>> {
+        let _ = batch;
+        unsupported("append_batch")
+    }
+
+    /// Reads a stream ([R1], [R2]).
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        count: usize,
+        direction: Direction,
+    ) -> Result<Page>;
+
+    /// Reads the global log, optionally only events matching `query`
+    /// ([R3]–[R6]).
+    async fn read_all(
+        &self,
+        from: Position,
+        count: usize,
+        direction: Direction,
+        query: Option<&Query>,
+    ) -> Result<Page>;
+
+    /// The stream's last version, or [`Error::StreamNotFound`] ([S1]).
+    async fn stream_version(&self, stream: &StreamId) -> Result<Version>;
+
+    /// Whether the stream exists ([S1]).
+    async fn stream_exists(&self, stream: &StreamId) -> Result<bool>;
+
+    /// Existing streams in byte order of their ids, after `after` ([S2]).
+    async fn list_streams(&self, after: Option<&StreamId>, limit: usize)
+    -> Result<Vec<StreamInfo>>;
+
+    /// Deletes a stream if `expected` holds ([S4]).
+    async fn delete_stream(&self, stream: &StreamId, expected: ExpectedVersion) -> Result<()> {
+        let _ = (stream, expected);
+        unsupported("delete_stream")
+    }
+
+    /// Removes the stream's events with a version below `before` ([S3]).
+    async fn truncate_stream(&self, stream: &StreamId, before: Version) -> Result<()> {
+        let _ = (stream, before);
+        unsupported("truncate_stream")
+    }
+
+    /// Reclaims the space of truncated and deleted events ([M1]).
+    async fn compact(&self) -> Result<()> {
+        unsupported("compact")
+    }
+
+    /// Bytes the store holds on disk; 0 in memory ([M2]).
+    async fn disk_bytes(&self) -> Result<u64>;
+
+    /// Whether any event is readable ([S5]).
+    async fn has_events(&self) -> Result<bool>;
+
+    /// Ok on a usable store ([M3]).
+    async fn health(&self) -> Result<()>;
+
+    /// Closes the store: every later call on any handle is
+    /// [`Error::Closed`] and head watches end ([M4]).
+    async fn close(&self) -> Result<()>;
+
+    /// A watch of the head ([R8]).
+    fn watch_head(&self) -> Result<HeadWatch>;
+
+    /// The aux value at `key` ([X1]).
+    async fn aux_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let _ = key;
+        unsupported("aux space")
+    }
+
+    /// Aux entries whose key starts with `prefix`, in key order, after
+    /// `after` ([X1]).
+    async fn aux_scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let _ = (prefix, after, limit);
+        unsupported("aux space")
+    }
+
+    /// Aux writes alone, all or nothing, conditions checked ([X2]).
+    async fn aux_write(&self, writes: Vec<AuxWrite>) -> Result<()> {
+        let _ = writes;
+        unsupported("aux space")
+    }
+
+    /// Puts `value` at `key` ([X1]).
+    async fn aux_put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.aux_write(vec![AuxWrite::put(key, value)]).await
+    }
+
+    /// Deletes `key` ([X1]).
+    async fn aux_delete(&self, key: &[u8]) -> Result<()> {
+        self.aux_write(vec![AuxWrite::delete(key)]).await
+    }
+}

@@ -1,0 +1,288 @@
+//! What an append expects of the store: stream versions ([D4], A3),
+//! DCB queries and conditions (R6, A8), and conditional aux writes (X2).
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+use crate::event::{MAX_NAME_BYTES, Position, RecordedEvent, Version, check_name};
+
+/// What an append expects of its stream's version ([D4]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum ExpectedVersion {
+    /// No expectation; never fails.
+    #[default]
+    Any,
+    /// The stream must not exist.
+    NoStream,
+    /// The stream must exist.
+    StreamExists,
+    /// The stream must exist and its last event must have this version.
+    Exact(Version),
+}
+
+impl ExpectedVersion {
+    /// `Exact(Version(v))`.
+    pub fn exact(v: u64) -> Self {
+        ExpectedVersion::Exact(Version(v))
+    }
+
+    /// Whether a stream whose last version is `actual` (`None`: it does not
+    /// exist) satisfies this expectation.
+    pub fn is_satisfied_by(self, actual: Option<Version>) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual.is_none(),
+            ExpectedVersion::StreamExists => actual.is_some(),
+            ExpectedVersion::Exact(v) => actual == Some(v),
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any"),
+            ExpectedVersion::NoStream => f.write_str("no stream"),
+            ExpectedVersion::StreamExists => f.write_str("stream exists"),
+            ExpectedVersion::Exact(v) => write!(f, "version {v}"),
+        }
+    }
+}
+
+/// Most items in a [`Query`], and most types or tags in one item ([R6]).
+pub const MAX_QUERY_ITEMS: usize = 64;
+
+/// One alternative of a [`Query`]: an event matches it if its type is one of
+/// `types` (or `types` is empty) and it carries every one of `tags`.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct QueryItem {
+    /// Accepted event types; empty accepts every type.
+    pub types: Vec<String>,
+    /// Tags an event must all carry.
+    pub tags: Vec<String>,
+}
+
+impl QueryItem {
+    /// An item that matches every event.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Adds an accepted type.
+    #[must_use]
+    pub fn with_type(mut self, event_type: impl Into<String>) -> Self {
+        self.types.push(event_type.into());
+        self
+    }
+    /// Adds a required tag.
+    #[must_use]
+    pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// Whether `event` matches this item.
+    pub fn matches(&self, event: &RecordedEvent) -> bool {
+        self.matches_parts(&event.event_type, &event.tags)
+    }
+
+    /// Whether an event of `event_type` carrying `tags` matches this item.
+    pub fn matches_parts(&self, event_type: &str, tags: &[String]) -> bool {
+        (self.types.is_empty() || self.types.iter().any(|t| t == event_type))
+            && self.tags.iter().all(|t| tags.contains(t))
+    }
+}
+
+/// A tag/type query over the global log ([R6]): an event matches if it
+/// matches any item; the empty query matches everything.
+///
+/// ```
+/// use annals_core::{Query, QueryItem};
+/// let q = Query::new()
+///     .item(QueryItem::new().with_type("OrderPlaced").with_tag("customer:7"))
+///     .item(QueryItem::new().with_tag("vip"));
+/// assert_eq!(q.items.len(), 2);
+/// ```
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Query {
+    /// The alternatives.
+    pub items: Vec<QueryItem>,
+}
+
+impl Query {
+    /// The empty query (matches everything).
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// A query of one item.
+    pub fn single(item: QueryItem) -> Self {
+        Query { items: vec![item] }
+    }
+    /// Events of any of these types.
+    pub fn types<I: IntoIterator<Item = T>, T: Into<String>>(types: I) -> Self {
+        Query::single(QueryItem {
+            types: types.into_iter().map(Into::into).collect(),
+            tags: Vec::new(),
+        })
+    }
+    /// Events carrying all of these tags.
+    pub fn tags<I: IntoIterator<Item = T>, T: Into<String>>(tags: I) -> Self {
+        Query::single(QueryItem {
+            types: Vec::new(),
+            tags: tags.into_iter().map(Into::into).collect(),
+        })
+    }
+    /// Adds an item.
+    #[must_use]
+    pub fn item(mut self, item: QueryItem) -> Self {
+        self.items.push(item);
+        self
+    }
+
+    /// Whether every event matches (the empty query, or an empty item).
+    pub fn matches_everything(&self) -> bool {
+        self.items.is_empty()
+            || self
+                .items
+                .iter()
+                .any(|i| i.types.is_empty() && i.tags.is_empty())
+    }
+
+    /// Whether `event` matches.
+    pub fn matches(&self, event: &RecordedEvent) -> bool {
+        self.matches_parts(&event.event_type, &event.tags)
+    }
+
+    /// Whether an event of `event_type` carrying `tags` matches.
+    pub fn matches_parts(&self, event_type: &str, tags: &[String]) -> bool {
+        self.items.is_empty() || self.items.iter().any(|i| i.matches_parts(event_type, tags))
+    }
+
+    /// Checks the limits of [R6] and the names in it.
+    pub fn validate(&self) -> Result<()> {
+        if self.items.len() > MAX_QUERY_ITEMS {
+            return Err(Error::InvalidInput(format!(
+                "query has {} items, more than the limit of {MAX_QUERY_ITEMS}",
+                self.items.len()
+            )));
+        }
+        for (i, item) in self.items.iter().enumerate() {
+            if item.types.len() > MAX_QUERY_ITEMS || item.tags.len() > MAX_QUERY_ITEMS {
+                return Err(Error::InvalidInput(format!(
+                    "query item {i} has {} types and {} tags; each is limited to {MAX_QUERY_ITEMS}",
+                    item.types.len(),
+                    item.tags.len()
+                )));
+            }
+            for t in &item.types {
+                check_name("query type", t, MAX_NAME_BYTES)?;
+            }
+            for t in &item.tags {
+                check_name("query tag", t, MAX_NAME_BYTES)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A Dynamic Consistency Boundary condition ([A8]): the append fails if any
+/// readable event matching `fail_if_events_match` has a position greater
+/// than `after` (any position when `None`).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct AppendCondition {
+    /// The events that must not have appeared.
+    pub fail_if_events_match: Query,
+    /// The head the caller decided from (a [`Page`](crate::Page)'s `head`).
+    pub after: Option<Position>,
+}
+
+impl AppendCondition {
+    /// Fails if an event matching `query` appeared after `after`.
+    pub fn new(query: Query, after: Option<Position>) -> Self {
+        AppendCondition {
+            fail_if_events_match: query,
+            after,
+        }
+    }
+}
+
+/// Longest aux key, in bytes ([X1]).
+pub const MAX_AUX_KEY_BYTES: usize = 1024;
+
+/// What an [`AuxWrite`] requires of its key's current value ([X2]).
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub enum AuxCondition {
+    /// No requirement.
+    #[default]
+    None,
+    /// The key must be absent.
+    Absent,
+    /// The key's value must equal these bytes.
+    Equals(Vec<u8>),
+}
+
+/// A put or delete in the aux space, optionally conditional ([X2]).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct AuxWrite {
+    /// The key, 1 to 1024 bytes.
+    pub key: Vec<u8>,
+    /// `Some(value)` puts, `None` deletes.
+    pub value: Option<Vec<u8>>,
+    /// What the key's current value must be.
+    pub condition: AuxCondition,
+}
+
+impl AuxWrite {
+    /// Puts `value` at `key`.
+    pub fn put(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+        AuxWrite {
+            key: key.into(),
+            value: Some(value.into()),
+            condition: AuxCondition::None,
+        }
+    }
+    /// Deletes `key`.
+    pub fn delete(key: impl Into<Vec<u8>>) -> Self {
+        AuxWrite {
+            key: key.into(),
+            value: None,
+            condition: AuxCondition::None,
+        }
+    }
+    /// Only if the key's current value equals `expected`.
+    #[must_use]
+    pub fn if_equals(mut self, expected: impl Into<Vec<u8>>) -> Self {
+        self.condition = AuxCondition::Equals(expected.into());
+        self
+    }
+    /// Only if the key is absent.
+    #[must_use]
+    pub fn if_absent(mut self) -> Self {
+        self.condition = AuxCondition::Absent;
+        self
+    }
+}
+
+/// Checks an aux key against [X1].
+pub fn validate_aux_key(key: &[u8]) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::InvalidInput("aux key is empty".into()));
+    }
+    if key.len() > MAX_AUX_KEY_BYTES {
+        return Err(Error::InvalidInput(format!(
+            "aux key of {} bytes is longer than the limit of {MAX_AUX_KEY_BYTES}",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Shows bytes in an error message: as text when they are UTF-8, else hex.
+pub fn show_bytes(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) if s.chars().all(|c| !c.is_control()) => format!("{s:?}"),
+        _ => {
+            let hex: String = bytes.iter().take(64).map(|b| format!("{b:02x}")).collect();
+            format!("0x{hex}{}", if bytes.len() > 64 { "…" } else { "" })
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! # annals-core
+//!
+//! The contract of annals: the types of an append-only event log, the
+//! [`LogBackend`] trait every storage backend implements, the one [`Error`]
+//! enum, and — in [`kv`] — everything an ordered key-value engine needs to
+//! become a backend: record codec, key layout, and a generic store with a
+//! single group-committing writer.
+//!
+//! Clause IDs in brackets (`[A4]`) refer to the project's `SPEC.md`.
+#![forbid(unsafe_code)]
+
+mod backend;
+mod error;
+mod event;
+mod expect;
+pub mod kv;
+
+pub use backend::{
+    Append, AppendResult, Batch, BatchPart, Capabilities, Direction, Durability, HeadWatch, Limits,
+    LogBackend, Page, StoreConfig, StreamInfo, validate_aux_writes,
+};
+pub use error::{BoxError, Error, Result};
+pub use event::{
+    MAX_NAME_BYTES, MAX_STREAM_ID_BYTES, MAX_TAGS, NewEvent, NewEventBuilder, Position,
+    RecordedEvent, StreamId, Timestamp, Version,
+};
+pub use expect::{
+    AppendCondition, AuxCondition, AuxWrite, ExpectedVersion, MAX_AUX_KEY_BYTES, MAX_QUERY_ITEMS,
+    Query, QueryItem, show_bytes, validate_aux_key,
+};
+pub use uuid::Uuid;

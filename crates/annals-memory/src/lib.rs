@@ -1,0 +1,2 @@
+//! annals-memory
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! annals-redb
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! annals
+#![forbid(unsafe_code)]
