@@ -100,6 +100,50 @@ pub struct StoreConfig {
     pub limits: Limits,
 }
 
+impl StoreConfig {
+    /// Applies one option given as text (a URL query parameter): `durability`
+    /// (`immediate` | `relaxed`), `max_event_bytes`, `max_append_events`,
+    /// `max_append_bytes` or `max_read_count`. Answers `Ok(false)` for a key
+    /// it does not know, so a backend can try its own options next.
+    ///
+    /// ```
+    /// use annals_core::{Durability, StoreConfig};
+    /// let mut config = StoreConfig::default();
+    /// assert!(config.apply_param("durability", "relaxed")?);
+    /// assert_eq!(config.durability, Durability::Relaxed);
+    /// assert!(!config.apply_param("cache_size", "1")?);
+    /// assert!(config.apply_param("max_read_count", "ten").is_err());
+    /// # Ok::<(), annals_core::Error>(())
+    /// ```
+    pub fn apply_param(&mut self, key: &str, value: &str) -> Result<bool> {
+        let limit = match key {
+            "durability" => {
+                self.durability = value.parse()?;
+                return Ok(true);
+            }
+            "max_event_bytes" => &mut self.limits.max_event_bytes,
+            "max_append_events" => &mut self.limits.max_append_events,
+            "max_append_bytes" => &mut self.limits.max_append_bytes,
+            "max_read_count" => &mut self.limits.max_read_count,
+            _ => return Ok(false),
+        };
+        *limit = parse_param(key, value)?;
+        self.limits.validate()?;
+        Ok(true)
+    }
+}
+
+/// Parses an option's value, naming the option and value when it is not a
+/// valid `T`.
+pub fn parse_param<T: std::str::FromStr>(key: &str, value: &str) -> Result<T> {
+    value.parse().map_err(|_| {
+        Error::InvalidInput(format!(
+            "option {key} = {value:?} is not a valid {}",
+            std::any::type_name::<T>()
+        ))
+    })
+}
+
 /// Which way a read walks.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub enum Direction {

@@ -17,7 +17,7 @@ pub mod kv;
 
 pub use backend::{
     Append, AppendResult, Batch, BatchPart, Capabilities, Direction, Durability, HeadWatch, Limits,
-    LogBackend, Page, StoreConfig, StreamInfo, validate_aux_writes,
+    LogBackend, Page, StoreConfig, StreamInfo, parse_param, validate_aux_writes,
 };
 pub use error::{BoxError, Error, Result};
 pub use event::{
