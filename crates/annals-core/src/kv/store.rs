@@ -1,0 +1,428 @@
+//! `KvStore`: a [`LogBackend`] over any [`KvEngine`].
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use tokio::sync::{oneshot, watch};
+
+use crate::backend::{
+    Append, AppendResult, Batch, Capabilities, Direction, HeadWatch, Limits, LogBackend, Page,
+    StoreConfig, StreamInfo, validate_aux_writes,
+};
+use crate::error::{Error, Result};
+use crate::event::{Position, StreamId, Version};
+use crate::expect::{AuxWrite, ExpectedVersion, Query, validate_aux_key};
+use crate::kv::codec;
+use crate::kv::engine::{KvEngine, KvSnapshot, Scan, WriteBatch};
+use crate::kv::layout::{self, StreamMeta};
+use crate::kv::read::{self, SnapshotMetas};
+use crate::kv::writer::{Reply, Request, Writer};
+
+/// Most dead events one compaction step deletes in one commit.
+const PURGE_CHUNK: usize = 4096;
+
+/// A [`LogBackend`] over an ordered key-value engine: the shared key
+/// layout, record codec and append logic, with one writer thread that
+/// group-commits every waiting append, and reads on engine snapshots in
+/// tokio's blocking pool.
+///
+/// ```
+/// # // A tiny engine over a BTreeMap, to show the shape; real engines live
+/// # // in their own crates (annals-memory, annals-redb, …).
+/// # use std::collections::BTreeMap;
+/// # use std::sync::{Arc, Mutex};
+/// # use annals_core::kv::{KvEngine, KvSnapshot, KvStore, Scan, Visitor, WriteBatch};
+/// # use annals_core::*;
+/// # struct Map(Mutex<BTreeMap<Vec<u8>, Vec<u8>>>);
+/// # struct Snap(BTreeMap<Vec<u8>, Vec<u8>>);
+/// # impl KvSnapshot for Snap {
+/// #     fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>> { Ok(self.0.get(k).cloned()) }
+/// #     fn scan(&self, s: &[u8], e: &[u8], d: Direction, v: &mut Visitor<'_>) -> Result<()> {
+/// #         let r = self.0.range(s.to_vec()..e.to_vec());
+/// #         let items: Vec<_> = match d { Direction::Forward => r.collect(), Direction::Backward => r.rev().collect() };
+/// #         for (k, val) in items { if v(k, val)? == Scan::Stop { break } }
+/// #         Ok(())
+/// #     }
+/// # }
+/// # impl KvEngine for Map {
+/// #     type Snapshot = Snap;
+/// #     fn snapshot(&self) -> Result<Snap> { Ok(Snap(self.0.lock().unwrap().clone())) }
+/// #     fn commit(&self, b: WriteBatch, _: bool) -> Result<()> {
+/// #         let mut m = self.0.lock().unwrap();
+/// #         for (k, v) in b.ops { match v { Some(v) => { m.insert(k, v); } None => { m.remove(&k); } } }
+/// #         Ok(())
+/// #     }
+/// #     fn disk_bytes(&self) -> Result<u64> { Ok(0) }
+/// #     fn capabilities(&self) -> Capabilities { Capabilities::ALL_IN_MEMORY }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<()> {
+/// let store = KvStore::open(Map(Mutex::new(BTreeMap::new())), StoreConfig::default())?;
+/// let stream = StreamId::new("order-1")?;
+/// let written = store
+///     .append(&stream, ExpectedVersion::NoStream, vec![NewEvent::builder("Placed").build()])
+///     .await?;
+/// assert_eq!(written.first_position, Position(1));
+/// # Ok(())
+/// # }
+/// ```
+pub struct KvStore<E: KvEngine> {
+    engine: Arc<E>,
+    config: StoreConfig,
+    capabilities: Capabilities,
+    closed: Arc<AtomicBool>,
+    sender: Mutex<Option<mpsc::Sender<Request>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    head: watch::Receiver<Position>,
+}
+
+impl<E: KvEngine> fmt::Debug for KvStore<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KvStore")
+            .field("engine", &std::any::type_name::<E>())
+            .field("config", &self.config)
+            .field("head", &*self.head.borrow())
+            .field("closed", &self.closed.load(Ordering::Acquire))
+            .finish()
+    }
+}
+
+impl<E: KvEngine> KvStore<E> {
+    /// Opens a store over `engine`: reads the store's metadata and starts
+    /// its writer thread. Blocks on the engine's I/O; call it from
+    /// `spawn_blocking` inside an async context when that matters.
+    pub fn open(engine: E, config: StoreConfig) -> Result<Self> {
+        config.limits.validate()?;
+        let engine = Arc::new(engine);
+        let capabilities = engine.capabilities();
+        let meta = read::store_meta(&engine.snapshot()?)?;
+        let (head_tx, head) = watch::channel(Position(meta.head));
+        let (sender, receiver) = mpsc::channel();
+        let writer = Writer::new(Arc::clone(&engine), config.durability, meta, head_tx);
+        let handle = std::thread::Builder::new()
+            .name("annals-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(|e| Error::backend("starting the writer thread", e))?;
+        Ok(KvStore {
+            engine,
+            config,
+            capabilities,
+            closed: Arc::new(AtomicBool::new(false)),
+            sender: Mutex::new(Some(sender)),
+            writer: Mutex::new(Some(handle)),
+            head,
+        })
+    }
+
+    /// The engine under the store.
+    pub fn engine(&self) -> &Arc<E> {
+        &self.engine
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Sends a request to the writer and waits for its answer.
+    async fn call<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T> {
+        self.check_open()?;
+        let (reply, answer) = oneshot::channel();
+        {
+            let sender = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
+            let sender = sender.as_ref().ok_or(Error::Closed)?;
+            sender.send(request(reply)).map_err(|_| Error::Closed)?;
+        }
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Runs `f` on a fresh snapshot in the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&E::Snapshot) -> Result<T> + Send + 'static,
+    {
+        self.check_open()?;
+        let engine = Arc::clone(&self.engine);
+        let closed = Arc::clone(&self.closed);
+        tokio::task::spawn_blocking(move || {
+            let snap = engine.snapshot()?;
+            let result = f(&snap);
+            // A read racing `close` may meet a released engine: say Closed.
+            match result {
+                Err(_) if closed.load(Ordering::Acquire) => Err(Error::Closed),
+                other => other,
+            }
+        })
+        .await
+        .map_err(|e| Error::backend("a read failed (the engine panicked?)", e))?
+    }
+}
+
+/// Finds up to `limit` dead events (truncated or deleted, SPEC M1) and the
+/// batch of deletes that removes them with their index entries.
+fn dead_entries<S: KvSnapshot>(snap: &S, limit: usize) -> Result<WriteBatch> {
+    let mut streams: Vec<(Vec<u8>, StreamMeta)> = Vec::new();
+    let meta_start = [layout::STREAM_META];
+    let meta_end = [layout::STREAM_META + 1];
+    snap.scan(
+        &meta_start,
+        &meta_end,
+        Direction::Forward,
+        &mut |key, value| {
+            let meta: StreamMeta = codec::decode(key, value)?;
+            if meta.floor > 0 {
+                streams.push((key[1..].to_vec(), meta));
+            }
+            Ok(Scan::Continue)
+        },
+    )?;
+    let mut batch = WriteBatch::new();
+    let mut events = 0;
+    for (stream, meta) in streams {
+        let name = String::from_utf8_lossy(&stream).into_owned();
+        let prefix = layout::named_prefix(layout::STREAM_INDEX, &name);
+        let (start, end) = layout::number_range(&prefix, 0, meta.floor - 1);
+        snap.scan(&start, &end, Direction::Forward, &mut |key, value| {
+            let position = Position(codec::decode::<u64>(key, value)?);
+            if let Some(event) = read::event_at(snap, position)? {
+                batch.delete(layout::type_key(&event.event_type, position));
+                for tag in &event.tags {
+                    batch.delete(layout::tag_key(tag, position));
+                }
+            }
+            batch.delete(layout::log_key(position));
+            batch.delete(key.to_vec());
+            events += 1;
+            Ok(if events >= limit {
+                Scan::Stop
+            } else {
+                Scan::Continue
+            })
+        })?;
+        if events >= limit {
+            break;
+        }
+    }
+    Ok(batch)
+}
+
+fn check_limit(limits: &Limits, what: &str, limit: usize) -> Result<()> {
+    if limit == 0 || limit > limits.max_read_count {
+        return Err(Error::InvalidInput(format!(
+            "{what} limit {limit} is not between 1 and max_read_count = {}",
+            limits.max_read_count
+        )));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl<E: KvEngine> LogBackend for KvStore<E> {
+    fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
+
+    fn limits(&self) -> Limits {
+        self.config.limits
+    }
+
+    async fn append_with(&self, append: Append) -> Result<AppendResult> {
+        self.check_open()?;
+        append.validate(&self.config.limits)?;
+        self.call(|reply| Request::Append(Box::new(append), reply))
+            .await
+    }
+
+    async fn append_batch(&self, batch: Batch) -> Result<Vec<AppendResult>> {
+        self.check_open()?;
+        batch.validate(&self.config.limits)?;
+        self.call(|reply| Request::Batch(Box::new(batch), reply))
+            .await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        count: usize,
+        direction: Direction,
+    ) -> Result<Page> {
+        self.check_open()?;
+        self.config.limits.check_read_count(count)?;
+        let stream = stream.clone();
+        self.read(move |snap| read::read_stream(snap, &stream, from, count, direction))
+            .await
+    }
+
+    async fn read_all(
+        &self,
+        from: Position,
+        count: usize,
+        direction: Direction,
+        query: Option<&Query>,
+    ) -> Result<Page> {
+        self.check_open()?;
+        self.config.limits.check_read_count(count)?;
+        if let Some(q) = query {
+            q.validate()?;
+        }
+        let query = query.cloned();
+        self.read(move |snap| {
+            let head = Position(read::store_meta(snap)?.head);
+            let mut metas = SnapshotMetas::new(snap);
+            let events = read::scan_log(snap, &mut metas, from, count, direction, query.as_ref())?;
+            Ok(Page { events, head })
+        })
+        .await
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<Version> {
+        let id = stream.clone();
+        self.read(move |snap| {
+            read::stream_meta(snap, id.as_str())?
+                .and_then(|m| m.last_version())
+                .ok_or(Error::StreamNotFound(id))
+        })
+        .await
+    }
+
+    async fn stream_exists(&self, stream: &StreamId) -> Result<bool> {
+        match self.stream_version(stream).await {
+            Ok(_) => Ok(true),
+            Err(Error::StreamNotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list_streams(
+        &self,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Result<Vec<StreamInfo>> {
+        self.check_open()?;
+        check_limit(&self.config.limits, "list_streams", limit)?;
+        let after = after.cloned();
+        self.read(move |snap| read::list_streams(snap, after.as_ref(), limit))
+            .await
+    }
+
+    async fn delete_stream(&self, stream: &StreamId, expected: ExpectedVersion) -> Result<()> {
+        let stream = stream.clone();
+        self.call(|reply| Request::Delete(stream, expected, reply))
+            .await
+    }
+
+    async fn truncate_stream(&self, stream: &StreamId, before: Version) -> Result<()> {
+        let stream = stream.clone();
+        self.call(|reply| Request::Truncate(stream, before, reply))
+            .await
+    }
+
+    async fn compact(&self) -> Result<()> {
+        loop {
+            let batch = self.read(|snap| dead_entries(snap, PURGE_CHUNK)).await?;
+            if batch.is_empty() {
+                break;
+            }
+            self.call(|reply| Request::Purge(batch, reply)).await?;
+        }
+        self.check_open()?;
+        let engine = Arc::clone(&self.engine);
+        tokio::task::spawn_blocking(move || engine.compact())
+            .await
+            .map_err(|e| Error::backend("compaction failed (the engine panicked?)", e))?
+    }
+
+    async fn disk_bytes(&self) -> Result<u64> {
+        self.check_open()?;
+        let engine = Arc::clone(&self.engine);
+        tokio::task::spawn_blocking(move || engine.disk_bytes())
+            .await
+            .map_err(|e| Error::backend("disk_bytes failed (the engine panicked?)", e))?
+    }
+
+    async fn has_events(&self) -> Result<bool> {
+        self.read(|snap| {
+            let mut metas = SnapshotMetas::new(snap);
+            let first = read::scan_log(snap, &mut metas, Position(0), 1, Direction::Forward, None)?;
+            Ok(!first.is_empty())
+        })
+        .await
+    }
+
+    async fn health(&self) -> Result<()> {
+        self.read(|snap| read::store_meta(snap).map(drop)).await
+    }
+
+    async fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Err(Error::Closed);
+        }
+        let sender = self
+            .sender
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let (reply, answer) = oneshot::channel();
+        let sent = sender.is_some_and(|s| s.send(Request::Close(reply)).is_ok());
+        let result = if sent {
+            answer.await.unwrap_or(Ok(()))
+        } else {
+            Ok(())
+        };
+        let handle = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            tokio::task::spawn_blocking(move || handle.join())
+                .await
+                .map_err(|e| Error::backend("joining the writer thread", e))?
+                .map_err(|_| Error::backend("the writer thread", "it panicked"))?;
+        }
+        result
+    }
+
+    fn watch_head(&self) -> Result<HeadWatch> {
+        self.check_open()?;
+        Ok(self.head.clone())
+    }
+
+    async fn aux_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.check_open()?;
+        validate_aux_key(key)?;
+        let key = key.to_vec();
+        self.read(move |snap| read::aux_get(snap, &key)).await
+    }
+
+    async fn aux_scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.check_open()?;
+        check_limit(&self.config.limits, "aux_scan", limit)?;
+        let prefix = prefix.to_vec();
+        let after = after.map(<[u8]>::to_vec);
+        self.read(move |snap| read::aux_scan(snap, &prefix, after.as_deref(), limit))
+            .await
+    }
+
+    async fn aux_write(&self, writes: Vec<AuxWrite>) -> Result<()> {
+        self.check_open()?;
+        if writes.is_empty() {
+            return Err(Error::InvalidInput("aux_write has no writes".into()));
+        }
+        validate_aux_writes(&writes, &self.config.limits)?;
+        self.call(|reply| Request::Aux(writes, reply)).await
+    }
+}

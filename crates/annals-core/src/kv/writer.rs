@@ -1,0 +1,783 @@
+//! The single writer of a [`KvStore`](super::KvStore): it drains every
+//! waiting request, checks each in order against the committed state plus
+//! what this round already accepted, commits the round in one engine batch
+//! (group commit: one sync for many appends), publishes the new head, and
+//! answers every caller.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, mpsc};
+
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+
+use crate::backend::{Append, AppendResult, Batch, Direction, Durability};
+use crate::error::{Error, Result};
+use crate::event::{NewEvent, Position, StreamId, Timestamp, Version};
+use crate::expect::{AppendCondition, AuxCondition, AuxWrite, ExpectedVersion, show_bytes};
+use crate::kv::codec::{self, EventParts};
+use crate::kv::engine::{KvEngine, KvSnapshot, WriteBatch};
+use crate::kv::layout::{self, StoreMeta, StreamMeta};
+use crate::kv::read::{self, MetaSource};
+
+/// Where the writer answers a caller.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
+
+/// What callers ask of the writer.
+pub(crate) enum Request {
+    Append(Box<Append>, Reply<AppendResult>),
+    Batch(Box<Batch>, Reply<Vec<AppendResult>>),
+    Aux(Vec<AuxWrite>, Reply<()>),
+    Delete(StreamId, ExpectedVersion, Reply<()>),
+    Truncate(StreamId, Version, Reply<()>),
+    /// Deletes of dead entries found by `compact`.
+    Purge(WriteBatch, Reply<()>),
+    Close(Reply<()>),
+}
+
+/// Most requests in one round, so one round's batch stays bounded.
+const MAX_ROUND_REQUESTS: usize = 4096;
+/// How many positions a `Relaxed` store reserves with one synced commit.
+const RESERVATION: u64 = 1 << 20;
+
+/// An answer waiting for its round's commit: given the commit's error, if
+/// any, it sends the caller's result.
+type Answer = Box<dyn FnOnce(Option<&Arc<Error>>) + Send>;
+
+fn answer<T: Send + 'static>(reply: Reply<T>, result: Result<T>) -> Answer {
+    Box::new(move |commit_error| {
+        let result = match (result, commit_error) {
+            (Ok(_), Some(e)) => Err(Error::backend(
+                format!("the commit failed: {e}"),
+                Box::new(Arc::clone(e)),
+            )),
+            (result, _) => result,
+        };
+        // The caller may have gone away; nothing to do then.
+        let _ = reply.send(result);
+    })
+}
+
+/// An event written in the current round (not yet in the snapshot).
+struct PendingEvent {
+    stream: String,
+    version: u64,
+    position: u64,
+    event_type: String,
+    tags: Vec<String>,
+}
+
+/// One group commit in the making.
+struct Round<S> {
+    snap: S,
+    batch: WriteBatch,
+    /// Stream metadata changed in this round.
+    metas: HashMap<String, StreamMeta>,
+    /// Aux entries changed in this round (`None`: deleted).
+    aux: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    pending: Vec<PendingEvent>,
+    streams_with_events: HashSet<String>,
+    answers: Vec<Answer>,
+}
+
+impl<S: KvSnapshot> Round<S> {
+    fn new(snap: S) -> Self {
+        Round {
+            snap,
+            batch: WriteBatch::new(),
+            metas: HashMap::new(),
+            aux: HashMap::new(),
+            pending: Vec::new(),
+            streams_with_events: HashSet::new(),
+            answers: Vec::new(),
+        }
+    }
+
+    fn meta(&self, stream: &str) -> Result<Option<StreamMeta>> {
+        match self.metas.get(stream) {
+            Some(m) => Ok(Some(*m)),
+            None => read::stream_meta(&self.snap, stream),
+        }
+    }
+
+    fn aux_value(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.aux.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => read::aux_get(&self.snap, key),
+        }
+    }
+
+    fn has_changes(&self) -> bool {
+        !self.batch.is_empty() || !self.metas.is_empty() || !self.aux.is_empty()
+    }
+}
+
+/// Stream metadata as the round sees it: its own changes over the snapshot.
+struct RoundMetas<'r, S> {
+    round: &'r Round<S>,
+    cache: HashMap<String, Option<StreamMeta>>,
+}
+
+impl<S: KvSnapshot> MetaSource for RoundMetas<'_, S> {
+    fn meta(&mut self, stream: &str) -> Result<Option<StreamMeta>> {
+        if let Some(m) = self.cache.get(stream) {
+            return Ok(*m);
+        }
+        let m = self.round.meta(stream)?;
+        self.cache.insert(stream.to_string(), m);
+        Ok(m)
+    }
+}
+
+/// What applying a request to a round came to.
+enum Step {
+    /// Applied (its answer waits in the round).
+    Done,
+    /// It needs to read what this round wrote: commit the round, then
+    /// apply it again to a fresh one.
+    FlushFirst(Request),
+}
+
+/// A check that needs the round committed first.
+struct NeedsFlush;
+
+/// The state of the writer thread.
+pub(crate) struct Writer<E: KvEngine> {
+    engine: Arc<E>,
+    durability: Durability,
+    /// The store's metadata as last committed.
+    committed: StoreMeta,
+    /// The next position to hand out.
+    next_position: u64,
+    /// The last `recorded_at` handed out.
+    last_recorded_at: u64,
+    head_tx: watch::Sender<Position>,
+}
+
+impl<E: KvEngine> Writer<E> {
+    /// A writer continuing from `committed`, the store's metadata on open.
+    pub(crate) fn new(
+        engine: Arc<E>,
+        durability: Durability,
+        committed: StoreMeta,
+        head_tx: watch::Sender<Position>,
+    ) -> Self {
+        // A crashed `Relaxed` store may have handed out positions up to
+        // `reserved` that are lost: start above them (SPEC D5).
+        let next_position = committed.head.max(committed.reserved).saturating_add(1);
+        Writer {
+            engine,
+            durability,
+            committed,
+            next_position,
+            last_recorded_at: committed.last_recorded_at,
+            head_tx,
+        }
+    }
+
+    /// Runs until the store is closed or every sender is gone.
+    pub(crate) fn run(mut self, rx: mpsc::Receiver<Request>) {
+        let mut close_reply = None;
+        'rounds: while let Ok(first) = rx.recv() {
+            let mut queue = VecDeque::from([first]);
+            while queue.len() < MAX_ROUND_REQUESTS {
+                match rx.try_recv() {
+                    Ok(r) => queue.push_back(r),
+                    Err(_) => break,
+                }
+            }
+            let mut round = match self.new_round() {
+                Ok(r) => r,
+                Err(e) => {
+                    let e = Arc::new(e);
+                    for r in queue {
+                        if let Some(reply) = fail(r, &e) {
+                            close_reply = Some(reply);
+                            break 'rounds;
+                        }
+                    }
+                    continue;
+                }
+            };
+            while let Some(request) = queue.pop_front() {
+                if let Request::Close(reply) = request {
+                    self.flush(round);
+                    close_reply = Some(reply);
+                    for r in queue {
+                        refuse_closed(r);
+                    }
+                    break 'rounds;
+                }
+                match self.apply(&mut round, request) {
+                    Step::Done => {}
+                    Step::FlushFirst(request) => {
+                        self.flush(round);
+                        round = match self.new_round() {
+                            Ok(r) => r,
+                            Err(e) => {
+                                let e = Arc::new(e);
+                                for r in std::iter::once(request).chain(queue.drain(..)) {
+                                    if let Some(reply) = fail(r, &e) {
+                                        close_reply = Some(reply);
+                                        break 'rounds;
+                                    }
+                                }
+                                continue 'rounds;
+                            }
+                        };
+                        queue.push_front(request);
+                    }
+                }
+            }
+            self.flush(round);
+        }
+        // Requests sent after Close cannot arrive: the store dropped its
+        // sender before sending Close.
+        let result = self.finish();
+        if let Some(reply) = close_reply {
+            let _ = reply.send(result);
+        }
+    }
+
+    fn new_round(&self) -> Result<Round<E::Snapshot>> {
+        Ok(Round::new(self.engine.snapshot()?))
+    }
+
+    /// Marks the store cleanly closed, releases the engine and ends the
+    /// head watch.
+    fn finish(self) -> Result<()> {
+        let Writer {
+            engine,
+            committed,
+            head_tx,
+            ..
+        } = self;
+        drop(head_tx);
+        let mut result = Ok(());
+        if committed.reserved > committed.head {
+            // Nothing above `head` was handed out by this process: a clean
+            // close gives the reservation back, so the next open leaves no
+            // gap. The sync also makes every earlier relaxed commit durable.
+            let meta = StoreMeta {
+                reserved: committed.head,
+                ..committed
+            };
+            result = codec::encode(layout::STORE_META_KEY, &meta).and_then(|value| {
+                let mut batch = WriteBatch::new();
+                batch.put(layout::STORE_META_KEY.to_vec(), value);
+                commit(&*engine, batch, true)
+            });
+        }
+        let closed = engine.close();
+        result.and(closed)
+    }
+
+    fn apply(&mut self, round: &mut Round<E::Snapshot>, request: Request) -> Step {
+        match request {
+            Request::Append(append, reply) => match self.append(round, &append) {
+                Ok(result) => round.answers.push(answer(reply, result)),
+                Err(NeedsFlush) => return Step::FlushFirst(Request::Append(append, reply)),
+            },
+            Request::Batch(batch, reply) => {
+                let result = self.batch(round, &batch);
+                round.answers.push(answer(reply, result));
+            }
+            Request::Aux(writes, reply) => {
+                let result = check_aux(round, &writes).map(|()| write_aux(round, writes));
+                round.answers.push(answer(reply, result));
+            }
+            Request::Delete(stream, expected, reply) => {
+                let result = delete(round, &stream, expected);
+                round.answers.push(answer(reply, result));
+            }
+            Request::Truncate(stream, before, reply) => {
+                let result = truncate(round, &stream, before);
+                round.answers.push(answer(reply, result));
+            }
+            Request::Purge(batch, reply) => {
+                round.batch.ops.extend(batch.ops);
+                round.answers.push(answer(reply, Ok(())));
+            }
+            Request::Close(reply) => {
+                // `run` handles Close before `apply`; answer sensibly anyway.
+                let _ = reply.send(Ok(()));
+            }
+        }
+        Step::Done
+    }
+
+    /// Checks and applies one append; `Err(NeedsFlush)` when an idempotency
+    /// check must read events this round wrote.
+    fn append(
+        &mut self,
+        round: &mut Round<E::Snapshot>,
+        a: &Append,
+    ) -> Result<Result<AppendResult>, NeedsFlush> {
+        let meta = match round.meta(a.stream.as_str()) {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(e)),
+        };
+        let actual = meta.and_then(|m| m.last_version());
+        if !a.expected.is_satisfied_by(actual) {
+            // SPEC A5: a retry of an append that already committed.
+            match replay_by_expectation(round, a, meta)? {
+                Ok(Some(result)) => return Ok(Ok(result)),
+                Ok(None) => {}
+                Err(e) => return Ok(Err(e)),
+            }
+            if let Some(condition) = &a.condition {
+                match replay_by_condition(round, a, condition)? {
+                    Ok(Some(result)) => return Ok(Ok(result)),
+                    Ok(None) => {}
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+            return Ok(Err(wrong_version(&a.stream, a.expected, actual)));
+        }
+        if let Some(condition) = &a.condition {
+            match condition_fails(round, condition) {
+                Ok(false) => {}
+                Ok(true) => {
+                    return Ok(match replay_by_condition(round, a, condition)? {
+                        Ok(Some(result)) => Ok(result),
+                        Ok(None) => Err(condition_failed(condition)),
+                        Err(e) => Err(e),
+                    });
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        if let Err(e) = check_aux(round, &a.aux) {
+            return Ok(Err(e));
+        }
+        let result = self.write_events(round, &a.stream, meta, &a.events);
+        write_aux(round, a.aux.clone());
+        Ok(result)
+    }
+
+    fn batch(&mut self, round: &mut Round<E::Snapshot>, b: &Batch) -> Result<Vec<AppendResult>> {
+        let mut metas = Vec::with_capacity(b.parts.len());
+        for (i, part) in b.parts.iter().enumerate() {
+            let meta = round.meta(part.stream.as_str())?;
+            let actual = meta.and_then(|m| m.last_version());
+            if !part.expected.is_satisfied_by(actual) {
+                return Err(Error::BatchPart {
+                    part: i,
+                    source: Box::new(wrong_version(&part.stream, part.expected, actual)),
+                });
+            }
+            metas.push(meta);
+        }
+        if let Some(condition) = &b.condition
+            && condition_fails(round, condition)?
+        {
+            return Err(condition_failed(condition));
+        }
+        check_aux(round, &b.aux)?;
+        let mut results = Vec::with_capacity(b.parts.len());
+        for (part, meta) in b.parts.iter().zip(metas) {
+            results.push(self.write_events(round, &part.stream, meta, &part.events)?);
+        }
+        write_aux(round, b.aux.clone());
+        Ok(results)
+    }
+
+    /// Adds `events` to the round as the next versions of `stream` and the
+    /// next positions of the log.
+    fn write_events(
+        &mut self,
+        round: &mut Round<E::Snapshot>,
+        stream: &StreamId,
+        meta: Option<StreamMeta>,
+        events: &[NewEvent],
+    ) -> Result<AppendResult> {
+        let mut meta = match meta {
+            Some(m) if !m.deleted => m,
+            // A new stream, or one recreated after a delete: numbering
+            // continues where it was (SPEC S4).
+            Some(m) => StreamMeta {
+                deleted: false,
+                created: m.next_version,
+                floor: m.next_version,
+                next_version: m.next_version,
+            },
+            None => StreamMeta::default(),
+        };
+        let recorded_at = Timestamp(Timestamp::now().0.max(self.last_recorded_at));
+        self.last_recorded_at = recorded_at.0;
+        let first_version = Version(meta.next_version);
+        let first_position = Position(self.next_position);
+        // Encode everything first: a failure then leaves the round as it was.
+        let mut ops = Vec::with_capacity(events.len() * 4);
+        let mut pending = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            let offset = i as u64;
+            let position = Position(first_position.0 + offset);
+            let version = Version(first_version.0 + offset);
+            let log_key = layout::log_key(position);
+            let record = codec::encode_event(
+                &log_key,
+                &EventParts {
+                    stream_id: stream.as_str(),
+                    version,
+                    recorded_at,
+                    event_id: event.event_id,
+                    event_type: &event.event_type,
+                    data: &event.data,
+                    metadata: &event.metadata,
+                    tags: &event.tags,
+                },
+            )?;
+            ops.push((log_key, Some(record)));
+            let index_key = layout::stream_index_key(stream.as_str(), version);
+            let index_value = codec::encode(&index_key, &position.0)?;
+            ops.push((index_key, Some(index_value)));
+            let type_key = layout::type_key(&event.event_type, position);
+            let sealed = codec::seal(&type_key, &[]);
+            ops.push((type_key, Some(sealed)));
+            for tag in &event.tags {
+                let tag_key = layout::tag_key(tag, position);
+                let sealed = codec::seal(&tag_key, &[]);
+                ops.push((tag_key, Some(sealed)));
+            }
+            pending.push(PendingEvent {
+                stream: stream.as_str().to_string(),
+                version: version.0,
+                position: position.0,
+                event_type: event.event_type.clone(),
+                tags: event.tags.clone(),
+            });
+        }
+        let n = events.len() as u64;
+        self.next_position += n;
+        meta.next_version += n;
+        round.batch.ops.extend(ops);
+        round.pending.extend(pending);
+        round
+            .streams_with_events
+            .insert(stream.as_str().to_string());
+        round.metas.insert(stream.as_str().to_string(), meta);
+        Ok(AppendResult {
+            first_version,
+            last_version: Version(first_version.0 + n - 1),
+            first_position,
+            last_position: Position(first_position.0 + n - 1),
+        })
+    }
+
+    /// Commits the round, publishes the head, and answers every caller.
+    fn flush(&mut self, mut round: Round<E::Snapshot>) {
+        let mut commit_error = None;
+        if round.has_changes() {
+            match self.seal_round(&mut round) {
+                Ok((meta, sync)) => {
+                    match commit(&*self.engine, std::mem::take(&mut round.batch), sync) {
+                        Ok(()) => {
+                            self.committed = meta;
+                            // Published before the answers, so a caller that
+                            // saw its append return also sees the head at it.
+                            self.head_tx.send_replace(Position(meta.head));
+                        }
+                        Err(e) => commit_error = Some(Arc::new(e)),
+                    }
+                }
+                Err(e) => commit_error = Some(Arc::new(e)),
+            }
+        }
+        for answer in round.answers {
+            answer(commit_error.as_ref());
+        }
+    }
+
+    /// Adds the round's metadata to its batch; returns the store metadata
+    /// it commits and whether the commit must be synced.
+    fn seal_round(&self, round: &mut Round<E::Snapshot>) -> Result<(StoreMeta, bool)> {
+        for (stream, meta) in &round.metas {
+            let key = layout::stream_meta_key(stream);
+            let value = codec::encode(&key, meta)?;
+            round.batch.put(key, value);
+        }
+        for (key, value) in round.aux.drain() {
+            let k = layout::aux_key(&key);
+            match value {
+                Some(v) => {
+                    let sealed = codec::seal(&k, &v);
+                    round.batch.put(k, sealed);
+                }
+                None => round.batch.delete(k),
+            }
+        }
+        let mut meta = StoreMeta {
+            head: self.next_position - 1,
+            last_recorded_at: self.last_recorded_at,
+            ..self.committed
+        };
+        let mut sync = self.durability == Durability::Immediate;
+        if meta.head > meta.reserved && self.durability == Durability::Relaxed {
+            // Positions past the reservation are handed out only once a
+            // synced commit has raised it (SPEC D5).
+            meta.reserved = meta.head.saturating_add(RESERVATION);
+            sync = true;
+        }
+        let value = codec::encode(layout::STORE_META_KEY, &meta)?;
+        round.batch.put(layout::STORE_META_KEY.to_vec(), value);
+        Ok((meta, sync))
+    }
+}
+
+/// Commits a batch, turning an engine panic into an error.
+fn commit<E: KvEngine>(engine: &E, batch: WriteBatch, sync: bool) -> Result<()> {
+    catch_unwind(AssertUnwindSafe(|| engine.commit(batch, sync))).unwrap_or_else(|_| {
+        Err(Error::backend(
+            "commit",
+            "the engine panicked while committing",
+        ))
+    })
+}
+
+fn wrong_version(stream: &StreamId, expected: ExpectedVersion, actual: Option<Version>) -> Error {
+    Error::WrongExpectedVersion {
+        stream: stream.clone(),
+        expected,
+        actual,
+    }
+}
+
+fn condition_failed(condition: &AppendCondition) -> Error {
+    Error::AppendConditionFailed(format!(
+        "an event matching {:?} was appended after position {}",
+        condition.fail_if_events_match,
+        condition
+            .after
+            .map_or_else(|| "0 (none given)".to_string(), |p| p.to_string())
+    ))
+}
+
+/// Answers a request with the round-level error `e`; for Close, hands its
+/// reply back.
+fn fail(request: Request, e: &Arc<Error>) -> Option<Reply<()>> {
+    fn err<T>(e: &Arc<Error>) -> Result<T> {
+        Err(Error::backend(
+            format!("could not start a commit: {e}"),
+            Box::new(Arc::clone(e)),
+        ))
+    }
+    match request {
+        Request::Append(_, r) => drop(r.send(err(e))),
+        Request::Batch(_, r) => drop(r.send(err(e))),
+        Request::Aux(_, r)
+        | Request::Delete(_, _, r)
+        | Request::Truncate(_, _, r)
+        | Request::Purge(_, r) => drop(r.send(err(e))),
+        Request::Close(r) => return Some(r),
+    }
+    None
+}
+
+fn refuse_closed(request: Request) {
+    match request {
+        Request::Append(_, r) => drop(r.send(Err(Error::Closed))),
+        Request::Batch(_, r) => drop(r.send(Err(Error::Closed))),
+        Request::Aux(_, r)
+        | Request::Delete(_, _, r)
+        | Request::Truncate(_, _, r)
+        | Request::Purge(_, r)
+        | Request::Close(r) => drop(r.send(Err(Error::Closed))),
+    }
+}
+
+/// SPEC A5 for `NoStream` and `Exact(v)`: the result of the earlier append
+/// when the events right after the expectation carry exactly the append's
+/// ids, in order.
+fn replay_by_expectation<S: KvSnapshot>(
+    round: &Round<S>,
+    a: &Append,
+    meta: Option<StreamMeta>,
+) -> Result<Result<Option<AppendResult>>, NeedsFlush> {
+    let Some(meta) = meta.filter(|m| !m.deleted) else {
+        return Ok(Ok(None));
+    };
+    let first = match a.expected {
+        ExpectedVersion::NoStream => meta.created,
+        ExpectedVersion::Exact(v) => match v.0.checked_add(1) {
+            Some(f) => f,
+            None => return Ok(Ok(None)),
+        },
+        ExpectedVersion::Any | ExpectedVersion::StreamExists => return Ok(Ok(None)),
+    };
+    if round.streams_with_events.contains(a.stream.as_str()) {
+        return Err(NeedsFlush);
+    }
+    let ids: Vec<Uuid> = a.events.iter().map(|e| e.event_id).collect();
+    Ok(stored_ids_match(&round.snap, &a.stream, &meta, first, &ids))
+}
+
+/// Whether the readable events of `stream` from version `first` carry
+/// exactly `ids`, in order; their result if so.
+fn stored_ids_match<S: KvSnapshot>(
+    snap: &S,
+    stream: &StreamId,
+    meta: &StreamMeta,
+    first: u64,
+    ids: &[Uuid],
+) -> Result<Option<AppendResult>> {
+    let n = ids.len() as u64;
+    let Some(last) = first.checked_add(n - 1) else {
+        return Ok(None);
+    };
+    if !meta.is_readable(first) || !meta.is_readable(last) {
+        return Ok(None);
+    }
+    let page = read::read_stream(snap, stream, Version(first), ids.len(), Direction::Forward)?;
+    let matches = page.events.len() == ids.len()
+        && page.events.iter().zip(ids).all(|(e, id)| e.event_id == *id);
+    Ok(matches.then(|| result_of(&page.events)))
+}
+
+fn result_of(events: &[crate::event::RecordedEvent]) -> AppendResult {
+    let (first, last) = (&events[0], &events[events.len() - 1]);
+    AppendResult {
+        first_version: first.stream_version,
+        last_version: last.stream_version,
+        first_position: first.position,
+        last_position: last.position,
+    }
+}
+
+/// SPEC A5 for conditional appends: the result of the earlier append when
+/// the condition fails only because of N events right after `after` that
+/// carry exactly the append's ids, in order.
+fn replay_by_condition<S: KvSnapshot>(
+    round: &Round<S>,
+    a: &Append,
+    condition: &AppendCondition,
+) -> Result<Result<Option<AppendResult>>, NeedsFlush> {
+    if !round.pending.is_empty() {
+        return Err(NeedsFlush);
+    }
+    let Some(from) = condition.after.unwrap_or(Position(0)).0.checked_add(1) else {
+        return Ok(Ok(None));
+    };
+    let mut metas = RoundMetas {
+        round,
+        cache: HashMap::new(),
+    };
+    let n = a.events.len();
+    let found = read::scan_log(
+        &round.snap,
+        &mut metas,
+        Position(from),
+        n + 1,
+        Direction::Forward,
+        Some(&condition.fail_if_events_match),
+    );
+    Ok(found.map(|found| {
+        let own = found.len() == n
+            && found
+                .iter()
+                .zip(&a.events)
+                .all(|(e, new)| e.event_id == new.event_id && e.stream_id == a.stream);
+        own.then(|| result_of(&found))
+    }))
+}
+
+/// Whether a readable event matching the condition's query lies after its
+/// `after`, in the snapshot or in this round (SPEC A8).
+fn condition_fails<S: KvSnapshot>(round: &Round<S>, condition: &AppendCondition) -> Result<bool> {
+    let Some(from) = condition.after.unwrap_or(Position(0)).0.checked_add(1) else {
+        return Ok(false);
+    };
+    let query = &condition.fail_if_events_match;
+    for p in &round.pending {
+        if p.position >= from && query.matches_parts(&p.event_type, &p.tags) {
+            let readable = round
+                .metas
+                .get(&p.stream)
+                .is_some_and(|m| m.is_readable(p.version));
+            if readable {
+                return Ok(true);
+            }
+        }
+    }
+    let mut metas = RoundMetas {
+        round,
+        cache: HashMap::new(),
+    };
+    let found = read::scan_log(
+        &round.snap,
+        &mut metas,
+        Position(from),
+        1,
+        Direction::Forward,
+        Some(query),
+    )?;
+    Ok(!found.is_empty())
+}
+
+/// Checks the conditions of aux writes against the round's view (SPEC X2).
+fn check_aux<S: KvSnapshot>(round: &Round<S>, writes: &[AuxWrite]) -> Result<()> {
+    for w in writes {
+        let holds = match &w.condition {
+            AuxCondition::None => continue,
+            AuxCondition::Absent => round.aux_value(&w.key)?.is_none(),
+            AuxCondition::Equals(expected) => round.aux_value(&w.key)?.as_ref() == Some(expected),
+        };
+        if !holds {
+            let what = match &w.condition {
+                AuxCondition::Absent => "absent".to_string(),
+                AuxCondition::Equals(v) => format!("equal to {}", show_bytes(v)),
+                AuxCondition::None => String::new(),
+            };
+            return Err(Error::AppendConditionFailed(format!(
+                "aux key {} is not {what}",
+                show_bytes(&w.key)
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn write_aux<S>(round: &mut Round<S>, writes: Vec<AuxWrite>) {
+    for w in writes {
+        round.aux.insert(w.key, w.value);
+    }
+}
+
+/// SPEC S4.
+fn delete<S: KvSnapshot>(
+    round: &mut Round<S>,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+) -> Result<()> {
+    let meta = round.meta(stream.as_str())?;
+    let actual = meta.and_then(|m| m.last_version());
+    let Some(mut meta) = meta.filter(|_| actual.is_some()) else {
+        return Err(match expected {
+            ExpectedVersion::Any | ExpectedVersion::NoStream => {
+                Error::StreamNotFound(stream.clone())
+            }
+            _ => wrong_version(stream, expected, None),
+        });
+    };
+    if !expected.is_satisfied_by(actual) {
+        return Err(wrong_version(stream, expected, actual));
+    }
+    meta.deleted = true;
+    meta.floor = meta.next_version;
+    round.metas.insert(stream.as_str().to_string(), meta);
+    Ok(())
+}
+
+/// SPEC S3.
+fn truncate<S: KvSnapshot>(round: &mut Round<S>, stream: &StreamId, before: Version) -> Result<()> {
+    let mut meta = match round.meta(stream.as_str())? {
+        Some(m) if !m.deleted => m,
+        _ => return Err(Error::StreamNotFound(stream.clone())),
+    };
+    let floor = before.0.min(meta.next_version);
+    if floor > meta.floor {
+        meta.floor = floor;
+        round.metas.insert(stream.as_str().to_string(), meta);
+    }
+    Ok(())
+}
