@@ -393,7 +393,11 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
 
     fn watch_head(&self) -> Result<HeadWatch> {
         self.check_open()?;
-        Ok(self.head.clone())
+        let mut watch = self.head.clone();
+        // The new watch starts at the current head: `changed()` then waits
+        // for the next commit (or ends at close), not for an old one.
+        watch.mark_unchanged();
+        Ok(watch)
     }
 
     async fn aux_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {

@@ -466,45 +466,60 @@ impl<E: KvEngine> Writer<E> {
     }
 
     /// Commits the round, publishes the head, and answers every caller.
-    fn flush(&mut self, mut round: Round<E::Snapshot>) {
+    fn flush(&mut self, round: Round<E::Snapshot>) {
+        let has_changes = round.has_changes();
+        let Round {
+            snap,
+            mut batch,
+            metas,
+            aux,
+            answers,
+            ..
+        } = round;
+        // The checks are done; no engine should have to commit while this
+        // thread holds a reader open.
+        drop(snap);
         let mut commit_error = None;
-        if round.has_changes() {
-            match self.seal_round(&mut round) {
-                Ok((meta, sync)) => {
-                    match commit(&*self.engine, std::mem::take(&mut round.batch), sync) {
-                        Ok(()) => {
-                            self.committed = meta;
-                            // Published before the answers, so a caller that
-                            // saw its append return also sees the head at it.
-                            self.head_tx.send_replace(Position(meta.head));
-                        }
-                        Err(e) => commit_error = Some(Arc::new(e)),
+        if has_changes {
+            match self.seal_round(&mut batch, &metas, aux) {
+                Ok((meta, sync)) => match commit(&*self.engine, batch, sync) {
+                    Ok(()) => {
+                        self.committed = meta;
+                        // Published before the answers, so a caller that
+                        // saw its append return also sees the head at it.
+                        self.head_tx.send_replace(Position(meta.head));
                     }
-                }
+                    Err(e) => commit_error = Some(Arc::new(e)),
+                },
                 Err(e) => commit_error = Some(Arc::new(e)),
             }
         }
-        for answer in round.answers {
+        for answer in answers {
             answer(commit_error.as_ref());
         }
     }
 
     /// Adds the round's metadata to its batch; returns the store metadata
     /// it commits and whether the commit must be synced.
-    fn seal_round(&self, round: &mut Round<E::Snapshot>) -> Result<(StoreMeta, bool)> {
-        for (stream, meta) in &round.metas {
+    fn seal_round(
+        &self,
+        batch: &mut WriteBatch,
+        metas: &HashMap<String, StreamMeta>,
+        aux: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    ) -> Result<(StoreMeta, bool)> {
+        for (stream, meta) in metas {
             let key = layout::stream_meta_key(stream);
             let value = codec::encode(&key, meta)?;
-            round.batch.put(key, value);
+            batch.put(key, value);
         }
-        for (key, value) in round.aux.drain() {
+        for (key, value) in aux {
             let k = layout::aux_key(&key);
             match value {
                 Some(v) => {
                     let sealed = codec::seal(&k, &v);
-                    round.batch.put(k, sealed);
+                    batch.put(k, sealed);
                 }
-                None => round.batch.delete(k),
+                None => batch.delete(k),
             }
         }
         let mut meta = StoreMeta {
@@ -520,7 +535,7 @@ impl<E: KvEngine> Writer<E> {
             sync = true;
         }
         let value = codec::encode(layout::STORE_META_KEY, &meta)?;
-        round.batch.put(layout::STORE_META_KEY.to_vec(), value);
+        batch.put(layout::STORE_META_KEY.to_vec(), value);
         Ok((meta, sync))
     }
 }
