@@ -1,2 +1,176 @@
-//! The annals conformance suite.
+//! # annals-backend-tests — the annals conformance suite
+//!
+//! Every storage backend of annals runs this suite, unmodified: it checks the
+//! contract of `SPEC.md` clause by clause (each case names its clause IDs in
+//! brackets, e.g. `[A4]`, in the comment above it).
+//!
+//! A backend implements [`Harness`] and calls [`run`] from a test with
+//! `harness = false`:
+//!
+//! ```ignore
+//! // crates/annals-x/tests/conformance.rs
+//! use std::{process::ExitCode, sync::Arc};
+//! use annals_backend_tests::Harness;
+//! use annals_core::{Capabilities, LogBackend, Result, StoreConfig};
+//!
+//! struct X(tempfile::TempDir);
+//!
+//! #[async_trait::async_trait]
+//! impl Harness for X {
+//!     async fn new() -> Self { X(tempfile::tempdir().unwrap()) }
+//!     async fn open(&self, config: StoreConfig) -> Result<Arc<dyn LogBackend>> {
+//!         Ok(Arc::new(annals_x::open(self.0.path(), config).await?))
+//!     }
+//!     fn capabilities() -> Capabilities { Capabilities::ALL }
+//! }
+//!
+//! fn main() -> ExitCode { annals_backend_tests::run::<X>() }
+//! ```
+//!
+//! Each case runs as its own libtest test, on its own multi-threaded tokio
+//! runtime, with a fresh [`Harness`] and a time limit. A case whose
+//! capability the backend lacks ([`Harness::capabilities`]) is reported as
+//! *ignored*, never as passed ([C1]).
 #![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used)]
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+use annals_core::{Capabilities, LogBackend, Result, StoreConfig};
+use libtest_mimic::{Arguments, Failed, Trial};
+
+pub mod cases;
+pub mod support;
+
+pub use cases::Case;
+pub use support::{CaseResult, Failure};
+
+/// How long one case may run before it counts as hung and fails.
+pub const CASE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Worker threads of each case's runtime.
+pub const WORKER_THREADS: usize = 4;
+
+/// A backend under test: where its stores live and how to open them.
+#[async_trait::async_trait]
+pub trait Harness: Send + Sync + Sized + 'static {
+    /// A new, empty place for one test's store (e.g. a fresh temp dir).
+    async fn new() -> Self;
+
+    /// Opens the store at this place with `config` (the first call makes it).
+    async fn open(&self, config: StoreConfig) -> Result<Arc<dyn LogBackend>>;
+
+    /// Closes `store` and opens the same place again. The default closes and
+    /// calls [`open`](Harness::open).
+    async fn reopen(
+        &self,
+        store: Arc<dyn LogBackend>,
+        config: StoreConfig,
+    ) -> Result<Arc<dyn LogBackend>> {
+        store.close().await?;
+        drop(store);
+        self.open(config).await
+    }
+
+    /// What the backend offers; decides which cases run and which are
+    /// reported as ignored.
+    fn capabilities() -> Capabilities;
+}
+
+/// Runs every case against `H`, each as its own libtest test; call it from
+/// the `main` of a `harness = false` test. Takes the usual libtest
+/// arguments (filters, `--list`, `--ignored`, `--test-threads`, …).
+pub fn run<H: Harness>() -> ExitCode {
+    record_panic_locations();
+    let args = Arguments::from_args();
+    libtest_mimic::run(&args, trials::<H>()).exit_code()
+}
+
+/// Every case against `H` as a libtest-mimic trial, those whose capability
+/// `H` lacks flagged as ignored.
+pub fn trials<H: Harness>() -> Vec<Trial> {
+    let capabilities = H::capabilities();
+    cases::all::<H>()
+        .into_iter()
+        .map(|case| {
+            let ignored = !(case.runs_if)(&capabilities);
+            let body = case.body;
+            Trial::test(case.name, move || run_case::<H>(body)).with_ignored_flag(ignored)
+        })
+        .collect()
+}
+
+/// Runs one case body on a fresh runtime with a fresh harness.
+fn run_case<H: Harness>(body: cases::CaseFn<H>) -> Result<(), Failed> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKER_THREADS)
+        .enable_all()
+        .build()
+        .map_err(|e| Failed::from(format!("cannot build the tokio runtime: {e}")))?;
+    let task = runtime.spawn(async move {
+        let harness = H::new().await;
+        body(harness).await
+    });
+    // The timer must be made inside the runtime.
+    let outcome = runtime.block_on(async { tokio::time::timeout(CASE_TIMEOUT, task).await });
+    let result = match outcome {
+        Err(_) => Err(Failed::from(format!(
+            "the case did not finish within {CASE_TIMEOUT:?} (a hang?)"
+        ))),
+        Ok(Err(join)) if join.is_panic() => {
+            let location = panic_location(join.id());
+            Err(Failed::from(format!(
+                "the case panicked{location}: {}",
+                panic_message(join.into_panic())
+            )))
+        }
+        Ok(Err(join)) => Err(Failed::from(format!("the case was cancelled: {join}"))),
+        Ok(Ok(Err(failure))) => Err(Failed::from(failure.into_message())),
+        Ok(Ok(Ok(()))) => Ok(()),
+    };
+    runtime.shutdown_timeout(Duration::from_secs(10));
+    result
+}
+
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else {
+        "(a panic without a message)".to_string()
+    }
+}
+
+/// Where tasks panicked, by task id (filled by the panic hook).
+static PANIC_LOCATIONS: Mutex<Option<HashMap<tokio::task::Id, String>>> = Mutex::new(None);
+
+/// Chains a panic hook that remembers where a task panicked, so a case's
+/// failure names the line of its failed assertion.
+fn record_panic_locations() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let (Some(id), Some(location)) = (tokio::task::try_id(), info.location())
+                && let Ok(mut map) = PANIC_LOCATIONS.lock()
+            {
+                map.get_or_insert_with(HashMap::new)
+                    .insert(id, format!(" at {location}"));
+            }
+            previous(info);
+        }));
+    });
+}
+
+fn panic_location(id: tokio::task::Id) -> String {
+    PANIC_LOCATIONS
+        .lock()
+        .ok()
+        .and_then(|mut map| map.as_mut().and_then(|m| m.remove(&id)))
+        .unwrap_or_default()
+}
