@@ -1,0 +1,489 @@
+//! [`RedbEngine`]: the [`KvEngine`] over one redb table.
+
+use std::fs;
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use annals_core::kv::{KvEngine, KvSnapshot, Scan, Visitor, WriteBatch};
+use annals_core::{Capabilities, Direction, Error, Result};
+use redb::{
+    CompactionError, Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, TableDefinition,
+    TableError,
+};
+
+use crate::error::{from_io, from_redb, no_panic};
+use crate::options::RedbOptions;
+
+/// The one table that holds every key of the store (annals' key layout
+/// puts a prefix byte on each key).
+const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("annals");
+
+/// How long `compact` holds the database, waiting for live snapshots to
+/// end, before it lets them (and commits) go on for a while and tries again.
+const COMPACT_WAIT: Duration = Duration::from_millis(50);
+
+/// How long `compact` keeps trying to find a moment with no live snapshot
+/// before it gives up with an error.
+const COMPACT_PATIENCE: Duration = Duration::from_secs(60);
+
+/// A [`KvEngine`] over a redb database file: every key of the store in one
+/// table of byte keys and byte values.
+///
+/// - [`commit`](KvEngine::commit) is one redb write transaction. With
+///   `sync` it is committed with redb's `Durability::Immediate`: it returns
+///   once the transaction is on stable storage. Without, it is committed
+///   with redb's `Durability::None`, a *non-durable* commit: it is visible
+///   to every later snapshot at once, but redb writes nothing durable for
+///   it. redb's design (`docs/design.md`, "Non-durable commits") keeps the
+///   last durable commit as the file's primary root and only points readers
+///   at the newer one in memory; after a crash the database "will return to
+///   either the last non-durable commit or the last full commit". So a crash
+///   loses every non-durable commit made since the last durable one — a
+///   suffix of whole transactions, never part of one, never anything before
+///   a durable commit. The next durable commit (or `close`, or `compact`)
+///   makes every earlier non-durable commit durable with it.
+///   [`RedbOptions::sync_interval`] makes a commit durable at least that
+///   often.
+/// - [`snapshot`](KvEngine::snapshot) is a redb read transaction with the
+///   table opened once.
+/// - [`compact`](KvEngine::compact) runs redb's `Database::compact`, which
+///   needs the database to itself: it waits until the live snapshots have
+///   ended and holds back new snapshots and commits meanwhile (see there).
+/// - Every call into redb runs under `catch_unwind`: redb trusts the file it
+///   opened, and where damaged bytes make it panic the caller gets an
+///   [`Error::Backend`] instead.
+///
+/// ```
+/// use annals_core::kv::{KvEngine, KvSnapshot, WriteBatch};
+/// use annals_redb::{RedbEngine, RedbOptions};
+///
+/// let dir = tempfile::tempdir()?;
+/// let engine = RedbEngine::open(dir.path().join("store.redb"), &RedbOptions::default())?;
+/// let mut batch = WriteBatch::new();
+/// batch.put(b"k".to_vec(), b"v".to_vec());
+/// engine.commit(batch, true)?;
+/// assert_eq!(engine.snapshot()?.get(b"k")?, Some(b"v".to_vec()));
+/// engine.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct RedbEngine {
+    /// The database file, for error messages and `disk_bytes`.
+    path: Arc<Path>,
+    /// The database; `None` once closed. Commits and the creation of
+    /// snapshots hold it shared, `compact` and `close` exclusively.
+    db: RwLock<Option<Database>>,
+    /// The snapshots alive now (each holds a redb read transaction, which
+    /// outlives the lock guard it was created under).
+    live: Arc<LiveSnapshots>,
+    /// See [`RedbOptions::sync_interval`].
+    sync_interval: Option<Duration>,
+    /// When the last durable commit was made.
+    last_durable: Mutex<Instant>,
+}
+
+/// Counts the live snapshots, so that `compact` can wait for them to end.
+#[derive(Debug, Default)]
+struct LiveSnapshots {
+    count: Mutex<usize>,
+    none_left: Condvar,
+}
+
+impl LiveSnapshots {
+    /// Counts a new snapshot; dropping the ticket uncounts it.
+    fn enter(self: &Arc<Self>) -> Ticket {
+        *lock(&self.count) += 1;
+        Ticket(Arc::clone(self))
+    }
+
+    /// Waits up to `timeout` for no snapshot to be left; answers whether
+    /// none is.
+    fn wait_none(&self, timeout: Duration) -> bool {
+        let count = lock(&self.count);
+        let (count, _) = self
+            .none_left
+            .wait_timeout_while(count, timeout, |n| *n > 0)
+            .unwrap_or_else(PoisonError::into_inner);
+        *count == 0
+    }
+}
+
+/// A live snapshot's place in [`LiveSnapshots`].
+#[derive(Debug)]
+struct Ticket(Arc<LiveSnapshots>);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut count = lock(&self.0.count);
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            self.0.none_left.notify_all();
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl RedbEngine {
+    /// Opens the redb database at `path` — creating it, and its parent
+    /// folder, if it is missing and `options.create` is set — and checks
+    /// that it can hold an annals store.
+    ///
+    /// Errors name the path: a file that is not a redb database, or is
+    /// already open (by another store of this process, or another
+    /// process), is [`Error::Backend`]; a damaged file (found by the
+    /// integrity check, see [`RedbOptions::check_integrity`]) is
+    /// [`Error::Corruption`].
+    ///
+    /// Most callers want [`crate::open`], which also opens the store.
+    ///
+    /// ```
+    /// use annals_redb::{RedbEngine, RedbOptions};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("nested/store.redb");
+    /// let engine = RedbEngine::open(&path, &RedbOptions::default())?;
+    /// assert!(path.exists());
+    /// // The file is locked while it is open.
+    /// assert!(RedbEngine::open(&path, &RedbOptions::default()).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(path: impl AsRef<Path>, options: &RedbOptions) -> Result<RedbEngine> {
+        let path: Arc<Path> = Arc::from(path.as_ref());
+        let mut builder = Database::builder();
+        if let Some(bytes) = options.cache_size {
+            builder.set_cache_size(bytes);
+        }
+        builder.set_check_integrity_on_open(options.check_integrity);
+        let opened = if options.create {
+            if let Some(parent) = path.parent()
+                && !parent.as_os_str().is_empty()
+            {
+                fs::create_dir_all(parent)
+                    .map_err(|e| from_io("creating the folder of", &path, e))?;
+            }
+            no_panic("opening", &path, || builder.create(&path))?
+        } else {
+            no_panic("opening", &path, || builder.open(&path))?
+        };
+        let db = opened.map_err(|e| from_redb("opening", &path, e))?;
+        let engine = RedbEngine {
+            path,
+            db: RwLock::new(Some(db)),
+            live: Arc::default(),
+            sync_interval: options.sync_interval,
+            last_durable: Mutex::new(Instant::now()),
+        };
+        // Opens the table once: a file whose "annals" table has other key or
+        // value types is refused here, not at the first read.
+        drop(engine.snapshot()?);
+        Ok(engine)
+    }
+
+    /// The database file's path.
+    ///
+    /// ```
+    /// use annals_redb::{RedbEngine, RedbOptions};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let engine = RedbEngine::open(dir.path().join("store.redb"), &RedbOptions::default())?;
+    /// assert_eq!(engine.path(), dir.path().join("store.redb"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read_db(&self) -> std::sync::RwLockReadGuard<'_, Option<Database>> {
+        self.db.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_db(&self) -> std::sync::RwLockWriteGuard<'_, Option<Database>> {
+        self.db.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a commit without `sync` must be durable all the same
+    /// ([`RedbOptions::sync_interval`]).
+    fn sync_due(&self) -> bool {
+        self.sync_interval
+            .is_some_and(|interval| lock(&self.last_durable).elapsed() >= interval)
+    }
+}
+
+impl KvEngine for RedbEngine {
+    type Snapshot = RedbSnapshot;
+
+    fn snapshot(&self) -> Result<RedbSnapshot> {
+        let guard = self.read_db();
+        let db = guard.as_ref().ok_or(Error::Closed)?;
+        // Counted while the lock is held: `compact`, which holds it
+        // exclusively, sees every snapshot that exists.
+        let ticket = self.live.enter();
+        let (txn, table) = no_panic("reading", &self.path, || {
+            let txn = db.begin_read()?;
+            let table = match txn.open_table(TABLE) {
+                Ok(table) => Some(table),
+                Err(TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(redb::Error::from(e)),
+            };
+            Ok((txn, table))
+        })?
+        .map_err(|e| from_redb("reading", &self.path, e))?;
+        drop(guard);
+        Ok(RedbSnapshot {
+            table,
+            txn: Some(txn),
+            path: Arc::clone(&self.path),
+            _ticket: ticket,
+        })
+    }
+
+    fn commit(&self, batch: WriteBatch, sync: bool) -> Result<()> {
+        let guard = self.read_db();
+        let db = guard.as_ref().ok_or(Error::Closed)?;
+        if batch.is_empty() && !sync {
+            return Ok(());
+        }
+        let durable = sync || self.sync_due();
+        no_panic(
+            "committing to",
+            &self.path,
+            || -> Result<(), redb::Error> {
+                let mut txn = db.begin_write()?;
+                txn.set_durability(if durable {
+                    redb::Durability::Immediate
+                } else {
+                    redb::Durability::None
+                })?;
+                {
+                    let mut table = txn.open_table(TABLE)?;
+                    for (key, value) in &batch.ops {
+                        match value {
+                            Some(value) => {
+                                table.insert(key.as_slice(), value.as_slice())?;
+                            }
+                            None => {
+                                table.remove(key.as_slice())?;
+                            }
+                        }
+                    }
+                }
+                // An error above drops `txn`, which aborts it.
+                txn.commit()?;
+                Ok(())
+            },
+        )?
+        .map_err(|e| from_redb("committing to", &self.path, e))?;
+        if durable {
+            *lock(&self.last_durable) = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Runs redb's `Database::compact` (which loops by itself until it
+    /// makes no more progress, and leaves every commit durable).
+    ///
+    /// redb refuses to compact while a read transaction is alive, and a
+    /// snapshot is one. So this takes the database exclusively — new
+    /// snapshots and commits wait — and waits for the live snapshots to
+    /// end. If some are still alive after a short while (a thread may hold
+    /// one and be waiting for another), it lets everything go on, waits for
+    /// a moment with no snapshot, and tries again, for up to a minute; only
+    /// then does it give up with [`Error::Backend`]. Nothing committed is
+    /// ever lost, and commits only wait.
+    fn compact(&self) -> Result<()> {
+        let deadline = Instant::now() + COMPACT_PATIENCE;
+        loop {
+            {
+                let mut guard = self.write_db();
+                let db = guard.as_mut().ok_or(Error::Closed)?;
+                if self.live.wait_none(COMPACT_WAIT) {
+                    match no_panic("compacting", &self.path, || db.compact())? {
+                        Ok(_) => {
+                            *lock(&self.last_durable) = Instant::now();
+                            return Ok(());
+                        }
+                        // A read transaction outlived its snapshot's count;
+                        // try again.
+                        Err(CompactionError::TransactionInProgress) => {}
+                        Err(e) => return Err(from_redb("compacting", &self.path, e)),
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::backend(
+                    format!("compacting {}", self.path.display()),
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "snapshots stayed alive for {} s: redb compacts only when no read \
+                             transaction is alive",
+                            COMPACT_PATIENCE.as_secs()
+                        ),
+                    ),
+                ));
+            }
+            // Without the lock: snapshots waiting for it go on, and end.
+            self.live.wait_none(COMPACT_WAIT * 2);
+        }
+    }
+
+    fn disk_bytes(&self) -> Result<u64> {
+        let guard = self.read_db();
+        if guard.is_none() {
+            return Err(Error::Closed);
+        }
+        fs::metadata(&self.path)
+            .map(|m| m.len())
+            .map_err(|e| from_io("reading the size of", &self.path, e))
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::ALL
+    }
+
+    /// Closes the database (making pending non-durable commits durable) and
+    /// releases the file: the same path can be opened again as soon as this
+    /// returns. Later calls of every other method answer
+    /// [`Error::Closed`], also on snapshots still alive; closing again does
+    /// nothing.
+    fn close(&self) -> Result<()> {
+        let taken = self.write_db().take();
+        match taken {
+            None => Ok(()),
+            Some(db) => no_panic("closing", &self.path, || db.close())?
+                .map_err(|e| from_redb("closing", &self.path, e)),
+        }
+    }
+}
+
+impl Drop for RedbEngine {
+    fn drop(&mut self) {
+        let db = self
+            .db
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // Dropping closes the database like `close`, ignoring errors; a
+        // panic of redb's (on a damaged file) must not escape a drop either.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(db)));
+    }
+}
+
+/// A consistent read view of a [`RedbEngine`]: one redb read transaction,
+/// with the table opened once.
+///
+/// While it is alive the engine cannot compact (redb keeps the pages it
+/// reads), so drop it once the read is done.
+///
+/// ```
+/// use annals_core::Direction;
+/// use annals_core::kv::{KvEngine, KvSnapshot, Scan, WriteBatch};
+/// use annals_redb::{RedbEngine, RedbOptions};
+///
+/// let dir = tempfile::tempdir()?;
+/// let engine = RedbEngine::open(dir.path().join("store.redb"), &RedbOptions::default())?;
+/// let mut batch = WriteBatch::new();
+/// for k in [b"a", b"b", b"c"] {
+///     batch.put(k.to_vec(), b"v".to_vec());
+/// }
+/// engine.commit(batch, true)?;
+///
+/// let snapshot = engine.snapshot()?;
+/// engine.commit(WriteBatch { ops: vec![(b"a".to_vec(), None)] }, true)?;
+/// // The snapshot still sees "a"; it scans [start, end) either way.
+/// let mut keys = Vec::new();
+/// snapshot.scan(b"a", b"c", Direction::Backward, &mut |key, _value| {
+///     keys.push(key.to_vec());
+///     Ok(Scan::Continue)
+/// })?;
+/// assert_eq!(keys, [b"b".to_vec(), b"a".to_vec()]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct RedbSnapshot {
+    /// `None` when the table does not exist yet (nothing was committed):
+    /// the snapshot is empty.
+    table: Option<ReadOnlyTable<&'static [u8], &'static [u8]>>,
+    txn: Option<ReadTransaction>,
+    path: Arc<Path>,
+    /// Dropped after the table and transaction.
+    _ticket: Ticket,
+}
+
+impl std::fmt::Debug for RedbSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbSnapshot")
+            .field("path", &self.path)
+            .field("empty", &self.table.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RedbSnapshot {
+    fn drop(&mut self) {
+        let table = self.table.take();
+        let txn = self.txn.take();
+        let _ = catch_unwind(AssertUnwindSafe(move || {
+            drop(table);
+            drop(txn);
+        }));
+        // `_ticket` is dropped after this: `compact` sees the snapshot end
+        // only once its read transaction has.
+    }
+}
+
+impl KvSnapshot for RedbSnapshot {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(table) = &self.table else {
+            return Ok(None);
+        };
+        no_panic("reading", &self.path, || {
+            table
+                .get(key)
+                .map(|found| found.map(|v| v.value().to_vec()))
+        })?
+        .map_err(|e| from_redb("reading", &self.path, e))
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        direction: Direction,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        let Some(table) = &self.table else {
+            return Ok(());
+        };
+        if start >= end {
+            return Ok(());
+        }
+        let path = &*self.path;
+        let mut range = no_panic("reading", path, || table.range::<&[u8]>(start..end))?
+            .map_err(|e| from_redb("reading", path, e))?;
+        loop {
+            let next = no_panic("reading", path, || match direction {
+                Direction::Forward => range.next(),
+                Direction::Backward => range.next_back(),
+            })?;
+            let Some(entry) = next else {
+                return Ok(());
+            };
+            let (key, value) = entry.map_err(|e| from_redb("reading", path, e))?;
+            // The visitor runs outside `catch_unwind`: only redb's panics
+            // are turned into errors.
+            let (key, value) = no_panic("reading", path, || (key.value(), value.value()))?;
+            if visit(key, value)? == Scan::Stop {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

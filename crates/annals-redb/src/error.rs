@@ -1,0 +1,100 @@
+//! From redb's errors (and panics) to annals' [`Error`].
+
+use std::any::Any;
+use std::fmt;
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+
+use annals_core::Error;
+
+/// Turns any redb error into an annals [`Error`]: `what` says what annals
+/// was doing ("committing to", "opening", …), `path` names the file.
+///
+/// - redb's `Corrupted` → [`Error::Corruption`];
+/// - `DatabaseClosed` → [`Error::Closed`];
+/// - `DatabaseAlreadyOpen` and "not a redb database" get a message that
+///   says so;
+/// - everything else → [`Error::Backend`] with redb's error as the source.
+pub(crate) fn from_redb(what: &str, path: &Path, err: impl Into<redb::Error>) -> Error {
+    let path = path.display();
+    match err.into() {
+        redb::Error::Corrupted(detail) => {
+            Error::Corruption(format!("redb file {path} is damaged ({what} it): {detail}"))
+        }
+        redb::Error::DatabaseClosed => Error::Closed,
+        err @ redb::Error::DatabaseAlreadyOpen => Error::backend(
+            format!(
+                "{what} {path}: the file is already open, by another store of this process or by \
+                 another process"
+            ),
+            err,
+        ),
+        redb::Error::Io(io) if io.kind() == io::ErrorKind::InvalidData => Error::backend(
+            format!("{what} {path}: the file is not a redb database"),
+            io,
+        ),
+        redb::Error::Io(io) if io.kind() == io::ErrorKind::NotFound => {
+            Error::backend(format!("{what} {path}: no such file"), io)
+        }
+        err => Error::backend(format!("{what} {path}"), err),
+    }
+}
+
+/// An I/O error of annals' own file handling (creating the parent folder,
+/// reading the file's size).
+pub(crate) fn from_io(what: &str, path: &Path, err: io::Error) -> Error {
+    Error::backend(format!("{what} {}", path.display()), err)
+}
+
+/// A panic of redb, caught before it left annals' API (the source of an
+/// [`Error::Backend`]). redb trusts the file it opens, so damaged bytes can
+/// make it panic; annals reports that as an error instead.
+///
+/// ```
+/// use annals_core::Error;
+/// use annals_redb::RedbPanic;
+///
+/// fn panicked_in_redb(err: &Error) -> bool {
+///     matches!(err, Error::Backend { source, .. } if source.downcast_ref::<RedbPanic>().is_some())
+/// }
+/// assert!(!panicked_in_redb(&Error::Closed));
+/// ```
+#[derive(Debug)]
+pub struct RedbPanic {
+    message: String,
+}
+
+impl fmt::Display for RedbPanic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "redb panicked: {}", self.message)
+    }
+}
+
+impl std::error::Error for RedbPanic {}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
+    }
+}
+
+/// Runs `f` (which calls into redb), turning a panic into an
+/// [`Error::Backend`] that names what was done and the file.
+pub(crate) fn no_panic<T>(what: &str, path: &Path, f: impl FnOnce() -> T) -> Result<T, Error> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        Error::backend(
+            format!(
+                "{what} {}: redb panicked (the file may be damaged)",
+                path.display()
+            ),
+            RedbPanic {
+                message: panic_message(payload.as_ref()),
+            },
+        )
+    })
+}

@@ -1,0 +1,235 @@
+//! The options of a redb store and their URL parameters.
+
+use std::time::Duration;
+
+use annals_core::{Error, Result, StoreConfig, parse_param};
+
+/// The options of this backend's own, with their URL parameter names, in
+/// the order error messages list them.
+const OWN_PARAMS: [&str; 4] = [
+    "cache_size",
+    "create",
+    "check_integrity",
+    "sync_interval_ms",
+];
+
+/// The options every backend shares ([`StoreConfig::apply_param`]).
+const SHARED_PARAMS: [&str; 5] = [
+    "durability",
+    "max_event_bytes",
+    "max_append_events",
+    "max_append_bytes",
+    "max_read_count",
+];
+
+/// How to open a redb store.
+///
+/// The default is what [`RedbOptions::from_params`] gives for no parameter:
+/// `Durability::Immediate`, the default limits, redb's default cache (1 GiB
+/// at most), create the file if missing, check the file's integrity on
+/// open, and, with `Durability::Relaxed`, make a commit durable at least
+/// once a second.
+///
+/// ```
+/// use annals_core::Durability;
+/// use annals_redb::RedbOptions;
+///
+/// let options = RedbOptions::from_params([("durability", "relaxed"), ("cache_size", "67108864")])?;
+/// assert_eq!(options.config.durability, Durability::Relaxed);
+/// assert_eq!(options.cache_size, Some(64 << 20));
+///
+/// // The same, as a struct:
+/// let mut same = RedbOptions::default();
+/// same.config.durability = Durability::Relaxed;
+/// same.cache_size = Some(64 << 20);
+/// assert_eq!(options, same);
+/// # Ok::<(), annals_core::Error>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RedbOptions {
+    /// The options every backend takes: durability and limits.
+    pub config: StoreConfig,
+    /// Bytes redb may use to cache pages (`cache_size`); `None` keeps
+    /// redb's default (1 GiB). redb allocates it as it is used.
+    pub cache_size: Option<usize>,
+    /// Create the file (and its parent folder) when it is missing
+    /// (`create`, default `true`). With `false`, a missing file is an
+    /// error.
+    pub create: bool,
+    /// Verify the checksum of every page of the file when it is opened
+    /// (`check_integrity`, default `true`), so that a file damaged outside
+    /// redb is refused with [`Error::Corruption`] before anything is read
+    /// from it. Opening then reads the whole file once (redb does the same
+    /// after a crash anyway). With `false`, a cleanly closed file is trusted
+    /// as it is: opens are instant, and damage shows up only when a damaged
+    /// page is read (as an error: see the crate's documentation).
+    pub check_integrity: bool,
+    /// With `Durability::Relaxed`: the longest time commits stay
+    /// non-durable (`sync_interval_ms`, in milliseconds; 0 = `None`). A
+    /// commit made this long after the last durable one is made durable,
+    /// which bounds both what a crash can lose and the memory redb keeps
+    /// for pending non-durable commits. It is checked when committing (there
+    /// is no background thread); `close` and `compact` always make
+    /// everything durable. `None`: only `close` and `compact` do. Default: 1
+    /// second.
+    pub sync_interval: Option<Duration>,
+}
+
+impl Default for RedbOptions {
+    fn default() -> Self {
+        RedbOptions {
+            config: StoreConfig::default(),
+            cache_size: None,
+            create: true,
+            check_integrity: true,
+            sync_interval: Some(Duration::from_secs(1)),
+        }
+    }
+}
+
+impl RedbOptions {
+    /// The default options with this store config.
+    ///
+    /// ```
+    /// use annals_core::{Durability, StoreConfig};
+    /// use annals_redb::RedbOptions;
+    ///
+    /// let config = StoreConfig { durability: Durability::Relaxed, ..StoreConfig::default() };
+    /// assert_eq!(RedbOptions::with_config(config).config.durability, Durability::Relaxed);
+    /// ```
+    pub fn with_config(config: StoreConfig) -> Self {
+        RedbOptions {
+            config,
+            ..RedbOptions::default()
+        }
+    }
+
+    /// Options from text parameters (a URL's query, e.g.
+    /// `redb:///var/lib/app/events.redb?durability=relaxed&cache_size=268435456`),
+    /// applied in order over the defaults.
+    ///
+    /// Every backend's options ([`StoreConfig::apply_param`]: `durability`,
+    /// `max_event_bytes`, `max_append_events`, `max_append_bytes`,
+    /// `max_read_count`), then this backend's: `cache_size` (bytes),
+    /// `create` (`true`/`false`), `check_integrity` (`true`/`false`) and
+    /// `sync_interval_ms` (milliseconds, 0 = only on close). An unknown key,
+    /// or a value that does not parse, is [`Error::InvalidInput`] naming it.
+    ///
+    /// ```
+    /// use annals_redb::RedbOptions;
+    ///
+    /// let options = RedbOptions::from_params([("create", "false"), ("sync_interval_ms", "0")])?;
+    /// assert!(!options.create);
+    /// assert_eq!(options.sync_interval, None);
+    ///
+    /// let err = RedbOptions::from_params([("cache", "1")]).unwrap_err();
+    /// assert!(err.to_string().contains("cache_size"));
+    /// # Ok::<(), annals_core::Error>(())
+    /// ```
+    pub fn from_params<'a>(
+        params: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<RedbOptions> {
+        let mut options = RedbOptions::default();
+        for (key, value) in params {
+            options.apply_param(key, value)?;
+        }
+        Ok(options)
+    }
+
+    /// Applies one text parameter (see [`RedbOptions::from_params`]).
+    ///
+    /// ```
+    /// use annals_redb::RedbOptions;
+    ///
+    /// let mut options = RedbOptions::default();
+    /// options.apply_param("check_integrity", "false")?;
+    /// assert!(!options.check_integrity);
+    /// assert!(options.apply_param("check_integrity", "no").is_err());
+    /// # Ok::<(), annals_core::Error>(())
+    /// ```
+    pub fn apply_param(&mut self, key: &str, value: &str) -> Result<()> {
+        if self.config.apply_param(key, value)? {
+            return Ok(());
+        }
+        match key {
+            "cache_size" => self.cache_size = Some(parse_param(key, value)?),
+            "create" => self.create = parse_param(key, value)?,
+            "check_integrity" => self.check_integrity = parse_param(key, value)?,
+            "sync_interval_ms" => {
+                let ms: u64 = parse_param(key, value)?;
+                self.sync_interval = (ms > 0).then(|| Duration::from_millis(ms));
+            }
+            _ => {
+                let known: Vec<&str> = SHARED_PARAMS.iter().chain(&OWN_PARAMS).copied().collect();
+                return Err(Error::InvalidInput(format!(
+                    "unknown option {key:?} for the redb backend; known options: {}",
+                    known.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use annals_core::Durability;
+
+    #[test]
+    fn defaults() {
+        let o = RedbOptions::from_params([]).expect("no params");
+        assert_eq!(o, RedbOptions::default());
+        assert_eq!(o.config.durability, Durability::Immediate);
+        assert!(o.create);
+        assert!(o.check_integrity);
+        assert_eq!(o.cache_size, None);
+        assert_eq!(o.sync_interval, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn every_param() {
+        let o = RedbOptions::from_params([
+            ("durability", "relaxed"),
+            ("max_read_count", "5"),
+            ("cache_size", "1024"),
+            ("create", "false"),
+            ("check_integrity", "false"),
+            ("sync_interval_ms", "250"),
+        ])
+        .expect("valid params");
+        assert_eq!(o.config.durability, Durability::Relaxed);
+        assert_eq!(o.config.limits.max_read_count, 5);
+        assert_eq!(o.cache_size, Some(1024));
+        assert!(!o.create);
+        assert!(!o.check_integrity);
+        assert_eq!(o.sync_interval, Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_the_known_ones() {
+        let err = RedbOptions::from_params([("cache", "1")]).expect_err("unknown key");
+        let Error::InvalidInput(msg) = &err else {
+            panic!("not InvalidInput: {err:?}")
+        };
+        assert!(msg.contains("\"cache\""), "{msg}");
+        for known in SHARED_PARAMS.iter().chain(&OWN_PARAMS) {
+            assert!(msg.contains(known), "{msg} lacks {known}");
+        }
+    }
+
+    #[test]
+    fn bad_values_are_invalid_input() {
+        for (k, v) in [
+            ("cache_size", "-1"),
+            ("create", "yes"),
+            ("check_integrity", "1"),
+            ("sync_interval_ms", "soon"),
+            ("durability", "eventually"),
+            ("max_read_count", "0"),
+        ] {
+            let err = RedbOptions::from_params([(k, v)]).expect_err(k);
+            assert!(matches!(err, Error::InvalidInput(_)), "{k}={v}: {err:?}");
+        }
+    }
+}
