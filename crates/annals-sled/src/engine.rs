@@ -1,0 +1,894 @@
+//! [`SledEngine`]: the [`KvEngine`] over one sled tree.
+//!
+//! # Layout on disk
+//!
+//! ```text
+//! <dir>/LOCK       empty; locked (flock) while a store has the folder open
+//! <dir>/CURRENT    "gen-N\n": which sled database holds the store
+//! <dir>/CLOSED     "gen-N commits-M\n": left by a clean close, checked and
+//!                  removed by the next open
+//! <dir>/gen-N/     that sled database: sled's conf, db, blobs/, snap.*
+//! ```
+//!
+//! Every key of the store lives in the default tree of that one sled
+//! database, under the prefixes of annals' shared key layout (log, stream
+//! index, type and tag indexes, stream and store metadata, aux). sled's
+//! `apply_batch` is atomic — in memory and across a crash — only within one
+//! `Tree`, and sled's transactions cannot range-scan; with everything in
+//! one tree each commit of the store is exactly one `apply_batch`, so an
+//! append with its index entries, metadata and aux writes is all or
+//! nothing.
+//!
+//! The generation folder exists for `compact`: sled 0.34 has no way to give
+//! space back on demand (its segment cleaner runs in the background and
+//! returns space to the file system only when the segments at the end of
+//! its file happen to be free), so `compact` copies the live entries into a
+//! fresh sled database `gen-N+1`, makes it durable, switches `CURRENT` to it
+//! with an atomic rename, and deletes `gen-N`. A crash before the rename
+//! leaves the old generation in use; after it, the new one is complete.
+//! Opening deletes any generation that `CURRENT` does not name.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use annals_core::kv::{KvEngine, KvSnapshot, Scan, Visitor, WriteBatch};
+use annals_core::{Capabilities, Direction, Error, Result};
+use parking_lot::{ArcRwLockReadGuard, RawRwLock, RwLock};
+
+use crate::error::{from_io, from_sled, no_panic};
+use crate::options::{SledMode, SledOptions};
+
+/// The file that names the generation in use.
+const CURRENT: &str = "CURRENT";
+/// `CURRENT` while it is being replaced.
+const CURRENT_TMP: &str = "CURRENT.tmp";
+/// The file locked while the folder is open.
+const LOCK: &str = "LOCK";
+/// Prefix of a generation's folder.
+const GENERATION: &str = "gen-";
+/// Written by a clean `close`: the generation and commit sequence number it
+/// left, checked (and removed) by the next open.
+const CLOSED: &str = "CLOSED";
+/// `CLOSED` while it is being written.
+const CLOSED_TMP: &str = "CLOSED.tmp";
+/// The engine's own key in the tree: the number of commits so far (u64, big
+/// endian), written by every commit in the same `apply_batch`. Its prefix
+/// byte is outside annals' key layout (0x00–0x06), so no read of the store
+/// ever meets it.
+const SEQ_KEY: &[u8] = b"\xffannals-sled/commits";
+/// Most bytes of keys and values `compact` copies in one sled batch.
+const COPY_CHUNK_BYTES: usize = 8 << 20;
+
+/// A [`KvEngine`] over a sled database: every key of the store in one sled
+/// tree (see the module documentation for the layout and why).
+///
+/// - [`commit`](KvEngine::commit) is one sled `apply_batch`. With `sync` it
+///   then calls sled's `flush` and, because on Linux that only issues
+///   `sync_file_range` (which does not flush the drive's cache nor the
+///   file's metadata), a real `fdatasync` of sled's log file, of every blob
+///   file sled wrote since the last sync, and of the folders whose entries
+///   changed: it returns only once the batch is on stable storage. (A blob
+///   file that sled writes from its own threads between two durable commits
+///   stays unsynced until the next one; see the README.) Without
+///   `sync`, sled's background thread writes the batch out within
+///   [`SledOptions::flush_every`]; a crash loses a suffix of whole batches
+///   (sled's recovery stops at the first incomplete batch).
+/// - Snapshots: sled has no read snapshots, so consistency comes from a
+///   lock. A [`SledSnapshot`] holds a shared (read) guard of the engine's
+///   `RwLock` for its whole life; `commit`, `compact` and `close` take it
+///   exclusively. While any snapshot is alive nothing changes, so every page
+///   comes from one commit; a commit waits for the live snapshots (each is
+///   one page of one read, or one round of checks of the writer, which
+///   drops its snapshot before it commits) and new snapshots wait for a
+///   waiting commit (the lock is fair), so neither starves. The exclusive
+///   guard is held through the sync of a durable commit, so no reader sees
+///   a durable commit before it is on stable storage. A thread must not
+///   take a second snapshot while it holds one (a waiting commit would
+///   block it); annals' store never does.
+/// - [`compact`](KvEngine::compact) rewrites the live entries into a new
+///   sled database (see the module documentation); reads and commits wait
+///   meanwhile.
+/// - Every commit also writes the engine's commit counter (key
+///   `0xFF "annals-sled/commits"`) in the same batch, and a clean `close`
+///   records it in `CLOSED`, so that the next open can tell when sled's
+///   recovery stopped early at damaged bytes (see the README).
+/// - Every call into sled runs under `catch_unwind`: sled trusts its files,
+///   and where damaged bytes make it panic the caller gets
+///   [`Error::Backend`] instead. After such a panic the engine refuses
+///   further reads and commits (sled's state in memory may be half-updated);
+///   close and reopen the store.
+///
+/// ```
+/// use annals_core::kv::{KvEngine, KvSnapshot, WriteBatch};
+/// use annals_sled::{SledEngine, SledOptions};
+///
+/// let dir = tempfile::tempdir()?;
+/// let engine = SledEngine::open(dir.path().join("store"), &SledOptions::default())?;
+/// let mut batch = WriteBatch::new();
+/// batch.put(b"k".to_vec(), b"v".to_vec());
+/// engine.commit(batch, true)?;
+/// assert_eq!(engine.snapshot()?.get(b"k")?, Some(b"v".to_vec()));
+/// engine.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct SledEngine {
+    /// The store's folder, for error messages and `compact`.
+    dir: Arc<Path>,
+    /// How sled databases are opened (also by `compact`).
+    sled_config: SledConfig,
+    /// The open database; `None` once closed. Snapshots hold it shared;
+    /// commits, `compact` and `close` exclusively.
+    state: Arc<RwLock<Option<Open>>>,
+    /// Set when sled panicked: its state in memory cannot be trusted.
+    poisoned: Arc<AtomicBool>,
+}
+
+/// sled's own options, kept to open a new generation in `compact`.
+#[derive(Clone, Copy, Debug)]
+struct SledConfig {
+    cache_capacity: Option<u64>,
+    mode: SledMode,
+    flush_every_ms: Option<u64>,
+}
+
+impl SledConfig {
+    fn open(&self, path: &Path) -> std::result::Result<sled::Db, sled::Error> {
+        let mut config = sled::Config::new()
+            .path(path)
+            .mode(match self.mode {
+                SledMode::LowSpace => sled::Mode::LowSpace,
+                SledMode::HighThroughput => sled::Mode::HighThroughput,
+            })
+            .flush_every_ms(self.flush_every_ms);
+        if let Some(bytes) = self.cache_capacity {
+            config = config.cache_capacity(bytes);
+        }
+        config.open()
+    }
+}
+
+/// An open generation.
+#[derive(Debug)]
+struct Open {
+    /// Held for as long as the folder is open: locked (flock) so that no
+    /// other store opens the folder. Dropped after `db`.
+    _lock: File,
+    generation: u64,
+    /// Commits so far (the value at [`SEQ_KEY`]).
+    commits: u64,
+    db: sled::Db,
+    files: DurableFiles,
+}
+
+impl Open {
+    /// Makes everything committed so far durable (see [`SledEngine`]).
+    fn sync(&mut self, dir: &Path) -> Result<()> {
+        let flushed = no_panic("flushing", dir, || self.db.flush())?;
+        flushed.map_err(|e| from_sled("flushing", dir, e))?;
+        self.files.sync()
+    }
+}
+
+/// What a durable commit fsyncs, beyond sled's own `flush`: sled's log
+/// file, the blob files sled has written (it never syncs them) and the
+/// folders whose entries changed.
+///
+/// The log file and both folders are opened once and synced through those
+/// descriptors (fsync on any descriptor of a file flushes that file), so
+/// that syncing never depends on looking paths up again. Only new blob
+/// files are opened by name.
+#[derive(Debug)]
+struct DurableFiles {
+    /// The generation's folder.
+    dir: PathBuf,
+    /// sled's log file (`db`).
+    log: File,
+    /// The generation's folder, opened.
+    dir_file: File,
+    /// `blobs/` (sled creates it when it opens a database), opened.
+    blob_dir_file: File,
+    /// The generation folder's entries at the last sync.
+    entries: BTreeSet<OsString>,
+    /// The blob files at the last sync (all synced).
+    blobs: BTreeSet<OsString>,
+}
+
+impl DurableFiles {
+    /// Opens the files of the generation at `dir`, syncing everything in
+    /// it once (a new generation may just have been written).
+    fn open(dir: &Path) -> Result<DurableFiles> {
+        let open = |path: PathBuf| File::open(&path).map_err(|e| from_io("opening", &path, e));
+        let mut files = DurableFiles {
+            dir: dir.to_path_buf(),
+            log: open(dir.join("db"))?,
+            dir_file: open(dir.to_path_buf())?,
+            blob_dir_file: open(dir.join("blobs"))?,
+            entries: BTreeSet::new(),
+            blobs: BTreeSet::new(),
+        };
+        for name in list(dir)? {
+            let path = dir.join(&name);
+            if path.is_file() {
+                sync_file(&path)?;
+            }
+        }
+        files.sync()?;
+        Ok(files)
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.log
+            .sync_data()
+            .map_err(|e| from_io("syncing", &self.dir.join("db"), e))?;
+        let blob_dir = self.dir.join("blobs");
+        let blobs = list(&blob_dir)?;
+        if blobs != self.blobs {
+            for name in blobs.difference(&self.blobs) {
+                sync_file(&blob_dir.join(name))?;
+            }
+            self.blob_dir_file
+                .sync_all()
+                .map_err(|e| from_io("syncing the folder", &blob_dir, e))?;
+            self.blobs = blobs;
+        }
+        let entries = list(&self.dir)?;
+        if entries != self.entries {
+            self.dir_file
+                .sync_all()
+                .map_err(|e| from_io("syncing the folder", &self.dir, e))?;
+            self.entries = entries;
+        }
+        Ok(())
+    }
+}
+
+/// The names in a folder; none when the folder is gone (deleted from under
+/// an open store: then nothing in it can be made durable, and sled works on
+/// through its open descriptors, like any program on deleted files).
+fn list(dir: &Path) -> Result<BTreeSet<OsString>> {
+    let mut names = BTreeSet::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(names),
+        Err(e) => return Err(from_io("listing", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| from_io("listing", dir, e))?;
+        names.insert(entry.file_name());
+    }
+    Ok(names)
+}
+
+/// fdatasync of a file; one that is gone (sled removes blobs it no longer
+/// needs) needs none.
+fn sync_file(path: &Path) -> Result<()> {
+    match File::open(path) {
+        Ok(file) => file.sync_data().map_err(|e| from_io("syncing", path, e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(from_io("opening", path, e)),
+    }
+}
+
+/// fsync of a folder: makes the creation, removal and renaming of its
+/// entries durable.
+fn sync_dir(path: &Path) -> Result<()> {
+    File::open(path)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|e| from_io("syncing the folder", path, e))
+}
+
+fn generation_name(generation: u64) -> String {
+    format!("{GENERATION}{generation}")
+}
+
+/// The generation a folder name stands for.
+fn parse_generation(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(GENERATION)?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Reads `CURRENT`: `None` when it does not exist.
+fn read_current(dir: &Path) -> Result<Option<u64>> {
+    let path = dir.join(CURRENT);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(from_io("reading", &path, e)),
+    };
+    let generation = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|text| text.strip_suffix('\n'))
+        .and_then(parse_generation);
+    match generation {
+        Some(g) => Ok(Some(g)),
+        None => Err(Error::Corruption(format!(
+            "{} is damaged: {:?} does not name a generation",
+            path.display(),
+            String::from_utf8_lossy(&bytes)
+        ))),
+    }
+}
+
+/// Points `CURRENT` at `generation`, durably and atomically (write a
+/// temporary file, sync it, rename it over `CURRENT`, sync the folder).
+fn write_current(dir: &Path, generation: u64) -> Result<()> {
+    let tmp = dir.join(CURRENT_TMP);
+    let mut file = File::create(&tmp).map_err(|e| from_io("creating", &tmp, e))?;
+    file.write_all(format!("{}\n", generation_name(generation)).as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| from_io("writing", &tmp, e))?;
+    drop(file);
+    let current = dir.join(CURRENT);
+    fs::rename(&tmp, &current).map_err(|e| from_io("renaming", &current, e))?;
+    sync_dir(dir)
+}
+
+/// What a clean close left in `CLOSED`: generation and commits.
+fn closed_text(generation: u64, commits: u64) -> String {
+    format!("{} commits-{commits}\n", generation_name(generation))
+}
+
+/// Records a clean close (see [`check_clean_close`]): writes `CLOSED`
+/// durably and atomically.
+fn write_closed(dir: &Path, generation: u64, commits: u64) -> Result<()> {
+    let tmp = dir.join(CLOSED_TMP);
+    let mut file = File::create(&tmp).map_err(|e| from_io("creating", &tmp, e))?;
+    file.write_all(closed_text(generation, commits).as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| from_io("writing", &tmp, e))?;
+    drop(file);
+    let closed = dir.join(CLOSED);
+    fs::rename(&tmp, &closed).map_err(|e| from_io("renaming", &closed, e))?;
+    sync_dir(dir)
+}
+
+/// The commits recorded in a database (0 for a new one).
+fn read_commits(db: &sled::Db, dir: &Path) -> Result<u64> {
+    let value =
+        no_panic("opening", dir, || db.get(SEQ_KEY))?.map_err(|e| from_sled("opening", dir, e))?;
+    match value {
+        None => Ok(0),
+        Some(v) => <[u8; 8]>::try_from(v.as_ref())
+            .map(u64::from_be_bytes)
+            .map_err(|_| {
+                Error::Corruption(format!(
+                    "{}: the engine's commit counter has {} bytes instead of 8",
+                    dir.display(),
+                    v.len()
+                ))
+            }),
+    }
+}
+
+/// sled's recovery stops, without an error, at the first log message whose
+/// checksum fails — as it must at a write torn by a crash — so damaged bytes
+/// in its log can make it silently open an older state. After a clean
+/// close (`CLOSED` exists) the state must be exactly the one closed: same
+/// generation, same number of commits; anything else is
+/// [`Error::Corruption`]. `CLOSED` is then removed (durably) before
+/// anything is committed, so that it never speaks for a later state.
+fn check_clean_close(dir: &Path, generation: u64, commits: u64) -> Result<()> {
+    let path = dir.join(CLOSED);
+    let text = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(from_io("reading", &path, e)),
+    };
+    let parsed = std::str::from_utf8(&text)
+        .ok()
+        .and_then(|t| t.strip_suffix('\n'))
+        .and_then(|t| t.split_once(" commits-"))
+        .and_then(|(g, c)| Some((parse_generation(g)?, c.parse::<u64>().ok()?)))
+        .filter(|&(g, c)| closed_text(g, c).as_bytes() == text);
+    let Some((closed_generation, closed_commits)) = parsed else {
+        return Err(Error::Corruption(format!(
+            "{} is damaged: {:?}",
+            path.display(),
+            String::from_utf8_lossy(&text)
+        )));
+    };
+    if (closed_generation, closed_commits) != (generation, commits) {
+        return Err(Error::Corruption(format!(
+            "{}: the store was closed after commit {closed_commits} of {}, but sled recovered \
+             commit {commits} of {}: sled's log is damaged (its recovery stopped early at a bad \
+             checksum)",
+            dir.display(),
+            generation_name(closed_generation),
+            generation_name(generation),
+        )));
+    }
+    fs::remove_file(&path).map_err(|e| from_io("removing", &path, e))?;
+    sync_dir(dir)
+}
+
+/// Deletes every generation folder but `keep`, and a left-over
+/// `CURRENT.tmp`.
+fn remove_other_generations(dir: &Path, keep: Option<u64>) -> Result<()> {
+    let mut removed = false;
+    for name in list(dir)? {
+        let Some(text) = name.to_str() else { continue };
+        let path = dir.join(text);
+        if text == CURRENT_TMP || text == CLOSED_TMP {
+            fs::remove_file(&path).map_err(|e| from_io("removing", &path, e))?;
+            removed = true;
+        } else if parse_generation(text).is_some_and(|g| Some(g) != keep) && path.is_dir() {
+            fs::remove_dir_all(&path).map_err(|e| from_io("removing", &path, e))?;
+            removed = true;
+        }
+    }
+    if removed {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Opens (or creates) and locks `<dir>/LOCK`.
+fn lock_folder(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| from_io("opening", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::backend(
+            format!(
+                "opening {}: the store is already open, by another store of this process or by \
+                 another process",
+                dir.display()
+            ),
+            io::Error::from(io::ErrorKind::WouldBlock),
+        )),
+        Err(fs::TryLockError::Error(e)) => Err(from_io("locking", &path, e)),
+    }
+}
+
+/// Drops a sled database, turning a panic into an error.
+fn drop_db(db: sled::Db, dir: &Path) -> Result<()> {
+    no_panic("closing", dir, move || drop(db))
+}
+
+impl SledEngine {
+    /// Opens the sled store in the folder `dir` — creating it if it is
+    /// missing and `options.create` is set — and checks that it can hold an
+    /// annals store.
+    ///
+    /// Errors name the folder: one already open (by another store of this
+    /// process, or another process) is [`Error::Backend`]; a damaged
+    /// `CURRENT` file, or damage sled detects, is [`Error::Corruption`];
+    /// a panic of sled on damaged files is [`Error::Backend`].
+    ///
+    /// Most callers want [`crate::open`], which also opens the store.
+    ///
+    /// ```
+    /// use annals_sled::{SledEngine, SledOptions};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("nested/store");
+    /// let engine = SledEngine::open(&path, &SledOptions::default())?;
+    /// assert!(path.join("CURRENT").exists());
+    /// // The folder is locked while it is open.
+    /// assert!(SledEngine::open(&path, &SledOptions::default()).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(dir: impl AsRef<Path>, options: &SledOptions) -> Result<SledEngine> {
+        let dir: Arc<Path> = Arc::from(dir.as_ref());
+        let sled_config = SledConfig {
+            cache_capacity: options.cache_capacity,
+            mode: options.mode,
+            flush_every_ms: options
+                .flush_every
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
+        };
+        if !dir.is_dir() {
+            if !options.create {
+                return Err(Error::backend(
+                    format!("opening {}: no such folder", dir.display()),
+                    io::Error::from(io::ErrorKind::NotFound),
+                ));
+            }
+            fs::create_dir_all(&dir).map_err(|e| from_io("creating the folder", &dir, e))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
+        let lock = lock_folder(&dir)?;
+        let generation = match read_current(&dir)? {
+            Some(generation) => {
+                if !dir.join(generation_name(generation)).is_dir() {
+                    return Err(Error::Corruption(format!(
+                        "{}: CURRENT names {}, which is missing",
+                        dir.display(),
+                        generation_name(generation)
+                    )));
+                }
+                remove_other_generations(&dir, Some(generation))?;
+                generation
+            }
+            None if options.create => {
+                // A new store (or the creation of one that crashed before
+                // `CURRENT` was written, when nothing was acknowledged).
+                remove_other_generations(&dir, None)?;
+                0
+            }
+            None => {
+                return Err(Error::backend(
+                    format!(
+                        "opening {}: the folder holds no annals sled store",
+                        dir.display()
+                    ),
+                    io::Error::from(io::ErrorKind::NotFound),
+                ));
+            }
+        };
+        let gen_dir = dir.join(generation_name(generation));
+        let db = no_panic("opening", &dir, || sled_config.open(&gen_dir))?
+            .map_err(|e| from_sled("opening", &dir, e))?;
+        let checked = read_commits(&db, &dir).and_then(|commits| {
+            check_clean_close(&dir, generation, commits)?;
+            let files = DurableFiles::open(&gen_dir)?;
+            if !dir.join(CURRENT).exists() {
+                // A new store: it exists once `CURRENT` names it.
+                write_current(&dir, generation)?;
+            }
+            Ok((commits, files))
+        });
+        let (commits, files) = match checked {
+            Ok(checked) => checked,
+            Err(e) => {
+                let _ = drop_db(db, &dir);
+                return Err(e);
+            }
+        };
+        let engine = SledEngine {
+            dir,
+            sled_config,
+            state: Arc::new(RwLock::new(Some(Open {
+                _lock: lock,
+                generation,
+                commits,
+                db,
+                files,
+            }))),
+            poisoned: Arc::new(AtomicBool::new(false)),
+        };
+        Ok(engine)
+    }
+
+    /// The store's folder.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn check_poisoned(&self) -> Result<()> {
+        check_poisoned(&self.poisoned, &self.dir)
+    }
+
+    /// Runs `f` against sled; a panic poisons the engine.
+    fn guarded<T>(&self, what: &str, f: impl FnOnce() -> T) -> Result<T> {
+        guarded(&self.poisoned, what, &self.dir, f)
+    }
+
+    /// Copies every entry of `from` into a new generation after `open`'s;
+    /// answers the new generation, durable, with its files.
+    fn write_generation(
+        &self,
+        from: &sled::Db,
+        generation: u64,
+    ) -> Result<(sled::Db, DurableFiles)> {
+        let gen_dir = self.dir.join(generation_name(generation));
+        if gen_dir.exists() {
+            fs::remove_dir_all(&gen_dir).map_err(|e| from_io("removing", &gen_dir, e))?;
+        }
+        let db = self
+            .guarded("compacting", || self.sled_config.open(&gen_dir))?
+            .map_err(|e| from_sled("compacting", &self.dir, e))?;
+        let copied = self.copy(from, &db).and_then(|()| {
+            let flushed = self.guarded("compacting", || db.flush())?;
+            flushed.map_err(|e| from_sled("compacting", &self.dir, e))?;
+            DurableFiles::open(&gen_dir)
+        });
+        match copied {
+            Ok(files) => Ok((db, files)),
+            Err(e) => {
+                let _ = drop_db(db, &self.dir);
+                // Left over, it would be removed on the next open anyway.
+                let _ = fs::remove_dir_all(&gen_dir);
+                Err(e)
+            }
+        }
+    }
+
+    /// Copies every entry of `from` into `to`, in batches.
+    fn copy(&self, from: &sled::Db, to: &sled::Db) -> Result<()> {
+        let mut entries = self.guarded("compacting", || from.iter())?;
+        let mut batch = sled::Batch::default();
+        let mut bytes = 0;
+        loop {
+            let next = self.guarded("compacting", || entries.next())?;
+            let done = next.is_none();
+            if let Some(entry) = next {
+                let (key, value) = entry.map_err(|e| from_sled("compacting", &self.dir, e))?;
+                bytes += key.len() + value.len();
+                batch.insert(key, value);
+            }
+            if bytes >= COPY_CHUNK_BYTES || (done && bytes > 0) {
+                let full = std::mem::take(&mut batch);
+                bytes = 0;
+                self.guarded("compacting", || to.apply_batch(full))?
+                    .map_err(|e| from_sled("compacting", &self.dir, e))?;
+            }
+            if done {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn check_poisoned(poisoned: &AtomicBool, dir: &Path) -> Result<()> {
+    if poisoned.load(Ordering::Acquire) {
+        return Err(Error::backend(
+            format!("using {}", dir.display()),
+            "an earlier commit failed, or sled panicked (damaged files?): close the store and \
+             open it again",
+        ));
+    }
+    Ok(())
+}
+
+fn guarded<T>(poisoned: &AtomicBool, what: &str, dir: &Path, f: impl FnOnce() -> T) -> Result<T> {
+    no_panic(what, dir, f).inspect_err(|_| poisoned.store(true, Ordering::Release))
+}
+
+impl KvEngine for SledEngine {
+    type Snapshot = SledSnapshot;
+
+    fn snapshot(&self) -> Result<SledSnapshot> {
+        let guard = self.state.read_arc();
+        if guard.is_none() {
+            return Err(Error::Closed);
+        }
+        self.check_poisoned()?;
+        Ok(SledSnapshot {
+            guard,
+            dir: Arc::clone(&self.dir),
+            poisoned: Arc::clone(&self.poisoned),
+        })
+    }
+
+    fn commit(&self, batch: WriteBatch, sync: bool) -> Result<()> {
+        let mut guard = self.state.write();
+        let open = guard.as_mut().ok_or(Error::Closed)?;
+        self.check_poisoned()?;
+        if !batch.is_empty() {
+            let commits = open.commits.checked_add(1).ok_or_else(|| {
+                Error::backend(
+                    format!("committing to {}", self.dir.display()),
+                    "the commit counter is exhausted",
+                )
+            })?;
+            let mut sled_batch = sled::Batch::default();
+            sled_batch.insert(SEQ_KEY, &commits.to_be_bytes());
+            for (key, value) in batch.ops {
+                match value {
+                    Some(value) => sled_batch.insert(key, value),
+                    None => sled_batch.remove(key),
+                }
+            }
+            // A failed `apply_batch` may have applied part of the batch in
+            // memory (sled's batches are atomic across a crash, not against
+            // an error midway): poison the engine, so that no reader sees
+            // it.
+            self.guarded("committing to", || open.db.apply_batch(sled_batch))?
+                .map_err(|e| {
+                    self.poisoned.store(true, Ordering::Release);
+                    from_sled("committing to", &self.dir, e)
+                })?;
+            open.commits = commits;
+        }
+        if sync {
+            open.sync(&self.dir)
+                .inspect_err(|_| self.poisoned.store(true, Ordering::Release))?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the live entries into a new generation (see the module
+    /// documentation) and deletes the old one. Reads and commits wait
+    /// meanwhile; on an error the old generation stays in use, unchanged.
+    fn compact(&self) -> Result<()> {
+        let mut guard = self.state.write();
+        let open = guard.as_mut().ok_or(Error::Closed)?;
+        self.check_poisoned()?;
+        let generation = open.generation.checked_add(1).ok_or_else(|| {
+            Error::backend(
+                format!("compacting {}", self.dir.display()),
+                "no generation number is left",
+            )
+        })?;
+        let (db, files) = self.write_generation(&open.db, generation)?;
+        if let Err(e) = write_current(&self.dir, generation) {
+            // `CURRENT` may or may not have been replaced: stay on the
+            // generation it names now (both are complete and durable).
+            let now = read_current(&self.dir).ok().flatten();
+            if now != Some(generation) {
+                let _ = drop_db(db, &self.dir);
+                let _ = fs::remove_dir_all(self.dir.join(generation_name(generation)));
+                return Err(e);
+            }
+        }
+        let old_db = std::mem::replace(&mut open.db, db);
+        open.files = files;
+        open.generation = generation;
+        self.guarded("closing", || drop(old_db))?;
+        // A left-over old generation is removed on the next open.
+        let _ = remove_other_generations(&self.dir, Some(generation));
+        Ok(())
+    }
+
+    /// sled's `size_on_disk` (its log file and blob files) plus its other
+    /// files (`conf`, `snap.*`).
+    fn disk_bytes(&self) -> Result<u64> {
+        let guard = self.state.read();
+        let open = guard.as_ref().ok_or(Error::Closed)?;
+        self.check_poisoned()?;
+        let sled_bytes = self
+            .guarded("measuring", || open.db.size_on_disk())?
+            .map_err(|e| from_sled("measuring", &self.dir, e))?;
+        let gen_dir = self.dir.join(generation_name(open.generation));
+        let mut other = 0;
+        for name in list(&gen_dir)? {
+            if name == "db" {
+                continue;
+            }
+            let path = gen_dir.join(&name);
+            if let Ok(meta) = fs::symlink_metadata(&path)
+                && meta.is_file()
+            {
+                other += meta.len();
+            }
+        }
+        Ok(sled_bytes + other)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::ALL
+    }
+
+    /// Makes everything durable, closes sled and releases the folder: it
+    /// can be opened again as soon as this returns. Later calls of every
+    /// other method answer [`Error::Closed`]; closing again does nothing.
+    fn close(&self) -> Result<()> {
+        let taken = self.state.write().take();
+        let Some(mut open) = taken else {
+            return Ok(());
+        };
+        // A poisoned engine leaves no `CLOSED`: its state in memory may not
+        // be what is on disk.
+        let synced = if self.poisoned.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            open.sync(&self.dir)
+                .and_then(|()| write_closed(&self.dir, open.generation, open.commits))
+        };
+        let Open { _lock, db, .. } = open;
+        let dropped = drop_db(db, &self.dir);
+        drop(_lock);
+        synced.and(dropped)
+    }
+}
+
+impl Drop for SledEngine {
+    fn drop(&mut self) {
+        let taken = self.state.write().take();
+        // sled flushes when its database is dropped; a panic of sled's (on
+        // damaged files) must not escape a drop.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(taken)));
+    }
+}
+
+/// A consistent read view of a [`SledEngine`]: a shared guard of the
+/// engine's lock, so that nothing is committed while it is alive (see
+/// [`SledEngine`]). Drop it once the read is done.
+pub struct SledSnapshot {
+    guard: ArcRwLockReadGuard<RawRwLock, Option<Open>>,
+    dir: Arc<Path>,
+    poisoned: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for SledSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledSnapshot")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SledSnapshot {
+    fn db(&self) -> Result<&sled::Db> {
+        check_poisoned(&self.poisoned, &self.dir)?;
+        self.guard
+            .as_ref()
+            .map(|open| &open.db)
+            .ok_or(Error::Closed)
+    }
+
+    fn guarded<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
+        guarded(&self.poisoned, "reading", &self.dir, f)
+    }
+}
+
+impl KvSnapshot for SledSnapshot {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let db = self.db()?;
+        self.guarded(|| db.get(key))?
+            .map(|found| found.map(|v| v.to_vec()))
+            .map_err(|e| from_sled("reading", &self.dir, e))
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        direction: Direction,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        if start >= end {
+            return Ok(());
+        }
+        let db = self.db()?;
+        let mut range = self.guarded(|| db.range(start..end))?;
+        loop {
+            let next = self.guarded(|| match direction {
+                Direction::Forward => range.next(),
+                Direction::Backward => range.next_back(),
+            })?;
+            let Some(entry) = next else {
+                return Ok(());
+            };
+            let (key, value) = entry.map_err(|e| from_sled("reading", &self.dir, e))?;
+            // The visitor runs outside `catch_unwind`: only sled's panics
+            // are turned into errors.
+            if visit(&key, &value)? == Scan::Stop {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_names_round_trip() {
+        for g in [0, 1, 42, u64::MAX] {
+            assert_eq!(parse_generation(&generation_name(g)), Some(g));
+        }
+        for bad in ["gen-", "gen-x", "gen--1", "gen-1 ", "gen-+1", "gen", "db"] {
+            assert_eq!(parse_generation(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn damaged_current_is_corruption() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join(CURRENT), b"gen-\xff\n").expect("write");
+        let err = read_current(dir.path()).expect_err("damaged");
+        assert!(matches!(err, Error::Corruption(_)), "{err:?}");
+        fs::write(dir.path().join(CURRENT), b"gen-7\n").expect("write");
+        assert_eq!(read_current(dir.path()).expect("fine"), Some(7));
+    }
+}

@@ -1,0 +1,80 @@
+//! From sled's errors (and panics) to annals' [`Error`].
+
+use std::any::Any;
+use std::fmt;
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+
+use annals_core::Error;
+
+/// Turns a sled error into an annals [`Error`]: `what` says what annals was
+/// doing ("committing to", "opening", …), `path` names the store's folder.
+///
+/// sled's `Corruption` is [`Error::Corruption`]; everything else is
+/// [`Error::Backend`] with sled's error as the source.
+pub(crate) fn from_sled(what: &str, path: &Path, err: sled::Error) -> Error {
+    let path = path.display();
+    match err {
+        sled::Error::Corruption { at, .. } => Error::Corruption(format!(
+            "sled store {path} is damaged ({what} it): sled found a bad checksum at {}",
+            at.map_or_else(|| "an unknown place".to_string(), |at| format!("{at:?}"))
+        )),
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => Error::backend(
+            format!(
+                "{what} {path}: the store is already open, by another store of this process \
+                     or by another process"
+            ),
+            io,
+        ),
+        err => Error::backend(format!("{what} {path}"), err),
+    }
+}
+
+/// An I/O error of annals' own file handling (the folder, `CURRENT`, the
+/// lock, syncing sled's files).
+pub(crate) fn from_io(what: &str, path: &Path, err: io::Error) -> Error {
+    Error::backend(format!("{what} {}: {err}", path.display()), err)
+}
+
+/// A panic of sled, caught before it left annals' API (the source of an
+/// [`Error::Backend`]). sled trusts the files it opens, and damaged bytes
+/// can make it panic; annals reports that as an error instead.
+#[derive(Debug)]
+pub struct SledPanic {
+    message: String,
+}
+
+impl fmt::Display for SledPanic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sled panicked: {}", self.message)
+    }
+}
+
+impl std::error::Error for SledPanic {}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
+    }
+}
+
+/// Runs `f` (which calls into sled), turning a panic into an
+/// [`Error::Backend`] that names what was done and the folder.
+pub(crate) fn no_panic<T>(what: &str, path: &Path, f: impl FnOnce() -> T) -> Result<T, Error> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        Error::backend(
+            format!(
+                "{what} {}: sled panicked (its files may be damaged)",
+                path.display()
+            ),
+            SledPanic {
+                message: panic_message(payload.as_ref()),
+            },
+        )
+    })
+}

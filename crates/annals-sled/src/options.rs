@@ -1,0 +1,238 @@
+//! The options of a sled store and their URL parameters.
+
+use std::time::Duration;
+
+use annals_core::{Error, Result, StoreConfig, parse_param};
+
+/// This backend's own options, with their URL parameter names, in the order
+/// error messages list them.
+const OWN_PARAMS: [&str; 4] = ["cache_capacity", "mode", "flush_every_ms", "create"];
+
+/// The options every backend shares ([`StoreConfig::apply_param`]).
+const SHARED_PARAMS: [&str; 5] = [
+    "durability",
+    "max_event_bytes",
+    "max_append_events",
+    "max_append_bytes",
+    "max_read_count",
+];
+
+/// sled's space/speed trade-off (sled's `Mode`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum SledMode {
+    /// Smaller files, slower writes (`low_space`, sled's default).
+    #[default]
+    LowSpace,
+    /// Faster writes, more space (`high_throughput`).
+    HighThroughput,
+}
+
+impl std::str::FromStr for SledMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "low_space" => Ok(SledMode::LowSpace),
+            "high_throughput" => Ok(SledMode::HighThroughput),
+            other => Err(Error::InvalidInput(format!(
+                "option mode = {other:?} is not one of \"low_space\", \"high_throughput\""
+            ))),
+        }
+    }
+}
+
+/// How to open a sled store.
+///
+/// The default is what [`SledOptions::from_params`] gives for no parameter:
+/// `Durability::Immediate`, the default limits, sled's default cache (1 GiB
+/// at most) and mode (`low_space`), sled's background flush every 500 ms,
+/// and create the store's folder if it is missing.
+///
+/// ```
+/// use annals_core::Durability;
+/// use annals_sled::SledOptions;
+///
+/// let options = SledOptions::from_params([("durability", "relaxed"), ("cache_capacity", "67108864")])?;
+/// assert_eq!(options.config.durability, Durability::Relaxed);
+/// assert_eq!(options.cache_capacity, Some(64 << 20));
+///
+/// // The same, as a struct:
+/// let mut same = SledOptions::default();
+/// same.config.durability = Durability::Relaxed;
+/// same.cache_capacity = Some(64 << 20);
+/// assert_eq!(options, same);
+/// # Ok::<(), annals_core::Error>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct SledOptions {
+    /// The options every backend takes: durability and limits.
+    pub config: StoreConfig,
+    /// Bytes of sled's page cache (`cache_capacity`); `None` keeps sled's
+    /// default (1 GiB). sled allocates it as it is used.
+    pub cache_capacity: Option<u64>,
+    /// sled's space/speed trade-off (`mode`: `low_space` or
+    /// `high_throughput`).
+    pub mode: SledMode,
+    /// How often sled's background thread writes buffered commits out and
+    /// syncs its log file (`flush_every_ms`, milliseconds; 0 = `None`: never
+    /// in the background). With `Durability::Relaxed` this bounds what a
+    /// crash can lose; with `Immediate` every commit is synced anyway. The
+    /// same thread also cleans sled's segments. Default: 500 ms (sled's).
+    pub flush_every: Option<Duration>,
+    /// Create the store's folder when it is missing (`create`, default
+    /// `true`). With `false`, a folder that holds no store is an error.
+    pub create: bool,
+}
+
+impl Default for SledOptions {
+    fn default() -> Self {
+        SledOptions {
+            config: StoreConfig::default(),
+            cache_capacity: None,
+            mode: SledMode::LowSpace,
+            flush_every: Some(Duration::from_millis(500)),
+            create: true,
+        }
+    }
+}
+
+impl SledOptions {
+    /// The default options with this store config.
+    ///
+    /// ```
+    /// use annals_core::{Durability, StoreConfig};
+    /// use annals_sled::SledOptions;
+    ///
+    /// let config = StoreConfig { durability: Durability::Relaxed, ..StoreConfig::default() };
+    /// assert_eq!(SledOptions::with_config(config).config.durability, Durability::Relaxed);
+    /// ```
+    pub fn with_config(config: StoreConfig) -> Self {
+        SledOptions {
+            config,
+            ..SledOptions::default()
+        }
+    }
+
+    /// Options from text parameters (a URL's query, e.g.
+    /// `sled:///var/lib/app/events?durability=relaxed&cache_capacity=268435456`),
+    /// applied in order over the defaults.
+    ///
+    /// Every backend's options ([`StoreConfig::apply_param`]: `durability`,
+    /// `max_event_bytes`, `max_append_events`, `max_append_bytes`,
+    /// `max_read_count`), then this backend's: `cache_capacity` (bytes),
+    /// `mode` (`low_space` / `high_throughput`), `flush_every_ms`
+    /// (milliseconds, 0 = never in the background) and `create`
+    /// (`true`/`false`). An unknown key, or a value that does not parse, is
+    /// [`Error::InvalidInput`] naming it.
+    ///
+    /// ```
+    /// use annals_sled::{SledMode, SledOptions};
+    ///
+    /// let options = SledOptions::from_params([("mode", "high_throughput"), ("flush_every_ms", "0")])?;
+    /// assert_eq!(options.mode, SledMode::HighThroughput);
+    /// assert_eq!(options.flush_every, None);
+    ///
+    /// let err = SledOptions::from_params([("cache", "1")]).unwrap_err();
+    /// assert!(err.to_string().contains("cache_capacity"));
+    /// # Ok::<(), annals_core::Error>(())
+    /// ```
+    pub fn from_params<'a>(
+        params: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<SledOptions> {
+        let mut options = SledOptions::default();
+        for (key, value) in params {
+            options.apply_param(key, value)?;
+        }
+        Ok(options)
+    }
+
+    /// Applies one text parameter (see [`SledOptions::from_params`]).
+    pub fn apply_param(&mut self, key: &str, value: &str) -> Result<()> {
+        if self.config.apply_param(key, value)? {
+            return Ok(());
+        }
+        match key {
+            "cache_capacity" => self.cache_capacity = Some(parse_param(key, value)?),
+            "mode" => self.mode = value.parse()?,
+            "flush_every_ms" => {
+                let ms: u64 = parse_param(key, value)?;
+                self.flush_every = (ms > 0).then(|| Duration::from_millis(ms));
+            }
+            "create" => self.create = parse_param(key, value)?,
+            _ => {
+                let known: Vec<&str> = SHARED_PARAMS.iter().chain(&OWN_PARAMS).copied().collect();
+                return Err(Error::InvalidInput(format!(
+                    "unknown option {key:?} for the sled backend; known options: {}",
+                    known.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use annals_core::Durability;
+
+    #[test]
+    fn defaults() {
+        let o = SledOptions::from_params([]).expect("no params");
+        assert_eq!(o, SledOptions::default());
+        assert_eq!(o.config.durability, Durability::Immediate);
+        assert!(o.create);
+        assert_eq!(o.cache_capacity, None);
+        assert_eq!(o.mode, SledMode::LowSpace);
+        assert_eq!(o.flush_every, Some(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn every_param() {
+        let o = SledOptions::from_params([
+            ("durability", "relaxed"),
+            ("max_read_count", "5"),
+            ("cache_capacity", "1024"),
+            ("mode", "high_throughput"),
+            ("flush_every_ms", "250"),
+            ("create", "false"),
+        ])
+        .expect("valid params");
+        assert_eq!(o.config.durability, Durability::Relaxed);
+        assert_eq!(o.config.limits.max_read_count, 5);
+        assert_eq!(o.cache_capacity, Some(1024));
+        assert_eq!(o.mode, SledMode::HighThroughput);
+        assert_eq!(o.flush_every, Some(Duration::from_millis(250)));
+        assert!(!o.create);
+        let o = SledOptions::from_params([("flush_every_ms", "0"), ("mode", "low_space")])
+            .expect("valid params");
+        assert_eq!(o.flush_every, None);
+        assert_eq!(o.mode, SledMode::LowSpace);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_the_known_ones() {
+        let err = SledOptions::from_params([("cache", "1")]).expect_err("unknown key");
+        let Error::InvalidInput(msg) = &err else {
+            panic!("not InvalidInput: {err:?}")
+        };
+        assert!(msg.contains("\"cache\""), "{msg}");
+        for known in SHARED_PARAMS.iter().chain(&OWN_PARAMS) {
+            assert!(msg.contains(known), "{msg} lacks {known}");
+        }
+    }
+
+    #[test]
+    fn bad_values_are_invalid_input() {
+        for (k, v) in [
+            ("cache_capacity", "-1"),
+            ("mode", "fast"),
+            ("flush_every_ms", "soon"),
+            ("create", "yes"),
+            ("durability", "eventually"),
+            ("max_read_count", "0"),
+        ] {
+            let err = SledOptions::from_params([(k, v)]).expect_err(k);
+            assert!(matches!(err, Error::InvalidInput(_)), "{k}={v}: {err:?}");
+        }
+    }
+}
