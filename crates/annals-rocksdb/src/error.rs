@@ -1,0 +1,40 @@
+//! From RocksDB's errors to annals' [`Error`].
+
+use std::io;
+use std::path::Path;
+
+use annals_core::Error;
+use rocksdb::ErrorKind;
+
+/// Turns a RocksDB error into an annals [`Error`]: `what` says what annals
+/// was doing ("committing to", "opening", …), `path` names the store's
+/// folder.
+///
+/// - a `Corruption` status (a checksum mismatch, a damaged MANIFEST, a
+///   truncated table file, …) → [`Error::Corruption`];
+/// - a failure to lock the folder gets a message saying it is already
+///   open;
+/// - everything else → [`Error::Backend`] with RocksDB's error as the
+///   source.
+pub(crate) fn from_rocksdb(what: &str, path: &Path, err: rocksdb::Error) -> Error {
+    let shown = path.display();
+    match err.kind() {
+        ErrorKind::Corruption => Error::Corruption(format!(
+            "RocksDB store {shown} is damaged ({what} it): {err}"
+        )),
+        ErrorKind::IOError if err.as_ref().contains("LOCK") => Error::backend(
+            format!(
+                "{what} RocksDB store {shown}: it is already open, by another store of this \
+                 process or by another process"
+            ),
+            err,
+        ),
+        _ => Error::backend(format!("{what} RocksDB store {shown}"), err),
+    }
+}
+
+/// An I/O error of annals' own file handling (creating the folder, sizing
+/// its files).
+pub(crate) fn from_io(what: &str, path: &Path, err: io::Error) -> Error {
+    Error::backend(format!("{what} RocksDB store {}", path.display()), err)
+}

@@ -1,0 +1,112 @@
+//! The close mark: RocksDB's sequence number at the last clean close, kept
+//! in a small file of annals' own next to RocksDB's.
+//!
+//! RocksDB reads its MANIFEST (the log of which table files make up the
+//! database) like a write-ahead log: a record that looks cut off at the
+//! end is taken for an unfinished write and dropped, silently. So bytes
+//! damaged in the length of one of the MANIFEST's last records make RocksDB
+//! open an *older* version of the database — in the worst case an empty
+//! one — and then delete the table files that version does not name. No
+//! checksum fails, so RocksDB reports nothing.
+//!
+//! annals guards against it: `close` records RocksDB's last sequence number
+//! (which only grows, and which every flush persists in the MANIFEST) in
+//! `ANNALS-CLOSED`; `open`, when that file exists, first opens the database
+//! read-only (which deletes nothing) and refuses with
+//! [`Error::Corruption`] if its sequence number went back. A damaged mark is
+//! `Corruption` too.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::Path;
+
+use annals_core::{Error, Result};
+
+use crate::error::from_io;
+
+/// The file's name, in the database folder. RocksDB leaves files it does
+/// not know alone.
+pub(crate) const MARK_FILE: &str = "ANNALS-CLOSED";
+
+const PREFIX: &str = "annals-rocksdb closed at sequence ";
+
+/// The sequence number recorded at the last clean close, if any.
+pub(crate) fn read(folder: &Path) -> Result<Option<u64>> {
+    let file = folder.join(MARK_FILE);
+    let text = match fs::read(&file) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(from_io("reading the close mark of", folder, e)),
+    };
+    let parsed = std::str::from_utf8(&text)
+        .ok()
+        .and_then(|t| t.strip_prefix(PREFIX))
+        .and_then(|t| t.strip_suffix('\n'))
+        .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|digits| digits.parse::<u64>().ok());
+    match parsed {
+        Some(sequence) => Ok(Some(sequence)),
+        None => Err(Error::Corruption(format!(
+            "RocksDB store {} is damaged: its close mark {} is not readable",
+            folder.display(),
+            file.display()
+        ))),
+    }
+}
+
+/// Records `sequence` as the last clean close: written to a temporary file,
+/// synced, renamed over the mark, and the folder synced.
+pub(crate) fn write(folder: &Path, sequence: u64) -> Result<()> {
+    let what = "writing the close mark of";
+    let temporary = folder.join(format!("{MARK_FILE}.tmp"));
+    let mut file = File::create(&temporary).map_err(|e| from_io(what, folder, e))?;
+    file.write_all(format!("{PREFIX}{sequence}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| from_io(what, folder, e))?;
+    drop(file);
+    fs::rename(&temporary, folder.join(MARK_FILE)).map_err(|e| from_io(what, folder, e))?;
+    File::open(folder)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|e| from_io(what, folder, e))
+}
+
+/// Checks that the database did not go back from the last clean close.
+pub(crate) fn check(folder: &Path, recorded: u64, found: u64) -> Result<()> {
+    if found < recorded {
+        return Err(Error::Corruption(format!(
+            "RocksDB store {} is damaged: it opens at sequence number {found}, but it was at \
+             {recorded} when it was last closed (a damaged MANIFEST or missing files?); it was \
+             not opened for writing, so nothing was deleted",
+            folder.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn round_trip_and_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read(dir.path()).unwrap(), None);
+        write(dir.path(), 42).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), Some(42));
+        write(dir.path(), u64::MAX).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), Some(u64::MAX));
+        for bad in [
+            &b""[..],
+            b"annals-rocksdb closed at sequence \n",
+            b"x 1\n",
+            b"\xff\xfe",
+        ] {
+            fs::write(dir.path().join(MARK_FILE), bad).unwrap();
+            assert!(matches!(read(dir.path()), Err(Error::Corruption(_))));
+        }
+        assert!(check(dir.path(), 5, 5).is_ok());
+        assert!(check(dir.path(), 5, 9).is_ok());
+        assert!(matches!(check(dir.path(), 5, 4), Err(Error::Corruption(_))));
+    }
+}
