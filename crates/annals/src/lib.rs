@@ -1,2 +1,259 @@
-//! annals
+//! # annals
+//!
+//! Pluggable storage backends for append-only event logs (event sourcing).
+//! Every backend keeps one contract — atomic appends, gap-free stream
+//! versions, one global log in commit order, read-your-writes, durability,
+//! tag/type queries with Dynamic Consistency Boundary conditions, and a small
+//! aux space for snapshots and checkpoints — so an application picks its
+//! store with a URL and never changes a line when it moves to another.
+//!
+//! This crate is the one to depend on: it re-exports the whole API of
+//! `annals-core` ([`LogBackend`], [`NewEvent`], [`Query`], [`Error`], …) and
+//! opens stores by URL:
+//!
+//! | URL | cargo feature | backend |
+//! |---|---|---|
+//! | `memory://` | `memory` (default) | in memory; nothing survives the process |
+//! | `redb:///abs/path/events.redb`, `redb://relative/events.redb` | `redb` (default) | one [redb](https://www.redb.org) file: embedded, pure Rust, the default |
+//! | `rocksdb:///path/dir` | `rocksdb` | a [RocksDB](https://rocksdb.org) folder (C++, built from source: needs clang) |
+//! | `sled:///path/dir` | `sled` | a [sled](https://sled.rs) 0.34 folder (pure Rust, beta) |
+//!
+//! Options go in the query: `redb:///var/lib/app/events.redb?durability=relaxed&cache_size=268435456`.
+//! Every backend takes `durability` (`immediate` | `relaxed`),
+//! `max_event_bytes`, `max_append_events`, `max_append_bytes` and
+//! `max_read_count`; each backend adds its own (see [`redb::RedbOptions`]).
+//! [`StoreUrl`] has the exact syntax.
+//!
+//! ```
+//! use annals::{Direction, ExpectedVersion, NewEvent, Position, Query, StreamId};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> annals::Result<()> {
+//! # if !annals::Scheme::Memory.is_compiled() { return Ok(()) }
+//! let store = annals::open("memory://").await?;
+//! let order = StreamId::new("order-42")?;
+//! let placed = NewEvent::builder("OrderPlaced")
+//!     .data(br#"{"total":42}"#.to_vec())
+//!     .tag("customer:7")
+//!     .build();
+//! let written = store.append(&order, ExpectedVersion::NoStream, vec![placed]).await?;
+//! assert_eq!(written.first_position, Position(1));
+//!
+//! // Everything customer 7 did, across streams, in commit order.
+//! let page = store
+//!     .read_all(Position::START, 100, Direction::Forward, Some(&Query::tags(["customer:7"])))
+//!     .await?;
+//! assert_eq!(page.events[0].event_type, "OrderPlaced");
+//!
+//! // A second writer that still thinks the stream is new is refused.
+//! let late = NewEvent::builder("OrderPlaced").build();
+//! let err = store.append(&order, ExpectedVersion::NoStream, vec![late]).await.unwrap_err();
+//! assert!(err.is_wrong_expected_version());
+//! store.close().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Cargo features
+//!
+//! - `memory` (default): [`memory`], `memory://` and [`open_memory`].
+//! - `redb` (default): [`redb`] and `redb://`.
+//!
+//! A URL whose backend is not compiled in is an [`Error::InvalidInput`]
+//! that names the feature to enable.
 #![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+pub use annals_core::kv;
+pub use annals_core::*;
+
+/// The in-memory backend (the `annals-memory` crate; feature `memory`).
+#[cfg(feature = "memory")]
+pub use annals_memory as memory;
+
+/// The embedded default backend over redb (the `annals-redb` crate; feature
+/// `redb`).
+#[cfg(feature = "redb")]
+pub use annals_redb as redb;
+
+/// The RocksDB backend (the `annals-rocksdb` crate; feature `rocksdb`).
+#[cfg(feature = "rocksdb")]
+pub use annals_rocksdb as rocksdb;
+
+/// The sled backend (the `annals-sled` crate; feature `sled`).
+#[cfg(feature = "sled")]
+pub use annals_sled as sled;
+
+mod store_url;
+
+pub use store_url::{Scheme, StoreUrl};
+
+/// An open store of any backend. Clone it to share it between tasks; every
+/// clone is a handle on the same store.
+pub type Store = Arc<dyn LogBackend>;
+
+/// Opens the store a URL names (see [`StoreUrl`] for the syntax and the
+/// [crate documentation](crate) for the backends and their options).
+///
+/// The URL and its options are checked first, without touching the disk:
+/// a malformed URL, an unknown scheme, a backend not compiled in, or an
+/// unknown or invalid option is [`Error::InvalidInput`] naming it. Then the
+/// store is opened on tokio's blocking pool, since opening reads (and may
+/// create) files; outside a tokio runtime it is opened on the calling
+/// thread.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> annals::Result<()> {
+/// if annals::Scheme::Redb.is_compiled() {
+///     let dir = tempfile::tempdir().map_err(|e| annals::Error::backend("tempdir", e))?;
+///     let url = annals::Scheme::Redb.url_for(dir.path().join("events.redb"))?;
+///     let store = annals::open(&format!("{url}?durability=relaxed")).await?;
+///     assert!(store.capabilities().persistent);
+///     store.close().await?;
+/// }
+///
+/// if annals::Scheme::Memory.is_compiled() {
+///     let err = annals::open("memory://?cache_size=1").await.unwrap_err();
+///     assert!(err.to_string().contains("unknown option \"cache_size\""));
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub async fn open(url: &str) -> Result<Store> {
+    let url = StoreUrl::parse(url)?;
+    url.check_compiled()?;
+    let opener = Opener::new(&url)?;
+    run_blocking(move || opener.open()).await
+}
+
+/// Opens a new, empty in-memory store (feature `memory`); the same as
+/// `open("memory://")` with options given as a [`StoreConfig`].
+///
+/// ```
+/// use annals::{Durability, StoreConfig};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> annals::Result<()> {
+/// let store = annals::open_memory(StoreConfig { durability: Durability::Relaxed, ..StoreConfig::default() })?;
+/// assert!(!store.has_events().await?);
+/// # Ok(())
+/// # }
+/// ```
+#[cfg(feature = "memory")]
+pub fn open_memory(config: StoreConfig) -> Result<Store> {
+    Ok(Arc::new(annals_memory::open(config)?))
+}
+
+/// A store checked from its URL and ready to open: everything that can be
+/// decided without I/O is decided here.
+enum Opener {
+    #[cfg(feature = "memory")]
+    Memory(StoreConfig),
+    #[cfg(feature = "redb")]
+    Redb(std::path::PathBuf, annals_redb::RedbOptions),
+    #[cfg(feature = "rocksdb")]
+    RocksDb(std::path::PathBuf, annals_rocksdb::RocksDbOptions),
+    #[cfg(feature = "sled")]
+    Sled(std::path::PathBuf, annals_sled::SledOptions),
+}
+
+impl Opener {
+    fn new(url: &StoreUrl) -> Result<Opener> {
+        match url.scheme() {
+            #[cfg(feature = "memory")]
+            Scheme::Memory => memory_config(url).map(Opener::Memory),
+            #[cfg(feature = "redb")]
+            Scheme::Redb => {
+                let options = annals_redb::RedbOptions::from_params(url.params())
+                    .map_err(|e| url.in_context(e))?;
+                let path = url
+                    .path()
+                    .ok_or_else(|| url.invalid("the redb backend needs a path"))?;
+                Ok(Opener::Redb(path.to_path_buf(), options))
+            }
+            #[cfg(feature = "rocksdb")]
+            Scheme::RocksDb => {
+                let options = annals_rocksdb::RocksDbOptions::from_params(url.params())
+                    .map_err(|e| url.in_context(e))?;
+                let path = url
+                    .path()
+                    .ok_or_else(|| url.invalid("the rocksdb backend needs a path"))?;
+                Ok(Opener::RocksDb(path.to_path_buf(), options))
+            }
+            #[cfg(feature = "sled")]
+            Scheme::Sled => {
+                let options = annals_sled::SledOptions::from_params(url.params())
+                    .map_err(|e| url.in_context(e))?;
+                let path = url
+                    .path()
+                    .ok_or_else(|| url.invalid("the sled backend needs a path"))?;
+                Ok(Opener::Sled(path.to_path_buf(), options))
+            }
+            // `open` has refused a backend that is not compiled in already;
+            // this keeps it an error, not a panic, should that ever change.
+            // (With every backend compiled in, no scheme is left for it.)
+            #[allow(unreachable_patterns)]
+            other => Err(url.invalid(format!(
+                "the {other} backend is not compiled into this build of annals"
+            ))),
+        }
+    }
+
+    /// Opens the store: blocking I/O.
+    fn open(self) -> Result<Store> {
+        match self {
+            #[cfg(feature = "memory")]
+            Opener::Memory(config) => open_memory(config),
+            #[cfg(feature = "redb")]
+            Opener::Redb(path, options) => Ok(Arc::new(annals_redb::open(path, options)?)),
+            #[cfg(feature = "rocksdb")]
+            Opener::RocksDb(path, options) => Ok(Arc::new(annals_rocksdb::open(path, options)?)),
+            #[cfg(feature = "sled")]
+            Opener::Sled(path, options) => Ok(Arc::new(annals_sled::open(path, options)?)),
+        }
+    }
+}
+
+/// The [`StoreConfig`] of a `memory://` URL: only the options every backend
+/// takes.
+#[cfg(feature = "memory")]
+fn memory_config(url: &StoreUrl) -> Result<StoreConfig> {
+    let mut config = StoreConfig::default();
+    for (key, value) in url.params() {
+        if !config
+            .apply_param(key, value)
+            .map_err(|e| url.in_context(e))?
+        {
+            return Err(url.invalid(format!(
+                "unknown option {key:?} for the memory backend; known options: {}",
+                store_url::COMMON_PARAMS.join(", ")
+            )));
+        }
+    }
+    Ok(config)
+}
+
+/// Runs `f` on tokio's blocking pool when inside a tokio runtime, else on
+/// this thread.
+async fn run_blocking<T, F>(f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => runtime
+            .spawn_blocking(f)
+            .await
+            .map_err(|e| Error::backend("opening the store on tokio's blocking pool", e))?,
+        Err(_) => f(),
+    }
+}
+
+/// The README's Rust examples, compiled and run by `cargo test`.
+#[cfg(all(doctest, feature = "memory"))]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,406 @@
+//! Store URLs: `scheme://path?key=value&…`, parsed without any I/O.
+//!
+//! Parsed by hand rather than with the `url` crate: a store URL has no host,
+//! and the WHATWG rules would read `redb://data/events.redb` as host `data`;
+//! by hand, every error can also say exactly what to write instead.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use annals_core::{Error, Result};
+
+/// The options every backend takes ([`StoreConfig::apply_param`]), listed
+/// when an unknown one is given.
+///
+/// [`StoreConfig::apply_param`]: annals_core::StoreConfig::apply_param
+#[cfg(feature = "memory")]
+pub(crate) const COMMON_PARAMS: [&str; 5] = [
+    "durability",
+    "max_event_bytes",
+    "max_append_events",
+    "max_append_bytes",
+    "max_read_count",
+];
+
+/// A backend a store URL can name, whether or not it is compiled in.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// `memory://`: the in-memory backend (cargo feature `memory`).
+    Memory,
+    /// `redb:///path/file.redb`: the embedded default backend, one redb file
+    /// (cargo feature `redb`).
+    Redb,
+    /// `rocksdb:///path/dir`: a RocksDB folder (cargo feature `rocksdb`).
+    RocksDb,
+    /// `sled:///path/dir`: a sled folder (cargo feature `sled`).
+    Sled,
+}
+
+impl Scheme {
+    /// Every scheme annals knows, in the order error messages list them.
+    pub const ALL: [Scheme; 4] = [Scheme::Memory, Scheme::Redb, Scheme::RocksDb, Scheme::Sled];
+
+    /// The scheme as written in a URL (`"redb"`); also the name of the cargo
+    /// feature that compiles the backend in.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Memory => "memory",
+            Scheme::Redb => "redb",
+            Scheme::RocksDb => "rocksdb",
+            Scheme::Sled => "sled",
+        }
+    }
+
+    /// Whether this build of annals can open stores of this scheme.
+    pub fn is_compiled(self) -> bool {
+        match self {
+            Scheme::Memory => cfg!(feature = "memory"),
+            Scheme::Redb => cfg!(feature = "redb"),
+            Scheme::RocksDb => cfg!(feature = "rocksdb"),
+            Scheme::Sled => cfg!(feature = "sled"),
+        }
+    }
+
+    /// Whether a URL of this scheme names a file or folder (every scheme
+    /// but `memory`).
+    pub fn takes_path(self) -> bool {
+        self != Scheme::Memory
+    }
+
+    /// The URL of a store at `path`, with `%`, `?`, `#`, spaces and control
+    /// characters percent-encoded, so that [`StoreUrl::parse`] gives `path`
+    /// back. Append options as `?key=value&…`.
+    ///
+    /// Fails for [`Scheme::Memory`] (it takes no path), for an empty path,
+    /// and for a path that is not UTF-8 (a store URL cannot carry it; open
+    /// such a store through its backend crate, e.g. [`crate::redb::open`]).
+    ///
+    /// ```
+    /// use annals::{Scheme, StoreUrl};
+    /// let url = Scheme::Redb.url_for("/var/lib/my app/events?.redb")?;
+    /// assert_eq!(url, "redb:///var/lib/my%20app/events%3F.redb");
+    /// let parsed = StoreUrl::parse(&format!("{url}?durability=relaxed"))?;
+    /// assert_eq!(parsed.path(), Some("/var/lib/my app/events?.redb".as_ref()));
+    /// # Ok::<(), annals::Error>(())
+    /// ```
+    pub fn url_for(self, path: impl AsRef<Path>) -> Result<String> {
+        let path = path.as_ref();
+        if !self.takes_path() {
+            return Err(Error::InvalidInput(format!(
+                "the {self} backend takes no path (its URL is {self}://), but got {path:?}"
+            )));
+        }
+        let Some(text) = path.to_str() else {
+            return Err(Error::InvalidInput(format!(
+                "path {path:?} is not UTF-8, which a store URL cannot carry; \
+                 open the store through its backend crate instead"
+            )));
+        };
+        if text.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "the {self} backend needs a path, but got an empty one"
+            )));
+        }
+        let mut url = format!("{self}://");
+        for c in text.chars() {
+            match c {
+                '%' | '?' | '#' | ' ' => push_escaped(&mut url, c),
+                c if c.is_control() => push_escaped(&mut url, c),
+                c => url.push(c),
+            }
+        }
+        Ok(url)
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Appends `c` as `%XX` escapes of its UTF-8 bytes.
+fn push_escaped(out: &mut String, c: char) {
+    let mut buf = [0u8; 4];
+    for byte in c.encode_utf8(&mut buf).bytes() {
+        out.push_str(&format!("%{byte:02X}"));
+    }
+}
+
+/// A parsed store URL: which backend, where, and with which options.
+///
+/// The syntax is `scheme://path?key=value&key=value`:
+///
+/// - `scheme` is one of [`Scheme::ALL`] (case-insensitive);
+/// - `path` is everything between `://` and `?`, percent-decoded:
+///   `redb:///var/lib/app/events.redb` is the absolute path
+///   `/var/lib/app/events.redb`; `redb://events.redb` or
+///   `redb://./data/events.redb` are relative to the current directory.
+///   There is no host part. `memory://` takes no path. Write `%` as `%25`,
+///   `?` as `%3F` and `#` as `%23` ([`Scheme::url_for`] does it);
+/// - options are `key=value` pairs, percent-decoded (`+` is a space), each
+///   key at most once. Which keys exist depends on the backend; the
+///   options every backend takes are `durability` (`immediate` |
+///   `relaxed`), `max_event_bytes`, `max_append_events`, `max_append_bytes`
+///   and `max_read_count`.
+///
+/// Parsing checks the syntax, the scheme and the path, in any build of
+/// annals; [`open`](crate::open) then checks that the backend is compiled
+/// in ([`StoreUrl::check_compiled`]) and its options, before it touches the
+/// disk. Every error is [`Error::InvalidInput`] naming the URL.
+///
+/// ```
+/// use annals::{Scheme, StoreUrl};
+/// let url = StoreUrl::parse("redb:///var/lib/app/events.redb?durability=relaxed")?;
+/// assert_eq!(url.scheme(), Scheme::Redb);
+/// assert_eq!(url.path(), Some("/var/lib/app/events.redb".as_ref()));
+/// assert_eq!(url.params().collect::<Vec<_>>(), [("durability", "relaxed")]);
+///
+/// let err = StoreUrl::parse("postgres://localhost/events").unwrap_err();
+/// assert!(err.to_string().contains("unknown scheme \"postgres\""));
+/// # Ok::<(), annals::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct StoreUrl {
+    url: String,
+    scheme: Scheme,
+    path: Option<PathBuf>,
+    params: Vec<(String, String)>,
+}
+
+impl StoreUrl {
+    /// Parses a store URL (see the type's documentation). Does no I/O.
+    pub fn parse(url: &str) -> Result<StoreUrl> {
+        let invalid = |why: String| Error::InvalidInput(format!("store URL {url:?}: {why}"));
+
+        let Some((scheme_text, rest)) = url.split_once("://") else {
+            return Err(invalid(missing_separator(url)));
+        };
+        let scheme = Scheme::ALL
+            .into_iter()
+            .find(|s| s.name().eq_ignore_ascii_case(scheme_text))
+            .ok_or_else(|| invalid(unknown_scheme(scheme_text)))?;
+        if rest.contains('#') {
+            return Err(invalid(
+                "it has a fragment (#…), which store URLs do not use; write # in a path as %23"
+                    .into(),
+            ));
+        }
+        let (raw_path, raw_query) = match rest.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (rest, None),
+        };
+
+        let path = decode(raw_path, false).map_err(|why| invalid(format!("in the path: {why}")))?;
+        let path = match (scheme.takes_path(), path.is_empty()) {
+            (true, false) => {
+                if path.contains('\0') {
+                    return Err(invalid("the path contains a NUL byte (%00)".into()));
+                }
+                Some(PathBuf::from(path))
+            }
+            (true, true) => {
+                return Err(invalid(format!(
+                    "the {scheme} backend needs a path: {scheme}:///absolute/path or \
+                     {scheme}://relative/path"
+                )));
+            }
+            (false, true) => None,
+            (false, false) => {
+                return Err(invalid(format!(
+                    "the {scheme} backend takes no path, but got {path:?}; write \
+                     {scheme}:// (options go after ?)"
+                )));
+            }
+        };
+
+        let mut params: Vec<(String, String)> = Vec::new();
+        let mut seen = HashSet::new();
+        // Empty pieces (`?`, `a=1&&b=2`, a trailing `&`) are skipped, as
+        // form decoding does.
+        for piece in raw_query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let Some((raw_key, raw_value)) = piece.split_once('=') else {
+                return Err(invalid(format!(
+                    "option {piece:?} has no value; write key=value"
+                )));
+            };
+            let key = decode(raw_key, true)
+                .map_err(|why| invalid(format!("in option {raw_key:?}: {why}")))?;
+            let value = decode(raw_value, true)
+                .map_err(|why| invalid(format!("in the value of option {key:?}: {why}")))?;
+            if key.is_empty() {
+                return Err(invalid(format!(
+                    "option {piece:?} has no name; write key=value"
+                )));
+            }
+            if !seen.insert(key.clone()) {
+                return Err(invalid(format!("option {key:?} is given twice")));
+            }
+            params.push((key, value));
+        }
+
+        Ok(StoreUrl {
+            url: url.to_string(),
+            scheme,
+            path,
+            params,
+        })
+    }
+
+    /// Fails with [`Error::InvalidInput`] naming the cargo feature to
+    /// enable unless this build of annals can open this URL's backend.
+    ///
+    /// ```
+    /// use annals::StoreUrl;
+    /// let url = StoreUrl::parse("rocksdb:///var/lib/app/events")?;
+    /// match url.check_compiled() {
+    ///     Ok(()) => assert!(annals::Scheme::RocksDb.is_compiled()),
+    ///     Err(err) => assert!(err.to_string().contains("compiled without feature \"rocksdb\"")),
+    /// }
+    /// # Ok::<(), annals::Error>(())
+    /// ```
+    pub fn check_compiled(&self) -> Result<()> {
+        if self.scheme.is_compiled() {
+            Ok(())
+        } else {
+            Err(self.invalid(not_compiled(self.scheme)))
+        }
+    }
+
+    /// The backend.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The decoded path; `None` for `memory://`.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The decoded options, in the URL's order.
+    pub fn params(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.params.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The URL as given.
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+
+    /// An [`Error::InvalidInput`] about this URL.
+    pub(crate) fn invalid(&self, why: impl fmt::Display) -> Error {
+        Error::InvalidInput(format!("store URL {:?}: {why}", self.url))
+    }
+
+    /// Puts this URL in front of an option's [`Error::InvalidInput`]; other
+    /// errors pass through.
+    #[cfg_attr(not(any(feature = "memory", feature = "redb")), allow(dead_code))]
+    pub(crate) fn in_context(&self, error: Error) -> Error {
+        match error {
+            Error::InvalidInput(why) => self.invalid(why),
+            other => other,
+        }
+    }
+}
+
+impl FromStr for StoreUrl {
+    type Err = Error;
+    fn from_str(url: &str) -> Result<StoreUrl> {
+        StoreUrl::parse(url)
+    }
+}
+
+impl fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+/// Why a text without `://` is not a store URL, with what to write.
+fn missing_separator(url: &str) -> String {
+    let example = "memory:// or redb:///var/lib/app/events.redb";
+    if let Some((head, rest)) = url.split_once(':')
+        && let Some(scheme) = Scheme::ALL
+            .into_iter()
+            .find(|s| s.name().eq_ignore_ascii_case(head))
+    {
+        let absolute = rest.starts_with('/');
+        let rest = rest.trim_start_matches('/');
+        let suggestion = match (scheme.takes_path(), absolute) {
+            // `redb:/tmp/x` most likely meant the absolute path.
+            (true, true) => format!("{scheme}:///{rest}"),
+            (true, false) => format!("{scheme}://{rest}"),
+            (false, _) => format!("{scheme}://"),
+        };
+        return format!(
+            "expected \"://\" after the scheme; did you mean {suggestion:?}? (e.g. {example})"
+        );
+    }
+    format!("not a store URL; expected scheme://path?options, e.g. {example}")
+}
+
+/// Lists the schemes annals knows, marking those not compiled in.
+fn known_schemes() -> String {
+    let names: Vec<String> = Scheme::ALL
+        .into_iter()
+        .map(|s| {
+            if !s.is_compiled() {
+                format!("{s} (needs feature \"{s}\")")
+            } else {
+                s.name().to_string()
+            }
+        })
+        .collect();
+    names.join(", ")
+}
+
+fn unknown_scheme(scheme: &str) -> String {
+    format!(
+        "unknown scheme {scheme:?}; annals knows {}",
+        known_schemes()
+    )
+}
+
+fn not_compiled(scheme: Scheme) -> String {
+    format!(
+        "annals was compiled without feature \"{scheme}\"; enable it in Cargo.toml: \
+         annals = {{ version = \"{}\", features = [\"{scheme}\"] }}",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Percent-decodes `raw` (and, in a query, `+` to a space); the result must
+/// be UTF-8.
+fn decode(raw: &str, plus_is_space: bool) -> std::result::Result<String, String> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut bytes = raw.bytes();
+    while let Some(byte) = bytes.next() {
+        match byte {
+            b'%' => {
+                let high = bytes.next().and_then(hex_value);
+                let low = bytes.next().and_then(hex_value);
+                let (Some(high), Some(low)) = (high, low) else {
+                    return Err(format!(
+                        "{raw:?} has a % not followed by two hex digits; write % itself as %25"
+                    ));
+                };
+                out.push(high << 4 | low);
+            }
+            b'+' if plus_is_space => out.push(b' '),
+            other => out.push(other),
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("{raw:?} decodes to bytes that are not UTF-8"))
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    char::from(digit)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,267 @@
+//! `open` by URL: every backend, its options, and the errors.
+// Built without any backend, most helpers have nothing to test.
+#![cfg_attr(not(any(feature = "memory", feature = "redb")), allow(dead_code))]
+
+use super::*;
+
+/// The message of the `InvalidInput` that opening `url` must give; checks
+/// that it names the URL.
+async fn open_err(url: &str) -> String {
+    match open(url).await {
+        Ok(store) => panic!("{url:?} should not open, got {store:?}"),
+        Err(Error::InvalidInput(msg)) => {
+            assert!(
+                msg.contains(&format!("{url:?}")),
+                "{msg:?} does not name {url:?}"
+            );
+            msg
+        }
+        Err(other) => panic!("{url:?}: not InvalidInput: {other:?}"),
+    }
+}
+
+/// Appends one event and reads it back.
+async fn round_trip(store: &Store) {
+    let stream = StreamId::new("s").expect("valid id");
+    let written = store
+        .append(
+            &stream,
+            ExpectedVersion::Any,
+            vec![NewEvent::builder("T").tag("t").build()],
+        )
+        .await
+        .expect("append");
+    let page = store
+        .read_stream(&stream, written.first_version, 1, Direction::Forward)
+        .await
+        .expect("read");
+    assert_eq!(page.events.len(), 1);
+    assert_eq!(page.events[0].event_type, "T");
+}
+
+#[cfg(feature = "memory")]
+mod memory {
+    use super::*;
+
+    #[tokio::test]
+    async fn opens() {
+        let store = open("memory://").await.expect("memory://");
+        assert!(!store.capabilities().persistent);
+        assert_eq!(store.limits(), Limits::default());
+        round_trip(&store).await;
+        store.close().await.expect("close");
+    }
+
+    #[tokio::test]
+    async fn takes_the_common_options() {
+        let store = open("memory://?durability=relaxed&max_read_count=500&max_event_bytes=1024")
+            .await
+            .expect("valid options");
+        assert_eq!(store.limits().max_read_count, 500);
+        assert_eq!(store.limits().max_event_bytes, 1024);
+        // The limit is in force.
+        let err = store
+            .read_all(Position::START, 501, Direction::Forward, None)
+            .await
+            .expect_err("count above the limit");
+        assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn refuses_unknown_and_bad_options() {
+        let msg = open_err("memory://?cache_size=1").await;
+        assert!(msg.contains("unknown option \"cache_size\""), "{msg}");
+        assert!(msg.contains("durability, max_event_bytes"), "{msg}");
+        let msg = open_err("memory://?max_read_count=ten").await;
+        assert!(msg.contains("max_read_count"), "{msg}");
+        assert!(msg.contains("\"ten\""), "{msg}");
+        let msg = open_err("memory://?max_read_count=0").await;
+        assert!(msg.contains("max_read_count"), "{msg}");
+        let msg = open_err("memory://?durability=eventually").await;
+        assert!(msg.contains("\"eventually\""), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn open_memory_takes_a_config() {
+        let config = StoreConfig {
+            durability: Durability::Relaxed,
+            ..StoreConfig::default()
+        };
+        let store = open_memory(config).expect("open_memory");
+        round_trip(&store).await;
+        // Every handle is the same store.
+        let other = Arc::clone(&store);
+        assert!(other.has_events().await.expect("has_events"));
+    }
+
+    /// Outside a tokio runtime `open` runs on the calling thread instead of
+    /// panicking for want of a blocking pool.
+    #[test]
+    fn opens_outside_a_runtime() {
+        use std::future::Future;
+        use std::pin::pin;
+        use std::task::{Context, Poll, Waker};
+
+        let mut future = pin!(open("memory://"));
+        let mut cx = Context::from_waker(Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(_store)) => {}
+            Poll::Ready(Err(e)) => panic!("open failed: {e}"),
+            Poll::Pending => panic!("open waited for a runtime"),
+        }
+    }
+}
+
+#[cfg(feature = "redb")]
+mod redb {
+    use super::*;
+
+    fn url(dir: &tempfile::TempDir, file: &str) -> String {
+        Scheme::Redb
+            .url_for(dir.path().join(file))
+            .expect("a UTF-8 temporary path")
+    }
+
+    fn tempdir() -> tempfile::TempDir {
+        tempfile::tempdir().expect("a temporary folder")
+    }
+
+    #[tokio::test]
+    async fn opens_persists_and_reopens() {
+        let dir = tempdir();
+        let url = url(&dir, "nested/events.redb");
+        let store = open(&url).await.expect("redb://");
+        assert!(store.capabilities().persistent);
+        round_trip(&store).await;
+        store.close().await.expect("close");
+        assert!(dir.path().join("nested/events.redb").is_file());
+
+        let store = open(&url).await.expect("reopen");
+        let page = store
+            .read_all(Position::START, 10, Direction::Forward, None)
+            .await
+            .expect("read_all");
+        assert_eq!(page.events.len(), 1);
+        store.close().await.expect("close");
+    }
+
+    #[tokio::test]
+    async fn takes_common_and_engine_options() {
+        let dir = tempdir();
+        let url = format!(
+            "{}?durability=relaxed&max_read_count=7&cache_size=1048576&sync_interval_ms=0",
+            url(&dir, "events.redb")
+        );
+        let store = open(&url).await.expect("valid options");
+        assert_eq!(store.limits().max_read_count, 7);
+        round_trip(&store).await;
+        store.close().await.expect("close");
+    }
+
+    #[tokio::test]
+    async fn refuses_bad_options_before_touching_the_disk() {
+        let dir = tempdir();
+        let file = dir.path().join("events.redb");
+        let base = url(&dir, "events.redb");
+        for (query, named) in [
+            ("bogus=1", "bogus"),
+            ("cache_size=lots", "cache_size"),
+            ("durability=sometimes", "sometimes"),
+            ("max_append_events=0", "max_append_events"),
+        ] {
+            let msg = open_err(&format!("{base}?{query}")).await;
+            assert!(msg.contains(named), "{msg}");
+        }
+        assert!(!file.exists(), "a refused URL created {file:?}");
+    }
+
+    #[tokio::test]
+    async fn io_errors_are_errors() {
+        let dir = tempdir();
+        // A folder where the file should be.
+        std::fs::create_dir(dir.path().join("folder.redb")).expect("mkdir");
+        let err = open(&url(&dir, "folder.redb"))
+            .await
+            .expect_err("a folder is not a redb file");
+        assert!(!matches!(err, Error::InvalidInput(_)), "{err:?}");
+        // A missing file with create=false.
+        let err = open(&format!("{}?create=false", url(&dir, "missing.redb")))
+            .await
+            .expect_err("missing file");
+        assert!(err.to_string().contains("missing.redb"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_file_opens_once() {
+        let dir = tempdir();
+        let url = url(&dir, "events.redb");
+        let store = open(&url).await.expect("first open");
+        let err = open(&url).await.expect_err("the file is locked");
+        assert!(!matches!(err, Error::InvalidInput(_)), "{err:?}");
+        store.close().await.expect("close");
+    }
+}
+
+#[tokio::test]
+async fn refuses_urls_it_cannot_open() {
+    let mut cases = vec![
+        ("postgres://localhost/events", "unknown scheme \"postgres\""),
+        ("/var/lib/app/events.redb", "not a store URL"),
+        ("", "not a store URL"),
+        ("redb://", "needs a path"),
+        ("memory:///x", "takes no path"),
+    ];
+    if !cfg!(feature = "redb") {
+        cases.push(("redb:///x.redb", "feature \"redb\""));
+    }
+    if !cfg!(feature = "rocksdb") {
+        cases.push(("rocksdb:///var/lib/app/events", "feature \"rocksdb\""));
+    }
+    if !cfg!(feature = "sled") {
+        cases.push(("sled:///var/lib/app/events", "feature \"sled\""));
+    }
+    if !cfg!(feature = "memory") {
+        cases.push(("memory://", "feature \"memory\""));
+    }
+    for (url, says) in cases {
+        let msg = open_err(url).await;
+        assert!(msg.contains(says), "{url:?}: {msg}");
+    }
+}
+
+/// The folder backends: each opens by URL, keeps what it wrote across
+/// reopen, and refuses an unknown option naming it.
+#[cfg(any(feature = "rocksdb", feature = "sled"))]
+mod folder_backends {
+    use super::*;
+
+    async fn opens_reopens_and_checks_options(scheme: Scheme, extra: &str) {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let base = scheme.url_for(dir.path().join("store")).expect("a URL");
+        let url = format!("{base}?durability=relaxed{extra}");
+        let store = open(&url).await.expect("opens");
+        round_trip(&store).await;
+        store.close().await.expect("close");
+        let store = open(&url).await.expect("reopens");
+        let stream = StreamId::new("s").expect("valid id");
+        assert_eq!(
+            store.stream_version(&stream).await.expect("kept"),
+            Version(0)
+        );
+        store.close().await.expect("close");
+        let msg = open_err(&format!("{base}?no_such_option=1")).await;
+        assert!(msg.contains("no_such_option"), "{msg}");
+    }
+
+    #[cfg(feature = "rocksdb")]
+    #[tokio::test]
+    async fn rocksdb_by_url() {
+        opens_reopens_and_checks_options(Scheme::RocksDb, "&compression=zstd").await;
+    }
+
+    #[cfg(feature = "sled")]
+    #[tokio::test]
+    async fn sled_by_url() {
+        opens_reopens_and_checks_options(Scheme::Sled, "&flush_every_ms=100").await;
+    }
+}
