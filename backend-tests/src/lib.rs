@@ -45,6 +45,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 pub mod cases;
 pub mod support;
+pub mod workload;
 
 pub use cases::Case;
 pub use support::{CaseResult, Failure};

@@ -281,7 +281,7 @@ async fn damage_trials(seed: u64, trials: u64) -> Outcomes {
             let at = rng.below(bad.len() as u64) as usize;
             let n = (1 + rng.below(8) as usize).min(bad.len() - at);
             for b in &mut bad[at..at + n] {
-                *b = rng.next() as u8;
+                *b = rng.next_u64() as u8;
             }
             places.push((at, n));
         }

@@ -180,7 +180,7 @@ fn backends_not_compiled_name_their_feature() {
 
 #[test]
 #[cfg(not(any(feature = "rocksdb", feature = "sled")))]
-fn backends_not_compiled_name_their_feature() {
+fn optional_backends_not_compiled_name_their_feature() {
     for (url, feature) in [
         ("rocksdb:///var/lib/app/events", "rocksdb"),
         ("sled:///var/lib/app/events", "sled"),
