@@ -184,6 +184,43 @@ impl Query {
     }
 }
 
+impl fmt::Display for QueryItem {
+    /// `type A|B and tag x and tag y`, or `any event` for an empty item.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if !self.types.is_empty() {
+            parts.push(format!("type {}", self.types.join("|")));
+        }
+        parts.extend(self.tags.iter().map(|t| format!("tag {t}")));
+        if parts.is_empty() {
+            f.write_str("any event")
+        } else {
+            f.write_str(&parts.join(" and "))
+        }
+    }
+}
+
+impl fmt::Display for Query {
+    /// The items joined by `or`, each in parentheses when there are several.
+    ///
+    /// ```
+    /// use annals_core::{Query, QueryItem};
+    /// let q = Query::single(QueryItem::new().with_type("Placed").with_tag("vip")).item(QueryItem::new().with_tag("x"));
+    /// assert_eq!(q.to_string(), "(type Placed and tag vip) or (tag x)");
+    /// assert_eq!(Query::new().to_string(), "any event");
+    /// ```
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.items.as_slice() {
+            [] => f.write_str("any event"),
+            [one] => write!(f, "{one}"),
+            items => {
+                let parts: Vec<String> = items.iter().map(|i| format!("({i})")).collect();
+                f.write_str(&parts.join(" or "))
+            }
+        }
+    }
+}
+
 /// A Dynamic Consistency Boundary condition ([A8]): the append fails if any
 /// readable event matching `fail_if_events_match` has a position greater
 /// than `after` (any position when `None`).

@@ -560,7 +560,7 @@ fn wrong_version(stream: &StreamId, expected: ExpectedVersion, actual: Option<Ve
 
 fn condition_failed(condition: &AppendCondition) -> Error {
     Error::AppendConditionFailed(format!(
-        "an event matching {:?} was appended after position {}",
+        "an event matching {} was appended after position {}",
         condition.fail_if_events_match,
         condition
             .after
