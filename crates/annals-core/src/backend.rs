@@ -101,6 +101,34 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
+    /// The options every backend takes ([`StoreConfig::apply_param`]), in
+    /// the order error messages list them.
+    pub const PARAMS: [&'static str; 5] = [
+        "durability",
+        "max_event_bytes",
+        "max_append_events",
+        "max_append_bytes",
+        "max_read_count",
+    ];
+
+    /// The [`Error::InvalidInput`] for an option `key` that neither
+    /// [`StoreConfig::PARAMS`] nor the `backend`'s `own` options name; it
+    /// lists every known one.
+    ///
+    /// ```
+    /// use annals_core::StoreConfig;
+    /// let err = StoreConfig::unknown_param("redb", "cache", &["cache_size"]);
+    /// assert!(err.to_string().contains("unknown option \"cache\" for the redb backend"));
+    /// assert!(err.to_string().contains("durability") && err.to_string().contains("cache_size"));
+    /// ```
+    pub fn unknown_param(backend: &str, key: &str, own: &[&str]) -> Error {
+        let known: Vec<&str> = Self::PARAMS.iter().chain(own).copied().collect();
+        Error::InvalidInput(format!(
+            "unknown option {key:?} for the {backend} backend; known options: {}",
+            known.join(", ")
+        ))
+    }
+
     /// Applies one option given as text (a URL query parameter): `durability`
     /// (`immediate` | `relaxed`), `max_event_bytes`, `max_append_events`,
     /// `max_append_bytes` or `max_read_count`. Answers `Ok(false)` for a key

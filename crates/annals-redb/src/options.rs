@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use annals_core::{Error, Result, StoreConfig, parse_param};
+use annals_core::{Result, StoreConfig, parse_param};
 
 /// The options of this backend's own, with their URL parameter names, in
 /// the order error messages list them.
@@ -11,15 +11,6 @@ const OWN_PARAMS: [&str; 4] = [
     "create",
     "check_integrity",
     "sync_interval_ms",
-];
-
-/// The options every backend shares ([`StoreConfig::apply_param`]).
-const SHARED_PARAMS: [&str; 5] = [
-    "durability",
-    "max_event_bytes",
-    "max_append_events",
-    "max_append_bytes",
-    "max_read_count",
 ];
 
 /// How to open a redb store.
@@ -160,11 +151,7 @@ impl RedbOptions {
                 self.sync_interval = (ms > 0).then(|| Duration::from_millis(ms));
             }
             _ => {
-                let known: Vec<&str> = SHARED_PARAMS.iter().chain(&OWN_PARAMS).copied().collect();
-                return Err(Error::InvalidInput(format!(
-                    "unknown option {key:?} for the redb backend; known options: {}",
-                    known.join(", ")
-                )));
+                return Err(StoreConfig::unknown_param("redb", key, &OWN_PARAMS));
             }
         }
         Ok(())
@@ -175,6 +162,7 @@ impl RedbOptions {
 mod tests {
     use super::*;
     use annals_core::Durability;
+    use annals_core::Error;
 
     #[test]
     fn defaults() {
@@ -213,7 +201,7 @@ mod tests {
             panic!("not InvalidInput: {err:?}")
         };
         assert!(msg.contains("\"cache\""), "{msg}");
-        for known in SHARED_PARAMS.iter().chain(&OWN_PARAMS) {
+        for known in StoreConfig::PARAMS.iter().chain(&OWN_PARAMS) {
             assert!(msg.contains(known), "{msg} lacks {known}");
         }
     }

@@ -15,15 +15,6 @@ const OWN_PARAMS: [&str; 5] = [
     "max_background_jobs",
 ];
 
-/// The options every backend shares ([`StoreConfig::apply_param`]).
-const SHARED_PARAMS: [&str; 5] = [
-    "durability",
-    "max_event_bytes",
-    "max_append_events",
-    "max_append_bytes",
-    "max_read_count",
-];
-
 /// The smallest memtable RocksDB accepts (it silently raises smaller
 /// values; annals refuses them instead).
 pub const MIN_WRITE_BUFFER_BYTES: usize = 64 << 10;
@@ -222,11 +213,7 @@ impl RocksDbOptions {
             "write_buffer_bytes" => self.write_buffer_bytes = parse_param(key, value)?,
             "max_background_jobs" => self.max_background_jobs = parse_param(key, value)?,
             _ => {
-                let known: Vec<&str> = SHARED_PARAMS.iter().chain(&OWN_PARAMS).copied().collect();
-                return Err(Error::InvalidInput(format!(
-                    "unknown option {key:?} for the rocksdb backend; known options: {}",
-                    known.join(", ")
-                )));
+                return Err(StoreConfig::unknown_param("rocksdb", key, &OWN_PARAMS));
             }
         }
         self.validate()
@@ -310,7 +297,7 @@ mod tests {
             panic!("not InvalidInput: {err:?}")
         };
         assert!(msg.contains("\"cache\""), "{msg}");
-        for known in SHARED_PARAMS.iter().chain(&OWN_PARAMS) {
+        for known in StoreConfig::PARAMS.iter().chain(&OWN_PARAMS) {
             assert!(msg.contains(known), "{msg} lacks {known}");
         }
     }

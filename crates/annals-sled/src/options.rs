@@ -8,15 +8,6 @@ use annals_core::{Error, Result, StoreConfig, parse_param};
 /// error messages list them.
 const OWN_PARAMS: [&str; 4] = ["cache_capacity", "mode", "flush_every_ms", "create"];
 
-/// The options every backend shares ([`StoreConfig::apply_param`]).
-const SHARED_PARAMS: [&str; 5] = [
-    "durability",
-    "max_event_bytes",
-    "max_append_events",
-    "max_append_bytes",
-    "max_read_count",
-];
-
 /// sled's space/speed trade-off (sled's `Mode`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub enum SledMode {
@@ -159,11 +150,7 @@ impl SledOptions {
             }
             "create" => self.create = parse_param(key, value)?,
             _ => {
-                let known: Vec<&str> = SHARED_PARAMS.iter().chain(&OWN_PARAMS).copied().collect();
-                return Err(Error::InvalidInput(format!(
-                    "unknown option {key:?} for the sled backend; known options: {}",
-                    known.join(", ")
-                )));
+                return Err(StoreConfig::unknown_param("sled", key, &OWN_PARAMS));
             }
         }
         Ok(())
@@ -216,7 +203,7 @@ mod tests {
             panic!("not InvalidInput: {err:?}")
         };
         assert!(msg.contains("\"cache\""), "{msg}");
-        for known in SHARED_PARAMS.iter().chain(&OWN_PARAMS) {
+        for known in StoreConfig::PARAMS.iter().chain(&OWN_PARAMS) {
             assert!(msg.contains(known), "{msg} lacks {known}");
         }
     }

@@ -225,10 +225,7 @@ fn memory_config(url: &StoreUrl) -> Result<StoreConfig> {
             .apply_param(key, value)
             .map_err(|e| url.in_context(e))?
         {
-            return Err(url.invalid(format!(
-                "unknown option {key:?} for the memory backend; known options: {}",
-                store_url::COMMON_PARAMS.join(", ")
-            )));
+            return Err(url.in_context(StoreConfig::unknown_param("memory", key, &[])));
         }
     }
     Ok(config)

@@ -11,19 +11,6 @@ use std::str::FromStr;
 
 use annals_core::{Error, Result};
 
-/// The options every backend takes ([`StoreConfig::apply_param`]), listed
-/// when an unknown one is given.
-///
-/// [`StoreConfig::apply_param`]: annals_core::StoreConfig::apply_param
-#[cfg(feature = "memory")]
-pub(crate) const COMMON_PARAMS: [&str; 5] = [
-    "durability",
-    "max_event_bytes",
-    "max_append_events",
-    "max_append_bytes",
-    "max_read_count",
-];
-
 /// A backend a store URL can name, whether or not it is compiled in.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 #[non_exhaustive]
