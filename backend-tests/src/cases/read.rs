@@ -159,7 +159,9 @@ pub async fn r1_count_limits<H: Harness>(h: H) -> CaseResult {
             .await?;
     }
     store.close().await?;
-    let store = H::new().await.open(StoreConfig::default()).await?;
+    // A second place, kept alive as long as its store.
+    let fresh = H::new().await;
+    let store = fresh.open(StoreConfig::default()).await?;
     store.append(&s, ExpectedVersion::Any, events(2)).await?;
     assert_invalid(
         store
