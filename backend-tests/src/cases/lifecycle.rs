@@ -1,11 +1,13 @@
 //! Capabilities, maintenance, lifecycle, persistence and errors (SPEC C1,
 //! M1–M6, D5, E1, and S3/S4/X1 across reopen).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use annals_core::{
     Append, AppendCondition, AuxWrite, Batch, Direction, Durability, Error, ExpectedVersion,
-    NewEvent, Position, Query, StoreConfig, Version,
+    NewEvent, Position, Query, StoreConfig, VerifyProgress, Version,
 };
 
 use super::{Case, case};
@@ -24,6 +26,8 @@ pub fn cases<H: Harness>() -> Vec<Case<H>> {
         case!(c1_without_delete_it_is_unsupported, |c| !c.delete),
         case!(c1_without_compact_it_is_unsupported, |c| !c.compact),
         case!(c1_without_aux_it_is_unsupported, |c| !c.aux),
+        case!(c1_without_verify_it_is_unsupported, |c| !c.verify),
+        case!(m6_verify_is_clean_after_every_kind_of_write, |c| c.verify),
         case!(m3_health_is_ok),
         case!(m4_close_makes_every_call_closed),
         case!(m4_close_ends_head_watches),
@@ -130,6 +134,61 @@ pub async fn c1_without_aux_it_is_unsupported<H: Harness>(h: H) -> CaseResult {
         Append::new(sid("a"), ExpectedVersion::Any, events(1)).aux(AuxWrite::put(b"k", b"v"));
     assert_unsupported(store.append_with(append).await, "an append with aux writes");
     assert!(!store.has_events().await?);
+    Ok(())
+}
+
+// [C1] Without verify, verify answers Unsupported.
+/// `[C1]`: no integrity check.
+pub async fn c1_without_verify_it_is_unsupported<H: Harness>(h: H) -> CaseResult {
+    let store = h.open(default_config()).await?;
+    assert_unsupported(store.verify(None).await, "verify");
+    Ok(())
+}
+
+// [M6] verify, the full integrity check, finds nothing wrong in a store
+// written only through the API: new, after every kind of write, after
+// compaction and after reopen; it counts what it checked and reports
+// progress.
+/// `[M6]`: verify on a healthy store.
+pub async fn m6_verify_is_clean_after_every_kind_of_write<H: Harness>(h: H) -> CaseResult {
+    let store = h.open(default_config()).await?;
+    let report = store.verify(None).await?;
+    assert!(report.is_clean(), "a new store: {:?}", report.problems);
+    assert_eq!(report.events, 0);
+
+    let caps = H::capabilities();
+    fill_varied(&store, &caps).await?;
+    let events = all_events(&store).await?.len() as u64;
+    let calls = Arc::new(AtomicU64::new(0));
+    let seen = Arc::clone(&calls);
+    let progress: VerifyProgress = Arc::new(move |n| {
+        seen.fetch_max(n, Ordering::Relaxed);
+    });
+    let report = store.verify(Some(progress)).await?;
+    assert!(report.is_clean(), "after writes: {:?}", report.problems);
+    assert!(
+        report.events >= events,
+        "checked {} log records, {events} events are readable",
+        report.events
+    );
+    assert!(report.records >= report.events + report.streams);
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        report.records,
+        "last progress"
+    );
+
+    if caps.compact {
+        store.compact().await?;
+        let report = store.verify(None).await?;
+        assert!(report.is_clean(), "after compact: {:?}", report.problems);
+        assert_eq!(report.events, events, "compact leaves only readable events");
+    }
+    if caps.persistent {
+        let store = h.reopen(store, default_config()).await?;
+        let report = store.verify(None).await?;
+        assert!(report.is_clean(), "after reopen: {:?}", report.problems);
+    }
     Ok(())
 }
 

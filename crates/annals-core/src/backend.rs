@@ -12,6 +12,7 @@ use crate::event::{NewEvent, Position, RecordedEvent, StreamId, Version};
 use crate::expect::{
     AppendCondition, AuxWrite, ExpectedVersion, Query, show_bytes, validate_aux_key,
 };
+use crate::verify::{VerifyProgress, VerifyReport};
 
 /// When an append may return ([D5]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
@@ -468,6 +469,8 @@ pub struct Capabilities {
     pub aux: bool,
     /// `Durability::Immediate` is honoured (D5).
     pub immediate_durability: bool,
+    /// [`LogBackend::verify`]: a full integrity check.
+    pub verify: bool,
 }
 
 impl Capabilities {
@@ -481,6 +484,7 @@ impl Capabilities {
         compact: false,
         aux: false,
         immediate_durability: false,
+        verify: false,
     };
 
     /// Every capability.
@@ -493,6 +497,7 @@ impl Capabilities {
         compact: true,
         aux: true,
         immediate_durability: true,
+        verify: true,
     };
 
     /// Every capability of a store that keeps nothing across reopen.
@@ -607,6 +612,18 @@ pub trait LogBackend: Send + Sync + fmt::Debug {
 
     /// A watch of the head ([R8]).
     fn watch_head(&self) -> Result<HeadWatch>;
+
+    /// Checks the integrity of the whole store on one consistent view (an
+    /// fsck): every record's checksum, gap-free stream versions, every index
+    /// entry pointing at the right event, stream metadata agreeing with the
+    /// log, no event beyond the head. Problems are in the report, not
+    /// errors; an error means the check could not run. `progress` is called
+    /// now and then with the number of records checked. Reads everything:
+    /// O(n log n).
+    async fn verify(&self, progress: Option<VerifyProgress>) -> Result<VerifyReport> {
+        let _ = progress;
+        unsupported("verify")
+    }
 
     /// The aux value at `key` ([X1]).
     async fn aux_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {

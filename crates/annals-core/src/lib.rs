@@ -14,6 +14,7 @@ mod error;
 mod event;
 mod expect;
 pub mod kv;
+mod verify;
 
 pub use backend::{
     Append, AppendResult, Batch, BatchPart, Capabilities, Direction, Durability, HeadWatch, Limits,
@@ -29,3 +30,4 @@ pub use expect::{
     Query, QueryItem, show_bytes, validate_aux_key,
 };
 pub use uuid::Uuid;
+pub use verify::{MAX_LISTED_PROBLEMS, Problem, VerifyProgress, VerifyReport};

@@ -10,6 +10,7 @@ mod engine;
 pub mod layout;
 mod read;
 mod store;
+mod verify;
 mod writer;
 
 pub use engine::{KvEngine, KvSnapshot, Scan, Visitor, WriteBatch};

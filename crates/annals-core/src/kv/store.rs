@@ -19,7 +19,9 @@ use crate::kv::codec;
 use crate::kv::engine::{KvEngine, KvSnapshot, Scan, WriteBatch};
 use crate::kv::layout::{self, StreamMeta};
 use crate::kv::read::{self, SnapshotMetas};
+use crate::kv::verify;
 use crate::kv::writer::{Reply, Request, Writer};
+use crate::verify::{VerifyProgress, VerifyReport};
 
 /// Most dead events one compaction step deletes in one commit.
 const PURGE_CHUNK: usize = 4096;
@@ -389,6 +391,18 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
                 .map_err(|_| Error::backend("the writer thread", "it panicked"))?;
         }
         result
+    }
+
+    async fn verify(&self, progress: Option<VerifyProgress>) -> Result<VerifyReport> {
+        self.read(move |snap| {
+            let progress = move |n: u64| {
+                if let Some(p) = &progress {
+                    p(n);
+                }
+            };
+            verify::verify(snap, &progress)
+        })
+        .await
     }
 
     fn watch_head(&self) -> Result<HeadWatch> {
