@@ -59,7 +59,8 @@ const CLOSED_TMP: &str = "CLOSED.tmp";
 /// The engine's own key in the tree: the number of commits so far (u64, big
 /// endian), written by every commit in the same `apply_batch`. Its prefix
 /// byte is outside annals' key layout (0x00–0x06), so no read of the store
-/// ever meets it.
+/// ever meets it. It is in the engines' own key space
+/// (`layout::ENGINE_PRIVATE`), which `verify` leaves alone.
 const SEQ_KEY: &[u8] = b"\xffannals-sled/commits";
 /// Most bytes of keys and values `compact` copies in one sled batch.
 const COPY_CHUNK_BYTES: usize = 8 << 20;

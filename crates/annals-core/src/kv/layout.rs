@@ -12,6 +12,7 @@
 //! | type index   | `04` event type `00` position (u64 BE)| nothing                          |
 //! | tag index    | `05` tag `00` position (u64 BE)       | nothing                          |
 //! | aux          | `06` key                              | the aux value                    |
+//! | engine's own | `FF` anything                         | the engine's business            |
 //!
 //! Stream ids, types and tags contain no NUL (SPEC D1, D2), so the `00`
 //! terminator keeps `(name, number)` keys in the order of the name first.
@@ -34,6 +35,10 @@ pub const TYPE_INDEX: u8 = 0x04;
 pub const TAG_INDEX: u8 = 0x05;
 /// Prefix of the aux space.
 pub const AUX: u8 = 0x06;
+/// Prefix of keys an engine keeps for itself in the same key space (e.g.
+/// annals-sled's commit counter); annals never reads or writes them, and
+/// `verify` leaves them alone.
+pub const ENGINE_PRIVATE: u8 = 0xFF;
 
 /// The key of the store's metadata.
 pub const STORE_META_KEY: &[u8] = &[META, b'H'];

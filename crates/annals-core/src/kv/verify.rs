@@ -378,17 +378,20 @@ impl<S: KvSnapshot> Checker<'_, S> {
         })
     }
 
-    /// Keys in no space of the layout, or in the meta space under another
-    /// name than the store's metadata.
+    /// Keys in no space of the layout (but the engine's own), or in the
+    /// meta space under another name than the store's metadata.
     fn unknown_keys(&mut self) -> Result<()> {
         self.scan(&[layout::META], &[layout::LOG], |this, key, _| {
             if key != layout::STORE_META_KEY {
                 this.problem(key, "is not a key annals writes");
             }
         })?;
-        // Keys are short (ids and names are bounded), so this end is past all.
-        self.scan(&[layout::AUX + 1], &[0xFF; 64], |this, key, _| {
-            this.problem(key, "is not a key annals writes");
-        })
+        self.scan(
+            &[layout::AUX + 1],
+            &[layout::ENGINE_PRIVATE],
+            |this, key, _| {
+                this.problem(key, "is not a key annals writes");
+            },
+        )
     }
 }

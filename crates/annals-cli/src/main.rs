@@ -1,0 +1,221 @@
+//! `annals`: look inside annals event stores of any backend, check them,
+//! back them up and move them, by URL (`redb:///var/lib/app/events.redb`,
+//! `rocksdb:///var/lib/app/events`, `sled:///…`, `memory://`).
+//!
+//! Exit codes: 0 success; 1 failure (a store error, bad input, a failed
+//! expectation); 2 bad usage (unknown flag, missing argument); 3 `verify`
+//! found problems, or `migrate` found the stores different.
+#![forbid(unsafe_code)]
+
+mod commands;
+mod fail;
+mod format;
+mod progress;
+mod transfer;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands::ExpectArg;
+
+/// Inspect, read, append to, check, export, import and migrate annals
+/// event stores of any backend.
+///
+/// Every store is named by URL: memory://, redb:///path/file.redb,
+/// rocksdb:///path/dir, sled:///path/dir (options after ?, e.g.
+/// ?durability=relaxed). Commands that only read or maintain a store
+/// refuse a path where no store exists; append, import and migrate's
+/// target create it.
+#[derive(Parser, Debug)]
+#[command(name = "annals", version, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Backend, capabilities, head position, number of streams and events, disk bytes.
+    Info {
+        /// The store's URL.
+        url: String,
+    },
+    /// Lists streams with their last versions, in byte order of their ids.
+    Streams {
+        /// The store's URL.
+        url: String,
+        /// Start after this stream id.
+        #[arg(long, value_name = "ID")]
+        after: Option<String>,
+        /// List at most this many streams (default: all).
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reads one stream's events.
+    Read {
+        /// The store's URL.
+        url: String,
+        /// The stream's id.
+        stream: String,
+        /// The first version to read (default: the first, or with --backward the last).
+        #[arg(long, value_name = "V")]
+        from: Option<u64>,
+        /// Read at most this many events (default: all).
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// Newest first.
+        #[arg(long)]
+        backward: bool,
+        /// One JSON object per line (data as JSON, text or base64).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reads the global log in commit order, optionally only some types and tags.
+    ReadAll {
+        /// The store's URL.
+        url: String,
+        /// The first position to read (default: the first, or with --backward the head).
+        #[arg(long, value_name = "P")]
+        from: Option<u64>,
+        /// Read at most this many events (default: all).
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// Newest first.
+        #[arg(long)]
+        backward: bool,
+        /// Only events of one of these types (repeat the flag).
+        #[arg(long = "type", value_name = "T")]
+        types: Vec<String>,
+        /// Only events carrying every one of these tags (repeat the flag).
+        #[arg(long = "tag", value_name = "K")]
+        tags: Vec<String>,
+        /// One JSON object per line (data as JSON, text or base64).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Appends one event; prints the version and position written.
+    Append {
+        /// The store's URL (created if missing).
+        url: String,
+        /// The stream's id.
+        stream: String,
+        /// The event type.
+        #[arg(long = "type", value_name = "T")]
+        event_type: String,
+        /// The data: JSON text, or @FILE for a file's bytes as they are.
+        #[arg(long, value_name = "JSON|@FILE")]
+        data: Option<String>,
+        /// The metadata: JSON text, or @FILE for a file's bytes as they are.
+        #[arg(long, value_name = "JSON|@FILE")]
+        metadata: Option<String>,
+        /// A tag (repeat the flag).
+        #[arg(long = "tag", value_name = "K")]
+        tags: Vec<String>,
+        /// What the stream must be: any, no-stream, exists, or its last version N.
+        #[arg(long, value_name = "any|no-stream|exists|N", default_value = "any")]
+        expect: ExpectArg,
+    },
+    /// Checks the whole store (an fsck); exit 0 only if nothing is wrong.
+    Verify {
+        /// The store's URL.
+        url: String,
+    },
+    /// Reclaims the space of truncated and deleted events.
+    Compact {
+        /// The store's URL.
+        url: String,
+    },
+    /// Removes a stream's events below a version (its numbering goes on).
+    Truncate {
+        /// The store's URL.
+        url: String,
+        /// The stream's id.
+        stream: String,
+        /// The first version to keep.
+        #[arg(long, value_name = "V")]
+        before: u64,
+    },
+    /// Deletes a stream (a later append recreates it, numbering on).
+    Delete {
+        /// The store's URL.
+        url: String,
+        /// The stream's id.
+        stream: String,
+        /// What the stream must be: any, no-stream, exists, or its last version N.
+        #[arg(long, value_name = "any|no-stream|exists|N", default_value = "any")]
+        expect: ExpectArg,
+    },
+    /// Writes every readable event, in commit order, as NDJSON (format 1).
+    Export {
+        /// The store's URL.
+        url: String,
+        /// The file to write (default: standard output).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Appends the events of an export; re-running it resumes without duplicates.
+    Import {
+        /// The store's URL (created if missing).
+        url: String,
+        /// The export file (- for standard input).
+        file: PathBuf,
+    },
+    /// Copies every readable event from one store to another, then compares them.
+    Migrate {
+        /// The source store's URL.
+        from: String,
+        /// The target store's URL (created if missing).
+        to: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail::Failure::io("starting the async runtime", e).report(),
+    };
+    match runtime.block_on(commands::run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}
+
+/// Help and version go to stdout as clap writes them; a usage error is one
+/// line on stderr, exit code 2.
+fn usage_error(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
+            if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        _ => {
+            let text = error.render().to_string();
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("bad usage");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("annals: error: {first} (see annals --help)");
+            ExitCode::from(2)
+        }
+    }
+}

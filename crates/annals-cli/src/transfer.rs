@@ -1,0 +1,520 @@
+//! export, import and migrate: every readable event, in commit order,
+//! streamed page by page so memory stays flat however large the store.
+//!
+//! The export format (version 1) is NDJSON: a header line
+//! `{"annals_export":1,"exported_at":…,"source_backend":…,"head":…,"events":…}`
+//! then one [`EventLine`] per event, in commit order.
+//!
+//! Import appends each stream's events with the expectation that puts them
+//! at their exported versions (`NoStream` for version 0, `Exact(v - 1)`
+//! after), so an interrupted import re-run from the start is answered by the
+//! idempotent retry rule (SPEC A5) for what is already there and goes on
+//! where it stopped. Positions and `recorded_at` are the target's own. A
+//! stream whose first readable event is above version 0 (it was truncated,
+//! or deleted and recreated) cannot start there in a new store: it is
+//! renumbered from 0, and the offset is kept in the target's aux space
+//! (key `annals-import/version-offset/<stream>`) so a re-run finds it.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::Path;
+
+use annals::{
+    Append, AuxWrite, Direction, Error, ExpectedVersion, NewEvent, Position, RecordedEvent, Store,
+    StoreUrl, StreamId, Version,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::commands::{PAGE, close, open_existing, open_or_create};
+use crate::fail::{Fail, Failure};
+use crate::format::EventLine;
+use crate::progress;
+
+/// The version of the export format this build writes and reads.
+pub const EXPORT_FORMAT: u32 = 1;
+
+/// The first line of an export.
+#[derive(Serialize, Deserialize, Debug)]
+struct Header {
+    /// The format version.
+    annals_export: u32,
+    /// When the export started, RFC 3339.
+    exported_at: String,
+    /// The backend it came from (`redb`, `rocksdb`, …).
+    source_backend: String,
+    /// The source's head position when the export started.
+    head: u64,
+}
+
+/// Most stream ids an import remembers as looked up (see `write_run`).
+const MAX_CHECKED_STREAMS: usize = 100_000;
+
+/// The aux key prefix under which import keeps version offsets.
+const OFFSET_KEY: &str = "annals-import/version-offset/";
+
+/// Reads the whole log forward, page by page, calling `each` per event.
+async fn for_each_event<F>(store: &Store, mut each: F) -> Result<(), Failure>
+where
+    F: FnMut(RecordedEvent) -> Result<(), Failure>,
+{
+    let page = PAGE.min(store.limits().max_read_count).max(1);
+    let mut from = Position(0);
+    loop {
+        let events = store
+            .read_all(from, page, Direction::Forward, None)
+            .await
+            .fail()?
+            .events;
+        let full = events.len() == page;
+        let next = events.last().map(|e| e.position.next());
+        for event in events {
+            each(event)?;
+        }
+        match next {
+            Some(next) if full => from = next,
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// The number of readable events.
+pub async fn count_events(store: &Store) -> Result<u64, Failure> {
+    let mut count = 0;
+    for_each_event(store, |_| {
+        count += 1;
+        Ok(())
+    })
+    .await?;
+    Ok(count)
+}
+
+async fn head(store: &Store) -> Result<Position, Failure> {
+    Ok(store
+        .read_all(Position(0), 1, Direction::Backward, None)
+        .await
+        .fail()?
+        .head)
+}
+
+/// `export URL [-o FILE]`.
+pub async fn export(url: &str, output: Option<&Path>) -> Result<(), Failure> {
+    let store = open_existing(url).await?;
+    let writer: Box<dyn Write> = match output {
+        Some(path) => Box::new(
+            File::create(path)
+                .map_err(|e| Failure::io(&format!("creating {}", path.display()), e))?,
+        ),
+        None => Box::new(io::stdout()),
+    };
+    let mut out = BufWriter::new(writer);
+    let write_err = |e: io::Error| Failure::io("writing the export", e);
+    let head = head(&store).await?;
+    let header = Header {
+        annals_export: EXPORT_FORMAT,
+        exported_at: humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
+        source_backend: StoreUrl::parse(url).fail()?.scheme().to_string(),
+        head: head.0,
+    };
+    let header =
+        serde_json::to_string(&header).map_err(|e| Failure::io("encoding the export header", e))?;
+    writeln!(out, "{header}").map_err(write_err)?;
+    let bar = progress::bar(Some(head.0), "positions");
+    let mut events = 0u64;
+    for_each_event(&store, |event| {
+        writeln!(out, "{}", EventLine::new(&event).to_json()?).map_err(write_err)?;
+        bar.set_position(event.position.0);
+        events += 1;
+        Ok(())
+    })
+    .await?;
+    out.flush().map_err(write_err)?;
+    bar.finish_and_clear();
+    close(&store).await?;
+    if output.is_some() {
+        println!("exported {events} events");
+    }
+    Ok(())
+}
+
+/// `import URL FILE`.
+pub async fn import(url: &str, file: &Path) -> Result<(), Failure> {
+    let name = file.display().to_string();
+    let reader: Box<dyn BufRead> = if name == "-" {
+        Box::new(BufReader::new(io::stdin()))
+    } else {
+        Box::new(BufReader::new(
+            File::open(file).map_err(|e| Failure::io(&format!("opening {name}"), e))?,
+        ))
+    };
+    let mut lines = reader.lines().enumerate();
+    let line_err = |n: usize, why: String| Failure::input(format!("{name} line {}: {why}", n + 1));
+    let header: Header = match lines.next() {
+        Some((n, line)) => {
+            let line = line.map_err(|e| Failure::io(&format!("reading {name}"), e))?;
+            serde_json::from_str(&line)
+                .map_err(|e| line_err(n, format!("not an annals export header ({e})")))?
+        }
+        None => {
+            return Err(Failure::input(format!(
+                "{name} is empty, not an annals export"
+            )));
+        }
+    };
+    if header.annals_export != EXPORT_FORMAT {
+        return Err(Failure::input(format!(
+            "{name} is export format {}, this build reads format {EXPORT_FORMAT}",
+            header.annals_export
+        )));
+    }
+    let store = open_or_create(url).await?;
+    let mut importer = Importer::new(store.clone());
+    let bar = progress::bar(Some(header.head), "positions");
+    let result = async {
+        for (n, line) in lines {
+            let line = line.map_err(|e| Failure::io(&format!("reading {name}"), e))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let event: EventLine = serde_json::from_str(&line)
+                .map_err(|e| line_err(n, format!("invalid event ({e})")))?;
+            let (stream, new) = event
+                .to_new_event()
+                .map_err(|f| line_err(n, f.message().to_string()))?;
+            importer.push(stream, event.version, new).await?;
+            bar.set_position(event.position);
+        }
+        importer.finish().await
+    }
+    .await;
+    bar.finish_and_clear();
+    close(&store).await?;
+    result?;
+    println!("{}", importer.summary());
+    Ok(())
+}
+
+/// `migrate FROM TO`: import straight from a store, then compare.
+pub async fn migrate(from: &str, to: &str) -> Result<(), Failure> {
+    let source = open_existing(from).await?;
+    let target = open_or_create(to).await?;
+    let result = migrate_open(&source, &target).await;
+    let closed = (close(&source).await, close(&target).await);
+    let summary = result?;
+    closed.0?;
+    closed.1?;
+    println!("{summary}");
+    Ok(())
+}
+
+async fn migrate_open(source: &Store, target: &Store) -> Result<String, Failure> {
+    let head = head(source).await?;
+    let mut importer = Importer::new(target.clone());
+    let bar = progress::bar(Some(head.0), "positions");
+    let page = PAGE.min(source.limits().max_read_count).max(1);
+    let mut from = Position(0);
+    loop {
+        let events = source
+            .read_all(from, page, Direction::Forward, None)
+            .await
+            .fail()?
+            .events;
+        let full = events.len() == page;
+        let next = events.last().map(|e| e.position.next());
+        for event in events {
+            bar.set_position(event.position.0);
+            let (stream, version) = (event.stream_id.clone(), event.stream_version.0);
+            importer.push(stream, version, new_event(event)).await?;
+        }
+        match next {
+            Some(next) if full => from = next,
+            _ => break,
+        }
+    }
+    importer.finish().await?;
+    bar.finish_and_clear();
+    let compared = compare(source, target, &importer.offsets).await?;
+    Ok(format!(
+        "{}; compared {compared} events: the stores hold the same events",
+        importer.summary()
+    ))
+}
+
+/// The event to append again.
+fn new_event(event: RecordedEvent) -> NewEvent {
+    NewEvent {
+        event_id: event.event_id,
+        event_type: event.event_type,
+        data: event.data,
+        metadata: event.metadata,
+        tags: event.tags,
+    }
+}
+
+/// Reads both stores in commit order side by side: the same events, in the
+/// same order (versions shifted by the import's offsets, positions and
+/// timestamps the target's own).
+async fn compare(
+    source: &Store,
+    target: &Store,
+    offsets: &HashMap<StreamId, u64>,
+) -> Result<u64, Failure> {
+    let page = PAGE
+        .min(source.limits().max_read_count)
+        .min(target.limits().max_read_count)
+        .max(1);
+    let (mut from_source, mut from_target) = (Position(0), Position(0));
+    let mut compared = 0u64;
+    loop {
+        let a = source
+            .read_all(from_source, page, Direction::Forward, None)
+            .await
+            .fail()?
+            .events;
+        let b = target
+            .read_all(from_target, page, Direction::Forward, None)
+            .await
+            .fail()?
+            .events;
+        for (x, y) in a.iter().zip(&b) {
+            let offset = offsets.get(&x.stream_id).copied().unwrap_or(0);
+            let same = x.stream_id == y.stream_id
+                && x.stream_version.0 - offset == y.stream_version.0
+                && x.event_id == y.event_id
+                && x.event_type == y.event_type
+                && x.tags == y.tags
+                && x.data == y.data
+                && x.metadata == y.metadata;
+            if !same {
+                return Err(Failure::problems(format!(
+                    "the stores differ after {compared} equal events: source {:?} version {} \
+                     (id {}) vs target {:?} version {} (id {})",
+                    x.stream_id.as_str(),
+                    x.stream_version,
+                    x.event_id,
+                    y.stream_id.as_str(),
+                    y.stream_version,
+                    y.event_id
+                )));
+            }
+            compared += 1;
+        }
+        if a.len() != b.len() {
+            let (more, which) = if a.len() > b.len() {
+                (&a[b.len()], "source")
+            } else {
+                (&b[a.len()], "target")
+            };
+            return Err(Failure::problems(format!(
+                "the stores differ after {compared} equal events: only the {which} has {:?} version {}",
+                more.stream_id.as_str(),
+                more.stream_version
+            )));
+        }
+        match (a.last(), b.last()) {
+            (Some(x), Some(y)) if a.len() == page => {
+                from_source = x.position.next();
+                from_target = y.position.next();
+            }
+            _ => return Ok(compared),
+        }
+    }
+}
+
+/// Appends exported events to a store so that they keep their streams,
+/// versions, ids and order: consecutive events of one stream are appended
+/// together (within the target's limits).
+pub struct Importer {
+    store: Store,
+    /// The run being gathered: its stream, first version and events.
+    run: Option<(StreamId, u64, Vec<NewEvent>)>,
+    run_bytes: usize,
+    /// Streams renumbered from 0, with the version subtracted.
+    offsets: HashMap<StreamId, u64>,
+    /// Streams whose kept offset was looked for (bounded: cleared when full).
+    checked: HashSet<StreamId>,
+    /// Events written, or found already there (a re-run).
+    imported: u64,
+}
+
+impl Importer {
+    fn new(store: Store) -> Importer {
+        Importer {
+            store,
+            run: None,
+            run_bytes: 0,
+            offsets: HashMap::new(),
+            checked: HashSet::new(),
+            imported: 0,
+        }
+    }
+
+    /// What the import did, in one line.
+    fn summary(&self) -> String {
+        // An append the store answers by the idempotent retry rule (A5)
+        // writes nothing but looks like a write from here: both count.
+        let mut text = format!(
+            "imported {} events (events already in the target are recognised by id and not written again)",
+            self.imported
+        );
+        if !self.offsets.is_empty() {
+            let mut renumbered: Vec<String> = self
+                .offsets
+                .iter()
+                .map(|(s, o)| format!("{:?} (-{o})", s.as_str()))
+                .collect();
+            renumbered.sort();
+            text.push_str(&format!(
+                "; streams renumbered from version 0 (their first events were truncated or deleted): {}",
+                renumbered.join(", ")
+            ));
+        }
+        text
+    }
+
+    /// Adds the event at `version` of `stream`.
+    async fn push(
+        &mut self,
+        stream: StreamId,
+        version: u64,
+        event: NewEvent,
+    ) -> Result<(), Failure> {
+        let limits = self.store.limits();
+        let bytes = event.payload_bytes();
+        let joins = match &self.run {
+            Some((s, first, events)) => {
+                *s == stream
+                    && *first + events.len() as u64 == version
+                    && events.len() < limits.max_append_events
+                    && self.run_bytes + bytes <= limits.max_append_bytes
+            }
+            None => false,
+        };
+        if !joins {
+            self.finish().await?;
+            self.run = Some((stream, version, Vec::new()));
+        }
+        if let Some((_, _, events)) = &mut self.run {
+            events.push(event);
+            self.run_bytes += bytes;
+        }
+        Ok(())
+    }
+
+    /// Writes what is gathered.
+    async fn finish(&mut self) -> Result<(), Failure> {
+        self.run_bytes = 0;
+        match self.run.take() {
+            Some((stream, first, events)) => self.write_run(stream, first, events).await,
+            None => Ok(()),
+        }
+    }
+
+    fn offset_key(stream: &StreamId) -> Vec<u8> {
+        format!("{OFFSET_KEY}{}", stream.as_str()).into_bytes()
+    }
+
+    async fn stored_offset(&self, stream: &StreamId) -> Result<Option<u64>, Failure> {
+        let Some(value) = self.store.aux_get(&Self::offset_key(stream)).await.fail()? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(&value);
+        text.parse().map(Some).map_err(|_| {
+            Failure::input(format!(
+                "aux key {OFFSET_KEY}{} holds {text:?}, not a version offset",
+                stream.as_str()
+            ))
+        })
+    }
+
+    /// Appends `events` at versions `first..` of `stream` (shifted by the
+    /// stream's offset), skipping those already there.
+    async fn write_run(
+        &mut self,
+        stream: StreamId,
+        mut first: u64,
+        mut events: Vec<NewEvent>,
+    ) -> Result<(), Failure> {
+        // A run above version 0 of a stream this import has not renumbered
+        // may belong to one an earlier run of it renumbered: look for the
+        // offset it kept before appending, or `Exact` could match the
+        // renumbered stream and write the events twice.
+        if first > 0 && !self.offsets.contains_key(&stream) && !self.checked.contains(&stream) {
+            if let Some(stored) = self.stored_offset(&stream).await? {
+                self.offsets.insert(stream.clone(), stored);
+            }
+            if self.checked.len() >= MAX_CHECKED_STREAMS {
+                self.checked.clear();
+            }
+            self.checked.insert(stream.clone());
+        }
+        loop {
+            let offset = self.offsets.get(&stream).copied().unwrap_or(0);
+            let Some(at) = first.checked_sub(offset) else {
+                return Err(Failure::input(format!(
+                    "stream {:?}: version {first} comes before the stream's first imported version {offset}",
+                    stream.as_str()
+                )));
+            };
+            let expected = match at {
+                0 => ExpectedVersion::NoStream,
+                v => ExpectedVersion::exact(v - 1),
+            };
+            let actual = match self.store.append(&stream, expected, events.clone()).await {
+                Ok(_) => {
+                    self.imported += events.len() as u64;
+                    return Ok(());
+                }
+                Err(Error::WrongExpectedVersion { actual, .. }) => actual,
+                Err(e) => return Err(e.into()),
+            };
+            if at > 0 && offset == 0 && actual.is_none() {
+                // The stream's first readable event is above version 0:
+                // renumber it from 0 and keep the offset with it.
+                let append = Append::new(stream.clone(), ExpectedVersion::NoStream, events.clone())
+                    .aux(AuxWrite::put(Self::offset_key(&stream), first.to_string()));
+                self.store.append_with(append).await.fail()?;
+                self.offsets.insert(stream, first);
+                self.imported += events.len() as u64;
+                return Ok(());
+            }
+            // Some of these events may be there already (a re-run whose
+            // appends were grouped differently): skip those with the same
+            // ids at the same versions, write the rest.
+            let there = match self
+                .store
+                .read_stream(&stream, Version(at), events.len(), Direction::Forward)
+                .await
+            {
+                Ok(page) => page.events,
+                Err(Error::StreamNotFound(_)) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
+            let same = there
+                .iter()
+                .zip(&events)
+                .zip(at..)
+                .take_while(|((t, e), v)| t.event_id == e.event_id && t.stream_version.0 == *v)
+                .count();
+            if same == events.len() {
+                self.imported += same as u64;
+                return Ok(());
+            }
+            if same == 0 {
+                let actual = actual.map_or("does not exist".to_string(), |v| {
+                    format!("is at version {v}")
+                });
+                return Err(Failure::input(format!(
+                    "stream {:?} in the target {actual} and holds other events where version {at} \
+                     (event id {}) should go; import into an empty store or the one an earlier \
+                     import of this file wrote",
+                    stream.as_str(),
+                    events[0].event_id
+                )));
+            }
+            self.imported += same as u64;
+            events.drain(..same);
+            first += same as u64;
+        }
+    }
+}
