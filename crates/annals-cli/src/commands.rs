@@ -205,43 +205,46 @@ impl Output {
     }
 }
 
-/// Prints events read page by page from `from` in `direction`.
-struct Pager {
-    remaining: Option<u64>,
-    printed: u64,
-}
-
-impl Pager {
-    fn page_size(&self, max_read_count: usize) -> usize {
-        let page = PAGE.min(max_read_count).max(1);
-        match self.remaining {
-            Some(r) => page.min(usize::try_from(r).unwrap_or(usize::MAX)),
-            None => page,
+/// Prints up to `count` events (all without), read page by page from
+/// `from` in `direction`: `read(from, size)` reads one page, `key` is an
+/// event's place in that order (its version or its position).
+async fn print_pages<F, Fut>(
+    json: bool,
+    count: Option<u64>,
+    mut from: u64,
+    direction: Direction,
+    max_read_count: usize,
+    key: fn(&RecordedEvent) -> u64,
+    mut read: F,
+) -> Result<(), Failure>
+where
+    F: FnMut(u64, usize) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<RecordedEvent>, Failure>>,
+{
+    let mut out = Output::new(json);
+    let mut remaining = count;
+    let mut printed = 0u64;
+    while remaining != Some(0) {
+        let mut size = PAGE.min(max_read_count).max(1);
+        if let Some(r) = remaining {
+            size = size.min(usize::try_from(r).unwrap_or(usize::MAX));
         }
-    }
-
-    /// Prints a page; whether to read on.
-    fn print(&mut self, out: &mut Output, events: &[RecordedEvent]) -> Result<bool, Failure> {
-        for event in events {
+        let events = read(from, size).await?;
+        for event in &events {
             out.event(event)?;
         }
-        self.printed += events.len() as u64;
-        if let Some(r) = &mut self.remaining {
-            *r -= events.len() as u64;
-            if *r == 0 {
-                return Ok(false);
-            }
+        printed += events.len() as u64;
+        remaining = remaining.map(|r| r - events.len() as u64);
+        let next = events.last().map(key).and_then(|last| match direction {
+            Direction::Forward => last.checked_add(1),
+            Direction::Backward => last.checked_sub(1),
+        });
+        match next {
+            Some(next) if events.len() == size => from = next,
+            _ => break,
         }
-        Ok(!events.is_empty())
     }
-}
-
-/// The next `from` after a page, or `None` at the end of the log.
-fn next_from(last: u64, direction: Direction) -> Option<u64> {
-    match direction {
-        Direction::Forward => last.checked_add(1),
-        Direction::Backward => last.checked_sub(1),
-    }
+    out.finish(printed)
 }
 
 async fn read_stream_cmd(
@@ -252,31 +255,22 @@ async fn read_stream_cmd(
     direction: Direction,
     json: bool,
 ) -> Result<(), Failure> {
-    let mut out = Output::new(json);
-    let mut pager = Pager {
-        remaining: count,
-        printed: 0,
-    };
-    let mut from = from.0;
-    if count == Some(0) {
-        return out.finish(0);
-    }
-    loop {
-        let size = pager.page_size(store.limits().max_read_count);
-        let page = store
-            .read_stream(stream, Version(from), size, direction)
-            .await
-            .fail()?;
-        let last = page.events.last().map(|e| e.stream_version.0);
-        if !pager.print(&mut out, &page.events)? || page.events.len() < size {
-            break;
-        }
-        match last.and_then(|l| next_from(l, direction)) {
-            Some(next) => from = next,
-            None => break,
-        }
-    }
-    out.finish(pager.printed)
+    let max = store.limits().max_read_count;
+    print_pages(
+        json,
+        count,
+        from.0,
+        direction,
+        max,
+        |e| e.stream_version.0,
+        |from, size| async move {
+            let page = store
+                .read_stream(stream, Version(from), size, direction)
+                .await;
+            Ok(page.fail()?.events)
+        },
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -293,31 +287,26 @@ async fn read_all(
     let direction = direction(backward);
     let query =
         (!types.is_empty() || !tags.is_empty()).then(|| Query::single(QueryItem { types, tags }));
-    let mut out = Output::new(json);
-    let mut pager = Pager {
-        remaining: count,
-        printed: 0,
-    };
-    let mut from = from.unwrap_or(start(direction));
-    if count != Some(0) {
-        loop {
-            let size = pager.page_size(store.limits().max_read_count);
-            let page = store
-                .read_all(Position(from), size, direction, query.as_ref())
-                .await
-                .fail()?;
-            let last = page.events.last().map(|e| e.position.0);
-            if !pager.print(&mut out, &page.events)? || page.events.len() < size {
-                break;
-            }
-            match last.and_then(|l| next_from(l, direction)) {
-                Some(next) => from = next,
-                None => break,
-            }
-        }
-    }
+    let from = from.unwrap_or(start(direction));
+    let max = store.limits().max_read_count;
+    let (store_ref, query_ref) = (&store, query.as_ref());
+    let result = print_pages(
+        json,
+        count,
+        from,
+        direction,
+        max,
+        |e| e.position.0,
+        |from, size| async move {
+            let page = store_ref
+                .read_all(Position(from), size, direction, query_ref)
+                .await;
+            Ok(page.fail()?.events)
+        },
+    )
+    .await;
     close(&store).await?;
-    out.finish(pager.printed)
+    result
 }
 
 async fn info(url: &str) -> Result<(), Failure> {

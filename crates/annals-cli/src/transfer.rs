@@ -53,27 +53,60 @@ const MAX_CHECKED_STREAMS: usize = 100_000;
 /// The aux key prefix under which import keeps version offsets.
 const OFFSET_KEY: &str = "annals-import/version-offset/";
 
-/// Reads the whole log forward, page by page, calling `each` per event.
+/// The whole log forward, a page at a time.
+struct LogPages<'a> {
+    store: &'a Store,
+    /// Where the next page starts; `None` once the log is read.
+    from: Option<Position>,
+    page: usize,
+}
+
+impl<'a> LogPages<'a> {
+    fn new(store: &'a Store, page: usize) -> LogPages<'a> {
+        LogPages {
+            store,
+            from: Some(Position(0)),
+            page,
+        }
+    }
+
+    /// The next page; empty at the end.
+    async fn next(&mut self) -> Result<Vec<RecordedEvent>, Failure> {
+        let Some(from) = self.from else {
+            return Ok(Vec::new());
+        };
+        let events = self
+            .store
+            .read_all(from, self.page, Direction::Forward, None)
+            .await
+            .fail()?
+            .events;
+        self.from = match events.last() {
+            Some(last) if events.len() == self.page => Some(last.position.next()),
+            _ => None,
+        };
+        Ok(events)
+    }
+}
+
+/// The page size for reading `store`.
+fn page_size(store: &Store) -> usize {
+    PAGE.min(store.limits().max_read_count).max(1)
+}
+
+/// Reads the whole log forward, calling `each` per event.
 async fn for_each_event<F>(store: &Store, mut each: F) -> Result<(), Failure>
 where
     F: FnMut(RecordedEvent) -> Result<(), Failure>,
 {
-    let page = PAGE.min(store.limits().max_read_count).max(1);
-    let mut from = Position(0);
+    let mut pages = LogPages::new(store, page_size(store));
     loop {
-        let events = store
-            .read_all(from, page, Direction::Forward, None)
-            .await
-            .fail()?
-            .events;
-        let full = events.len() == page;
-        let next = events.last().map(|e| e.position.next());
+        let events = pages.next().await?;
+        if events.is_empty() {
+            return Ok(());
+        }
         for event in events {
             each(event)?;
-        }
-        match next {
-            Some(next) if full => from = next,
-            _ => return Ok(()),
         }
     }
 }
@@ -211,24 +244,16 @@ async fn migrate_open(source: &Store, target: &Store) -> Result<String, Failure>
     let head = head(source).await?;
     let mut importer = Importer::new(target.clone());
     let bar = progress::bar(Some(head.0), "positions");
-    let page = PAGE.min(source.limits().max_read_count).max(1);
-    let mut from = Position(0);
+    let mut pages = LogPages::new(source, page_size(source));
     loop {
-        let events = source
-            .read_all(from, page, Direction::Forward, None)
-            .await
-            .fail()?
-            .events;
-        let full = events.len() == page;
-        let next = events.last().map(|e| e.position.next());
+        let events = pages.next().await?;
+        if events.is_empty() {
+            break;
+        }
         for event in events {
             bar.set_position(event.position.0);
             let (stream, version) = (event.stream_id.clone(), event.stream_version.0);
             importer.push(stream, version, new_event(event)).await?;
-        }
-        match next {
-            Some(next) if full => from = next,
-            _ => break,
         }
     }
     importer.finish().await?;
@@ -259,27 +284,16 @@ async fn compare(
     target: &Store,
     offsets: &HashMap<StreamId, u64>,
 ) -> Result<u64, Failure> {
-    let page = PAGE
-        .min(source.limits().max_read_count)
-        .min(target.limits().max_read_count)
-        .max(1);
-    let (mut from_source, mut from_target) = (Position(0), Position(0));
+    let page = page_size(source).min(page_size(target));
+    let (mut a_pages, mut b_pages) = (LogPages::new(source, page), LogPages::new(target, page));
     let mut compared = 0u64;
     loop {
-        let a = source
-            .read_all(from_source, page, Direction::Forward, None)
-            .await
-            .fail()?
-            .events;
-        let b = target
-            .read_all(from_target, page, Direction::Forward, None)
-            .await
-            .fail()?
-            .events;
+        let a = a_pages.next().await?;
+        let b = b_pages.next().await?;
         for (x, y) in a.iter().zip(&b) {
             let offset = offsets.get(&x.stream_id).copied().unwrap_or(0);
             let same = x.stream_id == y.stream_id
-                && x.stream_version.0 - offset == y.stream_version.0
+                && x.stream_version.0.checked_sub(offset) == Some(y.stream_version.0)
                 && x.event_id == y.event_id
                 && x.event_type == y.event_type
                 && x.tags == y.tags
@@ -311,12 +325,8 @@ async fn compare(
                 more.stream_version
             )));
         }
-        match (a.last(), b.last()) {
-            (Some(x), Some(y)) if a.len() == page => {
-                from_source = x.position.next();
-                from_target = y.position.next();
-            }
-            _ => return Ok(compared),
+        if a.is_empty() {
+            return Ok(compared);
         }
     }
 }
