@@ -163,56 +163,18 @@ pub async fn open(conninfo: &str, options: PostgresOptions) -> Result<PostgresSt
         .build()
         .map_err(|e| Error::backend("building the connection pool", e))?;
 
-    // LISTEN first, then read the head: no commit falls between the two.
-    let (listener, mut connection) = pg.connect(NoTls).await.map_err(db("connecting"))?;
-    let (notes_tx, mut notes_rx) = mpsc::unbounded_channel();
-    let driver = tokio::spawn(async move {
-        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(AsyncMessage::Notification(n)) => {
-                    if notes_tx.send(n.payload().to_string()).is_err() {
-                        break;
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-    });
-    listener
-        .batch_execute(&format!("LISTEN {}_annals_head", options.schema))
-        .await
-        .map_err(db("listening for commits"))?;
-    let row = listener
-        .query_one("SELECT head FROM annals_head WHERE id = 1", &[])
-        .await
-        .map_err(db("reading the head"))?;
-    let head = Position(unbig(row.get(0), "the head")?);
-    let (head_tx, head_rx) = watch::channel(head);
+    let channel = format!("{}_annals_head", options.schema);
+    let listening = listen(&pg, &channel).await?;
+    let (head_tx, head_rx) = watch::channel(listening.head);
     let head_tx = Arc::new(head_tx);
-
-    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
-    let listen_head = Arc::clone(&head_tx);
-    let listen_task = tokio::spawn(async move {
-        // Keeps the listening connection open while the task runs.
-        let _listener = listener;
-        loop {
-            tokio::select! {
-                _ = &mut stop_rx => break,
-                note = notes_rx.recv() => match note {
-                    Some(payload) => {
-                        if let Ok(h) = payload.parse::<u64>() {
-                            writer::publish(&listen_head, Position(h));
-                        }
-                    }
-                    None => break,
-                },
-            }
-        }
-        drop(listen_head);
-        driver.abort();
-    });
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let listen_task = tokio::spawn(follow_head(
+        pg.clone(),
+        channel,
+        listening,
+        Arc::clone(&head_tx),
+        stop_rx,
+    ));
 
     let (sender, receiver) = mpsc::unbounded_channel();
     let writer_task = tokio::spawn(writer::run(
@@ -229,6 +191,96 @@ pub async fn open(conninfo: &str, options: PostgresOptions) -> Result<PostgresSt
         tasks: Mutex::new(Some((writer_task, listen_task, stop_tx))),
         head: head_rx,
     })
+}
+
+/// A connection LISTENing for the commits of every store on the schema.
+struct Listening {
+    /// Keeps the connection open.
+    client: tokio_postgres::Client,
+    /// The payloads of notifications (new heads); ends with the connection.
+    notes: mpsc::UnboundedReceiver<String>,
+    /// Drives the connection.
+    driver: JoinHandle<()>,
+    /// The head right after LISTEN began.
+    head: Position,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Connects and LISTENs on `channel`, then reads the head: LISTEN first, so
+/// no commit falls between the two.
+async fn listen(pg: &tokio_postgres::Config, channel: &str) -> Result<Listening> {
+    let (client, mut connection) = pg.connect(NoTls).await.map_err(db("connecting"))?;
+    let (notes_tx, notes) = mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = messages.next().await {
+            if let AsyncMessage::Notification(n) = message
+                && notes_tx.send(n.payload().to_string()).is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut listening = Listening {
+        client,
+        notes,
+        driver,
+        head: Position(0),
+    };
+    listening
+        .client
+        .batch_execute(&format!("LISTEN {channel}"))
+        .await
+        .map_err(db("listening for commits"))?;
+    let row = listening
+        .client
+        .query_one("SELECT head FROM annals_head WHERE id = 1", &[])
+        .await
+        .map_err(db("reading the head"))?;
+    listening.head = Position(unbig(row.get(0), "the head")?);
+    Ok(listening)
+}
+
+/// Publishes the heads other stores' commits announce ([R8]) until `stop`;
+/// when the connection is lost, connects again (every second) and reads
+/// the head it may have missed.
+async fn follow_head(
+    pg: tokio_postgres::Config,
+    channel: String,
+    mut listening: Listening,
+    head_tx: Arc<watch::Sender<Position>>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            note = listening.notes.recv() => {
+                if let Some(payload) = note {
+                    if let Ok(h) = payload.parse::<u64>() {
+                        writer::publish(&head_tx, Position(h));
+                    }
+                    continue;
+                }
+            }
+        }
+        // The connection is gone: connect again.
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
+            if let Ok(again) = listen(&pg, &channel).await {
+                writer::publish(&head_tx, again.head);
+                listening = again;
+                break;
+            }
+        }
+    }
 }
 
 type Tasks = (JoinHandle<()>, JoinHandle<()>, oneshot::Sender<()>);

@@ -82,9 +82,11 @@ pub async fn run(
                 publish(&head_tx, head);
                 outcomes
             }
-            // A failed transaction wrote nothing: run each request alone,
-            // so one request's failure is not the others'.
-            Err(_) if ops.len() > 1 => {
+            // A transaction that failed before its COMMIT was sent wrote
+            // nothing: run each request alone, so that one request's
+            // failure is not the others'. (After a failed COMMIT the outcome
+            // is unknown, and a retry could write twice.)
+            Err(RoundError::BeforeCommit(_)) if ops.len() > 1 => {
                 let mut outcomes = Vec::with_capacity(ops.len());
                 for op in &ops {
                     match commit_round(&pool, durability, std::slice::from_ref(op)).await {
@@ -92,12 +94,22 @@ pub async fn run(
                             publish(&head_tx, head);
                             outcomes.push(one.pop().unwrap_or(Ok(Outcome::Done)));
                         }
-                        Err(e) => outcomes.push(Err(e)),
+                        Err(e) => outcomes.push(Err(e.into_error())),
                     }
                 }
                 outcomes
             }
-            Err(e) => vec![Err(e)],
+            Err(e) => {
+                let e = Arc::new(e.into_error());
+                ops.iter()
+                    .map(|_| {
+                        Err(Error::backend(
+                            format!("the transaction failed: {e}"),
+                            Box::new(Arc::clone(&e)),
+                        ))
+                    })
+                    .collect()
+            }
         };
         for (request, outcome) in requests.into_iter().zip(outcomes) {
             let _ = request.reply.send(outcome);
@@ -118,20 +130,50 @@ pub fn publish(head_tx: &watch::Sender<Position>, head: Position) {
     });
 }
 
+/// Why a round's transaction failed.
+enum RoundError {
+    /// Before COMMIT was sent: nothing was written.
+    BeforeCommit(Error),
+    /// COMMIT itself failed: the outcome is unknown.
+    AtCommit(Error),
+}
+
+impl RoundError {
+    fn into_error(self) -> Error {
+        match self {
+            RoundError::BeforeCommit(e) | RoundError::AtCommit(e) => e,
+        }
+    }
+}
+
 /// Runs `ops` in one transaction; their outcomes and the head after it.
 async fn commit_round(
     pool: &Pool,
     durability: Durability,
     ops: &[&Op],
-) -> Result<(Vec<Result<Outcome>>, Position)> {
-    let mut client = pool
-        .get()
-        .await
-        .map_err(|e| Error::backend("getting a connection from the pool", e))?;
+) -> Result<(Vec<Result<Outcome>>, Position), RoundError> {
+    let mut client = pool.get().await.map_err(|e| {
+        RoundError::BeforeCommit(Error::backend("getting a connection from the pool", e))
+    })?;
     let tx = client
         .transaction()
         .await
-        .map_err(db("starting a transaction"))?;
+        .map_err(|e| RoundError::BeforeCommit(db("starting a transaction")(e)))?;
+    let (outcomes, head) = run_round(&tx, durability, ops)
+        .await
+        .map_err(RoundError::BeforeCommit)?;
+    tx.commit()
+        .await
+        .map_err(|e| RoundError::AtCommit(db("committing")(e)))?;
+    Ok((outcomes, head))
+}
+
+/// The statements of one round, up to (not including) its COMMIT.
+async fn run_round(
+    tx: &Transaction<'_>,
+    durability: Durability,
+    ops: &[&Op],
+) -> Result<(Vec<Result<Outcome>>, Position)> {
     let sync = match durability {
         Durability::Immediate => "on",
         Durability::Relaxed => "off",
@@ -169,7 +211,7 @@ async fn commit_round(
         .map_err(db("marking the server live"))?;
     }
     let mut round = Round {
-        tx: &tx,
+        tx,
         next_position,
         last_recorded_at,
         wrote: false,
@@ -207,7 +249,6 @@ async fn commit_round(
             .map_err(db("notifying the head"))?;
         }
     }
-    tx.commit().await.map_err(db("committing"))?;
     Ok((outcomes, Position(new_head)))
 }
 

@@ -328,6 +328,32 @@ fn relaxed_positions_not_reused_after_crash() -> TestResult {
     Ok(())
 }
 
+// The URL form the facade passes (`postgres://user@host/db`, the socket
+// folder percent-encoded as the host) and the options of its query opens
+// the same store as the key=value form.
+fn opens_by_url() -> TestResult {
+    runtime().block_on(async {
+        let schema = support::fresh_schema();
+        let params = [
+            ("schema", schema.as_str()),
+            ("pool_size", "2"),
+            ("durability", "relaxed"),
+        ];
+        let options = annals_postgres::PostgresOptions::from_params(params)?;
+        let url = support::cluster().url();
+        let store = annals_postgres::open(&url, options).await?;
+        let r = store
+            .append(&sid("u"), ExpectedVersion::NoStream, events(2))
+            .await?;
+        store.close().await?;
+        let again = support::open(&schema, StoreConfig::default()).await?;
+        assert_eq!(again.stream_version(&sid("u")).await?, r.last_version);
+        again.close().await?;
+        Ok::<_, Error>(())
+    })?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args = Arguments::from_args();
     let tests: Vec<Test> = vec![
@@ -342,6 +368,7 @@ fn main() -> ExitCode {
         ("commit_order_across_stores", commit_order_across_stores),
         ("head_watch_sees_other_stores", head_watch_sees_other_stores),
         ("reads_are_index_scans", reads_are_index_scans),
+        ("opens_by_url", opens_by_url),
         (
             "relaxed_positions_not_reused_after_crash",
             relaxed_positions_not_reused_after_crash,

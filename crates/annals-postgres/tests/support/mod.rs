@@ -23,7 +23,8 @@ pub struct Cluster {
 /// `/usr/lib/postgresql/<major>/bin`, else `pg_ctl` on the PATH.
 fn find_bin() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("ANNALS_PG_BIN") {
-        return Some(PathBuf::from(dir));
+        let dir = PathBuf::from(dir);
+        return dir.join("initdb").exists().then_some(dir);
     }
     let mut majors: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
@@ -159,6 +160,24 @@ impl Cluster {
             "host={} user=annals dbname=postgres",
             self.dir.path().display()
         )
+    }
+
+    /// The cluster's `postgres` database as a `postgres://` URL.
+    pub fn url(&self) -> String {
+        let host: String = self
+            .dir
+            .path()
+            .display()
+            .to_string()
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    char::from(b).to_string()
+                }
+                other => format!("%{other:02X}"),
+            })
+            .collect();
+        format!("postgres://annals@{host}/postgres")
     }
 
     /// Stops the server ("immediate": a crash, which is what the crash test
