@@ -370,16 +370,6 @@ impl PostgresStore {
     }
 }
 
-fn check_limit(limits: &Limits, what: &str, limit: usize) -> Result<()> {
-    if limit == 0 || limit > limits.max_read_count {
-        return Err(Error::InvalidInput(format!(
-            "{what} limit {limit} is not between 1 and max_read_count = {}",
-            limits.max_read_count
-        )));
-    }
-    Ok(())
-}
-
 fn unexpected<T>(outcome: Outcome) -> Result<T> {
     let what = match outcome {
         Outcome::Append(_) => "an append result",
@@ -459,21 +449,16 @@ impl LogBackend for PostgresStore {
             .ok_or_else(|| Error::StreamNotFound(stream.clone()))
     }
 
-    async fn stream_exists(&self, stream: &StreamId) -> Result<bool> {
-        match self.stream_version(stream).await {
-            Ok(_) => Ok(true),
-            Err(Error::StreamNotFound(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
     async fn list_streams(
         &self,
         after: Option<&StreamId>,
         limit: usize,
     ) -> Result<Vec<StreamInfo>> {
         self.check_open()?;
-        check_limit(&self.options.config.limits, "list_streams", limit)?;
+        self.options
+            .config
+            .limits
+            .check_page_limit("list_streams", limit)?;
         let client = self.client().await?;
         let after = after.map(StreamId::as_str);
         let rows = client
@@ -614,7 +599,10 @@ impl LogBackend for PostgresStore {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         self.check_open()?;
-        check_limit(&self.options.config.limits, "aux_scan", limit)?;
+        self.options
+            .config
+            .limits
+            .check_page_limit("aux_scan", limit)?;
         let client = self.client().await?;
         // Keys starting with `prefix` are those from `prefix` up to (not
         // including) its successor; an all-0xFF prefix has none.

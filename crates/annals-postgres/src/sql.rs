@@ -9,6 +9,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use crate::schema::db;
+pub use annals_core::kv::layout::StreamMeta;
 
 /// The columns of an event, in the order [`event_from`] reads them.
 const EVENT_COLUMNS: &str = "e.position, e.stream_id, e.version, e.recorded_at, e.event_id, \
@@ -160,29 +161,6 @@ pub fn scan_log_sql(
          WHERE h.id = 1 ORDER BY e.position {ord}"
     );
     (sql, params)
-}
-
-/// What the store keeps about one stream.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub struct StreamMeta {
-    /// The version the next event will get.
-    pub next_version: u64,
-    /// Events below it were truncated or deleted.
-    pub floor: u64,
-    /// The first version since the stream was last (re)created.
-    pub created: u64,
-    /// Whether the stream is deleted.
-    pub deleted: bool,
-}
-
-impl StreamMeta {
-    /// The last version, if the stream exists.
-    pub fn last_version(&self) -> Option<Version> {
-        match (self.deleted, self.next_version.checked_sub(1)) {
-            (false, Some(v)) => Some(Version(v)),
-            _ => None,
-        }
-    }
 }
 
 /// The metadata of `stream`.

@@ -271,24 +271,6 @@ async fn apply(round: &mut Round<'_>, op: &Op) -> Result<Result<Outcome>> {
     })
 }
 
-fn wrong_version(stream: &StreamId, expected: ExpectedVersion, actual: Option<Version>) -> Error {
-    Error::WrongExpectedVersion {
-        stream: stream.clone(),
-        expected,
-        actual,
-    }
-}
-
-fn condition_failed(condition: &AppendCondition) -> Error {
-    Error::AppendConditionFailed(format!(
-        "an event matching {} was appended after position {}",
-        condition.fail_if_events_match,
-        condition
-            .after
-            .map_or_else(|| "0 (none given)".to_string(), |p| p.to_string())
-    ))
-}
-
 async fn append(round: &mut Round<'_>, a: &Append) -> Result<Result<AppendResult>> {
     let meta = sql::stream_meta(&**round.tx, &a.stream).await?;
     let actual = meta.and_then(|m| m.last_version());
@@ -302,14 +284,14 @@ async fn append(round: &mut Round<'_>, a: &Append) -> Result<Result<AppendResult
         {
             return Ok(Ok(result));
         }
-        return Ok(Err(wrong_version(&a.stream, a.expected, actual)));
+        return Ok(Err(Error::wrong_version(&a.stream, a.expected, actual)));
     }
     if let Some(condition) = &a.condition
         && condition_fails(round, condition).await?
     {
         return Ok(match replay_by_condition(round, a, condition).await? {
             Some(result) => Ok(result),
-            None => Err(condition_failed(condition)),
+            None => Err(condition.failure()),
         });
     }
     if let Err(e) = check_aux(round, &a.aux).await? {
@@ -328,7 +310,7 @@ async fn batch(round: &mut Round<'_>, b: &Batch) -> Result<Result<Vec<AppendResu
         if !part.expected.is_satisfied_by(actual) {
             return Ok(Err(Error::BatchPart {
                 part: i,
-                source: Box::new(wrong_version(&part.stream, part.expected, actual)),
+                source: Box::new(Error::wrong_version(&part.stream, part.expected, actual)),
             }));
         }
         metas.push(meta);
@@ -336,7 +318,7 @@ async fn batch(round: &mut Round<'_>, b: &Batch) -> Result<Result<Vec<AppendResu
     if let Some(condition) = &b.condition
         && condition_fails(round, condition).await?
     {
-        return Ok(Err(condition_failed(condition)));
+        return Ok(Err(condition.failure()));
     }
     if let Err(e) = check_aux(round, &b.aux).await? {
         return Ok(Err(e));
@@ -497,17 +479,7 @@ async fn write_events(
     meta: Option<StreamMeta>,
     events: &[NewEvent],
 ) -> Result<AppendResult> {
-    let mut meta = match meta {
-        Some(m) if !m.deleted => m,
-        // Recreated after a delete: numbering continues ([S4]).
-        Some(m) => StreamMeta {
-            deleted: false,
-            created: m.next_version,
-            floor: m.next_version,
-            next_version: m.next_version,
-        },
-        None => StreamMeta::default(),
-    };
+    let mut meta = StreamMeta::for_append(meta);
     let recorded_at = Timestamp::now().0.max(round.last_recorded_at);
     round.last_recorded_at = recorded_at;
     let first_version = meta.next_version;
@@ -630,11 +602,11 @@ async fn delete(
             ExpectedVersion::Any | ExpectedVersion::NoStream => {
                 Error::StreamNotFound(stream.clone())
             }
-            _ => wrong_version(stream, expected, None),
+            _ => Error::wrong_version(stream, expected, None),
         }));
     };
     if !expected.is_satisfied_by(actual) {
-        return Ok(Err(wrong_version(stream, expected, actual)));
+        return Ok(Err(Error::wrong_version(stream, expected, actual)));
     }
     meta.deleted = true;
     meta.floor = meta.next_version;

@@ -122,8 +122,15 @@ impl Cluster {
                 "-E",
                 "UTF8",
                 "--no-sync",
+                "--data-checksums",
             ],
         );
+        cluster.start_server();
+        cluster
+    }
+
+    /// `pg_ctl start`, waiting until the server accepts connections.
+    fn start_server(&self) {
         // Only a Unix socket in the cluster's folder: no port to collide on.
         // fsync is off by default to keep the suite fast (the durability of
         // PostgreSQL itself is not what it tests); ANNALS_PG_FSYNC=on for
@@ -131,23 +138,23 @@ impl Cluster {
         let fsync = std::env::var("ANNALS_PG_FSYNC").unwrap_or_else(|_| "off".into());
         let options = format!(
             "-c listen_addresses='' -k {} -c fsync={fsync} -c max_connections=300 -c shared_buffers=64MB",
-            cluster.dir.path().display()
+            self.dir.path().display()
         );
-        let log = cluster.dir.path().join("server.log");
-        cluster.run(
+        let log = self.dir.path().join("server.log");
+        let data = self.data();
+        let data = data.to_str().expect("a UTF-8 temp path");
+        let log = log.to_str().expect("a UTF-8 temp path");
+        self.run(
             "pg_ctl",
-            &[
-                "-D",
-                data,
-                "-l",
-                log.to_str().expect("a UTF-8 temp path"),
-                "-o",
-                &options,
-                "-w",
-                "start",
-            ],
+            &["-D", data, "-l", log, "-o", &options, "-w", "start"],
         );
-        cluster
+    }
+
+    /// `pg_ctl stop` in `mode` (`fast`, or `immediate`: a crash).
+    fn stop_server(&self, mode: &str) {
+        let data = self.data();
+        let data = data.to_str().expect("a UTF-8 temp path");
+        self.run("pg_ctl", &["-D", data, "-m", mode, "-w", "stop"]);
     }
 
     fn data(&self) -> PathBuf {
@@ -183,34 +190,13 @@ impl Cluster {
     /// Stops the server ("immediate": a crash, which is what the crash test
     /// wants) and starts it again.
     pub fn crash_and_restart(&self) {
-        let data = self.data();
-        let data = data.to_str().expect("a UTF-8 temp path");
-        self.run("pg_ctl", &["-D", data, "-m", "immediate", "-w", "stop"]);
-        let options = format!(
-            "-c listen_addresses='' -k {} -c max_connections=300",
-            self.dir.path().display()
-        );
-        let log = self.dir.path().join("server.log");
-        self.run(
-            "pg_ctl",
-            &[
-                "-D",
-                data,
-                "-l",
-                log.to_str().expect("a UTF-8 temp path"),
-                "-o",
-                &options,
-                "-w",
-                "start",
-            ],
-        );
+        self.stop_server("immediate");
+        self.start_server();
     }
 
     /// Stops the server.
     pub fn stop(&self) {
-        let data = self.data();
-        let data = data.to_str().expect("a UTF-8 temp path");
-        self.run("pg_ctl", &["-D", data, "-m", "fast", "-w", "stop"]);
+        self.stop_server("fast");
     }
 }
 
