@@ -350,6 +350,22 @@ impl PostgresStore {
         self.explain(&sql, params).await
     }
 
+    /// The SQL plan of a `read_stream` (for tests checking [R7]).
+    pub async fn explain_read_stream(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        count: usize,
+        direction: Direction,
+    ) -> Result<String> {
+        let params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = vec![
+            Box::new(stream.as_str().to_string()),
+            Box::new(big(from.0)),
+            Box::new(i64::try_from(count).unwrap_or(i64::MAX)),
+        ];
+        self.explain(&sql::read_stream_sql(direction), params).await
+    }
+
     async fn explain(
         &self,
         sql: &str,

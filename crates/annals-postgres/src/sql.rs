@@ -187,6 +187,23 @@ fn meta_from(row: &Row, at: usize) -> Result<StreamMeta> {
     })
 }
 
+/// The SQL of [`read_stream`]: its parameters are the stream, `from` and
+/// the count. One walk of the `(stream_id, version)` index ([R7]).
+pub fn read_stream_sql(direction: Direction) -> String {
+    let (cmp, ord) = match direction {
+        Direction::Forward => (">=", order(direction)),
+        Direction::Backward => ("<=", order(direction)),
+    };
+    format!(
+        "SELECT h.head, s.deleted, {EVENT_COLUMNS} FROM annals_head h \
+         LEFT JOIN annals_streams s ON s.stream_id = $1 \
+         LEFT JOIN LATERAL (SELECT * FROM annals_events e \
+             WHERE e.stream_id = $1 AND e.version {cmp} $2 ORDER BY e.version {ord} LIMIT $3) e \
+             ON NOT s.deleted \
+         WHERE h.id = 1 ORDER BY e.version {ord}"
+    )
+}
+
 /// Reads a stream ([R1], [R2]) and the head, in one statement.
 pub async fn read_stream(
     client: &impl GenericClient,
@@ -195,21 +212,12 @@ pub async fn read_stream(
     count: usize,
     direction: Direction,
 ) -> Result<(Position, Vec<RecordedEvent>)> {
-    let (cmp, ord) = match direction {
-        Direction::Forward => (">=", order(direction)),
-        Direction::Backward => ("<=", order(direction)),
-    };
-    let sql = format!(
-        "SELECT h.head, s.deleted, {EVENT_COLUMNS} FROM annals_head h \
-         LEFT JOIN annals_streams s ON s.stream_id = $1 \
-         LEFT JOIN LATERAL (SELECT * FROM annals_events e \
-             WHERE e.stream_id = $1 AND e.version {cmp} $2 ORDER BY e.version {ord} LIMIT $3) e \
-             ON NOT s.deleted \
-         WHERE h.id = 1 ORDER BY e.version {ord}"
-    );
     let count = i64::try_from(count).unwrap_or(i64::MAX);
     let rows = client
-        .query(&sql, &[&stream.as_str(), &big(from.0), &count])
+        .query(
+            &read_stream_sql(direction),
+            &[&stream.as_str(), &big(from.0), &count],
+        )
         .await
         .map_err(db("reading a stream"))?;
     let exists = rows

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use annals_backend_tests::support::{Store, all_events, events, sid, tag_query, tagged};
 use annals_core::{
-    Append, AppendCondition, Direction, Durability, Error, ExpectedVersion, LogBackend, Position,
-    Query, QueryItem, StoreConfig, Version,
+    Append, AppendCondition, Batch, Direction, Durability, Error, ExpectedVersion, LogBackend,
+    Position, Query, QueryItem, StoreConfig, Version,
 };
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -220,13 +220,16 @@ fn reads_are_index_scans() -> TestResult {
     runtime().block_on(async {
         let schema = support::fresh_schema();
         let store = support::open(&schema, StoreConfig::default()).await?;
-        for i in 0..50 {
-            let batch = (0..100)
-                .map(|k| tagged(["A", "B", "C"][k % 3], &[["x", "y"][k % 2], "all"]))
-                .collect();
-            store
-                .append(&sid(&format!("s{i}")), ExpectedVersion::Any, batch)
-                .await?;
+        // 5 000 events in 1 000 streams: every table spans many pages.
+        for b in 0..10 {
+            let mut batch = Batch::default();
+            for i in 0..100 {
+                let events = (0..5)
+                    .map(|k| tagged(["A", "B", "C"][k % 3], &[["x", "y"][(i + k) % 2], "all"]))
+                    .collect();
+                batch = batch.part(sid(&format!("s{b}-{i}")), ExpectedVersion::Any, events);
+            }
+            store.append_batch(batch).await?;
         }
         // With statistics, as autovacuum keeps them in production.
         store.compact().await?;
@@ -273,6 +276,12 @@ fn reads_are_index_scans() -> TestResult {
                     .await?;
                 client_check(&plan, &format!("{what} {direction:?}"));
             }
+        }
+        for direction in [Direction::Forward, Direction::Backward] {
+            let plan = store
+                .explain_read_stream(&sid("s7-7"), Version(1), 10, direction)
+                .await?;
+            client_check(&plan, &format!("read_stream {direction:?}"));
         }
         store.close().await?;
         Ok::<_, Error>(())
