@@ -194,9 +194,11 @@ impl Cluster {
         self.start_server();
     }
 
-    /// Stops the server.
+    /// Stops the server and removes its folder (a `TempDir` in a static is
+    /// never dropped).
     pub fn stop(&self) {
         self.stop_server("fast");
+        let _ = std::fs::remove_dir_all(self.dir.path());
     }
 }
 
