@@ -169,16 +169,18 @@ pub async fn stream_meta(
     stream: &StreamId,
 ) -> Result<Option<StreamMeta>> {
     let row = client
-        .query_opt(
-            "SELECT next_version, floor, created, deleted FROM annals_streams WHERE stream_id = $1",
-            &[&stream.as_str()],
-        )
+        .query_opt(STREAM_META_SQL, &[&stream.as_str()])
         .await
         .map_err(db("reading a stream's metadata"))?;
     row.map(|r| meta_from(&r, 0)).transpose()
 }
 
-fn meta_from(row: &Row, at: usize) -> Result<StreamMeta> {
+/// The statement of [`stream_meta`]; its one parameter is the stream id.
+pub const STREAM_META_SQL: &str =
+    "SELECT next_version, floor, created, deleted FROM annals_streams WHERE stream_id = $1";
+
+/// The stream metadata in `row`, from column `at` on.
+pub fn meta_from(row: &Row, at: usize) -> Result<StreamMeta> {
     Ok(StreamMeta {
         next_version: unbig(row.get(at), "a stream's next version")?,
         floor: unbig(row.get(at + 1), "a stream's floor")?,

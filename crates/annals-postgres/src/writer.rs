@@ -272,7 +272,7 @@ async fn apply(round: &mut Round<'_>, op: &Op) -> Result<Result<Outcome>> {
 }
 
 async fn append(round: &mut Round<'_>, a: &Append) -> Result<Result<AppendResult>> {
-    let meta = sql::stream_meta(&**round.tx, &a.stream).await?;
+    let meta = stream_meta(round, &a.stream).await?;
     let actual = meta.and_then(|m| m.last_version());
     if !a.expected.is_satisfied_by(actual) {
         // [A5]: a retry of an append that already committed.
@@ -305,7 +305,7 @@ async fn append(round: &mut Round<'_>, a: &Append) -> Result<Result<AppendResult
 async fn batch(round: &mut Round<'_>, b: &Batch) -> Result<Result<Vec<AppendResult>>> {
     let mut metas = Vec::with_capacity(b.parts.len());
     for (i, part) in b.parts.iter().enumerate() {
-        let meta = sql::stream_meta(&**round.tx, &part.stream).await?;
+        let meta = stream_meta(round, &part.stream).await?;
         let actual = meta.and_then(|m| m.last_version());
         if !part.expected.is_satisfied_by(actual) {
             return Ok(Err(Error::BatchPart {
@@ -550,14 +550,37 @@ async fn write_events(
     })
 }
 
-async fn put_meta(round: &mut Round<'_>, stream: &StreamId, meta: &StreamMeta) -> Result<()> {
-    round
+/// The metadata of `stream` as this transaction sees it (a prepared
+/// statement: the writer's hottest query).
+async fn stream_meta(round: &Round<'_>, stream: &StreamId) -> Result<Option<StreamMeta>> {
+    let statement = round
         .tx
-        .execute(
+        .prepare_cached(sql::STREAM_META_SQL)
+        .await
+        .map_err(db("preparing a statement"))?;
+    let row = round
+        .tx
+        .query_opt(&statement, &[&stream.as_str()])
+        .await
+        .map_err(db("reading a stream's metadata"))?;
+    row.map(|r| sql::meta_from(&r, 0)).transpose()
+}
+
+async fn put_meta(round: &mut Round<'_>, stream: &StreamId, meta: &StreamMeta) -> Result<()> {
+    let statement = round
+        .tx
+        .prepare_cached(
             "INSERT INTO annals_streams (stream_id, next_version, floor, created, deleted) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream_id) DO UPDATE SET \
              next_version = EXCLUDED.next_version, floor = EXCLUDED.floor, \
              created = EXCLUDED.created, deleted = EXCLUDED.deleted",
+        )
+        .await
+        .map_err(db("preparing a statement"))?;
+    round
+        .tx
+        .execute(
+            &statement,
             &[
                 &stream.as_str(),
                 &big(meta.next_version),
@@ -595,7 +618,7 @@ async fn delete(
     stream: &StreamId,
     expected: ExpectedVersion,
 ) -> Result<Result<Outcome>> {
-    let meta = sql::stream_meta(&**round.tx, stream).await?;
+    let meta = stream_meta(round, stream).await?;
     let actual = meta.and_then(|m| m.last_version());
     let Some(mut meta) = meta.filter(|_| actual.is_some()) else {
         return Ok(Err(match expected {
@@ -621,7 +644,7 @@ async fn truncate(
     stream: &StreamId,
     before: Version,
 ) -> Result<Result<Outcome>> {
-    let mut meta = match sql::stream_meta(&**round.tx, stream).await? {
+    let mut meta = match stream_meta(round, stream).await? {
         Some(m) if !m.deleted => m,
         _ => return Ok(Err(Error::StreamNotFound(stream.clone()))),
     };
