@@ -80,6 +80,18 @@ impl Limits {
         Ok(())
     }
 
+    /// Checks the `limit` of a listing (`list_streams`, `aux_scan`, …):
+    /// 1 to `max_read_count`.
+    pub fn check_page_limit(&self, what: &str, limit: usize) -> Result<()> {
+        if limit == 0 || limit > self.max_read_count {
+            return Err(Error::InvalidInput(format!(
+                "{what} limit {limit} is not between 1 and max_read_count = {}",
+                self.max_read_count
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks a read's `count` against [R1].
     pub fn check_read_count(&self, count: usize) -> Result<()> {
         if count == 0 || count > self.max_read_count {
@@ -573,8 +585,15 @@ pub trait LogBackend: Send + Sync + fmt::Debug {
     /// The stream's last version, or [`Error::StreamNotFound`] ([S1]).
     async fn stream_version(&self, stream: &StreamId) -> Result<Version>;
 
-    /// Whether the stream exists ([S1]).
-    async fn stream_exists(&self, stream: &StreamId) -> Result<bool>;
+    /// Whether the stream exists ([S1]). The default asks
+    /// [`stream_version`](LogBackend::stream_version).
+    async fn stream_exists(&self, stream: &StreamId) -> Result<bool> {
+        match self.stream_version(stream).await {
+            Ok(_) => Ok(true),
+            Err(Error::StreamNotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 
     /// Existing streams in byte order of their ids, after `after` ([S2]).
     async fn list_streams(&self, after: Option<&StreamId>, limit: usize)

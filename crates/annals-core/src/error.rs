@@ -91,6 +91,19 @@ impl Error {
         }
     }
 
+    /// An [`Error::WrongExpectedVersion`].
+    pub fn wrong_version(
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        actual: Option<Version>,
+    ) -> Self {
+        Error::WrongExpectedVersion {
+            stream: stream.clone(),
+            expected,
+            actual,
+        }
+    }
+
     /// The error itself, or for [`Error::BatchPart`] the error of the part.
     pub fn root(&self) -> &Error {
         match self {

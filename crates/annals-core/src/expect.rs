@@ -240,6 +240,17 @@ impl AppendCondition {
             after,
         }
     }
+
+    /// The [`Error::AppendConditionFailed`] of this condition, naming its
+    /// query and `after`.
+    pub fn failure(&self) -> Error {
+        Error::AppendConditionFailed(format!(
+            "an event matching {} was appended after position {}",
+            self.fail_if_events_match,
+            self.after
+                .map_or_else(|| "0 (none given)".to_string(), |p| p.to_string())
+        ))
+    }
 }
 
 /// Longest aux key, in bytes ([X1]).

@@ -17,6 +17,7 @@
 //! | `redb:///abs/path/events.redb`, `redb://relative/events.redb` | `redb` (default) | one [redb](https://www.redb.org) file: embedded, pure Rust, the default |
 //! | `rocksdb:///path/dir` | `rocksdb` | a [RocksDB](https://rocksdb.org) folder (C++, built from source: needs clang) |
 //! | `sled:///path/dir` | `sled` | a [sled](https://sled.rs) 0.34 folder (pure Rust, beta) |
+//! | `postgres://user:pass@host:port/db?schema=annals` | `postgres` | a schema of a [PostgreSQL](https://www.postgresql.org) database, shared by many processes |
 //!
 //! Options go in the query: `redb:///var/lib/app/events.redb?durability=relaxed&cache_size=268435456`.
 //! Every backend takes `durability` (`immediate` | `relaxed`),
@@ -85,6 +86,10 @@ pub use annals_rocksdb as rocksdb;
 #[cfg(feature = "sled")]
 pub use annals_sled as sled;
 
+/// The PostgreSQL backend (the `annals-postgres` crate; feature `postgres`).
+#[cfg(feature = "postgres")]
+pub use annals_postgres as postgres;
+
 mod store_url;
 
 pub use store_url::{Scheme, StoreUrl};
@@ -125,6 +130,11 @@ pub async fn open(url: &str) -> Result<Store> {
     let url = StoreUrl::parse(url)?;
     url.check_compiled()?;
     let opener = Opener::new(&url)?;
+    // A database server is opened over the network, not on the blocking pool.
+    #[cfg(feature = "postgres")]
+    if let Opener::Postgres(conninfo, options) = opener {
+        return Ok(Arc::new(annals_postgres::open(&conninfo, options).await?));
+    }
     run_blocking(move || opener.open()).await
 }
 
@@ -156,6 +166,9 @@ enum Opener {
     RocksDb(std::path::PathBuf, annals_rocksdb::RocksDbOptions),
     #[cfg(feature = "sled")]
     Sled(std::path::PathBuf, annals_sled::SledOptions),
+    /// The connection URL without annals' options, and those options.
+    #[cfg(feature = "postgres")]
+    Postgres(String, annals_postgres::PostgresOptions),
 }
 
 impl Opener {
@@ -190,6 +203,17 @@ impl Opener {
                     .ok_or_else(|| url.invalid("the sled backend needs a path"))?;
                 Ok(Opener::Sled(path.to_path_buf(), options))
             }
+            #[cfg(feature = "postgres")]
+            Scheme::Postgres => {
+                let options = annals_postgres::PostgresOptions::from_params(url.params())
+                    .map_err(|e| url.in_context(e))?;
+                // The connection part as written (percent-encoding and all),
+                // for tokio-postgres to parse.
+                let raw = url.as_str();
+                let rest = raw.split_once("://").map_or("", |(_, rest)| rest);
+                let rest = rest.split_once('?').map_or(rest, |(base, _)| base);
+                Ok(Opener::Postgres(format!("postgres://{rest}"), options))
+            }
             // `open` has refused a backend that is not compiled in already;
             // this keeps it an error, not a panic, should that ever change.
             // (With every backend compiled in, no scheme is left for it.)
@@ -211,6 +235,11 @@ impl Opener {
             Opener::RocksDb(path, options) => Ok(Arc::new(annals_rocksdb::open(path, options)?)),
             #[cfg(feature = "sled")]
             Opener::Sled(path, options) => Ok(Arc::new(annals_sled::open(path, options)?)),
+            // `open` opens these itself, asynchronously, before this point.
+            #[cfg(feature = "postgres")]
+            Opener::Postgres(conninfo, _) => Err(Error::InvalidInput(format!(
+                "the postgres store at {conninfo:?} is opened asynchronously by annals::open"
+            ))),
         }
     }
 }

@@ -205,7 +205,7 @@ mod redb {
 #[tokio::test]
 async fn refuses_urls_it_cannot_open() {
     let mut cases = vec![
-        ("postgres://localhost/events", "unknown scheme \"postgres\""),
+        ("mysql://localhost/events", "unknown scheme \"mysql\""),
         ("/var/lib/app/events.redb", "not a store URL"),
         ("", "not a store URL"),
         ("redb://", "needs a path"),
@@ -219,6 +219,9 @@ async fn refuses_urls_it_cannot_open() {
     }
     if !cfg!(feature = "sled") {
         cases.push(("sled:///var/lib/app/events", "feature \"sled\""));
+    }
+    if !cfg!(feature = "postgres") {
+        cases.push(("postgres://localhost/events", "feature \"postgres\""));
     }
     if !cfg!(feature = "memory") {
         cases.push(("memory://", "feature \"memory\""));
@@ -264,4 +267,20 @@ mod folder_backends {
     async fn sled_by_url() {
         opens_reopens_and_checks_options(Scheme::Sled, "&flush_every_ms=100").await;
     }
+}
+
+/// The postgres URL: annals' options are checked before any connection.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_url_options_are_checked_first() {
+    let msg = open_err("postgres://app:secret@localhost:5432/events?cache=1").await;
+    assert!(
+        msg.contains("unknown option \"cache\" for the postgres backend"),
+        "{msg}"
+    );
+    assert!(msg.contains("schema") && msg.contains("pool_size"), "{msg}");
+    let msg = open_err("postgres://localhost/events?schema=Not-Valid").await;
+    assert!(msg.contains("schema name \"Not-Valid\""), "{msg}");
+    let msg = open_err("postgres://localhost/events?pool_size=0").await;
+    assert!(msg.contains("pool_size"), "{msg}");
 }

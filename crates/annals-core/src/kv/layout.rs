@@ -80,6 +80,22 @@ impl StreamMeta {
         }
     }
 
+    /// The metadata an append starts from: the stream's own, a fresh one
+    /// for a new stream, and for a deleted stream a recreated one whose
+    /// numbering continues where it was (SPEC S4).
+    pub fn for_append(meta: Option<StreamMeta>) -> StreamMeta {
+        match meta {
+            Some(m) if !m.deleted => m,
+            Some(m) => StreamMeta {
+                deleted: false,
+                created: m.next_version,
+                floor: m.next_version,
+                next_version: m.next_version,
+            },
+            None => StreamMeta::default(),
+        }
+    }
+
     /// Whether the event at `version` is readable.
     pub fn is_readable(&self, version: u64) -> bool {
         !self.deleted && version >= self.floor && version < self.next_version

@@ -216,13 +216,7 @@ fn dead_entries<S: KvSnapshot>(snap: &S, limit: usize) -> Result<WriteBatch> {
 }
 
 fn check_limit(limits: &Limits, what: &str, limit: usize) -> Result<()> {
-    if limit == 0 || limit > limits.max_read_count {
-        return Err(Error::InvalidInput(format!(
-            "{what} limit {limit} is not between 1 and max_read_count = {}",
-            limits.max_read_count
-        )));
-    }
-    Ok(())
+    limits.check_page_limit(what, limit)
 }
 
 #[async_trait]
@@ -293,14 +287,6 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
                 .ok_or(Error::StreamNotFound(id))
         })
         .await
-    }
-
-    async fn stream_exists(&self, stream: &StreamId) -> Result<bool> {
-        match self.stream_version(stream).await {
-            Ok(_) => Ok(true),
-            Err(Error::StreamNotFound(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
     }
 
     async fn list_streams(

@@ -332,7 +332,7 @@ impl<E: KvEngine> Writer<E> {
                     Err(e) => return Ok(Err(e)),
                 }
             }
-            return Ok(Err(wrong_version(&a.stream, a.expected, actual)));
+            return Ok(Err(Error::wrong_version(&a.stream, a.expected, actual)));
         }
         if let Some(condition) = &a.condition {
             match condition_fails(round, condition) {
@@ -340,7 +340,7 @@ impl<E: KvEngine> Writer<E> {
                 Ok(true) => {
                     return Ok(match replay_by_condition(round, a, condition)? {
                         Ok(Some(result)) => Ok(result),
-                        Ok(None) => Err(condition_failed(condition)),
+                        Ok(None) => Err(condition.failure()),
                         Err(e) => Err(e),
                     });
                 }
@@ -363,7 +363,7 @@ impl<E: KvEngine> Writer<E> {
             if !part.expected.is_satisfied_by(actual) {
                 return Err(Error::BatchPart {
                     part: i,
-                    source: Box::new(wrong_version(&part.stream, part.expected, actual)),
+                    source: Box::new(Error::wrong_version(&part.stream, part.expected, actual)),
                 });
             }
             metas.push(meta);
@@ -371,7 +371,7 @@ impl<E: KvEngine> Writer<E> {
         if let Some(condition) = &b.condition
             && condition_fails(round, condition)?
         {
-            return Err(condition_failed(condition));
+            return Err(condition.failure());
         }
         check_aux(round, &b.aux)?;
         let mut results = Vec::with_capacity(b.parts.len());
@@ -391,18 +391,7 @@ impl<E: KvEngine> Writer<E> {
         meta: Option<StreamMeta>,
         events: &[NewEvent],
     ) -> Result<AppendResult> {
-        let mut meta = match meta {
-            Some(m) if !m.deleted => m,
-            // A new stream, or one recreated after a delete: numbering
-            // continues where it was (SPEC S4).
-            Some(m) => StreamMeta {
-                deleted: false,
-                created: m.next_version,
-                floor: m.next_version,
-                next_version: m.next_version,
-            },
-            None => StreamMeta::default(),
-        };
+        let mut meta = StreamMeta::for_append(meta);
         let recorded_at = Timestamp(Timestamp::now().0.max(self.last_recorded_at));
         self.last_recorded_at = recorded_at.0;
         let first_version = Version(meta.next_version);
@@ -548,24 +537,6 @@ fn commit<E: KvEngine>(engine: &E, batch: WriteBatch, sync: bool) -> Result<()> 
             "the engine panicked while committing",
         ))
     })
-}
-
-fn wrong_version(stream: &StreamId, expected: ExpectedVersion, actual: Option<Version>) -> Error {
-    Error::WrongExpectedVersion {
-        stream: stream.clone(),
-        expected,
-        actual,
-    }
-}
-
-fn condition_failed(condition: &AppendCondition) -> Error {
-    Error::AppendConditionFailed(format!(
-        "an event matching {} was appended after position {}",
-        condition.fail_if_events_match,
-        condition
-            .after
-            .map_or_else(|| "0 (none given)".to_string(), |p| p.to_string())
-    ))
 }
 
 /// Answers a request with the round-level error `e`; for Close, hands its
@@ -771,11 +742,11 @@ fn delete<S: KvSnapshot>(
             ExpectedVersion::Any | ExpectedVersion::NoStream => {
                 Error::StreamNotFound(stream.clone())
             }
-            _ => wrong_version(stream, expected, None),
+            _ => Error::wrong_version(stream, expected, None),
         });
     };
     if !expected.is_satisfied_by(actual) {
-        return Err(wrong_version(stream, expected, actual));
+        return Err(Error::wrong_version(stream, expected, actual));
     }
     meta.deleted = true;
     meta.floor = meta.next_version;

@@ -1,0 +1,124 @@
+//! The tables of a store and their versioned migrations.
+//!
+//! | table          | what                                                        |
+//! |----------------|-------------------------------------------------------------|
+//! | `annals_head`  | one row: last position, reserved positions, last recorded_at; every write locks it, which orders commits ([R4]) |
+//! | `annals_live`  | UNLOGGED, one row: emptied by PostgreSQL after a crash, which tells the next writer to skip the positions a `Relaxed` store may have lost ([D5]) |
+//! | `annals_streams` | per stream: next version, truncation floor, first version since (re)creation, deleted |
+//! | `annals_events`  | the log by position, with `(stream_id, version)` and `(event_type, position)` indexes |
+//! | `annals_event_tags` | `(tag, position)`: the tag index |
+//! | `annals_aux`   | the aux key-value space                                     |
+
+use annals_core::{Error, Result};
+use tokio_postgres::Client;
+
+/// The migrations, in order: migration `i + 1` is `MIGRATIONS[i]`. A
+/// released migration is never edited; changes come as new ones.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE annals_head (
+    id smallint PRIMARY KEY CHECK (id = 1),
+    head bigint NOT NULL,
+    reserved bigint NOT NULL,
+    last_recorded_at bigint NOT NULL
+);
+INSERT INTO annals_head VALUES (1, 0, 0, 0);
+CREATE UNLOGGED TABLE annals_live (id smallint PRIMARY KEY);
+CREATE TABLE annals_streams (
+    stream_id text COLLATE "C" PRIMARY KEY,
+    next_version bigint NOT NULL,
+    floor bigint NOT NULL,
+    created bigint NOT NULL,
+    deleted boolean NOT NULL
+);
+CREATE TABLE annals_events (
+    position bigint PRIMARY KEY,
+    stream_id text COLLATE "C" NOT NULL,
+    version bigint NOT NULL,
+    event_type text COLLATE "C" NOT NULL,
+    tags text[] NOT NULL,
+    event_id uuid NOT NULL,
+    data bytea NOT NULL,
+    metadata bytea NOT NULL,
+    recorded_at bigint NOT NULL,
+    UNIQUE (stream_id, version)
+);
+CREATE INDEX annals_events_type ON annals_events (event_type, position);
+CREATE TABLE annals_event_tags (
+    tag text COLLATE "C" NOT NULL,
+    position bigint NOT NULL,
+    PRIMARY KEY (tag, position)
+);
+CREATE TABLE annals_aux (
+    key bytea PRIMARY KEY,
+    value bytea NOT NULL
+);
+"#];
+
+/// Checks a schema name: 1 to 63 bytes of `a-z`, `0-9` and `_`, not
+/// starting with a digit (so it never needs quoting and cannot inject SQL).
+pub fn validate_schema(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit();
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "schema name {name:?} is not 1 to 63 characters of a-z, 0-9 and _ (not starting with a digit)"
+        )))
+    }
+}
+
+/// Creates the schema when missing and applies the migrations it lacks,
+/// under an advisory lock so that stores opening at once migrate once.
+pub async fn migrate(client: &mut Client, schema: &str) -> Result<()> {
+    let tx = client
+        .transaction()
+        .await
+        .map_err(db("starting a migration"))?;
+    tx.batch_execute(&format!(
+        "SELECT pg_advisory_xact_lock(hashtext('annals migrate {schema}'));
+         CREATE SCHEMA IF NOT EXISTS {schema};
+         SET LOCAL search_path TO {schema};
+         CREATE TABLE IF NOT EXISTS annals_migrations (
+             version integer PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         );"
+    ))
+    .await
+    .map_err(db("creating the schema"))?;
+    let row = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM annals_migrations",
+            &[],
+        )
+        .await
+        .map_err(db("reading the schema version"))?;
+    let applied: i32 = row.get(0);
+    let known = MIGRATIONS.len() as i32;
+    if applied > known {
+        return Err(Error::InvalidInput(format!(
+            "schema {schema} is at version {applied}, newer than this build of annals knows ({known})"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        tx.batch_execute(sql)
+            .await
+            .map_err(db(&format!("applying migration {}", i + 1)))?;
+        tx.execute(
+            "INSERT INTO annals_migrations (version) VALUES ($1)",
+            &[&(i as i32 + 1)],
+        )
+        .await
+        .map_err(db("recording a migration"))?;
+    }
+    tx.commit().await.map_err(db("committing the migration"))
+}
+
+/// Maps a driver error to [`Error::Backend`] saying what annals was doing.
+pub fn db(what: &str) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {
+    move |e| Error::backend(what.to_string(), e)
+}

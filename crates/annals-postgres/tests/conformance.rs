@@ -1,0 +1,48 @@
+//! The annals conformance suite against PostgreSQL: a throwaway cluster
+//! started by the test, one schema per case.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+mod support;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use annals_backend_tests::Harness;
+use annals_core::{Capabilities, LogBackend, Result, StoreConfig};
+
+/// One schema of the shared cluster.
+struct PostgresHarness(String);
+
+#[async_trait::async_trait]
+impl Harness for PostgresHarness {
+    async fn new() -> Self {
+        PostgresHarness(support::fresh_schema())
+    }
+
+    async fn open(&self, config: StoreConfig) -> Result<Arc<dyn LogBackend>> {
+        Ok(Arc::new(support::open(&self.0, config).await?))
+    }
+
+    fn capabilities() -> Capabilities {
+        annals_postgres::CAPABILITIES
+    }
+}
+
+fn main() -> ExitCode {
+    if let Some(why) = support::unavailable() {
+        if support::in_ci() {
+            eprintln!("error: CI=true but the PostgreSQL tests cannot run: {why}");
+            return ExitCode::FAILURE;
+        }
+        eprintln!("note: every PostgreSQL conformance case is ignored: {why}");
+        let args = libtest_mimic::Arguments::from_args();
+        let trials = annals_backend_tests::trials::<PostgresHarness>()
+            .into_iter()
+            .map(|t| t.with_ignored_flag(true))
+            .collect();
+        return libtest_mimic::run(&args, trials).exit_code();
+    }
+    let code = annals_backend_tests::run::<PostgresHarness>();
+    support::stop_cluster();
+    code
+}
