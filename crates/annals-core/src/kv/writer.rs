@@ -249,17 +249,22 @@ impl<E: KvEngine> Writer<E> {
         let Writer {
             engine,
             committed,
+            next_position,
             head_tx,
             ..
         } = self;
         drop(head_tx);
         let mut result = Ok(());
-        if committed.reserved > committed.head {
-            // Nothing above `head` was handed out by this process: a clean
-            // close gives the reservation back, so the next open leaves no
-            // gap. The sync also makes every earlier relaxed commit durable.
+        // Positions up to here were handed out, or skipped after a crash
+        // because a crashed process may have handed them out (D5).
+        let used = next_position - 1;
+        if committed.reserved > used {
+            // A clean close gives back the rest of the reservation, so the
+            // next open leaves no gap, but never the positions skipped
+            // after a crash: those stay out of use. The sync also makes
+            // every earlier relaxed commit durable.
             let meta = StoreMeta {
-                reserved: committed.head,
+                reserved: used,
                 ..committed
             };
             result = codec::encode(layout::STORE_META_KEY, &meta).and_then(|value| {
