@@ -7,8 +7,7 @@
 //! the log both ways, a tag query, stream versions, the stream list, the
 //! aux space). Proptest shrinks a failing sequence to a small one.
 //!
-//! Cases per backend: `ANNALS_MODEL_CASES` (default 200 in memory, 40 per
-//! persistent backend); the long mode is e.g.
+//! Cases per backend: `ANNALS_MODEL_CASES` (default 200); the long mode is e.g.
 //! `ANNALS_MODEL_CASES=10000 cargo test --workspace --release --test model`.
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -507,21 +506,21 @@ fn memory_agrees_with_the_model() {
 
 #[test]
 fn redb_agrees_with_the_model() {
-    run("redb", 40, true, |dir| {
+    run("redb", 200, true, |dir| {
         format!("redb://{}/m.redb?durability=relaxed", dir.display())
     });
 }
 
 #[test]
 fn rocksdb_agrees_with_the_model() {
-    run("rocksdb", 40, true, |dir| {
+    run("rocksdb", 200, true, |dir| {
         format!("rocksdb://{}/m?durability=relaxed", dir.display())
     });
 }
 
 #[test]
 fn sled_agrees_with_the_model() {
-    run("sled", 40, true, |dir| {
+    run("sled", 200, true, |dir| {
         format!("sled://{}/m?durability=relaxed", dir.display())
     });
 }

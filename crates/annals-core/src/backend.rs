@@ -525,6 +525,15 @@ impl Capabilities {
 /// store is closed.
 pub type HeadWatch = watch::Receiver<Position>;
 
+/// A new watch on `head` that starts at the current head: its `changed()`
+/// waits for the next commit (or ends at close), not for an old one. What
+/// a backend's [`LogBackend::watch_head`] hands out.
+pub fn fresh_head_watch(head: &HeadWatch) -> HeadWatch {
+    let mut watch = head.clone();
+    watch.mark_unchanged();
+    watch
+}
+
 fn unsupported<T>(what: &str) -> Result<T> {
     Err(Error::Unsupported(what.to_string()))
 }

@@ -18,7 +18,7 @@ mod verify;
 
 pub use backend::{
     Append, AppendResult, Batch, BatchPart, Capabilities, Direction, Durability, HeadWatch, Limits,
-    LogBackend, Page, StoreConfig, StreamInfo, parse_param, validate_aux_writes,
+    LogBackend, Page, StoreConfig, StreamInfo, fresh_head_watch, parse_param, validate_aux_writes,
 };
 pub use error::{BoxError, Error, Result};
 pub use event::{

@@ -605,9 +605,7 @@ impl LogBackend for PostgresStore {
 
     fn watch_head(&self) -> Result<HeadWatch> {
         self.check_open()?;
-        let mut watch = self.head.clone();
-        watch.mark_unchanged();
-        Ok(watch)
+        Ok(annals_core::fresh_head_watch(&self.head))
     }
 
     async fn aux_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {

@@ -130,6 +130,10 @@ pub struct SledEngine {
     poisoned: Arc<AtomicBool>,
 }
 
+/// How long opening waits for sled's own file lock to be let go by a
+/// database of this process that was just closed.
+const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// sled's own options, kept to open a new generation in `compact`.
 #[derive(Clone, Copy, Debug)]
 struct SledConfig {
@@ -150,7 +154,23 @@ impl SledConfig {
         if let Some(bytes) = self.cache_capacity {
             config = config.cache_capacity(bytes);
         }
-        config.open()
+        // Callers hold the folder's own lock, so no live store has it open:
+        // sled's lock can then only be held by the flusher thread of a
+        // database of this process that was just closed, which lets go of
+        // it within a flush interval. Wait for that instead of failing a
+        // reopen right after a close (found by the model-based tests).
+        let deadline = std::time::Instant::now() + SLED_LOCK_WAIT;
+        loop {
+            match config.open() {
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => return other,
+            }
+        }
     }
 }
 

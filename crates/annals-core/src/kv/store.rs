@@ -393,11 +393,7 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
 
     fn watch_head(&self) -> Result<HeadWatch> {
         self.check_open()?;
-        let mut watch = self.head.clone();
-        // The new watch starts at the current head: `changed()` then waits
-        // for the next commit (or ends at close), not for an old one.
-        watch.mark_unchanged();
-        Ok(watch)
+        Ok(crate::backend::fresh_head_watch(&self.head))
     }
 
     async fn aux_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
