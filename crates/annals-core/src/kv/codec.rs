@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::error::{Error, Result};
-use crate::event::{Position, RecordedEvent, StreamId, Timestamp, Version};
-use crate::kv::layout::describe_key;
+use crate::event::{NewEvent, Position, RecordedEvent, StreamId, Timestamp, Version};
+use crate::kv::layout::{self, describe_key};
 use uuid::Uuid;
 
 /// The format version written in the first byte of every value.
@@ -127,6 +127,49 @@ pub fn encode_event(key: &[u8], e: &EventParts<'_>) -> Result<Vec<u8>> {
             tags: e.tags,
         },
     )
+}
+
+/// The entries one event adds under the shared key layout, as `(key,
+/// sealed value)`: its log record, its stream index entry, its type index
+/// entry and one tag index entry per tag. The writer commits exactly these
+/// for every event (plus the stream and store metadata once per round); the
+/// benchmark writes them straight to a raw engine to measure what annals
+/// costs on top of it.
+pub fn event_entries(
+    stream: &str,
+    version: Version,
+    position: Position,
+    recorded_at: Timestamp,
+    event: &NewEvent,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut entries = Vec::with_capacity(3 + event.tags.len());
+    let log_key = layout::log_key(position);
+    let record = encode_event(
+        &log_key,
+        &EventParts {
+            stream_id: stream,
+            version,
+            recorded_at,
+            event_id: event.event_id,
+            event_type: &event.event_type,
+            data: &event.data,
+            metadata: &event.metadata,
+            tags: &event.tags,
+        },
+    )?;
+    entries.push((log_key, record));
+    let index_key = layout::stream_index_key(stream, version);
+    let index_value = encode(&index_key, &position.0)?;
+    entries.push((index_key, index_value));
+    let type_key = layout::type_key(&event.event_type, position);
+    let sealed = seal(&type_key, &[]);
+    entries.push((type_key, sealed));
+    for tag in &event.tags {
+        let tag_key = layout::tag_key(tag, position);
+        let sealed = seal(&tag_key, &[]);
+        entries.push((tag_key, sealed));
+    }
+    Ok(entries)
 }
 
 /// Decodes the log record at `position` (whose key is `key`).

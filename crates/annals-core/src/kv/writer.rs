@@ -15,7 +15,7 @@ use crate::backend::{Append, AppendResult, Batch, Direction, Durability};
 use crate::error::{Error, Result};
 use crate::event::{NewEvent, Position, StreamId, Timestamp, Version};
 use crate::expect::{AppendCondition, AuxCondition, AuxWrite, ExpectedVersion, show_bytes};
-use crate::kv::codec::{self, EventParts};
+use crate::kv::codec;
 use crate::kv::engine::{KvEngine, KvSnapshot, WriteBatch};
 use crate::kv::layout::{self, StoreMeta, StreamMeta};
 use crate::kv::read::{self, MetaSource};
@@ -408,32 +408,11 @@ impl<E: KvEngine> Writer<E> {
             let offset = i as u64;
             let position = Position(first_position.0 + offset);
             let version = Version(first_version.0 + offset);
-            let log_key = layout::log_key(position);
-            let record = codec::encode_event(
-                &log_key,
-                &EventParts {
-                    stream_id: stream.as_str(),
-                    version,
-                    recorded_at,
-                    event_id: event.event_id,
-                    event_type: &event.event_type,
-                    data: &event.data,
-                    metadata: &event.metadata,
-                    tags: &event.tags,
-                },
-            )?;
-            ops.push((log_key, Some(record)));
-            let index_key = layout::stream_index_key(stream.as_str(), version);
-            let index_value = codec::encode(&index_key, &position.0)?;
-            ops.push((index_key, Some(index_value)));
-            let type_key = layout::type_key(&event.event_type, position);
-            let sealed = codec::seal(&type_key, &[]);
-            ops.push((type_key, Some(sealed)));
-            for tag in &event.tags {
-                let tag_key = layout::tag_key(tag, position);
-                let sealed = codec::seal(&tag_key, &[]);
-                ops.push((tag_key, Some(sealed)));
-            }
+            ops.extend(
+                codec::event_entries(stream.as_str(), version, position, recorded_at, event)?
+                    .into_iter()
+                    .map(|(key, value)| (key, Some(value))),
+            );
             pending.push(PendingEvent {
                 stream: stream.as_str().to_string(),
                 version: version.0,
