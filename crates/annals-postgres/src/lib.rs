@@ -30,6 +30,7 @@
 //!   `compact` runs `VACUUM FULL` to give the space back ([M2]).
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 mod schema;
 mod sql;
 mod verify;

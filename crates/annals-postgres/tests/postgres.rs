@@ -368,7 +368,7 @@ fn relaxed_positions_not_reused_after_crash() -> TestResult {
         // Not closed: the crash comes with the store open.
         Ok::<_, Error>(last)
     })?;
-    support::cluster().crash_and_restart();
+    support::cluster().crash_and_restart()?;
     runtime().block_on(async {
         let store = support::open(&schema, relaxed).await?;
         let r = store
