@@ -1,0 +1,326 @@
+//! The raw-engine baselines: the same events written straight to each
+//! engine through its own API, with no annals logic (no writer thread, no
+//! expectation checks, no stream or store metadata, no group commit).
+//!
+//! The key-value engines get exactly the entries annals' shared layout
+//! produces for each event ([`annals::kv::codec::event_entries`]: log
+//! record, stream index, type index, tag index), each append in one engine
+//! transaction, opened with the engine's defaults — what a user writing to
+//! the engine directly would start from. PostgreSQL gets a plain
+//! hand-written events table with a unique `(stream, version)` constraint.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use annals::kv::codec::event_entries;
+use annals::{NewEvent, Position, Timestamp, Version};
+use async_trait::async_trait;
+
+/// A result whose error is a message naming what failed.
+pub type RawResult<T> = Result<T, String>;
+
+/// An engine written to directly.
+#[async_trait]
+pub trait RawEngine: Send + Sync {
+    /// Writes `events` as versions `version..` of `stream` at positions
+    /// `position..`, in one transaction, synced to disk when `sync`.
+    async fn append(
+        &self,
+        stream: &str,
+        version: u64,
+        position: u64,
+        events: &[NewEvent],
+        sync: bool,
+    ) -> RawResult<()>;
+}
+
+/// Key-value entries of `events` under annals' layout.
+fn entries(
+    stream: &str,
+    version: u64,
+    position: u64,
+    events: &[NewEvent],
+) -> RawResult<Vec<(Vec<u8>, Vec<u8>)>> {
+    let now = Timestamp::now();
+    let mut all = Vec::with_capacity(events.len() * 4);
+    for (i, event) in (0u64..).zip(events) {
+        let mut more = event_entries(
+            stream,
+            Version(version + i),
+            Position(position + i),
+            now,
+            event,
+        )
+        .map_err(|e| e.to_string())?;
+        all.append(&mut more);
+    }
+    Ok(all)
+}
+
+/// A key-value engine whose commits block: run on the blocking pool.
+trait BlockingKv: Send + Sync + 'static {
+    fn commit(&self, entries: Vec<(Vec<u8>, Vec<u8>)>, sync: bool) -> RawResult<()>;
+}
+
+/// Adapts a [`BlockingKv`] to [`RawEngine`].
+struct Blocking<E>(Arc<E>);
+
+#[async_trait]
+impl<E: BlockingKv> RawEngine for Blocking<E> {
+    async fn append(
+        &self,
+        stream: &str,
+        version: u64,
+        position: u64,
+        events: &[NewEvent],
+        sync: bool,
+    ) -> RawResult<()> {
+        let entries = entries(stream, version, position, events)?;
+        let engine = Arc::clone(&self.0);
+        tokio::task::spawn_blocking(move || engine.commit(entries, sync))
+            .await
+            .map_err(|e| format!("raw commit task: {e}"))?
+    }
+}
+
+/// The memory backend's structure (a persistent ordered map) behind a lock.
+struct MemoryKv(Mutex<imbl::OrdMap<Vec<u8>, Vec<u8>>>);
+
+impl BlockingKv for MemoryKv {
+    fn commit(&self, entries: Vec<(Vec<u8>, Vec<u8>)>, _sync: bool) -> RawResult<()> {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for (key, value) in entries {
+            map.insert(key, value);
+        }
+        Ok(())
+    }
+}
+
+/// The raw in-memory map.
+pub fn memory() -> Box<dyn RawEngine> {
+    Box::new(Blocking(Arc::new(MemoryKv(
+        Mutex::new(imbl::OrdMap::new()),
+    ))))
+}
+
+const REDB_TABLE: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("events");
+
+struct RedbKv(redb::Database);
+
+impl BlockingKv for RedbKv {
+    fn commit(&self, entries: Vec<(Vec<u8>, Vec<u8>)>, sync: bool) -> RawResult<()> {
+        let run = || -> Result<(), redb::Error> {
+            let mut txn = self.0.begin_write()?;
+            txn.set_durability(if sync {
+                redb::Durability::Immediate
+            } else {
+                redb::Durability::None
+            })?;
+            {
+                let mut table = txn.open_table(REDB_TABLE)?;
+                for (key, value) in &entries {
+                    table.insert(key.as_slice(), value.as_slice())?;
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        };
+        run().map_err(|e| format!("raw redb commit: {e}"))
+    }
+}
+
+/// A raw redb file in `dir`.
+pub fn redb(dir: &Path) -> RawResult<Box<dyn RawEngine>> {
+    let path = dir.join("raw.redb");
+    let db = redb::Database::create(&path)
+        .map_err(|e| format!("creating raw redb {}: {e}", path.display()))?;
+    Ok(Box::new(Blocking(Arc::new(RedbKv(db)))))
+}
+
+#[cfg(feature = "rocksdb")]
+struct RocksKv(rocksdb::DB);
+
+#[cfg(feature = "rocksdb")]
+impl BlockingKv for RocksKv {
+    fn commit(&self, entries: Vec<(Vec<u8>, Vec<u8>)>, sync: bool) -> RawResult<()> {
+        let mut batch = rocksdb::WriteBatch::default();
+        for (key, value) in entries {
+            batch.put(key, value);
+        }
+        let mut options = rocksdb::WriteOptions::default();
+        options.set_sync(sync);
+        self.0
+            .write_opt(batch, &options)
+            .map_err(|e| format!("raw rocksdb write: {e}"))
+    }
+}
+
+/// A raw RocksDB folder in `dir`: RocksDB's default options, with LZ4
+/// (its default, Snappy, is not compiled in).
+#[cfg(feature = "rocksdb")]
+pub fn rocksdb(dir: &Path) -> RawResult<Box<dyn RawEngine>> {
+    let path = dir.join("raw-rocksdb");
+    let mut options = rocksdb::Options::default();
+    options.create_if_missing(true);
+    options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    let db = rocksdb::DB::open(&options, &path)
+        .map_err(|e| format!("opening raw rocksdb {}: {e}", path.display()))?;
+    Ok(Box::new(Blocking(Arc::new(RocksKv(db)))))
+}
+
+#[cfg(feature = "sled")]
+struct SledKv(sled::Db);
+
+#[cfg(feature = "sled")]
+impl BlockingKv for SledKv {
+    fn commit(&self, entries: Vec<(Vec<u8>, Vec<u8>)>, sync: bool) -> RawResult<()> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in entries {
+            batch.insert(key, value);
+        }
+        self.0
+            .apply_batch(batch)
+            .map_err(|e| format!("raw sled batch: {e}"))?;
+        if sync {
+            self.0.flush().map_err(|e| format!("raw sled flush: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// A raw sled folder in `dir`. Its `flush` is what sled offers as a sync
+/// (it calls `sync_file_range`, not `fsync`).
+#[cfg(feature = "sled")]
+pub fn sled(dir: &Path) -> RawResult<Box<dyn RawEngine>> {
+    let path = dir.join("raw-sled");
+    let db = sled::open(&path).map_err(|e| format!("opening raw sled {}: {e}", path.display()))?;
+    Ok(Box::new(Blocking(Arc::new(SledKv(db)))))
+}
+
+/// A plain hand-written events table on PostgreSQL: one row per event, a
+/// unique `(stream, version)` constraint, one `INSERT … SELECT unnest(…)`
+/// per append in its own transaction.
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    use super::{RawEngine, RawResult};
+    use annals::NewEvent;
+    use async_trait::async_trait;
+    use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+    use tokio_postgres::NoTls;
+
+    /// The table, in a schema of its own.
+    pub struct PlainTable {
+        /// Sessions with `synchronous_commit = on`.
+        durable: Pool,
+        /// Sessions with `synchronous_commit = off`.
+        relaxed: Pool,
+        schema: String,
+    }
+
+    fn pool(conninfo: &str, schema: &str, sync: bool, size: usize) -> RawResult<Pool> {
+        let mut config: tokio_postgres::Config = conninfo
+            .parse()
+            .map_err(|e| format!("raw postgres connection string: {e}"))?;
+        let commit = if sync { "on" } else { "off" };
+        config.options(format!(
+            "-c synchronous_commit={commit} -c search_path={schema}"
+        ));
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        Pool::builder(manager)
+            .max_size(size)
+            .build()
+            .map_err(|e| format!("raw postgres pool: {e}"))
+    }
+
+    impl PlainTable {
+        /// Creates the table in a new `schema` (dropped first if there).
+        pub async fn create(conninfo: &str, schema: &str, connections: usize) -> RawResult<Self> {
+            let table = PlainTable {
+                durable: pool(conninfo, schema, true, connections)?,
+                relaxed: pool(conninfo, schema, false, connections)?,
+                schema: schema.to_string(),
+            };
+            let client = table
+                .durable
+                .get()
+                .await
+                .map_err(|e| format!("raw postgres connection: {e}"))?;
+            client
+                .batch_execute(&format!(
+                    "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};
+                     CREATE TABLE {schema}.events (
+                         position bigint PRIMARY KEY,
+                         stream text NOT NULL,
+                         version bigint NOT NULL,
+                         event_type text NOT NULL,
+                         tags text[] NOT NULL,
+                         data bytea NOT NULL,
+                         metadata bytea NOT NULL,
+                         event_id uuid NOT NULL,
+                         recorded_at timestamptz NOT NULL DEFAULT now(),
+                         UNIQUE (stream, version));"
+                ))
+                .await
+                .map_err(|e| format!("creating raw table in {}: {e}", table.schema))?;
+            Ok(table)
+        }
+    }
+
+    #[async_trait]
+    impl RawEngine for PlainTable {
+        async fn append(
+            &self,
+            stream: &str,
+            version: u64,
+            position: u64,
+            events: &[NewEvent],
+            sync: bool,
+        ) -> RawResult<()> {
+            let pool = if sync { &self.durable } else { &self.relaxed };
+            let mut client = pool
+                .get()
+                .await
+                .map_err(|e| format!("raw postgres connection: {e}"))?;
+            let n = events.len() as i64;
+            let (version, position) = (version as i64, position as i64);
+            let versions: Vec<i64> = (version..version + n).collect();
+            let positions: Vec<i64> = (position..position + n).collect();
+            let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+            // One tag per benchmark event; a text[] column per row.
+            let tags: Vec<String> = events.iter().map(|e| e.tags.join(",")).collect();
+            let data: Vec<&[u8]> = events.iter().map(|e| e.data.as_slice()).collect();
+            let metadata: Vec<&[u8]> = events.iter().map(|e| e.metadata.as_slice()).collect();
+            let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.event_id).collect();
+            let txn = client
+                .transaction()
+                .await
+                .map_err(|e| format!("raw postgres begin: {e}"))?;
+            let insert = txn
+                .prepare_cached(
+                    "INSERT INTO events (position, stream, version, event_type, tags, data, metadata, event_id) \
+                     SELECT p, $1, v, t, string_to_array(g, ','), d, m, i \
+                     FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bytea[], $7::bytea[], $8::uuid[]) \
+                     AS x(p, v, t, g, d, m, i)",
+                )
+                .await
+                .map_err(|e| format!("raw postgres prepare: {e}"))?;
+            txn.execute(
+                &insert,
+                &[
+                    &stream, &positions, &versions, &types, &tags, &data, &metadata, &ids,
+                ],
+            )
+            .await
+            .map_err(|e| format!("raw postgres insert: {e}"))?;
+            txn.commit()
+                .await
+                .map_err(|e| format!("raw postgres commit: {e}"))
+        }
+    }
+}

@@ -1,0 +1,562 @@
+//! The workloads (numbered as in the README's Benchmarks section).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use annals::{Direction, Durability, ExpectedVersion, Position, Query, Store, Version};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::backends::{Backend, Places};
+use crate::raw::{RawEngine, RawResult};
+use crate::workload::{
+    BATCH, Latencies, PAGE, Rate, Rng, SCAN_PAGE, STREAM_EVENTS, TAGS, TYPES, event, events,
+    stream_named, stream_of, tag_of,
+};
+
+/// What a run measures.
+#[derive(Clone, Debug, Serialize)]
+pub struct Settings {
+    /// Bytes of data per event.
+    pub event_size: usize,
+    /// Events appended in workload 1.
+    pub batch_events: u64,
+    /// Store sizes of workload 4, ascending; workloads 3 and 5 use the last.
+    pub store_sizes: Vec<u64>,
+    /// Numbers of concurrent writers in workload 2.
+    pub writers: Vec<usize>,
+    /// How long each timed run of workloads 2 and 6 lasts.
+    pub duration: Duration,
+    /// Random pages read per kind and store size in workload 4.
+    pub page_reads: usize,
+}
+
+/// Workload 1: annals against the raw engine.
+#[derive(Clone, Debug, Serialize)]
+pub struct VersusRaw {
+    /// Through annals.
+    pub annals: Rate,
+    /// Straight to the raw engine.
+    pub raw: Rate,
+    /// `annals / raw` events per second.
+    pub ratio: f64,
+}
+
+/// Workload 2 at one number of writers.
+#[derive(Clone, Debug, Serialize)]
+pub struct Scaling {
+    /// Concurrent writers.
+    pub writers: usize,
+    /// Durable single-event appends through annals.
+    pub annals: Rate,
+    /// The same straight to the raw engine (each writer commits and syncs
+    /// its own transaction).
+    pub raw: Rate,
+}
+
+/// Workload 3 on the largest store.
+#[derive(Clone, Debug, Serialize)]
+pub struct Reads {
+    /// Events in the store.
+    pub store_events: u64,
+    /// `read_all` forward over the whole store, 1000-event pages.
+    pub read_all: Rate,
+    /// Whole streams read in 100-event pages (latency per page).
+    pub stream_pages: Rate,
+    /// Every event of one tag, 1000-event pages.
+    pub tag_query: Rate,
+    /// Every event of one type, 1000-event pages.
+    pub type_query: Rate,
+}
+
+/// Workload 4 at one store size: one 100-event page at a random place
+/// (latency per page).
+#[derive(Clone, Debug, Serialize)]
+pub struct PageCost {
+    /// Events in the store.
+    pub store_events: u64,
+    /// A page of a stream.
+    pub stream: Rate,
+    /// A page of the global log.
+    pub all: Rate,
+    /// A page of a tag query.
+    pub tag: Rate,
+}
+
+/// Workload 5.
+#[derive(Clone, Debug, Serialize)]
+pub struct Disk {
+    /// Events in the store.
+    pub store_events: u64,
+    /// Data + metadata bytes per event, as appended.
+    pub payload_bytes_per_event: f64,
+    /// `disk_bytes` per event before `compact`.
+    pub disk_bytes_per_event_before_compact: f64,
+    /// `disk_bytes` per event after `compact`.
+    pub disk_bytes_per_event: f64,
+    /// `disk_bytes_per_event / payload_bytes_per_event`.
+    pub ratio: f64,
+}
+
+/// Workload 6: the machine's own limit.
+#[derive(Clone, Debug, Serialize)]
+pub struct FsyncBaseline {
+    /// Bytes per record.
+    pub record_bytes: usize,
+    /// One `fdatasync` per record.
+    pub sync_every_record: Rate,
+    /// One `fdatasync` per 100 records.
+    pub sync_every_100: Rate,
+}
+
+/// Everything measured on one backend.
+#[derive(Clone, Debug, Serialize)]
+pub struct BackendReport {
+    /// Which.
+    pub backend: Backend,
+    /// Workload 1.
+    pub append_batches: Option<VersusRaw>,
+    /// Workload 2.
+    pub durable_scaling: Vec<Scaling>,
+    /// Workload 3.
+    pub reads: Option<Reads>,
+    /// Workload 4.
+    pub page_cost: Vec<PageCost>,
+    /// Workload 5.
+    pub disk: Option<Disk>,
+    /// Workloads that failed, with why.
+    pub errors: Vec<String>,
+}
+
+fn bar(len: u64, message: String) -> ProgressBar {
+    let bar = ProgressBar::new(len).with_message(message);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg:<32} [{bar:30}] {human_pos}/{human_len} {per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+fn say(backend: Backend, what: &str) {
+    eprintln!("annals-bench: {backend}: {what}");
+}
+
+/// Runs every workload on `backend`; a workload that fails is recorded and
+/// the others still run.
+pub async fn backend(places: &Places, backend: Backend, settings: &Settings) -> BackendReport {
+    let mut report = BackendReport {
+        backend,
+        append_batches: None,
+        durable_scaling: Vec::new(),
+        reads: None,
+        page_cost: Vec::new(),
+        disk: None,
+        errors: Vec::new(),
+    };
+    say(
+        backend,
+        "1. 100-event batches, relaxed, annals and raw engine",
+    );
+    match append_batches(places, backend, settings).await {
+        Ok(w) => report.append_batches = Some(w),
+        Err(e) => report.errors.push(format!("workload 1: {e}")),
+    }
+    say(
+        backend,
+        "2. durable single-event appends, concurrent writers",
+    );
+    match durable_scaling(places, backend, settings).await {
+        Ok(w) => report.durable_scaling = w,
+        Err(e) => report.errors.push(format!("workload 2: {e}")),
+    }
+    say(
+        backend,
+        "3-5. stores of growing size: page cost, reads, disk",
+    );
+    if let Err(e) = growing_store(places, backend, settings, &mut report).await {
+        report.errors.push(format!("workloads 3-5: {e}"));
+    }
+    report
+}
+
+/// Appends events `from..to` in 100-event batches, one at a time; the rate
+/// counts the time spent in `append` only (not making the events).
+async fn fill(
+    store: &Store,
+    from: u64,
+    to: u64,
+    settings: &Settings,
+    bar: &ProgressBar,
+) -> RawResult<Rate> {
+    let mut latencies = Latencies::default();
+    let mut i = from;
+    while i < to {
+        let n = BATCH.min(to - i);
+        let batch = events(i, n, settings.event_size);
+        latencies
+            .time(store.append(&stream_of(i), ExpectedVersion::Any, batch))
+            .await
+            .map_err(|e| format!("append at event {i}: {e}"))?;
+        i += n;
+        bar.inc(n);
+    }
+    let total = latencies.0.iter().sum();
+    Ok(Rate::new(to - from, total, latencies.0))
+}
+
+/// Workload 1.
+async fn append_batches(
+    places: &Places,
+    backend: Backend,
+    settings: &Settings,
+) -> RawResult<VersusRaw> {
+    let n = settings.batch_events;
+    let store = places.open(backend, "batches", Durability::Relaxed).await?;
+    let progress = bar(n, format!("{backend}: annals batches"));
+    let annals = fill(&store, 0, n, settings, &progress).await?;
+    progress.finish_and_clear();
+    store.close().await.map_err(|e| e.to_string())?;
+    drop(store);
+
+    let raw = places.open_raw(backend, "batches-raw", 1).await?;
+    let progress = bar(n, format!("{backend}: raw batches"));
+    let mut latencies = Latencies::default();
+    let mut i = 0;
+    while i < n {
+        let count = BATCH.min(n - i);
+        let batch = events(i, count, settings.event_size);
+        let stream = stream_of(i);
+        latencies
+            .time(raw.append(stream.as_str(), i % STREAM_EVENTS, i + 1, &batch, false))
+            .await?;
+        i += count;
+        progress.inc(count);
+    }
+    progress.finish_and_clear();
+    let total = latencies.0.iter().sum();
+    let raw = Rate::new(n, total, latencies.0);
+    Ok(VersusRaw {
+        ratio: annals.per_second / raw.per_second,
+        annals,
+        raw,
+    })
+}
+
+/// Runs `writers` concurrent writers for `duration`, each calling `append`
+/// with its number and its sequence number until time is up; the rate
+/// counts one event per append.
+async fn timed_writers<F, Fut>(writers: usize, duration: Duration, append: F) -> RawResult<Rate>
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = RawResult<()>> + Send,
+{
+    let append = Arc::new(append);
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::with_capacity(writers);
+    for writer in 0..writers {
+        let append = Arc::clone(&append);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Latencies::default();
+            let mut seq = 0;
+            while Instant::now() < deadline {
+                latencies.time(append(writer, seq)).await?;
+                seq += 1;
+            }
+            Ok::<_, String>(latencies.0)
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.map_err(|e| format!("writer task: {e}"))??);
+    }
+    let elapsed = start.elapsed();
+    Ok(Rate::new(all.len() as u64, elapsed, all))
+}
+
+/// Workload 2.
+async fn durable_scaling(
+    places: &Places,
+    backend: Backend,
+    settings: &Settings,
+) -> RawResult<Vec<Scaling>> {
+    let most = settings.writers.iter().copied().max().unwrap_or(1);
+    let store = places
+        .open(backend, "durable", Durability::Immediate)
+        .await?;
+    let raw: Arc<dyn RawEngine> = Arc::from(places.open_raw(backend, "durable-raw", most).await?);
+    let next_position = Arc::new(AtomicU64::new(1));
+    let mut figures = Vec::new();
+    for &writers in &settings.writers {
+        let size = settings.event_size;
+        let s = store.clone();
+        let annals = timed_writers(writers, settings.duration, move |writer, seq| {
+            let store = s.clone();
+            async move {
+                let stream = stream_named(&format!("w{writers}-{writer}"));
+                store
+                    .append(&stream, ExpectedVersion::Any, vec![event(seq, size)])
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("durable append: {e}"))
+            }
+        })
+        .await?;
+        let r = Arc::clone(&raw);
+        let positions = Arc::clone(&next_position);
+        let raw_rate = timed_writers(writers, settings.duration, move |writer, seq| {
+            let raw = Arc::clone(&r);
+            let position = positions.fetch_add(1, Ordering::Relaxed);
+            async move {
+                let stream = format!("w{writers}-{writer}");
+                raw.append(&stream, seq, position, &[event(seq, size)], true)
+                    .await
+            }
+        })
+        .await?;
+        say(
+            backend,
+            &format!(
+                "   {writers:>2} writers: annals {:.0}/s, raw {:.0}/s",
+                annals.per_second, raw_rate.per_second
+            ),
+        );
+        figures.push(Scaling {
+            writers,
+            annals,
+            raw: raw_rate,
+        });
+    }
+    store.close().await.map_err(|e| e.to_string())?;
+    Ok(figures)
+}
+
+/// Workloads 4, then 3 and 5 on the largest store.
+async fn growing_store(
+    places: &Places,
+    backend: Backend,
+    settings: &Settings,
+    report: &mut BackendReport,
+) -> RawResult<()> {
+    let store = places.open(backend, "log", Durability::Relaxed).await?;
+    let mut size = 0;
+    for &target in &settings.store_sizes {
+        let progress = bar(target - size, format!("{backend}: filling to {target}"));
+        fill(&store, size, target, settings, &progress).await?;
+        progress.finish_and_clear();
+        size = target;
+        let cost = page_cost(&store, size, settings.page_reads).await?;
+        say(
+            backend,
+            &format!(
+                "   {size} events: page p50 stream {:.0} µs, all {:.0} µs, tag {:.0} µs",
+                cost.stream.p50_us.unwrap_or(0.0),
+                cost.all.p50_us.unwrap_or(0.0),
+                cost.tag.p50_us.unwrap_or(0.0)
+            ),
+        );
+        report.page_cost.push(cost);
+    }
+    if size > 0 {
+        report.reads = Some(reads(&store, size).await?);
+        if backend.has_disk() {
+            report.disk = Some(disk(&store, size, settings).await?);
+        }
+    }
+    store.close().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Checks that a page came back full.
+fn full(got: usize, what: &str) -> RawResult<()> {
+    if got == PAGE {
+        Ok(())
+    } else {
+        Err(format!("{what}: {got} events instead of {PAGE}"))
+    }
+}
+
+/// Workload 4 on a store of `size` events.
+async fn page_cost(store: &Store, size: u64, reads: usize) -> RawResult<PageCost> {
+    let mut rng = Rng::new(size);
+    let streams = size / STREAM_EVENTS;
+    // Pages that start far enough from the end to come back full.
+    let span = size.saturating_sub(PAGE as u64 * TAGS * 2).max(1);
+
+    let mut latencies = Latencies::default();
+    let start = Instant::now();
+    for _ in 0..reads {
+        let stream = stream_of(rng.below(streams.max(1)) * STREAM_EVENTS);
+        let from = rng.below(STREAM_EVENTS.min(size) - PAGE as u64 + 1);
+        let page = latencies
+            .time(store.read_stream(&stream, Version(from), PAGE, Direction::Forward))
+            .await
+            .map_err(|e| e.to_string())?;
+        full(page.events.len(), "stream page")?;
+    }
+    let stream = Rate::new((reads * PAGE) as u64, start.elapsed(), latencies.0);
+
+    let mut latencies = Latencies::default();
+    let start = Instant::now();
+    for _ in 0..reads {
+        let from = Position(1 + rng.below(span));
+        let page = latencies
+            .time(store.read_all(from, PAGE, Direction::Forward, None))
+            .await
+            .map_err(|e| e.to_string())?;
+        full(page.events.len(), "log page")?;
+    }
+    let all = Rate::new((reads * PAGE) as u64, start.elapsed(), latencies.0);
+
+    let mut latencies = Latencies::default();
+    let start = Instant::now();
+    for _ in 0..reads {
+        let from = Position(1 + rng.below(span));
+        let query = Query::tags([tag_of(rng.below(TAGS))]);
+        let page = latencies
+            .time(store.read_all(from, PAGE, Direction::Forward, Some(&query)))
+            .await
+            .map_err(|e| e.to_string())?;
+        full(page.events.len(), "tag page")?;
+    }
+    let tag = Rate::new((reads * PAGE) as u64, start.elapsed(), latencies.0);
+    Ok(PageCost {
+        store_events: size,
+        stream,
+        all,
+        tag,
+    })
+}
+
+/// Reads every event matching `query` in 1000-event pages; checks the count.
+async fn scan(store: &Store, query: Option<&Query>, expected: u64, what: &str) -> RawResult<Rate> {
+    let mut latencies = Latencies::default();
+    let mut from = Position::START;
+    let mut seen = 0u64;
+    let start = Instant::now();
+    loop {
+        let page = latencies
+            .time(store.read_all(from, SCAN_PAGE, Direction::Forward, query))
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(last) = page.events.last() else {
+            break;
+        };
+        from = Position(last.position.0 + 1);
+        seen += page.events.len() as u64;
+    }
+    if seen != expected {
+        return Err(format!("{what}: read {seen} events, expected {expected}"));
+    }
+    Ok(Rate::new(seen, start.elapsed(), latencies.0))
+}
+
+/// Workload 3 on a store of `size` events.
+async fn reads(store: &Store, size: u64) -> RawResult<Reads> {
+    let read_all = scan(store, None, size, "read_all").await?;
+    let tag_query = scan(
+        store,
+        Some(&Query::tags([tag_of(0)])),
+        size.div_ceil(TAGS),
+        "tag query",
+    )
+    .await?;
+    let type_query = scan(
+        store,
+        Some(&Query::types([TYPES[0]])),
+        size.div_ceil(TYPES.len() as u64),
+        "type query",
+    )
+    .await?;
+    // Up to 100 whole streams, 100 events a page.
+    let streams = size.div_ceil(STREAM_EVENTS).min(100);
+    let mut latencies = Latencies::default();
+    let mut read = 0u64;
+    let start = Instant::now();
+    for s in 0..streams {
+        let stream = stream_of(s * STREAM_EVENTS);
+        let mut from = Version(0);
+        loop {
+            let page = latencies
+                .time(store.read_stream(&stream, from, PAGE, Direction::Forward))
+                .await
+                .map_err(|e| e.to_string())?;
+            let Some(last) = page.events.last() else {
+                break;
+            };
+            read += page.events.len() as u64;
+            from = Version(last.stream_version.0 + 1);
+            if page.events.len() < PAGE {
+                break;
+            }
+        }
+    }
+    let stream_pages = Rate::new(read, start.elapsed(), latencies.0);
+    Ok(Reads {
+        store_events: size,
+        read_all,
+        stream_pages,
+        tag_query,
+        type_query,
+    })
+}
+
+/// Workload 5 on a store of `size` events.
+async fn disk(store: &Store, size: u64, settings: &Settings) -> RawResult<Disk> {
+    let before = store.disk_bytes().await.map_err(|e| e.to_string())?;
+    store.compact().await.map_err(|e| format!("compact: {e}"))?;
+    let after = store.disk_bytes().await.map_err(|e| e.to_string())?;
+    let n = size as f64;
+    // The benchmark's events have no metadata.
+    let payload = settings.event_size as f64;
+    let per_event = after as f64 / n;
+    Ok(Disk {
+        store_events: size,
+        payload_bytes_per_event: payload,
+        disk_bytes_per_event_before_compact: before as f64 / n,
+        disk_bytes_per_event: per_event,
+        ratio: per_event / payload.max(1.0),
+    })
+}
+
+/// Workload 6: appends 256-byte records to a file in `dir`, with one
+/// `fdatasync` per record, then one per 100 records, each for `duration`.
+pub async fn fsync_baseline(dir: &std::path::Path, duration: Duration) -> RawResult<FsyncBaseline> {
+    const RECORD: usize = 256;
+    let path = dir.join("fsync-baseline.log");
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let run = |every: u64| -> RawResult<Rate> {
+            let mut file =
+                std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let record = [b'x'; RECORD];
+            let mut latencies = Vec::new();
+            let mut records = 0u64;
+            let start = Instant::now();
+            while start.elapsed() < duration {
+                let t = Instant::now();
+                for _ in 0..every {
+                    file.write_all(&record)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                }
+                file.sync_data()
+                    .map_err(|e| format!("fdatasync {}: {e}", path.display()))?;
+                latencies.push(t.elapsed());
+                records += every;
+            }
+            Ok(Rate::new(records, start.elapsed(), latencies))
+        };
+        let sync_every_record = run(1)?;
+        let sync_every_100 = run(100)?;
+        let _ = std::fs::remove_file(&path);
+        Ok(FsyncBaseline {
+            record_bytes: RECORD,
+            sync_every_record,
+            sync_every_100,
+        })
+    })
+    .await
+    .map_err(|e| format!("fsync task: {e}"))?
+}
