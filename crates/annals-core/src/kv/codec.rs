@@ -65,7 +65,11 @@ pub fn decode<T: DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T> {
     postcard::from_bytes(payload).map_err(|e| corrupt(key, &format!("undecodable: {e}")))
 }
 
-/// An event record as encoded (borrowing the event's parts).
+/// An event record as encoded (borrowing the event's parts). Data and
+/// metadata go through `serde_bytes`: postcard writes a byte string as
+/// `varint(len) + bytes`, exactly what it writes for a sequence of `u8`
+/// (each `u8` is one raw byte), so records written either way read the
+/// same — but one copy is much faster than one call per byte.
 #[derive(Serialize)]
 struct EventRecordRef<'a> {
     stream_id: &'a str,
@@ -73,7 +77,9 @@ struct EventRecordRef<'a> {
     recorded_at: u64,
     event_id: [u8; 16],
     event_type: &'a str,
+    #[serde(with = "serde_bytes")]
     data: &'a [u8],
+    #[serde(with = "serde_bytes")]
     metadata: &'a [u8],
     tags: &'a [String],
 }
@@ -86,7 +92,9 @@ struct EventRecord {
     recorded_at: u64,
     event_id: [u8; 16],
     event_type: String,
+    #[serde(with = "serde_bytes")]
     data: Vec<u8>,
+    #[serde(with = "serde_bytes")]
     metadata: Vec<u8>,
     tags: Vec<String>,
 }
@@ -195,6 +203,24 @@ pub fn decode_event(key: &[u8], position: Position, value: &[u8]) -> Result<Reco
 mod tests {
     use super::*;
     use crate::kv::layout::log_key;
+
+    #[test]
+    fn byte_strings_are_encoded_as_sequences_of_u8_were() {
+        #[derive(Serialize)]
+        struct AsSequence<'a> {
+            data: &'a [u8],
+        }
+        #[derive(Serialize)]
+        struct AsBytes<'a> {
+            #[serde(with = "serde_bytes")]
+            data: &'a [u8],
+        }
+        for data in [&b""[..], b"x", &[0xFF; 300]] {
+            let old = postcard::to_allocvec(&AsSequence { data }).expect("encodes");
+            let new = postcard::to_allocvec(&AsBytes { data }).expect("encodes");
+            assert_eq!(old, new);
+        }
+    }
 
     #[test]
     fn sealed_values_round_trip_and_detect_damage() {
