@@ -17,7 +17,7 @@ use std::time::Duration;
 use annals_core::{
     Append, AppendResult, AuxWrite, Batch, Capabilities, Direction, Error, ExpectedVersion,
     HeadWatch, Limits, LogBackend, NewEvent, Page, Position, Query, RecordedEvent, Result,
-    StreamId, StreamInfo, Uuid, Version, VerifyProgress, VerifyReport,
+    StreamId, StreamInfo, Uuid, VerifyProgress, VerifyReport, Version,
 };
 use annals_store::{EventStore, Indexer, Subscription, TypedEvent};
 use futures::StreamExt;
@@ -45,15 +45,12 @@ pub fn cases<H: Harness>() -> Vec<Case<H>> {
             .persistent
             && c.aux),
         case!(x1_snapshot_latest_replaces_older_and_load, |c| c.aux),
-        case!(s4_snapshot_of_a_deleted_stream_is_never_returned, |c| c
-            .aux
+        case!(s4_snapshot_of_a_deleted_stream_is_never_returned, |c| c.aux
             && c.delete),
         case!(x1_index_lookup_sees_every_committed_event, |c| c.aux),
         case!(x1_index_lookups_race_appends, |c| c.aux),
-        case!(x1_index_rebuilds_when_missing_or_version_changes, |c| c
-            .aux),
-        case!(s4_index_leaves_out_deleted_and_truncated_events, |c| c
-            .aux
+        case!(x1_index_rebuilds_when_missing_or_version_changes, |c| c.aux),
+        case!(s4_index_leaves_out_deleted_and_truncated_events, |c| c.aux
             && c.delete
             && c.truncate),
         case!(x1_index_unmatched_appends_cost_no_entries, |c| c.aux),
@@ -134,7 +131,11 @@ fn assert_exact_sequence(got: &[RecordedEvent], expected: &[RecordedEvent], what
                 summary(g),
                 summary(e)
             ),
-            None => panic!("{what}: missing {} (and {} more)", summary(e), expected.len() - i - 1),
+            None => panic!(
+                "{what}: missing {} (and {} more)",
+                summary(e),
+                expected.len() - i - 1
+            ),
         }
     }
     assert_eq!(got.len(), expected.len(), "{what}: extra events");
@@ -205,7 +206,11 @@ pub async fn r8_subscribe_all_catches_up_then_follows_live<H: Harness>(h: H) -> 
         .append(&streams[0], ExpectedVersion::Any, last.clone())
         .await?;
     let more = take(&mut sub, 2, "after a quiet while").await;
-    assert_eq!(ids(&more), new_ids(&last), "the append made after caught up");
+    assert_eq!(
+        ids(&more),
+        new_ids(&last),
+        "the append made after caught up"
+    );
     assert_quiet(&mut sub, "after the last append").await;
     Ok(())
 }
@@ -282,7 +287,9 @@ pub async fn r8_subscribe_all_with_a_query<H: Harness>(h: H) -> CaseResult {
         _ => tagged("Shipped", &[]),
     };
     for i in 0..20 {
-        store.append(&s, ExpectedVersion::Any, vec![mixed(i)]).await?;
+        store
+            .append(&s, ExpectedVersion::Any, vec![mixed(i)])
+            .await?;
     }
     let mut sub = es.subscribe_all(Position::START, Some(q.clone()))?;
     let writer = {
@@ -290,7 +297,9 @@ pub async fn r8_subscribe_all_with_a_query<H: Harness>(h: H) -> CaseResult {
         let s = s.clone();
         tokio::spawn(async move {
             for i in 0..24 {
-                store.append(&s, ExpectedVersion::Any, vec![mixed(i)]).await?;
+                store
+                    .append(&s, ExpectedVersion::Any, vec![mixed(i)])
+                    .await?;
             }
             Ok::<_, Error>(())
         })
@@ -319,13 +328,17 @@ pub async fn r8_subscribe_stream_waits_catches_up_and_follows<H: Harness>(h: H) 
     let other = sid("watched-not");
     let mut from_two = es.subscribe_stream(&s, Version(2))?;
     let mut from_zero = es.subscribe_stream(&s, Version::FIRST)?;
-    store.append(&other, ExpectedVersion::Any, events(3)).await?;
+    store
+        .append(&other, ExpectedVersion::Any, events(3))
+        .await?;
     assert_quiet(&mut from_zero, "a stream that does not exist yet").await;
     let first = events(5);
     store
         .append(&s, ExpectedVersion::NoStream, first.clone())
         .await?;
-    store.append(&other, ExpectedVersion::Any, events(2)).await?;
+    store
+        .append(&other, ExpectedVersion::Any, events(2))
+        .await?;
     let second = events(3);
     store
         .append(&s, ExpectedVersion::exact(4), second.clone())
@@ -335,7 +348,10 @@ pub async fn r8_subscribe_stream_waits_catches_up_and_follows<H: Harness>(h: H) 
     assert_eq!(ids(&got), [new_ids(&first), new_ids(&second)].concat());
     let got = take(&mut from_two, 6, "stream from 2").await;
     assert_eq!(versions(&got), (2..8).collect::<Vec<_>>());
-    assert!(got.iter().all(|e| e.stream_id == s), "another stream's event");
+    assert!(
+        got.iter().all(|e| e.stream_id == s),
+        "another stream's event"
+    );
     assert_quiet(&mut from_zero, "stream from 0").await;
     assert_quiet(&mut from_two, "stream from 2").await;
     let late = events(1);
@@ -441,7 +457,11 @@ pub async fn x1_subscribe_from_checkpoint_resumes_after_it<H: Harness>(h: H) -> 
     let es = event_store(&store, 3).await?;
     for i in 0..10 {
         store
-            .append(&sid(&format!("cp-{}", i % 2)), ExpectedVersion::Any, events(1))
+            .append(
+                &sid(&format!("cp-{}", i % 2)),
+                ExpectedVersion::Any,
+                events(1),
+            )
             .await?;
     }
     let all = all_events(&store).await?;
@@ -455,7 +475,11 @@ pub async fn x1_subscribe_from_checkpoint_resumes_after_it<H: Harness>(h: H) -> 
     let q = Query::types(["Odd"]);
     let mut filtered = es.subscribe_from_checkpoint("proj", Some(q)).await?;
     store
-        .append(&sid("cp-0"), ExpectedVersion::Any, vec![ev("Even"), ev("Odd")])
+        .append(
+            &sid("cp-0"),
+            ExpectedVersion::Any,
+            vec![ev("Even"), ev("Odd")],
+        )
         .await?;
     let odd = next_event(&mut filtered, "filtered after checkpoint").await;
     assert_eq!(odd.event_type, "Odd");
@@ -495,7 +519,11 @@ pub async fn x2_checkpoint_commits_with_the_append<H: Harness>(h: H) -> CaseResu
         "no previous checkpoint, but there is one",
     );
     assert_eq!(es.checkpoint("pm").await?, Some(Position(5)));
-    assert_eq!(stream_events(&store, &out).await?.len(), 2, "events of failed appends");
+    assert_eq!(
+        stream_events(&store, &out).await?.len(),
+        2,
+        "events of failed appends"
+    );
     es.append_with_checkpoint(append(1), "pm", Some(Position(5)), Position(9))
         .await?;
     assert_eq!(es.checkpoint("pm").await?, Some(Position(9)));
@@ -767,9 +795,7 @@ async fn run_through_crashes<H: Harness>(
 // again. The control run — checkpoint saved after the append — duplicates
 // a shipment under the same kind of crash, so the check can fail.
 /// `[X2]`: exactly once across crashes.
-pub async fn x2_process_manager_acts_exactly_once_across_crashes<H: Harness>(
-    h: H,
-) -> CaseResult {
+pub async fn x2_process_manager_acts_exactly_once_across_crashes<H: Harness>(h: H) -> CaseResult {
     let mut store = h.open(default_config()).await?;
     let mut orders = Vec::new();
     for i in 0..8 {
@@ -852,8 +878,16 @@ pub async fn m5_checkpoint_snapshot_and_index_survive_reopen<H: Harness>(h: H) -
         .indexer(reopened)
         .open()
         .await?;
-    assert_eq!(calls.load(Ordering::SeqCst), 0, "the index was rebuilt after reopen");
-    assert_eq!(es.checkpoint("proj").await?, Some(Position(2)), "lost checkpoint");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "the index was rebuilt after reopen"
+    );
+    assert_eq!(
+        es.checkpoint("proj").await?,
+        Some(Position(2)),
+        "lost checkpoint"
+    );
     let snap = es.latest_snapshot(&s).await?;
     assert_eq!(
         snap.map(|s| (s.version, s.data)),
@@ -890,7 +924,10 @@ pub async fn x1_snapshot_latest_replaces_older_and_load<H: Harness>(h: H) -> Cas
     assert!(es.save_snapshot(&s, Version(2), b"at 2").await?);
     assert!(es.save_snapshot(&s, Version(6), b"at 6").await?);
     let latest = es.latest_snapshot(&s).await?.expect("a snapshot");
-    assert_eq!((latest.version, latest.data.as_slice()), (Version(6), &b"at 6"[..]));
+    assert_eq!(
+        (latest.version, latest.data.as_slice()),
+        (Version(6), &b"at 6"[..])
+    );
     assert!(
         !es.save_snapshot(&s, Version(4), b"at 4").await?,
         "an older snapshot replaced a newer one"
@@ -913,14 +950,21 @@ pub async fn x1_snapshot_latest_replaces_older_and_load<H: Harness>(h: H) -> Cas
     assert_eq!(versions(&after), vec![7, 8, 9], "events after the snapshot");
     assert!(es.save_snapshot(&s, Version(9), b"").await?);
     let (snap, after) = es.load(&s).await?;
-    assert_eq!(snap.map(|s| (s.version, s.data)), Some((Version(9), vec![])));
+    assert_eq!(
+        snap.map(|s| (s.version, s.data)),
+        Some((Version(9), vec![]))
+    );
     assert!(after.is_empty());
     assert_invalid(
         es.save_snapshot(&s, Version(9), &[0; 1024]).await,
         "a snapshot above max_event_bytes with its header",
     );
     let keys: Vec<Vec<u8>> = all_aux(&store).await?.into_iter().map(|(k, _)| k).collect();
-    assert_eq!(keys, vec![b"annals-store/snapshot/agg-1".to_vec()], "one snapshot per stream");
+    assert_eq!(
+        keys,
+        vec![b"annals-store/snapshot/agg-1".to_vec()],
+        "one snapshot per stream"
+    );
     Ok(())
 }
 
@@ -932,7 +976,9 @@ pub async fn s4_snapshot_of_a_deleted_stream_is_never_returned<H: Harness>(h: H)
     let store = h.open(default_config()).await?;
     let es = EventStore::new(store.clone());
     let s = sid("agg-del");
-    store.append(&s, ExpectedVersion::NoStream, events(3)).await?;
+    store
+        .append(&s, ExpectedVersion::NoStream, events(3))
+        .await?;
     es.save_snapshot(&s, Version(2), b"old life").await?;
     // A refused delete keeps both.
     assert_wrong_version(
@@ -941,17 +987,21 @@ pub async fn s4_snapshot_of_a_deleted_stream_is_never_returned<H: Harness>(h: H)
         ExpectedVersion::exact(0),
         Some(2),
     );
-    assert_eq!(es.latest_snapshot(&s).await?.map(|s| s.version), Some(Version(2)));
+    assert_eq!(
+        es.latest_snapshot(&s).await?.map(|s| s.version),
+        Some(Version(2))
+    );
     es.delete_stream(&s, ExpectedVersion::exact(2)).await?;
-    assert_eq!(es.latest_snapshot(&s).await?, None);
     assert!(
         all_aux(&store).await?.is_empty(),
         "the snapshot outlived its stream"
     );
+    // Recreated before anyone looks at the snapshot.
     let reborn = events(2);
     store
         .append(&s, ExpectedVersion::NoStream, reborn.clone())
         .await?;
+    assert_eq!(es.latest_snapshot(&s).await?, None);
     let (snap, events_after) = es.load(&s).await?;
     assert_eq!(snap, None, "a recreated stream got its old snapshot");
     assert_eq!(ids(&events_after), new_ids(&reborn));
@@ -960,7 +1010,11 @@ pub async fn s4_snapshot_of_a_deleted_stream_is_never_returned<H: Harness>(h: H)
     // goes).
     es.save_snapshot(&s, Version(4), b"second life").await?;
     store.delete_stream(&s, ExpectedVersion::Any).await?;
-    assert_eq!(es.latest_snapshot(&s).await?, None, "a deleted stream's snapshot");
+    assert_eq!(
+        es.latest_snapshot(&s).await?,
+        None,
+        "a deleted stream's snapshot"
+    );
     assert_not_found(es.load(&s).await, &s);
     assert!(all_aux(&store).await?.is_empty());
     assert_not_found(es.delete_stream(&s, ExpectedVersion::Any).await, &s);
@@ -1058,7 +1112,11 @@ pub async fn x1_index_lookup_sees_every_committed_event<H: Harness>(h: H) -> Cas
         .indexer(ByTag::new("by-customer", 1, "customer:"))
         .open()
         .await?;
-    assert!(es.lookup("by-customer", "ann", Position::START, 10).await?.is_empty());
+    assert!(
+        es.lookup("by-customer", "ann", Position::START, 10)
+            .await?
+            .is_empty()
+    );
     let customers = ["ann", "bob", "ann/x", "a", "an"];
     for i in 0..30 {
         let c = customers[i % customers.len()];
@@ -1067,7 +1125,10 @@ pub async fn x1_index_lookup_sees_every_committed_event<H: Harness>(h: H) -> Cas
             .append(
                 &sid(&format!("orders-{}", i % 4)),
                 ExpectedVersion::Any,
-                vec![tagged("Placed", &[tag.as_str(), "other:1"]), tagged("Noise", &[])],
+                vec![
+                    tagged("Placed", &[tag.as_str(), "other:1"]),
+                    tagged("Noise", &[]),
+                ],
             )
             .await?;
     }
@@ -1080,16 +1141,30 @@ pub async fn x1_index_lookup_sees_every_committed_event<H: Harness>(h: H) -> Cas
         assert_same_events(&paged, &expected, &format!("paged lookup of {c:?}"));
         let from = expected[2].position;
         let later = es.lookup("by-customer", c, from, 100).await?;
-        assert_same_events(&later, &expected[2..], &format!("lookup of {c:?} from {from}"));
+        assert_same_events(
+            &later,
+            &expected[2..],
+            &format!("lookup of {c:?} from {from}"),
+        );
     }
     // One more, right before the lookup.
     let late = tagged("Placed", &["customer:bob"]);
     store
         .append(&sid("orders-0"), ExpectedVersion::Any, vec![late.clone()])
         .await?;
-    let bob = es.lookup("by-customer", "bob", Position::START, 100).await?;
-    assert_eq!(bob.last().map(|e| e.event_id), Some(late.event_id), "index missing an event");
-    assert!(es.lookup("by-customer", "nobody", Position::START, 10).await?.is_empty());
+    let bob = es
+        .lookup("by-customer", "bob", Position::START, 100)
+        .await?;
+    assert_eq!(
+        bob.last().map(|e| e.event_id),
+        Some(late.event_id),
+        "index missing an event"
+    );
+    assert!(
+        es.lookup("by-customer", "nobody", Position::START, 10)
+            .await?
+            .is_empty()
+    );
     assert_invalid(
         es.lookup("nope", "ann", Position::START, 10).await,
         "an unknown index",
@@ -1155,7 +1230,11 @@ pub async fn x1_index_lookups_race_appends<H: Harness>(h: H) -> CaseResult {
             found.extend(es.lookup("race", key, Position::START, 1000).await?);
         }
         let found_ids: HashSet<Uuid> = found.iter().map(|e| e.event_id).collect();
-        assert_eq!(found_ids.len(), found.len(), "a lookup returned a duplicate");
+        assert_eq!(
+            found_ids.len(),
+            found.len(),
+            "a lookup returned a duplicate"
+        );
         let missing: Vec<&Uuid> = before.difference(&found_ids).collect();
         assert!(
             missing.is_empty(),
@@ -1173,7 +1252,10 @@ pub async fn x1_index_lookups_race_appends<H: Harness>(h: H) -> CaseResult {
     }
     let even = es.lookup("race", "even", Position::START, 1000).await?;
     assert_same_events(&even, &tagged_events(&store, "k:even").await?, "even");
-    assert_eq!(even.len() + es.lookup("race", "odd", Position::START, 1000).await?.len(), 120);
+    assert_eq!(
+        even.len() + es.lookup("race", "odd", Position::START, 1000).await?.len(),
+        120
+    );
     Ok(())
 }
 
@@ -1188,13 +1270,24 @@ pub async fn x1_index_rebuilds_when_missing_or_version_changes<H: Harness>(h: H)
     for i in 0..12 {
         let tag = if i % 3 == 0 { "c:ann" } else { "c:bob" };
         store
-            .append(&sid("hist"), ExpectedVersion::Any, vec![tagged("T", &[tag])])
+            .append(
+                &sid("hist"),
+                ExpectedVersion::Any,
+                vec![tagged("T", &[tag])],
+            )
             .await?;
     }
     let ann = tagged_events(&store, "c:ann").await?;
     let v1 = ByTag::new("idx", 1, "c:");
-    let es = EventStore::builder(store.clone()).indexer(v1).open().await?;
-    assert_same_events(&es.lookup("idx", "ann", Position::START, 100).await?, &ann, "built from history");
+    let es = EventStore::builder(store.clone())
+        .indexer(v1)
+        .open()
+        .await?;
+    assert_same_events(
+        &es.lookup("idx", "ann", Position::START, 100).await?,
+        &ann,
+        "built from history",
+    );
     let count_entries = |store: Store| async move {
         Ok::<_, Error>(
             all_aux(&store)
@@ -1215,7 +1308,11 @@ pub async fn x1_index_rebuilds_when_missing_or_version_changes<H: Harness>(h: H)
     };
     wipe(store.clone()).await?;
     assert_eq!(es.index_status("idx").await?, None);
-    assert_same_events(&es.lookup("idx", "ann", Position::START, 100).await?, &ann, "rebuilt while open");
+    assert_same_events(
+        &es.lookup("idx", "ann", Position::START, 100).await?,
+        &ann,
+        "rebuilt while open",
+    );
     wipe(store.clone()).await?;
     let es = EventStore::builder(store.clone())
         .indexer(ByTag::new("idx", 1, "c:"))
@@ -1238,17 +1335,34 @@ pub async fn x1_index_rebuilds_when_missing_or_version_changes<H: Harness>(h: H)
     for k in &some {
         store.aux_delete(k).await?;
     }
-    assert!(es.lookup("idx", "ann", Position::START, 100).await?.is_empty());
+    assert!(
+        es.lookup("idx", "ann", Position::START, 100)
+            .await?
+            .is_empty()
+    );
     es.rebuild("idx").await?;
-    assert_same_events(&es.lookup("idx", "ann", Position::START, 100).await?, &ann, "after rebuild");
+    assert_same_events(
+        &es.lookup("idx", "ann", Position::START, 100).await?,
+        &ann,
+        "after rebuild",
+    );
 
     // A new version: its keys, none of the old.
     let mut v2 = ByTag::new("idx", 2, "c:");
     v2.upper = true;
-    let es2 = EventStore::builder(store.clone()).indexer(v2).open().await?;
-    assert_same_events(&es2.lookup("idx", "ANN", Position::START, 100).await?, &ann, "version 2");
+    let es2 = EventStore::builder(store.clone())
+        .indexer(v2)
+        .open()
+        .await?;
+    assert_same_events(
+        &es2.lookup("idx", "ANN", Position::START, 100).await?,
+        &ann,
+        "version 2",
+    );
     assert!(
-        es2.lookup("idx", "ann", Position::START, 100).await?.is_empty(),
+        es2.lookup("idx", "ann", Position::START, 100)
+            .await?
+            .is_empty(),
         "entries of version 1 kept after version 2 rebuilt the index"
     );
     assert_eq!(count_entries(store.clone()).await?, 12);
@@ -1263,9 +1377,20 @@ pub async fn x1_index_rebuilds_when_missing_or_version_changes<H: Harness>(h: H)
     let mut filtered = ByTag::new("filtered", 1, "c:");
     filtered.filter = Some(tag_query("c:ann"));
     let calls = filtered.calls.clone();
-    let es3 = EventStore::builder(store.clone()).indexer(filtered).open().await?;
-    assert_eq!(calls.load(Ordering::SeqCst), ann.len(), "events shown to a filtered indexer");
-    assert_same_events(&es3.lookup("filtered", "ann", Position::START, 100).await?, &ann, "filtered");
+    let es3 = EventStore::builder(store.clone())
+        .indexer(filtered)
+        .open()
+        .await?;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        ann.len(),
+        "events shown to a filtered indexer"
+    );
+    assert_same_events(
+        &es3.lookup("filtered", "ann", Position::START, 100).await?,
+        &ann,
+        "filtered",
+    );
     assert_eq!(
         es3.index_status("filtered").await?.map(|s| s.cursor),
         Some(head(&store).await?),
@@ -1287,14 +1412,22 @@ pub async fn s4_index_leaves_out_deleted_and_truncated_events<H: Harness>(h: H) 
     let (a, b) = (sid("gone-a"), sid("gone-b"));
     for s in [&a, &b] {
         store
-            .append(s, ExpectedVersion::Any, (0..4).map(|_| tagged("T", &["c:x"])).collect())
+            .append(
+                s,
+                ExpectedVersion::Any,
+                (0..4).map(|_| tagged("T", &["c:x"])).collect(),
+            )
             .await?;
     }
     assert_eq!(es.lookup("gone", "x", Position::START, 100).await?.len(), 8);
     store.delete_stream(&a, ExpectedVersion::Any).await?;
     store.truncate_stream(&b, Version(2)).await?;
     let left = es.lookup("gone", "x", Position::START, 100).await?;
-    assert_same_events(&left, &tagged_events(&store, "c:x").await?, "after delete and truncate");
+    assert_same_events(
+        &left,
+        &tagged_events(&store, "c:x").await?,
+        "after delete and truncate",
+    );
     assert_eq!(versions(&left), vec![2, 3]);
     let entries = all_aux(&store)
         .await?
@@ -1328,8 +1461,16 @@ pub async fn x1_index_unmatched_appends_cost_no_entries<H: Harness>(h: H) -> Cas
             .append(&sid("plain"), ExpectedVersion::Any, events(10))
             .await?;
     }
-    assert_eq!(all_aux(&store).await?, aux_before, "appends wrote to the aux space");
-    assert!(es.lookup("sparse", "ann", Position::START, 10).await?.is_empty());
+    assert_eq!(
+        all_aux(&store).await?,
+        aux_before,
+        "appends wrote to the aux space"
+    );
+    assert!(
+        es.lookup("sparse", "ann", Position::START, 10)
+            .await?
+            .is_empty()
+    );
     let aux = all_aux(&store).await?;
     assert_eq!(aux.len(), 1, "entries for unmatched events: {aux:?}");
     assert_eq!(
@@ -1337,9 +1478,16 @@ pub async fn x1_index_unmatched_appends_cost_no_entries<H: Harness>(h: H) -> Cas
         Some(Position(100))
     );
     store
-        .append(&sid("plain"), ExpectedVersion::Any, vec![tagged("T", &["c:ann"])])
+        .append(
+            &sid("plain"),
+            ExpectedVersion::Any,
+            vec![tagged("T", &["c:ann"])],
+        )
         .await?;
-    assert_eq!(es.lookup("sparse", "ann", Position::START, 10).await?.len(), 1);
+    assert_eq!(
+        es.lookup("sparse", "ann", Position::START, 10).await?.len(),
+        1
+    );
     assert_eq!(all_aux(&store).await?.len(), 2);
     Ok(())
 }
@@ -1378,28 +1526,53 @@ pub async fn d3_typed_events_round_trip_and_decode_errors<H: Harness>(h: H) -> C
     let es = EventStore::new(store.clone());
     let s = sid("typed-cart");
     let items = vec![
-        ItemAdded { sku: "apple".into(), qty: 2 },
-        ItemAdded { sku: "pear".into(), qty: 1 },
+        ItemAdded {
+            sku: "apple".into(),
+            qty: 2,
+        },
+        ItemAdded {
+            sku: "pear".into(),
+            qty: 1,
+        },
     ];
-    let r = es.append_typed(&s, ExpectedVersion::NoStream, &items).await?;
+    let r = es
+        .append_typed(&s, ExpectedVersion::NoStream, &items)
+        .await?;
     assert_eq!(r.last_version, Version(1));
     let read = es.read_typed::<ItemAdded>(&s, Version::FIRST, 10).await?;
-    assert_eq!(read.iter().map(|t| t.event.clone()).collect::<Vec<_>>(), items);
+    assert_eq!(
+        read.iter().map(|t| t.event.clone()).collect::<Vec<_>>(),
+        items
+    );
     assert_eq!(read[1].recorded.stream_version, Version(1));
     assert_eq!(read[0].recorded.event_type, "ItemAdded");
     assert_eq!(read[0].recorded.tags, vec!["sku:apple".to_string()]);
     assert_eq!(read[0].recorded.data, br#"{"sku":"apple","qty":2}"#);
     assert_eq!(tagged_events(&store, "sku:pear").await?.len(), 1);
 
-    es.append_typed(&s, ExpectedVersion::exact(1), &[CartOpened { customer: "ann".into() }])
-        .await?;
+    es.append_typed(
+        &s,
+        ExpectedVersion::exact(1),
+        &[CartOpened {
+            customer: "ann".into(),
+        }],
+    )
+    .await?;
     let e = expect_err(
         es.read_typed::<ItemAdded>(&s, Version::FIRST, 10).await,
         "an event of another type",
     );
     match &e {
-        Error::Decode { stream, version, event_type, .. } => {
-            assert_eq!((stream, *version, event_type.as_str()), (&s, Version(2), "CartOpened"));
+        Error::Decode {
+            stream,
+            version,
+            event_type,
+            ..
+        } => {
+            assert_eq!(
+                (stream, *version, event_type.as_str()),
+                (&s, Version(2), "CartOpened")
+            );
         }
         other => panic!("expected Error::Decode, got {other:?}"),
     }
@@ -1407,7 +1580,11 @@ pub async fn d3_typed_events_round_trip_and_decode_errors<H: Harness>(h: H) -> C
         .append(
             &s,
             ExpectedVersion::exact(2),
-            vec![NewEvent::builder("ItemAdded").data(b"{\"sku\":7}".to_vec()).build()],
+            vec![
+                NewEvent::builder("ItemAdded")
+                    .data(b"{\"sku\":7}".to_vec())
+                    .build(),
+            ],
         )
         .await?;
     let e = expect_err(
@@ -1416,16 +1593,27 @@ pub async fn d3_typed_events_round_trip_and_decode_errors<H: Harness>(h: H) -> C
     );
     let message = e.to_string();
     assert!(
-        matches!(e, Error::Decode { version: Version(3), .. })
-            && message.contains("typed-cart")
+        matches!(
+            e,
+            Error::Decode {
+                version: Version(3),
+                ..
+            }
+        ) && message.contains("typed-cart")
             && message.contains("ItemAdded")
             && message.contains('3'),
         "{message}"
     );
     let opened = es.read_typed::<CartOpened>(&s, Version(2), 1).await?;
-    assert_eq!(opened[0].event, CartOpened { customer: "ann".into() });
+    assert_eq!(
+        opened[0].event,
+        CartOpened {
+            customer: "ann".into()
+        }
+    );
     assert_not_found(
-        es.read_typed::<CartOpened>(&sid("typed-none"), Version::FIRST, 1).await,
+        es.read_typed::<CartOpened>(&sid("typed-none"), Version::FIRST, 1)
+            .await,
         &sid("typed-none"),
     );
     Ok(())

@@ -194,22 +194,18 @@ impl EventStore {
     /// caught up; `None` when it has no data (it is rebuilt on next use).
     pub async fn index_status(&self, name: &str) -> Result<Option<IndexStatus>> {
         let slot = self.slot(name)?;
-        Ok(read_state(self.backend(), slot).await?.map(|s| IndexStatus {
-            version: s.version,
-            cursor: s.cursor,
-        }))
+        Ok(read_state(self.backend(), slot)
+            .await?
+            .map(|s| IndexStatus {
+                version: s.version,
+                cursor: s.cursor,
+            }))
     }
 
-    /// Opens an index: rebuilds it if its data is missing, unreadable or
-    /// of an older indexer version, then catches it up.
+    /// Opens an index: catching up rebuilds it first if its data is
+    /// missing, unreadable or of an older indexer version.
     pub(crate) async fn open_index(&self, slot: &IndexSlot) -> Result<()> {
-        let _guard = slot.lock.lock().await;
-        let state = read_state(self.backend(), slot).await?;
-        if state.is_none_or(|s| s.version != slot.version) {
-            check_not_newer(slot, state)?;
-            reset(self.backend(), slot).await?;
-        }
-        catch_up_locked(self.backend(), slot, self.inner.page_size).await
+        self.catch_up_slot(slot).await
     }
 
     async fn catch_up_slot(&self, slot: &IndexSlot) -> Result<()> {
@@ -219,11 +215,18 @@ impl EventStore {
 }
 
 /// The readable event at exactly `position`, if any.
-async fn event_at(backend: &Arc<dyn LogBackend>, position: Position) -> Result<Option<RecordedEvent>> {
+async fn event_at(
+    backend: &Arc<dyn LogBackend>,
+    position: Position,
+) -> Result<Option<RecordedEvent>> {
     let page = backend
         .read_all(position, 1, Direction::Forward, None)
         .await?;
-    Ok(page.events.into_iter().next().filter(|e| e.position == position))
+    Ok(page
+        .events
+        .into_iter()
+        .next()
+        .filter(|e| e.position == position))
 }
 
 async fn read_state(backend: &Arc<dyn LogBackend>, slot: &IndexSlot) -> Result<Option<IndexState>> {

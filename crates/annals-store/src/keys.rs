@@ -13,9 +13,7 @@
 //! another's: each `00` byte of the key is written `00 FF`, and `00 01`
 //! ends it. Entries of one key therefore sort by position, big-endian.
 
-use annals_core::{
-    Error, MAX_AUX_KEY_BYTES, Position, Result, StreamId, Version, show_bytes,
-};
+use annals_core::{Error, MAX_AUX_KEY_BYTES, Position, Result, StreamId, Version, show_bytes};
 
 /// The prefix of every aux key the store writes.
 pub const PREFIX: &str = "annals-store/";

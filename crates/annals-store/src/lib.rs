@@ -145,7 +145,12 @@ impl EventStore {
     /// [`Subscription`]. An invalid query is `Error::InvalidInput`; a
     /// closed store is `Error::Closed`.
     pub fn subscribe_all(&self, from: Position, query: Option<Query>) -> Result<Subscription> {
-        Subscription::all(self.inner.backend.clone(), from, query, self.inner.page_size)
+        Subscription::all(
+            self.inner.backend.clone(),
+            from,
+            query,
+            self.inner.page_size,
+        )
     }
 
     /// Every event of `stream` with a version ≥ `from`, then every new one
