@@ -35,6 +35,7 @@ pub fn cases<H: Harness>() -> Vec<Case<H>> {
         case!(r8_subscribe_all_with_a_query),
         case!(r8_subscribe_stream_waits_catches_up_and_follows),
         case!(m4_subscription_ends_with_closed_after_close),
+        case!(r8_subscription_reads_one_page_at_a_time_and_stops_when_dropped),
         case!(x1_checkpoint_save_read_reset, |c| c.aux),
         case!(x1_subscribe_from_checkpoint_resumes_after_it, |c| c.aux),
         case!(x2_checkpoint_commits_with_the_append, |c| c.aux
@@ -406,6 +407,56 @@ pub async fn m4_subscription_ends_with_closed_after_close<H: Harness>(h: H) -> C
     Ok(())
 }
 
+// [R8] [R3] A subscription reads the log one page at a time, when its
+// consumer wants more: a consumer that takes 15 of 200 events caused two
+// reads of at most a page each, and nothing more is read while it waits or
+// after the subscription is dropped (appends cost it nothing).
+/// `[R8]`: bounded reads; dropping stops.
+pub async fn r8_subscription_reads_one_page_at_a_time_and_stops_when_dropped<H: Harness>(
+    h: H,
+) -> CaseResult {
+    let store = h.open(default_config()).await?;
+    for _ in 0..20 {
+        store
+            .append(&sid("lazy"), ExpectedVersion::Any, events(10))
+            .await?;
+    }
+    let counting = Arc::new(Crashing::counting(store.clone()));
+    let es = event_store(&(counting.clone() as Store), 10).await?;
+    let mut sub = es.subscribe_all(Position::START, None)?;
+    let got = take(&mut sub, 15, "lazy subscription").await;
+    assert_eq!(positions(&got), (1..=15).collect::<Vec<_>>());
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(
+        counting.reads.load(Ordering::SeqCst),
+        2,
+        "reads for 15 events in pages of 10"
+    );
+    assert_eq!(
+        counting.largest_read.load(Ordering::SeqCst),
+        10,
+        "largest page read"
+    );
+    let rest = take(&mut sub, 185, "the rest").await;
+    assert_eq!(rest.last().map(|e| e.position), Some(Position(200)));
+    assert_quiet(&mut sub, "caught up").await;
+    let reads = counting.reads.load(Ordering::SeqCst);
+    assert!(reads <= 21, "{reads} reads for 200 events in pages of 10");
+    drop(sub);
+    for _ in 0..5 {
+        store
+            .append(&sid("lazy"), ExpectedVersion::Any, events(1))
+            .await?;
+    }
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(
+        counting.reads.load(Ordering::SeqCst),
+        reads,
+        "a dropped subscription went on reading"
+    );
+    Ok(())
+}
+
 // ------------------------------------------------------------ checkpoints
 
 // [X1] A checkpoint is absent until saved, then holds the last position
@@ -556,12 +607,15 @@ enum CrashPoint {
 
 /// A backend that "crashes" at its n-th write (append, batch or aux write):
 /// from then on every call fails, as if the process had died. The store
-/// under it is left as the crash left it.
+/// under it is left as the crash left it. It also counts the reads of the
+/// global log and the largest page asked for.
 struct Crashing {
     inner: Store,
     writes_left: AtomicUsize,
     point: CrashPoint,
     crashed: AtomicBool,
+    reads: AtomicUsize,
+    largest_read: AtomicUsize,
 }
 
 impl fmt::Debug for Crashing {
@@ -580,7 +634,14 @@ impl Crashing {
             writes_left: AtomicUsize::new(at_write),
             point,
             crashed: AtomicBool::new(false),
+            reads: AtomicUsize::new(0),
+            largest_read: AtomicUsize::new(0),
         }
+    }
+
+    /// A backend that never crashes (it only counts).
+    fn counting(inner: Store) -> Self {
+        Self::new(inner, usize::MAX, CrashPoint::BeforeWrite)
     }
 
     fn dead() -> Error {
@@ -645,6 +706,8 @@ impl LogBackend for Crashing {
         query: Option<&Query>,
     ) -> Result<Page> {
         self.alive()?;
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.largest_read.fetch_max(count, Ordering::SeqCst);
         self.inner.read_all(from, count, direction, query).await
     }
     async fn stream_version(&self, stream: &StreamId) -> Result<Version> {
@@ -1018,6 +1081,20 @@ pub async fn s4_snapshot_of_a_deleted_stream_is_never_returned<H: Harness>(h: H)
     assert_not_found(es.load(&s).await, &s);
     assert!(all_aux(&store).await?.is_empty());
     assert_not_found(es.delete_stream(&s, ExpectedVersion::Any).await, &s);
+    // A stream id too long for a snapshot key: no snapshot, but the rest
+    // works.
+    let long = sid(&"s".repeat(1024));
+    store
+        .append(&long, ExpectedVersion::NoStream, events(2))
+        .await?;
+    assert_invalid(
+        es.save_snapshot(&long, Version(1), b"x").await,
+        "a snapshot of a 1024-byte stream id",
+    );
+    assert_eq!(es.latest_snapshot(&long).await?, None);
+    assert_eq!(es.load(&long).await?.1.len(), 2);
+    es.delete_stream(&long, ExpectedVersion::exact(1)).await?;
+    assert!(!store.stream_exists(&long).await?);
     Ok(())
 }
 
