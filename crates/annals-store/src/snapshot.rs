@@ -67,10 +67,24 @@ impl EventStore {
                 None => AuxWrite::put(key.clone(), value.clone()).if_absent(),
             };
             match self.backend().aux_write(vec![write]).await {
-                Ok(()) => return Ok(true),
+                Ok(()) => {}
                 Err(Error::AppendConditionFailed(_)) => continue,
                 Err(e) => return Err(e),
             }
+            // A delete that ran between the version check and the write
+            // must not leave this snapshot behind for a recreated stream.
+            return match self.backend().stream_version(stream).await {
+                Ok(_) => Ok(true),
+                Err(Error::StreamNotFound(_)) => {
+                    let undo = AuxWrite::delete(key).if_equals(value);
+                    match self.backend().aux_write(vec![undo]).await {
+                        Ok(()) | Err(Error::AppendConditionFailed(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                    Err(Error::StreamNotFound(stream.clone()))
+                }
+                Err(e) => Err(e),
+            };
         }
         Err(Error::AppendConditionFailed(format!(
             "the snapshot of stream {stream} changed {SAVE_ATTEMPTS} times while saving one at version {version}"
