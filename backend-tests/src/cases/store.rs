@@ -1152,7 +1152,7 @@ impl Indexer for ByTag {
     }
 }
 
-/// Every event carrying the tag `prefix + key`, in commit order.
+/// Every event carrying `tag`, in commit order.
 async fn tagged_events(store: &Store, tag: &str) -> Result<Vec<RecordedEvent>> {
     query_events(store, &tag_query(tag)).await
 }
