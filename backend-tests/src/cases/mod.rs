@@ -17,6 +17,7 @@ pub mod conditions;
 pub mod lifecycle;
 pub mod query;
 pub mod read;
+pub mod store;
 pub mod streams;
 
 /// The body of a case: takes a fresh harness, runs to a verdict.
@@ -81,5 +82,6 @@ pub fn all<H: Harness>() -> Vec<Case<H>> {
     all.extend(streams::cases::<H>());
     all.extend(aux::cases::<H>());
     all.extend(lifecycle::cases::<H>());
+    all.extend(store::cases::<H>());
     all
 }

@@ -60,6 +60,26 @@ pub enum Error {
     #[error("the store is closed")]
     Closed,
 
+    /// A stored event could not be decoded as the type the caller asked
+    /// for (its type differs, or its data does not parse): the message names
+    /// the stream, the version and the event's type.
+    #[error(
+        "cannot decode the event of stream {stream} at version {version} (type {event_type:?}) as {target}: {source}"
+    )]
+    Decode {
+        /// The event's stream.
+        stream: StreamId,
+        /// The event's version in its stream.
+        version: Version,
+        /// The event's stored type.
+        event_type: String,
+        /// What the caller asked for (a Rust type and its event type).
+        target: String,
+        /// Why it could not be decoded.
+        #[source]
+        source: BoxError,
+    },
+
     /// The backend does not offer this capability.
     #[error("unsupported by this backend: {0}")]
     Unsupported(String),

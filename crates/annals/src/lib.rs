@@ -55,6 +55,12 @@
 //! # }
 //! ```
 //!
+//! For applications, [`EventStore`] (module [`store`]) adds what is built
+//! on a log once for every backend: live subscriptions that catch up and
+//! follow the head, consumer checkpoints (also committed atomically with
+//! appends, for exactly-once process managers), snapshots, custom indexes
+//! and typed (JSON) events. See `examples/projection.rs`.
+//!
 //! ## Cargo features
 //!
 //! - `memory` (default): [`memory`], `memory://` and [`open_memory`].
@@ -68,6 +74,15 @@ use std::sync::Arc;
 
 pub use annals_core::kv;
 pub use annals_core::*;
+
+/// The event-store layer over any backend (the `annals-store` crate):
+/// subscriptions, consumer checkpoints, snapshots, custom indexes and typed
+/// events. Its main types are also at the top level:
+/// [`EventStore`], [`Subscription`], [`Indexer`], [`TypedEvent`].
+pub use annals_store as store;
+pub use annals_store::{
+    EventStore, EventStoreBuilder, IndexStatus, Indexer, Snapshot, Subscription, Typed, TypedEvent,
+};
 
 /// The in-memory backend (the `annals-memory` crate; feature `memory`).
 #[cfg(feature = "memory")]
