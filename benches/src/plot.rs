@@ -8,7 +8,7 @@ use plotters::prelude::*;
 
 use crate::backends::Backend;
 use crate::report::Report;
-use crate::workload::Rate;
+use crate::run::PageCost;
 
 /// What drawing one plot gives.
 type PlotResult = Result<(), Box<dyn std::error::Error>>;
@@ -37,6 +37,20 @@ pub fn draw(report: &Report, dir: &Path) -> Result<(), String> {
         let path = dir.join(name);
         plot(report, &path).map_err(|e| format!("drawing {}: {e}", path.display()))?;
     }
+    Ok(())
+}
+
+/// Draws the series labels of `chart` in a box at `position`.
+fn legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+) -> PlotResult {
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.9))
+        .position(position)
+        .draw()?;
     Ok(())
 }
 
@@ -89,12 +103,7 @@ fn throughput(report: &Report, path: &Path) -> PlotResult {
         .draw_series([Rectangle::new([(0.0, 0.0), (0.0, 0.0)], BLACK.filled())])?
         .label("annals (solid), raw engine (light)")
         .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], BLACK.mix(0.6).filled()));
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.9))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     root.present()?;
     Ok(())
 }
@@ -159,12 +168,7 @@ fn scaling(report: &Report, path: &Path) -> PlotResult {
             .label(format!("{} raw", b.backend))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(1)));
     }
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.9))
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     root.present()?;
     Ok(())
 }
@@ -174,14 +178,10 @@ fn page_latency(report: &Report, path: &Path) -> PlotResult {
     let root = SVGBackend::new(path, (1200, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     let panels = root.split_evenly((1, 3));
-    type Pick = fn(&crate::run::PageCost) -> &Rate;
-    let kinds: [(&str, Pick); 3] = [
-        ("stream page", |c| &c.stream),
-        ("log page", |c| &c.all),
-        ("tag query page", |c| &c.tag),
-    ];
-    for (panel, (name, pick)) in panels.iter().zip(kinds) {
-        panel_latency(report, panel, name, pick)?;
+    // Titles in the order of `PageCost::KINDS`.
+    let titles = ["stream page", "log page", "tag query page"];
+    for (kind, (panel, title)) in panels.iter().zip(titles).enumerate() {
+        panel_latency(report, panel, title, kind)?;
     }
     root.present()?;
     Ok(())
@@ -191,8 +191,9 @@ fn panel_latency(
     report: &Report,
     area: &DrawingArea<SVGBackend<'_>, Shift>,
     name: &str,
-    pick: fn(&crate::run::PageCost) -> &Rate,
+    kind: usize,
 ) -> PlotResult {
+    let pick = |c: &PageCost| c.kinds()[kind].1.p50_us;
     let sizes = &report.settings.store_sizes;
     let smallest = sizes.first().copied().unwrap_or(1) as f64;
     let largest = sizes.last().copied().unwrap_or(10) as f64;
@@ -200,13 +201,13 @@ fn panel_latency(
         .backends
         .iter()
         .flat_map(|b| &b.page_cost)
-        .filter_map(|c| pick(c).p50_us)
+        .filter_map(pick)
         .fold(1.0f64, f64::max);
     let low = report
         .backends
         .iter()
         .flat_map(|b| &b.page_cost)
-        .filter_map(|c| pick(c).p50_us)
+        .filter_map(pick)
         .fold(f64::MAX, f64::min);
     let low = if low == f64::MAX { 1.0 } else { low / 2.0 };
     let mut chart = ChartBuilder::on(area)
@@ -230,7 +231,7 @@ fn panel_latency(
         let line: Vec<(f64, f64)> = b
             .page_cost
             .iter()
-            .filter_map(|p| Some((p.store_events as f64, pick(p).p50_us?)))
+            .filter_map(|p| Some((p.store_events as f64, pick(p)?)))
             .collect();
         if line.is_empty() {
             continue;
@@ -241,11 +242,6 @@ fn panel_latency(
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
         chart.draw_series(line.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
     }
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.9))
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::backends::Backend;
-use crate::run::{BackendReport, FsyncBaseline, Settings};
+use crate::run::{BackendReport, FsyncBaseline, PageCost, Settings};
 use crate::workload::human;
 
 /// The machine a run was on.
@@ -144,11 +144,7 @@ impl Report {
             if let (Some(small), Some(large)) = (b.page_cost.first(), b.page_cost.last())
                 && b.page_cost.len() > 1
             {
-                for (kind, s, l) in [
-                    ("stream", &small.stream, &large.stream),
-                    ("all", &small.all, &large.all),
-                    ("tag", &small.tag, &large.tag),
-                ] {
+                for ((kind, s), (_, l)) in small.kinds().into_iter().zip(large.kinds()) {
                     if let (Some(s), Some(l)) = (s.p50_us, l.p50_us) {
                         check(
                             &format!("4. {kind} page p50, large / small store"),
@@ -320,12 +316,8 @@ impl Report {
             if b.page_cost.is_empty() {
                 continue;
             }
-            for kind in ["stream", "all", "tag"] {
-                let p50 = |c: &crate::run::PageCost| match kind {
-                    "stream" => c.stream.p50_us,
-                    "all" => c.all.p50_us,
-                    _ => c.tag.p50_us,
-                };
+            for (k, kind) in PageCost::KINDS.iter().enumerate() {
+                let p50 = |c: &PageCost| c.kinds()[k].1.p50_us;
                 let _ = write!(md, "| {} | {kind} |", b.backend);
                 for c in &b.page_cost {
                     let _ = write!(md, " {} |", micros(p50(c)));

@@ -84,6 +84,20 @@ pub struct PageCost {
     pub tag: Rate,
 }
 
+impl PageCost {
+    /// The kinds of page, in the order of [`PageCost::kinds`].
+    pub const KINDS: [&'static str; 3] = ["stream", "all", "tag"];
+
+    /// Each kind of page with its figure.
+    pub fn kinds(&self) -> [(&'static str, &Rate); 3] {
+        [
+            (Self::KINDS[0], &self.stream),
+            (Self::KINDS[1], &self.all),
+            (Self::KINDS[2], &self.tag),
+        ]
+    }
+}
+
 /// Workload 5.
 #[derive(Clone, Debug, Serialize)]
 pub struct Disk {
@@ -385,43 +399,44 @@ async fn page_cost(store: &Store, size: u64, reads: usize) -> RawResult<PageCost
     // Pages that start far enough from the end to come back full.
     let span = size.saturating_sub(PAGE as u64 * TAGS * 2).max(1);
 
-    let mut latencies = Latencies::default();
-    let start = Instant::now();
-    for _ in 0..reads {
-        let stream = stream_of(rng.below(streams.max(1)) * STREAM_EVENTS);
-        let from = rng.below(STREAM_EVENTS.min(size) - PAGE as u64 + 1);
-        let page = latencies
-            .time(store.read_stream(&stream, Version(from), PAGE, Direction::Forward))
-            .await
-            .map_err(|e| e.to_string())?;
-        full(page.events.len(), "stream page")?;
+    let mut rates = Vec::with_capacity(PageCost::KINDS.len());
+    for kind in PageCost::KINDS {
+        let mut latencies = Latencies::default();
+        let start = Instant::now();
+        for _ in 0..reads {
+            let read = match kind {
+                "stream" => {
+                    let stream = stream_of(rng.below(streams.max(1)) * STREAM_EVENTS);
+                    let from = rng.below(STREAM_EVENTS.min(size) - PAGE as u64 + 1);
+                    latencies
+                        .time(store.read_stream(&stream, Version(from), PAGE, Direction::Forward))
+                        .await
+                }
+                "all" => {
+                    let from = Position(1 + rng.below(span));
+                    latencies
+                        .time(store.read_all(from, PAGE, Direction::Forward, None))
+                        .await
+                }
+                _ => {
+                    let from = Position(1 + rng.below(span));
+                    let query = Query::tags([tag_of(rng.below(TAGS))]);
+                    latencies
+                        .time(store.read_all(from, PAGE, Direction::Forward, Some(&query)))
+                        .await
+                }
+            };
+            let page = read.map_err(|e| e.to_string())?;
+            full(page.events.len(), &format!("{kind} page"))?;
+        }
+        rates.push(Rate::new(
+            (reads * PAGE) as u64,
+            start.elapsed(),
+            latencies.0,
+        ));
     }
-    let stream = Rate::new((reads * PAGE) as u64, start.elapsed(), latencies.0);
-
-    let mut latencies = Latencies::default();
-    let start = Instant::now();
-    for _ in 0..reads {
-        let from = Position(1 + rng.below(span));
-        let page = latencies
-            .time(store.read_all(from, PAGE, Direction::Forward, None))
-            .await
-            .map_err(|e| e.to_string())?;
-        full(page.events.len(), "log page")?;
-    }
-    let all = Rate::new((reads * PAGE) as u64, start.elapsed(), latencies.0);
-
-    let mut latencies = Latencies::default();
-    let start = Instant::now();
-    for _ in 0..reads {
-        let from = Position(1 + rng.below(span));
-        let query = Query::tags([tag_of(rng.below(TAGS))]);
-        let page = latencies
-            .time(store.read_all(from, PAGE, Direction::Forward, Some(&query)))
-            .await
-            .map_err(|e| e.to_string())?;
-        full(page.events.len(), "tag page")?;
-    }
-    let tag = Rate::new((reads * PAGE) as u64, start.elapsed(), latencies.0);
+    let [stream, all, tag] =
+        <[Rate; 3]>::try_from(rates).map_err(|_| "page cost: one rate per kind".to_string())?;
     Ok(PageCost {
         store_events: size,
         stream,
