@@ -56,7 +56,7 @@ pub use schema::validate_schema;
 pub use sql::scan_log_sql;
 
 use crate::schema::db;
-use crate::sql::{big, unbig};
+use crate::sql::{big, col, col_u64};
 use crate::writer::{Op, Outcome, Request};
 
 /// The options of a PostgreSQL store.
@@ -197,10 +197,11 @@ pub async fn open(conninfo: &str, options: PostgresOptions) -> Result<PostgresSt
 
 /// A connection LISTENing for the commits of every store on the schema.
 struct Listening {
-    /// Keeps the connection open.
+    /// Keeps the connection open; reads the head when woken.
     client: tokio_postgres::Client,
-    /// The payloads of notifications (new heads); ends with the connection.
-    notes: mpsc::UnboundedReceiver<String>,
+    /// Woken by notifications (many coalesce into one wake-up); ends with
+    /// the connection.
+    woken: mpsc::Receiver<()>,
     /// Drives the connection.
     driver: JoinHandle<()>,
     /// The head right after LISTEN began.
@@ -213,16 +214,27 @@ impl Drop for Listening {
     }
 }
 
+/// The head as committed: the one row of `annals_head`.
+async fn committed_head(client: &tokio_postgres::Client) -> Result<Position> {
+    let row = client
+        .query_one("SELECT head FROM annals_head WHERE id = 1", &[])
+        .await
+        .map_err(db("reading the head"))?;
+    Ok(Position(col_u64(&row, 0, "the head")?))
+}
+
 /// Connects and LISTENs on `channel`, then reads the head: LISTEN first, so
 /// no commit falls between the two.
 async fn listen(pg: &tokio_postgres::Config, channel: &str) -> Result<Listening> {
     let (client, mut connection) = pg.connect(NoTls).await.map_err(db("connecting"))?;
-    let (notes_tx, notes) = mpsc::unbounded_channel();
+    // One slot: a burst of notifications is one wake-up, and a flood of
+    // them (any role may NOTIFY) costs no memory.
+    let (wake, woken) = mpsc::channel(1);
     let driver = tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(Ok(message)) = messages.next().await {
-            if let AsyncMessage::Notification(n) = message
-                && notes_tx.send(n.payload().to_string()).is_err()
+            if let AsyncMessage::Notification(_) = message
+                && let Err(mpsc::error::TrySendError::Closed(())) = wake.try_send(())
             {
                 break;
             }
@@ -230,7 +242,7 @@ async fn listen(pg: &tokio_postgres::Config, channel: &str) -> Result<Listening>
     });
     let mut listening = Listening {
         client,
-        notes,
+        woken,
         driver,
         head: Position(0),
     };
@@ -239,18 +251,15 @@ async fn listen(pg: &tokio_postgres::Config, channel: &str) -> Result<Listening>
         .batch_execute(&format!("LISTEN {channel}"))
         .await
         .map_err(db("listening for commits"))?;
-    let row = listening
-        .client
-        .query_one("SELECT head FROM annals_head WHERE id = 1", &[])
-        .await
-        .map_err(db("reading the head"))?;
-    listening.head = Position(unbig(row.get(0), "the head")?);
+    listening.head = committed_head(&listening.client).await?;
     Ok(listening)
 }
 
-/// Publishes the heads other stores' commits announce ([R8]) until `stop`;
-/// when the connection is lost, connects again (every second) and reads
-/// the head it may have missed.
+/// Publishes the heads that other stores' commits reach ([R8]) until
+/// `stop`. A notification is only a hint that the head moved: anyone may
+/// send one, with any payload, so the head published is always read from
+/// the table. When the connection is lost, connects again (every second)
+/// and reads the head it may have missed.
 async fn follow_head(
     pg: tokio_postgres::Config,
     channel: String,
@@ -261,11 +270,11 @@ async fn follow_head(
     loop {
         tokio::select! {
             _ = &mut stop => return,
-            note = listening.notes.recv() => {
-                if let Some(payload) = note {
-                    if let Ok(h) = payload.parse::<u64>() {
-                        writer::publish(&head_tx, Position(h));
-                    }
+            woken = listening.woken.recv() => {
+                if woken.is_some()
+                    && let Ok(head) = committed_head(&listening.client).await
+                {
+                    writer::publish(&head_tx, head);
                     continue;
                 }
             }
@@ -380,11 +389,11 @@ impl PostgresStore {
             .query(&format!("EXPLAIN {sql}"), &refs)
             .await
             .map_err(db("explaining a read"))?;
-        Ok(rows
+        let lines = rows
             .iter()
-            .map(|r| r.get::<_, String>(0))
-            .collect::<Vec<_>>()
-            .join("\n"))
+            .map(|r| col::<String>(r, 0, "a line of a plan"))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(lines.join("\n"))
     }
 }
 
@@ -502,8 +511,8 @@ impl LogBackend for PostgresStore {
             .map_err(db("listing streams"))?;
         rows.iter()
             .map(|r| {
-                let id: String = r.get(0);
-                let next = unbig(r.get(1), "a stream's next version")?;
+                let id: String = col(r, 0, "a stream id")?;
+                let next = col_u64(r, 1, "a stream's next version")?;
                 let id = StreamId::new(id)
                     .map_err(|e| Error::Corruption(format!("a stream id: {e}")))?;
                 Ok(StreamInfo {
@@ -555,7 +564,7 @@ impl LogBackend for PostgresStore {
             )
             .await
             .map_err(db("measuring the store"))?;
-        unbig(row.get(0), "the store's size")
+        col_u64(&row, 0, "the store's size")
     }
 
     async fn has_events(&self) -> Result<bool> {
@@ -564,7 +573,7 @@ impl LogBackend for PostgresStore {
             .query_one("SELECT EXISTS (SELECT 1 FROM annals_events)", &[])
             .await
             .map_err(db("checking for events"))?;
-        Ok(row.get(0))
+        col(&row, 0, "whether the store has events")
     }
 
     async fn health(&self) -> Result<()> {
@@ -617,7 +626,7 @@ impl LogBackend for PostgresStore {
             .query_opt("SELECT value FROM annals_aux WHERE key = $1", &[&key])
             .await
             .map_err(db("reading an aux value"))?;
-        Ok(row.map(|r| r.get(0)))
+        row.map(|r| col(&r, 0, "an aux value")).transpose()
     }
 
     async fn aux_scan(
@@ -649,7 +658,9 @@ impl LogBackend for PostgresStore {
             )
             .await
             .map_err(db("scanning aux values"))?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        rows.iter()
+            .map(|r| Ok((col(r, 0, "an aux key")?, col(r, 1, "an aux value")?)))
+            .collect()
     }
 
     async fn aux_write(&self, writes: Vec<AuxWrite>) -> Result<()> {

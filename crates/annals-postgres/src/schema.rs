@@ -97,14 +97,17 @@ pub async fn migrate(client: &mut Client, schema: &str) -> Result<()> {
         )
         .await
         .map_err(db("reading the schema version"))?;
-    let applied: i32 = row.get(0);
+    let applied: i32 = crate::sql::col(&row, 0, "the schema version")?;
     let known = MIGRATIONS.len() as i32;
     if applied > known {
         return Err(Error::InvalidInput(format!(
             "schema {schema} is at version {applied}, newer than this build of annals knows ({known})"
         )));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+    let applied = usize::try_from(applied).map_err(|_| {
+        Error::Corruption(format!("schema {schema} is at version {applied}, below 0"))
+    })?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
         tx.batch_execute(sql)
             .await
             .map_err(db(&format!("applying migration {}", i + 1)))?;

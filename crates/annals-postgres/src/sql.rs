@@ -6,7 +6,7 @@ use annals_core::{
 };
 use tokio_postgres::GenericClient;
 use tokio_postgres::Row;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{FromSql, ToSql};
 
 use crate::schema::db;
 pub use annals_core::kv::layout::StreamMeta;
@@ -26,22 +26,38 @@ pub fn unbig(n: i64, what: &str) -> Result<u64> {
     u64::try_from(n).map_err(|_| Error::Corruption(format!("{what} is negative ({n})")))
 }
 
+/// Column `at` of `row`; a value that does not decode (a NULL, a wrong
+/// type: a row written behind the store's back) is [`Error::Corruption`]
+/// naming `what`, never a panic.
+pub fn col<'a, T: FromSql<'a>>(row: &'a Row, at: usize, what: &str) -> Result<T> {
+    row.try_get(at).map_err(|e| {
+        let why = std::error::Error::source(&e).map_or(String::new(), |s| format!(" ({s})"));
+        Error::Corruption(format!("{what} does not decode: {e}{why}"))
+    })
+}
+
+/// A bigint column read back as a u64 (see [`unbig`]).
+pub fn col_u64(row: &Row, at: usize, what: &str) -> Result<u64> {
+    unbig(col(row, at, what)?, what)
+}
+
 /// The event in `row`, from column `at` on.
 fn event_from(row: &Row, at: usize) -> Result<RecordedEvent> {
-    let position = unbig(row.get(at), "an event's position")?;
-    let stream: String = row.get(at + 1);
+    let position = col_u64(row, at, "an event's position")?;
+    let field = |name: &str| format!("event at position {position}: its {name}");
+    let stream: String = col(row, at + 1, &field("stream id"))?;
     let stream_id = StreamId::new(stream)
         .map_err(|e| Error::Corruption(format!("event at position {position}: {e}")))?;
     Ok(RecordedEvent {
         stream_id,
-        stream_version: Version(unbig(row.get(at + 2), "an event's version")?),
+        stream_version: Version(col_u64(row, at + 2, &field("version"))?),
         position: Position(position),
-        recorded_at: Timestamp(unbig(row.get(at + 3), "an event's recorded_at")?),
-        event_id: row.get(at + 4),
-        event_type: row.get(at + 5),
-        data: row.get(at + 6),
-        metadata: row.get(at + 7),
-        tags: row.get(at + 8),
+        recorded_at: Timestamp(col_u64(row, at + 3, &field("recorded_at"))?),
+        event_id: col(row, at + 4, &field("event id"))?,
+        event_type: col(row, at + 5, &field("type"))?,
+        data: col(row, at + 6, &field("data"))?,
+        metadata: col(row, at + 7, &field("metadata"))?,
+        tags: col(row, at + 8, &field("tags"))?,
     })
 }
 
@@ -49,12 +65,12 @@ fn event_from(row: &Row, at: usize) -> Result<RecordedEvent> {
 /// page is empty).
 fn page_from(rows: &[Row]) -> Result<(Position, Vec<RecordedEvent>)> {
     let head = match rows.first() {
-        Some(row) => Position(unbig(row.get(0), "the head")?),
+        Some(row) => Position(col_u64(row, 0, "the head")?),
         None => Position(0),
     };
     let mut events = Vec::with_capacity(rows.len());
     for row in rows {
-        if row.get::<_, Option<i64>>(1).is_some() {
+        if col::<Option<i64>>(row, 1, "an event's position")?.is_some() {
             events.push(event_from(row, 1)?);
         }
     }
@@ -182,10 +198,10 @@ pub const STREAM_META_SQL: &str =
 /// The stream metadata in `row`, from column `at` on.
 pub fn meta_from(row: &Row, at: usize) -> Result<StreamMeta> {
     Ok(StreamMeta {
-        next_version: unbig(row.get(at), "a stream's next version")?,
-        floor: unbig(row.get(at + 1), "a stream's floor")?,
-        created: unbig(row.get(at + 2), "a stream's created version")?,
-        deleted: row.get(at + 3),
+        next_version: col_u64(row, at, "a stream's next version")?,
+        floor: col_u64(row, at + 1, "a stream's floor")?,
+        created: col_u64(row, at + 2, "a stream's created version")?,
+        deleted: col(row, at + 3, "a stream's deleted flag")?,
     })
 }
 
@@ -222,19 +238,20 @@ pub async fn read_stream(
         )
         .await
         .map_err(db("reading a stream"))?;
-    let exists = rows
-        .first()
-        .is_some_and(|r| r.get::<_, Option<bool>>(1) == Some(false));
-    if !exists {
+    let deleted = match rows.first() {
+        Some(row) => col::<Option<bool>>(row, 1, "a stream's deleted flag")?,
+        None => None,
+    };
+    if deleted != Some(false) {
         return Err(Error::StreamNotFound(stream.clone()));
     }
     let head = match rows.first() {
-        Some(row) => Position(unbig(row.get(0), "the head")?),
+        Some(row) => Position(col_u64(row, 0, "the head")?),
         None => Position(0),
     };
     let mut events = Vec::with_capacity(rows.len());
     for row in &rows {
-        if row.get::<_, Option<i64>>(2).is_some() {
+        if col::<Option<i64>>(row, 2, "an event's position")?.is_some() {
             events.push(event_from(row, 2)?);
         }
     }

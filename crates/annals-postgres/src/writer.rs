@@ -2,6 +2,7 @@
 //! and runs them in one transaction (group commit), holding the lock on the
 //! one `annals_head` row that orders every writer of every process ([R4]).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use annals_core::{
@@ -10,10 +11,11 @@ use annals_core::{
     Version, show_bytes,
 };
 use deadpool_postgres::{Pool, Transaction};
+use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::schema::db;
-use crate::sql::{self, StreamMeta, big, unbig};
+use crate::sql::{self, StreamMeta, big, col, col_u64};
 
 /// Most requests in one transaction.
 const MAX_ROUND: usize = 512;
@@ -77,7 +79,7 @@ pub async fn run(
             }
         }
         let ops: Vec<&Op> = requests.iter().map(|r| &r.op).collect();
-        let outcomes = match commit_round(&pool, durability, &ops).await {
+        let outcomes = match guarded_round(&pool, durability, &ops).await {
             Ok((outcomes, head)) => {
                 publish(&head_tx, head);
                 outcomes
@@ -89,7 +91,7 @@ pub async fn run(
             Err(RoundError::BeforeCommit(_)) if ops.len() > 1 => {
                 let mut outcomes = Vec::with_capacity(ops.len());
                 for op in &ops {
-                    match commit_round(&pool, durability, std::slice::from_ref(op)).await {
+                    match guarded_round(&pool, durability, std::slice::from_ref(op)).await {
                         Ok((mut one, head)) => {
                             publish(&head_tx, head);
                             outcomes.push(one.pop().unwrap_or(Ok(Outcome::Done)));
@@ -99,6 +101,8 @@ pub async fn run(
                 }
                 outcomes
             }
+            // Alone in its round, a request's error is its own.
+            Err(RoundError::BeforeCommit(e)) if ops.len() == 1 => vec![Err(e)],
             Err(e) => {
                 let e = Arc::new(e.into_error());
                 ops.iter()
@@ -144,6 +148,25 @@ impl RoundError {
             RoundError::BeforeCommit(e) | RoundError::AtCommit(e) => e,
         }
     }
+}
+
+/// [`commit_round`], with a panic (a bug) turned into an error of the
+/// round, so that the writer task survives it and goes on serving.
+async fn guarded_round(
+    pool: &Pool,
+    durability: Durability,
+    ops: &[&Op],
+) -> Result<(Vec<Result<Outcome>>, Position), RoundError> {
+    AssertUnwindSafe(commit_round(pool, durability, ops))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            // Whether its COMMIT went out is unknown: no retry.
+            Err(RoundError::AtCommit(Error::backend(
+                "the writer",
+                "a write round panicked",
+            )))
+        })
 }
 
 /// Runs `ops` in one transaction; their outcomes and the head after it.
@@ -192,10 +215,10 @@ async fn run_round(
         )
         .await
         .map_err(db("locking the head"))?;
-    let head = unbig(row.get(0), "the head")?;
-    let reserved = unbig(row.get(1), "the reserved head")?;
-    let last_recorded_at = unbig(row.get(2), "the last recorded_at")?;
-    let live: bool = row.get(3);
+    let head = col_u64(&row, 0, "the head")?;
+    let reserved = col_u64(&row, 1, "the reserved head")?;
+    let last_recorded_at = col_u64(&row, 2, "the last recorded_at")?;
+    let live: bool = col(&row, 3, "the live marker")?;
     let mut next_position = head + 1;
     if !live {
         // The server crashed since the last write (PostgreSQL empties
@@ -431,7 +454,7 @@ async fn check_aux(round: &Round<'_>, writes: &[AuxWrite]) -> Result<Result<()>>
             .query_opt("SELECT value FROM annals_aux WHERE key = $1", &[&w.key])
             .await
             .map_err(db("reading an aux value"))?;
-        let current: Option<Vec<u8>> = row.map(|r| r.get(0));
+        let current: Option<Vec<u8>> = row.map(|r| col(&r, 0, "an aux value")).transpose()?;
         let (holds, what) = match &w.condition {
             AuxCondition::Absent => (current.is_none(), "absent".to_string()),
             AuxCondition::Equals(v) => (

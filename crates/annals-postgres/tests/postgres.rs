@@ -421,6 +421,131 @@ fn opens_by_url() -> TestResult {
     Ok(())
 }
 
+// [R8] A NOTIFY is only a hint: a role with no rights on the store's
+// schema announces a forged head on the store's channel. The head watch
+// never passes the head in the table, and live waiters still see the real
+// appends that follow.
+fn forged_notify_is_only_a_hint() -> TestResult {
+    runtime().block_on(async {
+        let schema = support::fresh_schema();
+        let store = support::open(&schema, StoreConfig::default()).await?;
+        let first = store
+            .append(&sid("a"), ExpectedVersion::NoStream, events(1))
+            .await?;
+        let admin = support::admin(&schema).await;
+        admin
+            .batch_execute(
+                "DO $$ BEGIN CREATE ROLE mallory LOGIN; \
+                 EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+            )
+            .await
+            .unwrap();
+        let mallory = support::connect_as("mallory", None).await;
+        // mallory cannot read the store …
+        let denied = mallory
+            .query(&format!("SELECT head FROM {schema}.annals_head"), &[])
+            .await;
+        assert!(denied.is_err(), "mallory has rights on the schema");
+        // … but anyone may NOTIFY on any channel.
+        for forged in ["18446744073709551615", "9223372036854775807", "2", "junk"] {
+            mallory
+                .batch_execute(&format!("NOTIFY {schema}_annals_head, '{forged}'"))
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let watch = store.watch_head()?;
+        assert_eq!(
+            *watch.borrow(),
+            first.last_position,
+            "a forged NOTIFY moved the head watch"
+        );
+        let mut waiter = store.watch_head()?;
+        let next = store
+            .append(&sid("a"), ExpectedVersion::Any, events(2))
+            .await?;
+        let reached = tokio::time::timeout(
+            Duration::from_secs(10),
+            waiter.wait_for(|h| *h == next.last_position),
+        )
+        .await;
+        assert!(reached.is_ok(), "the real append never reached the watch");
+        store.close().await?;
+        Ok::<_, Error>(())
+    })?;
+    Ok(())
+}
+
+// [M6] A row written behind the store's back that does not decode (a NULL
+// in its tags): every read that meets it answers Corruption naming its
+// position, never a panic; the writer meets it in a condition check,
+// answers that append, and goes on serving the next ones.
+fn bad_row_is_corruption_and_the_writer_survives() -> TestResult {
+    runtime().block_on(async {
+        let schema = support::fresh_schema();
+        let store = support::open(&schema, StoreConfig::default()).await?;
+        store
+            .append(
+                &sid("a"),
+                ExpectedVersion::NoStream,
+                vec![tagged("T", &["x"])],
+            )
+            .await?;
+        let admin = support::admin(&schema).await;
+        admin
+            .batch_execute(
+                "INSERT INTO annals_events (position, stream_id, version, event_type, tags, \
+                     event_id, data, metadata, recorded_at) \
+                 VALUES (2, 'bad', 0, 'T', ARRAY[NULL]::text[], gen_random_uuid(), '', '', 0);
+                 INSERT INTO annals_event_tags VALUES ('x', 2);
+                 INSERT INTO annals_streams VALUES ('bad', 1, 0, 0, false);
+                 UPDATE annals_head SET head = 2;",
+            )
+            .await
+            .unwrap();
+        let corrupt_at_2 = |r: annals_core::Result<annals_core::Page>, what: &str| match r {
+            Err(Error::Corruption(m)) if m.contains("position 2") => {}
+            other => panic!("{what}: expected Corruption at position 2, got {other:?}"),
+        };
+        corrupt_at_2(
+            store
+                .read_all(Position(0), 10, Direction::Forward, None)
+                .await,
+            "read_all",
+        );
+        corrupt_at_2(
+            store
+                .read_all(Position(0), 10, Direction::Forward, Some(&tag_query("x")))
+                .await,
+            "tag query",
+        );
+        match store
+            .read_stream(&sid("bad"), Version(0), 10, Direction::Forward)
+            .await
+        {
+            Err(Error::Corruption(m)) if m.contains("position 2") => {}
+            other => panic!("read_stream: expected Corruption, got {other:?}"),
+        }
+        // The writer reads the row while checking a condition (and looking
+        // for a retry of this append).
+        let conditional = Append::new(sid("c"), ExpectedVersion::Any, vec![tagged("T", &["x"])])
+            .condition(AppendCondition::new(tag_query("x"), Some(Position(1))));
+        match store.append_with(conditional).await {
+            Err(Error::Corruption(_) | Error::AppendConditionFailed(_)) => {}
+            other => panic!("conditional append: got {other:?}"),
+        }
+        // The writer is alive.
+        let r = store
+            .append(&sid("c"), ExpectedVersion::Any, events(1))
+            .await?;
+        assert_eq!(r.first_position, Position(3));
+        store.health().await?;
+        store.close().await?;
+        Ok::<_, Error>(())
+    })?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args = Arguments::from_args();
     let tests: Vec<Test> = vec![
@@ -436,6 +561,11 @@ fn main() -> ExitCode {
         ("head_watch_sees_other_stores", head_watch_sees_other_stores),
         ("reads_are_index_scans", reads_are_index_scans),
         ("opens_by_url", opens_by_url),
+        ("forged_notify_is_only_a_hint", forged_notify_is_only_a_hint),
+        (
+            "bad_row_is_corruption_and_the_writer_survives",
+            bad_row_is_corruption_and_the_writer_survives,
+        ),
         (
             "verify_finds_damage_made_in_sql",
             verify_finds_damage_made_in_sql,
