@@ -122,16 +122,24 @@ pub async fn run(command: Command) -> Result<(), Failure> {
 }
 
 /// Opens a store that must already exist: a path-based URL whose path is
-/// missing is an error, not a new empty store.
+/// missing, or a database schema without a store, is an error, not a new
+/// empty store.
 pub async fn open_existing(url: &str) -> Result<Store, Failure> {
     let parsed = StoreUrl::parse(url).fail()?;
     if let Some(path) = parsed.path()
         && !path.exists()
     {
         return Err(Failure::input(format!(
-            "no store at {} (from {url:?})",
-            path.display()
+            "no store at {} (from {:?})",
+            path.display(),
+            parsed.redacted()
         )));
+    }
+    if parsed.scheme().takes_server() && !parsed.params().any(|(key, _)| key == "create") {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        return annals::open(&format!("{url}{separator}create=false"))
+            .await
+            .fail();
     }
     annals::open(url).await.fail()
 }

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use annals_postgres::cluster::{ClusterOptions, TempCluster};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -47,8 +48,16 @@ fn fails(args: &[&str], code: i32, message: &str) {
     assert!(!err.contains("panicked"), "{err:?}");
 }
 
-/// The URLs of a store of each persistent backend compiled in, in `dir`.
-fn persistent_urls(dir: &Path) -> Vec<String> {
+/// A store of each persistent backend compiled in: files in a folder, and
+/// a schema of a throwaway PostgreSQL cluster (stopped when this is
+/// dropped).
+struct Stores {
+    urls: Vec<String>,
+    _cluster: Option<TempCluster>,
+}
+
+/// The stores of each persistent backend compiled in, in `dir`.
+fn persistent_stores(dir: &Path) -> Stores {
     let mut urls = vec![format!("redb://{}/events.redb", dir.display())];
     if annals::Scheme::Sled.is_compiled() {
         urls.push(format!("sled://{}/sled", dir.display()));
@@ -56,7 +65,29 @@ fn persistent_urls(dir: &Path) -> Vec<String> {
     if annals::Scheme::RocksDb.is_compiled() {
         urls.push(format!("rocksdb://{}/rocks", dir.display()));
     }
-    urls
+    let cluster = postgres_cluster();
+    if let Some(cluster) = &cluster {
+        urls.push(format!("{}?schema=cli", cluster.url()));
+    }
+    Stores {
+        urls,
+        _cluster: cluster,
+    }
+}
+
+/// A throwaway PostgreSQL cluster, when the backend is compiled in and the
+/// server binaries are installed (in CI they must be).
+fn postgres_cluster() -> Option<TempCluster> {
+    if !annals::Scheme::Postgres.is_compiled() {
+        return None;
+    }
+    if let Some(why) = annals_postgres::cluster::unavailable() {
+        let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        assert!(!in_ci, "CI=true but PostgreSQL cannot run: {why}");
+        eprintln!("note: the CLI's PostgreSQL cases are skipped: {why}");
+        return None;
+    }
+    Some(TempCluster::start(ClusterOptions::default()).expect("a throwaway PostgreSQL cluster"))
 }
 
 /// Writes a small shop: two orders, tags, JSON and non-JSON data.
@@ -157,7 +188,8 @@ fn help_lists_every_subcommand() {
 #[test]
 fn append_read_and_inspect_on_every_backend() {
     let dir = TempDir::new().expect("temp dir");
-    for url in persistent_urls(dir.path()) {
+    for url in &persistent_stores(dir.path()).urls {
+        let url = url.as_str();
         fill(&url, dir.path());
 
         let info = ok(&["info", &url]);
@@ -278,7 +310,8 @@ fn a_failed_expectation_names_the_actual_version_and_exits_1() {
 #[test]
 fn truncate_delete_compact_then_verify_is_clean() {
     let dir = TempDir::new().expect("temp dir");
-    for url in persistent_urls(dir.path()) {
+    for url in &persistent_stores(dir.path()).urls {
+        let url = url.as_str();
         fill(&url, dir.path());
         ok(&["truncate", &url, "order-1", "--before", "2"]);
         ok(&["delete", &url, "order-2", "--expect", "1"]);
@@ -300,7 +333,8 @@ fn truncate_delete_compact_then_verify_is_clean() {
 #[test]
 fn migrate_between_every_backend_and_back_keeps_every_event() {
     let dir = TempDir::new().expect("temp dir");
-    let urls = persistent_urls(dir.path());
+    let stores = persistent_stores(dir.path());
+    let urls = &stores.urls;
     let first = &urls[0];
     fill(first, dir.path());
     // A truncated stream is renumbered from 0 in the target (said in the
@@ -462,4 +496,54 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
         "format 9",
     );
     fails(&["import", &url, "/no/such/export"], 1, "/no/such/export");
+}
+
+/// PostgreSQL URLs name a server, not a path: read-only commands refuse a
+/// schema without a store (creating nothing), and no password is ever
+/// printed.
+#[test]
+fn postgres_urls_open_and_never_show_their_password() {
+    let Some(cluster) = postgres_cluster() else {
+        return;
+    };
+    let url = format!("{}?schema=empty", cluster.url());
+    for command in ["info", "streams", "verify", "export", "read-all"] {
+        fails(&[command, &url], 1, "no annals store in schema empty");
+    }
+    fails(&["read", &url, "s"], 1, "no annals store in schema empty");
+    // Still none: the read-only commands created nothing.
+    fails(&["info", &url], 1, "no annals store in schema empty");
+    // `create` given in the URL is the user's choice.
+    let created = format!("{url}&create=true");
+    assert!(ok(&["info", &created]).contains("events:        0"));
+
+    // A password in the URL is never shown, whatever fails.
+    let secret_urls = [
+        "postgres://alice:s3cret-pw@127.0.0.1:1/app".to_string(),
+        "postgres://alice:s3cret-pw@127.0.0.1:1/app?cache=1".to_string(),
+        "postgres:alice:s3cret-pw@127.0.0.1/app".to_string(),
+        cluster
+            .url()
+            .replace("annals@", "annals:s3cret-pw@")
+            .replace("/postgres", "/nosuchdb"),
+        format!(
+            "{}?schema=empty",
+            cluster.url().replace("annals@", "annals:s3cret-pw@")
+        ),
+    ];
+    for bad in &secret_urls {
+        for args in [
+            vec!["info", bad],
+            vec!["append", bad, "s", "--type", "T"],
+            vec!["migrate", bad, bad],
+        ] {
+            let output = annals(&args);
+            let shown = format!("{}{}", stdout(&output), stderr(&output));
+            assert!(
+                !shown.contains("s3cret"),
+                "{args:?} shows the password: {shown}"
+            );
+            assert!(!shown.contains("panicked"), "{shown}");
+        }
+    }
 }

@@ -68,6 +68,10 @@ pub struct PostgresOptions {
     pub schema: String,
     /// Most connections of the store's pool (readers and the writer).
     pub pool_size: usize,
+    /// Create the schema and its tables when missing (`create`, default
+    /// `true`); with `false`, a schema without a store is an error and
+    /// nothing is created.
+    pub create: bool,
 }
 
 impl Default for PostgresOptions {
@@ -76,13 +80,14 @@ impl Default for PostgresOptions {
             config: StoreConfig::default(),
             schema: "annals".to_string(),
             pool_size: 8,
+            create: true,
         }
     }
 }
 
 impl PostgresOptions {
     /// This backend's own options.
-    pub const PARAMS: [&'static str; 2] = ["schema", "pool_size"];
+    pub const PARAMS: [&'static str; 3] = ["schema", "pool_size", "create"];
 
     /// Options with this configuration and the default schema and pool.
     pub fn with_config(config: StoreConfig) -> Self {
@@ -92,8 +97,8 @@ impl PostgresOptions {
         }
     }
 
-    /// Options from URL parameters: the common ones, `schema` and
-    /// `pool_size`.
+    /// Options from URL parameters: the common ones, `schema`, `pool_size`
+    /// and `create`.
     ///
     /// ```
     /// use annals_postgres::PostgresOptions;
@@ -123,6 +128,7 @@ impl PostgresOptions {
                     }
                     options.pool_size = n;
                 }
+                "create" => options.create = annals_core::parse_param(key, value)?,
                 _ => return Err(StoreConfig::unknown_param("postgres", key, &Self::PARAMS)),
             }
         }
@@ -148,7 +154,7 @@ pub async fn open(conninfo: &str, options: PostgresOptions) -> Result<PostgresSt
     // The schema is made before any pooled connection uses it.
     let (mut client, connection) = pg.connect(NoTls).await.map_err(db("connecting"))?;
     let driver = tokio::spawn(connection);
-    let migrated = schema::migrate(&mut client, &options.schema).await;
+    let migrated = schema::migrate(&mut client, &options.schema, options.create).await;
     drop(client);
     let _ = driver.await;
     migrated?;

@@ -72,16 +72,36 @@ pub fn validate_schema(name: &str) -> Result<()> {
     }
 }
 
-/// Creates the schema when missing and applies the migrations it lacks,
-/// under an advisory lock so that stores opening at once migrate once.
-pub async fn migrate(client: &mut Client, schema: &str) -> Result<()> {
+/// Creates the schema when missing (unless `create` is false: then a
+/// schema without a store is an error and nothing is created) and applies
+/// the migrations it lacks, under an advisory lock so that stores opening
+/// at once migrate once.
+pub async fn migrate(client: &mut Client, schema: &str, create: bool) -> Result<()> {
     let tx = client
         .transaction()
         .await
         .map_err(db("starting a migration"))?;
     tx.batch_execute(&format!(
-        "SELECT pg_advisory_xact_lock(hashtext('annals migrate {schema}'));
-         CREATE SCHEMA IF NOT EXISTS {schema};
+        "SELECT pg_advisory_xact_lock(hashtext('annals migrate {schema}'))"
+    ))
+    .await
+    .map_err(db("locking the schema for migration"))?;
+    if !create {
+        let row = tx
+            .query_one(
+                "SELECT to_regclass(quote_ident($1) || '.annals_migrations') IS NOT NULL",
+                &[&schema],
+            )
+            .await
+            .map_err(db("looking for the store"))?;
+        if !crate::sql::col::<bool>(&row, 0, "whether the store exists")? {
+            return Err(Error::InvalidInput(format!(
+                "no annals store in schema {schema} of this database (option create=false)"
+            )));
+        }
+    }
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};
          SET LOCAL search_path TO {schema};
          CREATE TABLE IF NOT EXISTS annals_migrations (
              version integer PRIMARY KEY,

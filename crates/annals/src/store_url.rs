@@ -63,10 +63,19 @@ impl Scheme {
         }
     }
 
-    /// Whether a URL of this scheme names a file or folder (every scheme
-    /// but `memory`).
+    /// Whether a URL of this scheme names a file or folder (`redb`,
+    /// `rocksdb`, `sled`; not `memory`, nor `postgres`, whose URL names a
+    /// server).
     pub fn takes_path(self) -> bool {
-        self != Scheme::Memory
+        !matches!(self, Scheme::Memory | Scheme::Postgres)
+    }
+
+    /// Whether a URL of this scheme names a database server
+    /// (`postgres://user:password@host:port/db`): its part between `://`
+    /// and `?` is the connection, passed as written to the driver, and its
+    /// password is never shown ([`StoreUrl::redacted`]).
+    pub fn takes_server(self) -> bool {
+        self == Scheme::Postgres
     }
 
     /// The URL of a store at `path`, with `%`, `?`, `#`, spaces and control
@@ -162,7 +171,7 @@ fn push_escaped(out: &mut String, c: char) {
 /// assert!(err.to_string().contains("unknown scheme \"mysql\""));
 /// # Ok::<(), annals::Error>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct StoreUrl {
     url: String,
     scheme: Scheme,
@@ -173,7 +182,8 @@ pub struct StoreUrl {
 impl StoreUrl {
     /// Parses a store URL (see the type's documentation). Does no I/O.
     pub fn parse(url: &str) -> Result<StoreUrl> {
-        let invalid = |why: String| Error::InvalidInput(format!("store URL {url:?}: {why}"));
+        let invalid =
+            |why: String| Error::InvalidInput(format!("store URL {:?}: {why}", redact(url)));
 
         let Some((scheme_text, rest)) = url.split_once("://") else {
             return Err(invalid(missing_separator(url)));
@@ -193,7 +203,13 @@ impl StoreUrl {
             None => (rest, None),
         };
 
-        let path = decode(raw_path, false).map_err(|why| invalid(format!("in the path: {why}")))?;
+        // A server's connection part is the driver's to decode; decoding
+        // errors here could show its password.
+        let path = if scheme.takes_server() {
+            String::new()
+        } else {
+            decode(raw_path, false).map_err(|why| invalid(format!("in the path: {why}")))?
+        };
         let path = match (scheme.takes_path(), path.is_empty()) {
             (true, false) => {
                 if path.contains('\0') {
@@ -228,8 +244,15 @@ impl StoreUrl {
             };
             let key = decode(raw_key, true)
                 .map_err(|why| invalid(format!("in option {raw_key:?}: {why}")))?;
-            let value = decode(raw_value, true)
-                .map_err(|why| invalid(format!("in the value of option {key:?}: {why}")))?;
+            let value = decode(raw_value, true).map_err(|why| {
+                if is_secret(&key) {
+                    invalid(format!(
+                        "the value of option {key:?} is not valid percent-encoded UTF-8"
+                    ))
+                } else {
+                    invalid(format!("in the value of option {key:?}: {why}"))
+                }
+            })?;
             if key.is_empty() {
                 return Err(invalid(format!(
                     "option {piece:?} has no name; write key=value"
@@ -284,14 +307,31 @@ impl StoreUrl {
         self.params.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    /// The URL as given.
+    /// The URL as given, password and all: pass it to what opens the
+    /// store, never to a message or a log (use [`StoreUrl::redacted`] or
+    /// `Display`).
     pub fn as_str(&self) -> &str {
         &self.url
     }
 
+    /// The URL with its password (`user:password@` and any `password=`
+    /// option) replaced by `***`: what messages, `Display` and `Debug` show.
+    ///
+    /// ```
+    /// use annals::StoreUrl;
+    /// let url = StoreUrl::parse("postgres://app:s3cret@db.example:5432/events?schema=shop")?;
+    /// assert_eq!(url.redacted(), "postgres://app:***@db.example:5432/events?schema=shop");
+    /// assert_eq!(url.to_string(), url.redacted());
+    /// assert!(!format!("{url:?}").contains("s3cret"));
+    /// # Ok::<(), annals::Error>(())
+    /// ```
+    pub fn redacted(&self) -> String {
+        redact(&self.url)
+    }
+
     /// An [`Error::InvalidInput`] about this URL.
     pub(crate) fn invalid(&self, why: impl fmt::Display) -> Error {
-        Error::InvalidInput(format!("store URL {:?}: {why}", self.url))
+        Error::InvalidInput(format!("store URL {:?}: {why}", self.redacted()))
     }
 
     /// Puts this URL in front of an option's [`Error::InvalidInput`]; other
@@ -312,10 +352,99 @@ impl FromStr for StoreUrl {
     }
 }
 
+/// The URL without its password ([`StoreUrl::redacted`]).
 impl fmt::Display for StoreUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.url)
+        f.write_str(&self.redacted())
     }
+}
+
+/// Shows the URL without its password ([`StoreUrl::redacted`]).
+impl fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreUrl")
+            .field("url", &self.redacted())
+            .field("scheme", &self.scheme)
+            .field("path", &self.path)
+            .field("params", &RedactedParams(&self.params))
+            .finish()
+    }
+}
+
+struct RedactedParams<'a>(&'a [(String, String)]);
+
+impl fmt::Debug for RedactedParams<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, v)| {
+                let v = if is_secret(k) { "***" } else { v.as_str() };
+                (k.as_str(), v)
+            }))
+            .finish()
+    }
+}
+
+/// Whether an option's value is a secret, never shown.
+fn is_secret(key: &str) -> bool {
+    key.eq_ignore_ascii_case("password")
+}
+
+/// `url` with the password of its user info and the value of any
+/// `password` option replaced by `***`. Works on any text, parsed or not
+/// (error messages about malformed URLs show it too); the user info of
+/// URLs whose scheme names a file (redb, rocksdb, sled, memory) is kept, as
+/// `@` and `:` are ordinary characters of a path.
+pub(crate) fn redact(url: &str) -> String {
+    let (head, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        // No `://`: a malformed URL; hide whatever precedes an `@`.
+        None => {
+            return match url.rsplit_once('@') {
+                Some((before, after)) => match before.split_once(':') {
+                    Some((scheme, _)) => format!("{scheme}:***@{after}"),
+                    None => format!("***@{after}"),
+                },
+                None => url.to_string(),
+            };
+        }
+    };
+    let is_path = Scheme::ALL
+        .into_iter()
+        .any(|s| !s.takes_server() && s.name().eq_ignore_ascii_case(head.trim_end_matches("://")));
+    let mut out = head;
+    let mut rest = rest;
+    if !is_path {
+        // The user info ends at the last `@` before any option value, even
+        // when a careless password holds a raw `/`, `?` or `#`.
+        let options_start = rest.find('=').unwrap_or(rest.len());
+        if let Some(at) = rest.get(..options_start).and_then(|r| r.rfind('@')) {
+            let userinfo = rest.get(..at).unwrap_or_default();
+            match userinfo.split_once(':') {
+                Some((user, _)) => out.push_str(&format!("{user}:***@")),
+                None => out.push_str(&format!("{userinfo}@")),
+            }
+            rest = rest.get(at + 1..).unwrap_or_default();
+        }
+    }
+    let (location, query) = match rest.split_once('?') {
+        Some((location, query)) => (location, Some(query)),
+        None => (rest, None),
+    };
+    out.push_str(location);
+    if let Some(query) = query {
+        out.push('?');
+        let pieces: Vec<String> = query
+            .split('&')
+            .map(|piece| match piece.split_once('=') {
+                Some((key, _)) if decode(key, true).is_ok_and(|k| is_secret(&k)) => {
+                    format!("{key}=***")
+                }
+                _ => piece.to_string(),
+            })
+            .collect();
+        out.push_str(&pieces.join("&"));
+    }
+    out
 }
 
 /// Why a text without `://` is not a store URL, with what to write.

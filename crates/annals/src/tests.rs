@@ -10,13 +10,76 @@ async fn open_err(url: &str) -> String {
     match open(url).await {
         Ok(store) => panic!("{url:?} should not open, got {store:?}"),
         Err(Error::InvalidInput(msg)) => {
+            let shown = store_url::redact(url);
             assert!(
-                msg.contains(&format!("{url:?}")),
-                "{msg:?} does not name {url:?}"
+                msg.contains(&format!("{shown:?}")),
+                "{msg:?} does not name {shown:?}"
             );
             msg
         }
         Err(other) => panic!("{url:?}: not InvalidInput: {other:?}"),
+    }
+}
+
+/// Everything an error shows: its message, its `Debug`, and its sources'.
+fn everything_shown(error: &Error) -> String {
+    let mut shown = format!("{error}\n{error:?}");
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        shown.push_str(&format!("\n{s}\n{s:?}"));
+        source = s.source();
+    }
+    shown
+}
+
+/// No password of a store URL appears in any message or `Debug` output, on
+/// any path: malformed URLs, unknown schemes and options, a backend not
+/// compiled in, connections that fail.
+#[tokio::test]
+async fn passwords_are_never_shown() {
+    const SECRET: &str = "s3cret";
+    let urls = [
+        "postgres://alice:s3cret-pw@127.0.0.1:1/app",
+        "postgres://alice:s3cret-pw@127.0.0.1:1/app?schema=shop&durability=relaxed",
+        "POSTGRES://alice:s3cret-pw@127.0.0.1:1/app?cache=1",
+        "postgres://alice:s3cret-pw@127.0.0.1:1/app?schema=Bad-Name",
+        "postgres://alice:s3cret-pw@127.0.0.1:1/app?pool_size=0",
+        "postgres://alice:s3cret-pw@127.0.0.1:1/app?password=s3cret-pw",
+        "postgres://alice@127.0.0.1:1/app?Password=s3cret-pw",
+        "postgres://alice@127.0.0.1:1/app?password=%zzs3cret-pw",
+        "postgres://alice:s3cret-pw@127.0.0.1:1/app?durability",
+        "postgres://alice:s3cret#pw@127.0.0.1:1/app",
+        "postgres://alice:s3cret?pw@127.0.0.1:1/app",
+        "postgres://alice:s3cret?pw@127.0.0.1:1/app?schema=x",
+        "postgres://alice:s3c%72et-pw@127.0.0.1:1/app",
+        "postgres://alice:s3cret/pw@127.0.0.1:1/app",
+        "postgres://alice:s3cret-pw@127.0.0.1:notaport/app",
+        "postgres://alice:s3cret-pw@[::1/app",
+        "postgres:alice:s3cret-pw@127.0.0.1/app",
+        "postgres:/alice:s3cret-pw@127.0.0.1/app",
+        "mysql://alice:s3cret-pw@127.0.0.1/app",
+        "alice:s3cret-pw@127.0.0.1/app",
+    ];
+    for url in urls {
+        let mut shown = String::new();
+        match StoreUrl::parse(url) {
+            Ok(parsed) => {
+                shown.push_str(&format!("{parsed}\n{parsed:?}\n{}", parsed.redacted()));
+                if let Err(e) = parsed.check_compiled() {
+                    shown.push_str(&everything_shown(&e));
+                }
+            }
+            Err(e) => shown.push_str(&everything_shown(&e)),
+        }
+        match open(url).await {
+            Ok(store) => panic!("{url:?} opened: {store:?}"),
+            Err(e) => shown.push_str(&everything_shown(&e)),
+        }
+        // (A decoded `s3c%72et` would show as `s3cret` too.)
+        assert!(
+            !shown.contains(SECRET),
+            "{url:?} shows its password:\n{shown}"
+        );
     }
 }
 

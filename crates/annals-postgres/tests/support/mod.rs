@@ -46,6 +46,7 @@ pub async fn open(schema: &str, config: StoreConfig) -> Result<PostgresStore> {
         config,
         schema: schema.to_string(),
         pool_size: 8,
+        ..PostgresOptions::default()
     };
     annals_postgres::open(&cluster().conninfo(), options).await
 }

@@ -12,9 +12,10 @@ fn parse_err(url: &str) -> String {
     match StoreUrl::parse(url) {
         Ok(parsed) => panic!("{url:?} should not parse, got {parsed:?}"),
         Err(Error::InvalidInput(msg)) => {
+            let shown = redact(url);
             assert!(
-                msg.contains(&format!("{url:?}")),
-                "{msg:?} does not name {url:?}"
+                msg.contains(&format!("{shown:?}")),
+                "{msg:?} does not name {shown:?}"
             );
             msg
         }
@@ -149,9 +150,10 @@ fn compiled_err(url: &str) -> String {
     match parse(url).check_compiled() {
         Ok(()) => panic!("{url:?} should not be compiled in"),
         Err(Error::InvalidInput(msg)) => {
+            let shown = redact(url);
             assert!(
-                msg.contains(&format!("{url:?}")),
-                "{msg:?} does not name {url:?}"
+                msg.contains(&format!("{shown:?}")),
+                "{msg:?} does not name {shown:?}"
             );
             msg
         }
