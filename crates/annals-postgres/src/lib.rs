@@ -33,6 +33,7 @@
 pub mod cluster;
 mod schema;
 mod sql;
+mod tls;
 mod verify;
 mod writer;
 
@@ -50,10 +51,12 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use schema::validate_schema;
 pub use sql::scan_log_sql;
+pub use tls::{RootCerts, SslMode, TlsOptions};
 
 use crate::schema::db;
 use crate::sql::{big, col, col_u64};
@@ -72,6 +75,8 @@ pub struct PostgresOptions {
     /// `true`); with `false`, a schema without a store is an error and
     /// nothing is created.
     pub create: bool,
+    /// TLS: `sslmode` and `sslrootcert`.
+    pub tls: TlsOptions,
 }
 
 impl Default for PostgresOptions {
@@ -81,13 +86,15 @@ impl Default for PostgresOptions {
             schema: "annals".to_string(),
             pool_size: 8,
             create: true,
+            tls: TlsOptions::default(),
         }
     }
 }
 
 impl PostgresOptions {
     /// This backend's own options.
-    pub const PARAMS: [&'static str; 3] = ["schema", "pool_size", "create"];
+    pub const PARAMS: [&'static str; 5] =
+        ["schema", "pool_size", "create", "sslmode", "sslrootcert"];
 
     /// Options with this configuration and the default schema and pool.
     pub fn with_config(config: StoreConfig) -> Self {
@@ -97,8 +104,8 @@ impl PostgresOptions {
         }
     }
 
-    /// Options from URL parameters: the common ones, `schema`, `pool_size`
-    /// and `create`.
+    /// Options from URL parameters: the common ones, `schema`, `pool_size`,
+    /// `create`, `sslmode` and `sslrootcert`.
     ///
     /// ```
     /// use annals_postgres::PostgresOptions;
@@ -129,6 +136,8 @@ impl PostgresOptions {
                     options.pool_size = n;
                 }
                 "create" => options.create = annals_core::parse_param(key, value)?,
+                "sslmode" => options.tls.mode = value.parse()?,
+                "sslrootcert" => options.tls.root_certs = Some(RootCerts::parse(value)?),
                 _ => return Err(StoreConfig::unknown_param("postgres", key, &Self::PARAMS)),
             }
         }
@@ -151,8 +160,19 @@ pub async fn open(conninfo: &str, options: PostgresOptions) -> Result<PostgresSt
         None => search_path,
     };
     pg.options(&opts);
+    let (ssl_mode, tls) = options.tls.connector()?;
+    // PostgreSQL offers no TLS over Unix sockets: there the mode is moot.
+    let all_unix = pg
+        .get_hosts()
+        .iter()
+        .all(|h| !matches!(h, tokio_postgres::config::Host::Tcp(_)));
+    pg.ssl_mode(if all_unix {
+        tokio_postgres::config::SslMode::Disable
+    } else {
+        ssl_mode
+    });
     // The schema is made before any pooled connection uses it.
-    let (mut client, connection) = pg.connect(NoTls).await.map_err(db("connecting"))?;
+    let (mut client, connection) = pg.connect(tls.clone()).await.map_err(db("connecting"))?;
     let driver = tokio::spawn(connection);
     let migrated = schema::migrate(&mut client, &options.schema, options.create).await;
     drop(client);
@@ -161,7 +181,7 @@ pub async fn open(conninfo: &str, options: PostgresOptions) -> Result<PostgresSt
 
     let manager = Manager::from_config(
         pg.clone(),
-        NoTls,
+        tls.clone(),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -172,12 +192,13 @@ pub async fn open(conninfo: &str, options: PostgresOptions) -> Result<PostgresSt
         .map_err(|e| Error::backend("building the connection pool", e))?;
 
     let channel = format!("{}_annals_head", options.schema);
-    let listening = listen(&pg, &channel).await?;
+    let listening = listen(&pg, &tls, &channel).await?;
     let (head_tx, head_rx) = watch::channel(listening.head);
     let head_tx = Arc::new(head_tx);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let listen_task = tokio::spawn(follow_head(
         pg.clone(),
+        tls,
         channel,
         listening,
         Arc::clone(&head_tx),
@@ -231,8 +252,12 @@ async fn committed_head(client: &tokio_postgres::Client) -> Result<Position> {
 
 /// Connects and LISTENs on `channel`, then reads the head: LISTEN first, so
 /// no commit falls between the two.
-async fn listen(pg: &tokio_postgres::Config, channel: &str) -> Result<Listening> {
-    let (client, mut connection) = pg.connect(NoTls).await.map_err(db("connecting"))?;
+async fn listen(
+    pg: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
+    channel: &str,
+) -> Result<Listening> {
+    let (client, mut connection) = pg.connect(tls.clone()).await.map_err(db("connecting"))?;
     // One slot: a burst of notifications is one wake-up, and a flood of
     // them (any role may NOTIFY) costs no memory.
     let (wake, woken) = mpsc::channel(1);
@@ -268,6 +293,7 @@ async fn listen(pg: &tokio_postgres::Config, channel: &str) -> Result<Listening>
 /// and reads the head it may have missed.
 async fn follow_head(
     pg: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     channel: String,
     mut listening: Listening,
     head_tx: Arc<watch::Sender<Position>>,
@@ -291,7 +317,7 @@ async fn follow_head(
                 _ = &mut stop => return,
                 _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
             }
-            if let Ok(again) = listen(&pg, &channel).await {
+            if let Ok(again) = listen(&pg, &tls, &channel).await {
                 writer::publish(&head_tx, again.head);
                 listening = again;
                 break;

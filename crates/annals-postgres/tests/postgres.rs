@@ -546,6 +546,153 @@ fn bad_row_is_corruption_and_the_writer_survives() -> TestResult {
     Ok(())
 }
 
+/// A certificate authority and a server certificate it signed for
+/// 127.0.0.1 (not 127.0.0.2): (CA PEM, server certificate PEM, server key PEM).
+fn test_certificates() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "annals test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let mut server = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "annals test server");
+    let server_cert = server.signed_by(&server_key, &issuer).unwrap();
+    (ca_cert.pem(), server_cert.pem(), server_key.serialize_pem())
+}
+
+// TLS: a cluster with a certificate of its own CA. verify-full connects to
+// the name in the certificate (and every connection of the store is
+// encrypted); it refuses another name and another CA; verify-ca accepts
+// another name; require encrypts without checking; disable does not encrypt.
+fn tls_modes() -> TestResult {
+    use annals_postgres::PostgresOptions;
+    use annals_postgres::cluster::{ClusterOptions, ServerTls, TempCluster};
+    let (ca, cert_pem, key_pem) = test_certificates();
+    let (other_ca, _, _) = test_certificates();
+    let cluster = TempCluster::start(ClusterOptions {
+        tls: Some(ServerTls { cert_pem, key_pem }),
+        max_connections: 50,
+        ..ClusterOptions::default()
+    })?;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let other_file = dir.path().join("other-ca.pem");
+    std::fs::write(&other_file, other_ca).unwrap();
+    let (ca_file, other_file) = (ca_file.to_str().unwrap(), other_file.to_str().unwrap());
+    let good = cluster.tcp_url("127.0.0.1").unwrap();
+    let other_name = cluster.tcp_url("127.0.0.2").unwrap();
+    runtime().block_on(async {
+        let open = |url: &str, params: Vec<(&str, &str)>| {
+            let url = url.to_string();
+            let mut params = params;
+            params.push(("schema", "tls"));
+            params.push(("pool_size", "2"));
+            let options = PostgresOptions::from_params(params);
+            async move { annals_postgres::open(&url, options?).await }
+        };
+        // Plain and encrypted client connections, counted by the server.
+        let (admin, connection) =
+            tokio_postgres::connect(&cluster.conninfo(), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        let tcp_connections = || async {
+            let row = admin
+                .query_one(
+                    "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl) \
+                     FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+                     WHERE a.client_addr IS NOT NULL",
+                    &[],
+                )
+                .await
+                .unwrap();
+            (row.get::<_, i64>(0), row.get::<_, i64>(1))
+        };
+
+        let full = [("sslmode", "verify-full"), ("sslrootcert", ca_file)];
+        let store = open(&good, full.to_vec()).await?;
+        store
+            .append(&sid("tls"), ExpectedVersion::NoStream, events(2))
+            .await?;
+        let (encrypted, plain) = tcp_connections().await;
+        assert!(encrypted >= 2, "{encrypted} encrypted connections");
+        assert_eq!(plain, 0, "a connection of the store is not encrypted");
+        store.close().await?;
+
+        let refused = |r: annals_core::Result<annals_postgres::PostgresStore>, what: &str| {
+            let e = r.err().unwrap_or_else(|| panic!("{what}: connected"));
+            let mut chain = format!("{e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                chain.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            assert!(
+                chain.to_lowercase().contains("certificate"),
+                "{what}: {chain}"
+            );
+        };
+        refused(
+            open(&other_name, full.to_vec()).await,
+            "verify-full, another name",
+        );
+        refused(
+            open(
+                &good,
+                vec![("sslmode", "verify-full"), ("sslrootcert", other_file)],
+            )
+            .await,
+            "verify-full, another CA",
+        );
+        refused(
+            open(
+                &good,
+                vec![("sslmode", "verify-ca"), ("sslrootcert", other_file)],
+            )
+            .await,
+            "verify-ca, another CA",
+        );
+        let ca_only = [("sslmode", "verify-ca"), ("sslrootcert", ca_file)];
+        open(&other_name, ca_only.to_vec()).await?.close().await?;
+        open(&good, vec![("sslmode", "require")])
+            .await?
+            .close()
+            .await?;
+
+        let store = open(&good, vec![("sslmode", "disable")]).await?;
+        store
+            .append(&sid("plain"), ExpectedVersion::NoStream, events(1))
+            .await?;
+        let (_, plain) = tcp_connections().await;
+        assert!(plain >= 2, "sslmode=disable: {plain} plain connections");
+        store.close().await?;
+
+        for (params, message) in [
+            (vec![("sslmode", "verify-full")], "needs option sslrootcert"),
+            (vec![("sslmode", "always")], "option sslmode = \"always\""),
+            (
+                vec![("sslmode", "verify-ca"), ("sslrootcert", "/no/such/ca.pem")],
+                "/no/such/ca.pem",
+            ),
+        ] {
+            match open(&good, params).await {
+                Err(Error::InvalidInput(m)) if m.contains(message) => {}
+                other => panic!("expected InvalidInput with {message:?}, got {other:?}"),
+            }
+        }
+        Ok::<_, Error>(())
+    })?;
+    cluster.stop()?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args = Arguments::from_args();
     let tests: Vec<Test> = vec![
@@ -562,6 +709,7 @@ fn main() -> ExitCode {
         ("reads_are_index_scans", reads_are_index_scans),
         ("opens_by_url", opens_by_url),
         ("forged_notify_is_only_a_hint", forged_notify_is_only_a_hint),
+        ("tls_modes", tls_modes),
         (
             "bad_row_is_corruption_and_the_writer_survives",
             bad_row_is_corruption_and_the_writer_survives,

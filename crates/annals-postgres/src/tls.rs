@@ -1,0 +1,298 @@
+//! TLS for every connection of a store, over rustls: libpq's `sslmode`
+//! (`disable`, `prefer`, `require`, `verify-ca`, `verify-full`) and
+//! `sslrootcert` (a PEM file of trusted certificates, or `system` for the
+//! operating system's).
+//!
+//! As with libpq: `prefer` and `require` encrypt without checking the
+//! server's certificate (`require` with an `sslrootcert` checks it as
+//! `verify-ca` does); `verify-ca` checks that a trusted authority signed
+//! it; `verify-full` checks that too and that it names the host connected
+//! to. TLS is never used over a Unix socket (PostgreSQL does not offer it
+//! there).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use annals_core::{Error, Result};
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// libpq's `sslmode`: whether connections are encrypted and what of the
+/// server's certificate is checked.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum SslMode {
+    /// Never TLS.
+    Disable,
+    /// TLS when the server offers it, else plain; no certificate check
+    /// (libpq's default).
+    #[default]
+    Prefer,
+    /// TLS or no connection; no certificate check (unless `sslrootcert` is
+    /// given: then as [`SslMode::VerifyCa`]).
+    Require,
+    /// TLS, with a certificate signed by a trusted authority.
+    VerifyCa,
+    /// TLS, with a certificate signed by a trusted authority and naming the
+    /// host connected to.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The names, as in URLs.
+    pub const NAMES: [&'static str; 5] =
+        ["disable", "prefer", "require", "verify-ca", "verify-full"];
+
+    /// The name, as in URLs.
+    pub fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for SslMode {
+    type Err = Error;
+    fn from_str(text: &str) -> Result<SslMode> {
+        Ok(match text {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            other => {
+                return Err(Error::InvalidInput(format!(
+                    "option sslmode = {other:?}: expected one of {}",
+                    SslMode::NAMES.join(", ")
+                )));
+            }
+        })
+    }
+}
+
+/// Where the trusted certificates come from (`sslrootcert`).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum RootCerts {
+    /// A PEM file of one or more certificates.
+    File(PathBuf),
+    /// The operating system's trusted certificates (`sslrootcert=system`).
+    System,
+}
+
+impl RootCerts {
+    /// `system`, or a path.
+    pub fn parse(text: &str) -> Result<RootCerts> {
+        match text {
+            "" => Err(Error::InvalidInput(
+                "option sslrootcert is empty: give a PEM file or system".into(),
+            )),
+            "system" => Ok(RootCerts::System),
+            path => Ok(RootCerts::File(PathBuf::from(path))),
+        }
+    }
+
+    fn load(&self) -> Result<RootCertStore> {
+        let mut roots = RootCertStore::empty();
+        match self {
+            RootCerts::File(path) => {
+                let certs = CertificateDer::pem_file_iter(path)
+                    .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| {
+                        Error::InvalidInput(format!(
+                            "option sslrootcert: cannot read certificates from {}: {e}",
+                            path.display()
+                        ))
+                    })?;
+                for cert in certs {
+                    roots.add(cert).map_err(|e| {
+                        Error::InvalidInput(format!(
+                            "option sslrootcert: a certificate of {} is not usable: {e}",
+                            path.display()
+                        ))
+                    })?;
+                }
+            }
+            RootCerts::System => {
+                let found = rustls_native_certs::load_native_certs();
+                roots.add_parsable_certificates(found.certs);
+            }
+        }
+        if roots.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "option sslrootcert = {}: no trusted certificate found",
+                self.shown()
+            )));
+        }
+        Ok(roots)
+    }
+
+    fn shown(&self) -> String {
+        match self {
+            RootCerts::File(path) => path.display().to_string(),
+            RootCerts::System => "system".into(),
+        }
+    }
+}
+
+/// The TLS settings of a store.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct TlsOptions {
+    /// `sslmode`.
+    pub mode: SslMode,
+    /// `sslrootcert`: needed by `verify-ca` and `verify-full`.
+    pub root_certs: Option<RootCerts>,
+}
+
+impl TlsOptions {
+    /// The driver's `sslmode` and the connector every connection uses.
+    /// Fails when a verifying mode has no trusted certificates.
+    pub(crate) fn connector(&self) -> Result<(tokio_postgres::config::SslMode, MakeRustlsConnect)> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier: Arc<dyn ServerCertVerifier> = match (self.mode, &self.root_certs) {
+            (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
+                return Err(Error::InvalidInput(format!(
+                    "option sslmode = {}: needs option sslrootcert (a PEM file of the \
+                     certificate authority, or system)",
+                    self.mode
+                )));
+            }
+            (SslMode::Disable | SslMode::Prefer | SslMode::Require, None) => {
+                Arc::new(AnyCertificate(provider.signature_verification_algorithms))
+            }
+            (mode, Some(roots)) => {
+                let webpki = WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(roots.load()?),
+                    Arc::clone(&provider),
+                )
+                .build()
+                .map_err(|e| Error::InvalidInput(format!("option sslrootcert: {e}")))?;
+                if mode == SslMode::VerifyFull {
+                    webpki
+                } else {
+                    Arc::new(AnyName(webpki))
+                }
+            }
+        };
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::backend("setting up TLS", e))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        let mode = match self.mode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+                tokio_postgres::config::SslMode::Require
+            }
+        };
+        Ok((mode, MakeRustlsConnect::new(config)))
+    }
+}
+
+/// `prefer` and `require` without `sslrootcert`: any certificate, as
+/// libpq; the handshake's signatures are still checked.
+#[derive(Debug)]
+struct AnyCertificate(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
+/// `verify-ca`: the chain must lead to a trusted certificate; the name in
+/// it is not checked (webpki checks the name last, so any other failure
+/// is still one).
+#[derive(Debug)]
+struct AnyName(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
