@@ -57,6 +57,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 pub use schema::validate_schema;
 pub use sql::scan_log_sql;
 pub use tls::{RootCerts, SslMode, TlsOptions};
+pub use writer::QUEUE as WRITE_QUEUE;
 
 use crate::schema::db;
 use crate::sql::{big, col, col_u64};
@@ -205,7 +206,7 @@ pub async fn open(conninfo: &str, options: PostgresOptions) -> Result<PostgresSt
         stop_rx,
     ));
 
-    let (sender, receiver) = mpsc::unbounded_channel();
+    let (sender, receiver) = mpsc::channel(writer::QUEUE);
     let writer_task = tokio::spawn(writer::run(
         pool.clone(),
         options.config.durability,
@@ -333,7 +334,7 @@ pub struct PostgresStore {
     pool: Pool,
     options: PostgresOptions,
     closed: AtomicBool,
-    sender: Mutex<Option<mpsc::UnboundedSender<Request>>>,
+    sender: Mutex<Option<mpsc::Sender<Request>>>,
     tasks: Mutex<Option<Tasks>>,
     head: watch::Receiver<Position>,
 }
@@ -366,17 +367,22 @@ impl PostgresStore {
             .map_err(|e| Error::backend("getting a connection from the pool", e))
     }
 
-    /// Sends a write to the writer task and waits for its answer.
+    /// Sends a write to the writer task and waits for its answer. When
+    /// [`writer::QUEUE`] writes wait already, waits for room first.
     async fn write(&self, op: Op) -> Result<Outcome> {
         self.check_open()?;
         let (reply, answer) = oneshot::channel();
-        {
-            let sender = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
-            let sender = sender.as_ref().ok_or(Error::Closed)?;
-            sender
-                .send(Request { op, reply })
-                .map_err(|_| Error::Closed)?;
-        }
+        let sender = self
+            .sender
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(Error::Closed)?;
+        sender
+            .send(Request { op, reply })
+            .await
+            .map_err(|_| Error::Closed)?;
+        drop(sender);
         answer.await.map_err(|_| Error::Closed)?
     }
 
@@ -491,7 +497,7 @@ impl LogBackend for PostgresStore {
         self.check_open()?;
         self.options.config.limits.check_read_count(count)?;
         let client = self.client().await?;
-        let (head, events) = sql::read_stream(&**client, stream, from, count, direction).await?;
+        let (head, events) = sql::read_stream(&client, stream, from, count, direction).await?;
         Ok(Page { events, head })
     }
 
@@ -508,13 +514,13 @@ impl LogBackend for PostgresStore {
             q.validate()?;
         }
         let client = self.client().await?;
-        let (head, events) = sql::scan_log(&**client, from, count, direction, query).await?;
+        let (head, events) = sql::scan_log(&client, from, count, direction, query).await?;
         Ok(Page { events, head })
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Version> {
         let client = self.client().await?;
-        sql::stream_meta(&**client, stream)
+        sql::stream_meta(&client, stream)
             .await?
             .and_then(|m| m.last_version())
             .ok_or_else(|| Error::StreamNotFound(stream.clone()))

@@ -4,7 +4,7 @@
 use annals_core::{
     Direction, Error, Position, Query, RecordedEvent, Result, StreamId, Timestamp, Version,
 };
-use tokio_postgres::GenericClient;
+use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, ToSql};
 
@@ -24,6 +24,14 @@ pub fn big(n: u64) -> i64 {
 /// A bigint read back as a u64; a negative one is damage.
 pub fn unbig(n: i64, what: &str) -> Result<u64> {
     u64::try_from(n).map_err(|_| Error::Corruption(format!("{what} is negative ({n})")))
+}
+
+/// Sorts a page in `direction` by `key`.
+fn sort_by(events: &mut [RecordedEvent], direction: Direction, key: fn(&RecordedEvent) -> u64) {
+    match direction {
+        Direction::Forward => events.sort_by_key(key),
+        Direction::Backward => events.sort_by_key(|e| std::cmp::Reverse(key(e))),
+    }
 }
 
 /// Column `at` of `row`; a value that does not decode (a NULL, a wrong
@@ -77,7 +85,8 @@ fn page_from(rows: &[Row]) -> Result<(Position, Vec<RecordedEvent>)> {
     Ok((head, events))
 }
 
-type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+/// The parameters of a statement.
+pub type Params = Vec<Box<dyn ToSql + Sync + Send>>;
 
 fn param(params: &mut Params, value: impl ToSql + Sync + Send + 'static) -> String {
     params.push(Box::new(value));
@@ -93,9 +102,10 @@ fn order(direction: Direction) -> &'static str {
 
 /// Events of the log (matching `query`, if any) from `from` in
 /// `direction`, at most `count`, and the head, all from one snapshot
-/// (one statement). Every part is an index range scan ([R7]): the log by
-/// position, or per query item one walk of the tag index (its first tag)
-/// or of the type index (per type), each stopping at `count`.
+/// (one statement, prepared once per connection). Every part is an index
+/// range scan ([R7]): the log by position, or per distinct query item one
+/// walk of the tag index (its first tag) or of the type index (per type),
+/// each stopping at `count`.
 pub async fn scan_log(
     client: &impl GenericClient,
     from: Position,
@@ -104,12 +114,29 @@ pub async fn scan_log(
     query: Option<&Query>,
 ) -> Result<(Position, Vec<RecordedEvent>)> {
     let (sql, params) = scan_log_sql(from, count, direction, query);
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
-    let rows = client
-        .query(&sql, &refs)
+    let rows = query_prepared(client, &sql, &params, "reading the log").await?;
+    let (head, mut events) = page_from(&rows)?;
+    // The statement has no outer ORDER BY (a sort the planner would add
+    // over the lateral walk, which is ordered already): make sure here,
+    // at O(n) for the ordered rows it gets.
+    sort_by(&mut events, direction, |e| e.position.0);
+    Ok((head, events))
+}
+
+/// Runs `sql` as a statement prepared once per connection (one round trip
+/// after the first time).
+pub async fn query_prepared(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &Params,
+    what: &str,
+) -> Result<Vec<Row>> {
+    let statement = client
+        .prepare_cached(sql)
         .await
-        .map_err(db("reading the log"))?;
-    page_from(&rows)
+        .map_err(db("preparing a statement"))?;
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
+    client.query(&statement, &refs).await.map_err(db(what))
 }
 
 /// The SQL of [`scan_log`] and its parameters (public to the crate so a
@@ -123,48 +150,13 @@ pub fn scan_log_sql(
     let mut params: Params = Vec::new();
     let from = param(&mut params, big(from.0));
     let limit = param(&mut params, i64::try_from(count).unwrap_or(i64::MAX));
-    let (cmp, ord) = match direction {
-        Direction::Forward => (">=", order(direction)),
-        Direction::Backward => ("<=", order(direction)),
-    };
+    let (cmp, ord) = bounds(direction);
     let inner = match query {
         Some(q) if !q.matches_everything() => {
-            let mut parts = Vec::new();
-            for item in &q.items {
-                let types = (!item.types.is_empty()).then(|| item.types.clone());
-                if let Some((first, rest)) = item.tags.split_first() {
-                    let tag = param(&mut params, first.clone());
-                    let mut filter = String::new();
-                    if !rest.is_empty() {
-                        let rest = param(&mut params, rest.to_vec());
-                        filter.push_str(&format!(" AND e.tags @> {rest}::text[]"));
-                    }
-                    if let Some(types) = types {
-                        let types = param(&mut params, types);
-                        filter.push_str(&format!(" AND e.event_type = ANY({types}::text[])"));
-                    }
-                    parts.push(format!(
-                        "(SELECT t.position FROM annals_event_tags t \
-                         JOIN annals_events e ON e.position = t.position \
-                         WHERE t.tag = {tag} AND t.position {cmp} {from}{filter} \
-                         ORDER BY t.position {ord} LIMIT {limit})"
-                    ));
-                } else {
-                    for t in item.types.iter() {
-                        let t = param(&mut params, t.clone());
-                        parts.push(format!(
-                            "(SELECT e.position FROM annals_events e \
-                             WHERE e.event_type = {t} AND e.position {cmp} {from} \
-                             ORDER BY e.position {ord} LIMIT {limit})"
-                        ));
-                    }
-                }
-            }
+            let positions = matching_positions(q, &from, &limit, direction, &mut params);
             format!(
-                "SELECT {EVENT_COLUMNS} FROM annals_events e WHERE e.position IN \
-                 (SELECT DISTINCT p.position FROM ({}) p ORDER BY p.position {ord} LIMIT {limit}) \
-                 ORDER BY e.position {ord}",
-                parts.join(" UNION ALL ")
+                "SELECT {EVENT_COLUMNS} FROM ({positions}) p \
+                 JOIN annals_events e ON e.position = p.position ORDER BY p.position {ord}"
             )
         }
         _ => format!(
@@ -174,9 +166,115 @@ pub fn scan_log_sql(
     };
     let sql = format!(
         "SELECT h.head, e.* FROM annals_head h LEFT JOIN LATERAL ({inner}) e ON true \
-         WHERE h.id = 1 ORDER BY e.position {ord}"
+         WHERE h.id = 1"
     );
     (sql, params)
+}
+
+/// The comparison and order of a walk in `direction`.
+fn bounds(direction: Direction) -> (&'static str, &'static str) {
+    match direction {
+        Direction::Forward => (">=", order(direction)),
+        Direction::Backward => ("<=", order(direction)),
+    }
+}
+
+/// A `SELECT position …` of the events matching `query` (which does not
+/// match everything) from `$from` in `direction`, at most `$limit`, in
+/// order. Repeated items, types and tags are walked once, so the cost is
+/// bounded by the page and the distinct index ranges.
+fn matching_positions(
+    query: &Query,
+    from: &str,
+    limit: &str,
+    direction: Direction,
+    params: &mut Params,
+) -> String {
+    let (cmp, ord) = bounds(direction);
+    let mut items: Vec<(Vec<String>, Vec<String>)> = query
+        .items
+        .iter()
+        .map(|item| {
+            let mut types = item.types.clone();
+            types.sort();
+            types.dedup();
+            let mut tags = item.tags.clone();
+            tags.sort();
+            tags.dedup();
+            (types, tags)
+        })
+        .collect();
+    items.sort();
+    items.dedup();
+    let mut parts = Vec::new();
+    let mut lone_types: Vec<String> = Vec::new();
+    for (types, tags) in items {
+        let Some((first, rest)) = tags.split_first() else {
+            lone_types.extend(types);
+            continue;
+        };
+        let tag = param(params, first.clone());
+        let mut filter = String::new();
+        if !rest.is_empty() {
+            let rest = param(params, rest.to_vec());
+            filter.push_str(&format!(" AND e.tags @> {rest}::text[]"));
+        }
+        if !types.is_empty() {
+            let types = param(params, types);
+            filter.push_str(&format!(" AND e.event_type = ANY({types}::text[])"));
+        }
+        // Without a filter the tag index alone answers (an index-only scan).
+        let join = if filter.is_empty() {
+            ""
+        } else {
+            " JOIN annals_events e ON e.position = t.position"
+        };
+        parts.push(format!(
+            "(SELECT t.position FROM annals_event_tags t{join} \
+             WHERE t.tag = {tag} AND t.position {cmp} {from}{filter} \
+             ORDER BY t.position {ord} LIMIT {limit})"
+        ));
+    }
+    lone_types.sort();
+    lone_types.dedup();
+    for t in lone_types {
+        let t = param(params, t);
+        parts.push(format!(
+            "(SELECT e.position FROM annals_events e \
+             WHERE e.event_type = {t} AND e.position {cmp} {from} \
+             ORDER BY e.position {ord} LIMIT {limit})"
+        ));
+    }
+    match parts.as_slice() {
+        [one] => one.clone(),
+        _ => format!(
+            "SELECT u.position FROM ({}) u ORDER BY u.position {ord} LIMIT {limit}",
+            parts.join(" UNION ")
+        ),
+    }
+}
+
+/// [A8]: whether an event matching `query` lies at or after `from`.
+pub async fn any_match_from(
+    client: &impl GenericClient,
+    from: Position,
+    query: &Query,
+) -> Result<bool> {
+    let mut params: Params = Vec::new();
+    let from_param = param(&mut params, big(from.0));
+    let sql = if query.matches_everything() {
+        format!("SELECT EXISTS (SELECT 1 FROM annals_events e WHERE e.position >= {from_param})")
+    } else {
+        let limit = param(&mut params, 1i64);
+        let positions =
+            matching_positions(query, &from_param, &limit, Direction::Forward, &mut params);
+        format!("SELECT EXISTS ({positions})")
+    };
+    let rows = query_prepared(client, &sql, &params, "checking a condition").await?;
+    match rows.first() {
+        Some(row) => col(row, 0, "a condition check"),
+        None => Ok(false),
+    }
 }
 
 /// The metadata of `stream`.
@@ -184,11 +282,15 @@ pub async fn stream_meta(
     client: &impl GenericClient,
     stream: &StreamId,
 ) -> Result<Option<StreamMeta>> {
-    let row = client
-        .query_opt(STREAM_META_SQL, &[&stream.as_str()])
-        .await
-        .map_err(db("reading a stream's metadata"))?;
-    row.map(|r| meta_from(&r, 0)).transpose()
+    let params: Params = vec![Box::new(stream.as_str().to_string())];
+    let rows = query_prepared(
+        client,
+        STREAM_META_SQL,
+        &params,
+        "reading a stream's metadata",
+    )
+    .await?;
+    rows.first().map(|r| meta_from(r, 0)).transpose()
 }
 
 /// The statement of [`stream_meta`]; its one parameter is the stream id.
@@ -208,17 +310,14 @@ pub fn meta_from(row: &Row, at: usize) -> Result<StreamMeta> {
 /// The SQL of [`read_stream`]: its parameters are the stream, `from` and
 /// the count. One walk of the `(stream_id, version)` index ([R7]).
 pub fn read_stream_sql(direction: Direction) -> String {
-    let (cmp, ord) = match direction {
-        Direction::Forward => (">=", order(direction)),
-        Direction::Backward => ("<=", order(direction)),
-    };
+    let (cmp, ord) = bounds(direction);
     format!(
         "SELECT h.head, s.deleted, {EVENT_COLUMNS} FROM annals_head h \
          LEFT JOIN annals_streams s ON s.stream_id = $1 \
          LEFT JOIN LATERAL (SELECT * FROM annals_events e \
              WHERE e.stream_id = $1 AND e.version {cmp} $2 ORDER BY e.version {ord} LIMIT $3) e \
              ON NOT s.deleted \
-         WHERE h.id = 1 ORDER BY e.version {ord}"
+         WHERE h.id = 1"
     )
 }
 
@@ -230,14 +329,18 @@ pub async fn read_stream(
     count: usize,
     direction: Direction,
 ) -> Result<(Position, Vec<RecordedEvent>)> {
-    let count = i64::try_from(count).unwrap_or(i64::MAX);
-    let rows = client
-        .query(
-            &read_stream_sql(direction),
-            &[&stream.as_str(), &big(from.0), &count],
-        )
-        .await
-        .map_err(db("reading a stream"))?;
+    let params: Params = vec![
+        Box::new(stream.as_str().to_string()),
+        Box::new(big(from.0)),
+        Box::new(i64::try_from(count).unwrap_or(i64::MAX)),
+    ];
+    let rows = query_prepared(
+        client,
+        &read_stream_sql(direction),
+        &params,
+        "reading a stream",
+    )
+    .await?;
     let deleted = match rows.first() {
         Some(row) => col::<Option<bool>>(row, 1, "a stream's deleted flag")?,
         None => None,
@@ -255,5 +358,6 @@ pub async fn read_stream(
             events.push(event_from(row, 2)?);
         }
     }
+    sort_by(&mut events, direction, |e| e.stream_version.0);
     Ok((head, events))
 }

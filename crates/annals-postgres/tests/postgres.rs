@@ -693,6 +693,60 @@ fn tls_modes() -> TestResult {
     Ok(())
 }
 
+// [A5] The writer's queue is bounded: many more concurrent appends than it
+// holds all wait for room and succeed (none is refused), each at its own
+// position. Copies of one append sent at once (they land in one round, so
+// the writer must commit the first before it can recognise the others) all
+// answer the same result and write once.
+fn back_pressure_and_retries_in_one_round() -> TestResult {
+    runtime().block_on(async {
+        let schema = support::fresh_schema();
+        let store: Store = Arc::new(support::open(&schema, StoreConfig::default()).await?);
+        let n = 2 * annals_postgres::WRITE_QUEUE + 100;
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .append(
+                            &sid(&format!("bp-{i}")),
+                            ExpectedVersion::NoStream,
+                            events(1),
+                        )
+                        .await
+                })
+            })
+            .collect();
+        let mut positions = Vec::with_capacity(n);
+        for t in tasks {
+            positions.push(t.await.unwrap()?.first_position.0);
+        }
+        positions.sort_unstable();
+        assert_eq!(positions, (1..=n as u64).collect::<Vec<_>>());
+
+        let same = events(3);
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (store, same) = (store.clone(), same.clone());
+                tokio::spawn(async move {
+                    store
+                        .append(&sid("dup"), ExpectedVersion::NoStream, same)
+                        .await
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap()?);
+        }
+        assert!(results.windows(2).all(|w| w[0] == w[1]), "{results:?}");
+        assert_eq!(store.stream_version(&sid("dup")).await?, Version(2));
+        store.close().await?;
+        Ok::<_, Error>(())
+    })?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args = Arguments::from_args();
     let tests: Vec<Test> = vec![
@@ -710,6 +764,10 @@ fn main() -> ExitCode {
         ("opens_by_url", opens_by_url),
         ("forged_notify_is_only_a_hint", forged_notify_is_only_a_hint),
         ("tls_modes", tls_modes),
+        (
+            "back_pressure_and_retries_in_one_round",
+            back_pressure_and_retries_in_one_round,
+        ),
         (
             "bad_row_is_corruption_and_the_writer_survives",
             bad_row_is_corruption_and_the_writer_survives,
