@@ -140,6 +140,24 @@ impl Report {
                         true,
                     );
                 }
+                if let Some(raw) = &r.raw_read_all {
+                    check(
+                        "3. read_all / raw engine",
+                        b.backend,
+                        r.read_all.per_second / raw.per_second,
+                        0.5,
+                        true,
+                    );
+                }
+                if b.backend == Backend::Postgres {
+                    check(
+                        "3. type query / tag query events/s",
+                        b.backend,
+                        r.type_query.per_second / r.tag_query.per_second,
+                        2.0,
+                        false,
+                    );
+                }
             }
             if let (Some(small), Some(large)) = (b.page_cost.first(), b.page_cost.last())
                 && b.page_cost.len() > 1
@@ -275,12 +293,16 @@ impl Report {
             "**3. Reads on a store of {} events** — events/s\n",
             size.store_events
         );
-        md.push_str("| backend | `read_all` forward | `read_stream` 100-event pages | page p50 / p99 | tag query | type query |\n|---|---:|---:|---:|---:|---:|\n");
+        md.push_str("| backend | `read_all` forward | raw engine | `read_stream` 100-event pages | page p50 / p99 | tag query | type query |\n|---|---:|---:|---:|---:|---:|---:|\n");
         for b in &self.backends {
             if let Some(r) = &b.reads {
+                let raw = r
+                    .raw_read_all
+                    .as_ref()
+                    .map_or("—".to_string(), |raw| human(raw.per_second));
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {} / {} | {} | {} |",
+                    "| {} | {} | {raw} | {} | {} / {} | {} | {} |",
                     b.backend,
                     human(r.read_all.per_second),
                     human(r.stream_pages.per_second),

@@ -68,6 +68,9 @@ pub struct Reads {
     pub tag_query: Rate,
     /// Every event of one type, 1000-event pages.
     pub type_query: Rate,
+    /// `read_all`'s baseline where the engine has one (PostgreSQL: a plain
+    /// `SELECT` over the same table).
+    pub raw_read_all: Option<Rate>,
 }
 
 /// Workload 4 at one store size: one 100-event page at a random place
@@ -374,7 +377,9 @@ async fn growing_store(
         report.page_cost.push(cost);
     }
     if size > 0 {
-        report.reads = Some(reads(&store, size).await?);
+        let mut figures = reads(&store, size).await?;
+        figures.raw_read_all = places.raw_read_all(backend, "log", size).await?;
+        report.reads = Some(figures);
         if backend.has_disk() {
             report.disk = Some(disk(&store, size, settings).await?);
         }
@@ -515,6 +520,7 @@ async fn reads(store: &Store, size: u64) -> RawResult<Reads> {
         stream_pages,
         tag_query,
         type_query,
+        raw_read_all: None,
     })
 }
 

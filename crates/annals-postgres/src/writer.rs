@@ -554,18 +554,19 @@ async fn write_round(
     let (insert_events, insert_tags, remove, put_metas, put_aux, delete_aux, put_head, notify) =
         prepared;
 
-    let mut metas: (Vec<&str>, Vec<i64>, Vec<i64>, Vec<i64>, Vec<bool>) = Default::default();
+    let mut metas = MetaColumns::default();
     for stream in &round.changed {
         if let Some(Some(m)) = round.metas.get(stream) {
-            metas.0.push(stream);
-            metas.1.push(big(m.next_version));
-            metas.2.push(big(m.floor));
-            metas.3.push(big(m.created));
-            metas.4.push(m.deleted);
+            metas.streams.push(stream);
+            metas.next_versions.push(big(m.next_version));
+            metas.floors.push(big(m.floor));
+            metas.created.push(big(m.created));
+            metas.deleted.push(m.deleted);
         }
     }
-    let (mut aux_keys, mut aux_values, mut aux_gone): (Vec<&[u8]>, Vec<&[u8]>, Vec<&[u8]>) =
-        Default::default();
+    let mut aux_keys: Vec<&[u8]> = Vec::new();
+    let mut aux_values: Vec<&[u8]> = Vec::new();
+    let mut aux_gone: Vec<&[u8]> = Vec::new();
     for key in &round.aux_written {
         match round.aux.get(key) {
             Some(Some(value)) => {
@@ -615,11 +616,17 @@ async fn write_round(
     if let Some((stream, floor)) = &removal {
         add("removing events", &remove, vec![stream, floor]);
     }
-    if !metas.0.is_empty() {
+    if !metas.streams.is_empty() {
         add(
             "writing stream metadata",
             &put_metas,
-            vec![&metas.0, &metas.1, &metas.2, &metas.3, &metas.4],
+            vec![
+                &metas.streams,
+                &metas.next_versions,
+                &metas.floors,
+                &metas.created,
+                &metas.deleted,
+            ],
         );
     }
     if !aux_keys.is_empty() {
@@ -655,6 +662,16 @@ async fn write_round(
         }
     }
     Ok(())
+}
+
+/// The stream rows a round writes, as columns.
+#[derive(Default)]
+struct MetaColumns<'a> {
+    streams: Vec<&'a str>,
+    next_versions: Vec<i64>,
+    floors: Vec<i64>,
+    created: Vec<i64>,
+    deleted: Vec<bool>,
 }
 
 /// One statement of a round's writes: what it does, and it running.
