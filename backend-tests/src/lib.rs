@@ -86,8 +86,13 @@ pub trait Harness: Send + Sync + Sized + 'static {
 /// the `main` of a `harness = false` test. Takes the usual libtest
 /// arguments (filters, `--list`, `--ignored`, `--test-threads`, …).
 pub fn run<H: Harness>() -> ExitCode {
+    run_with::<H>(Arguments::from_args())
+}
+
+/// [`run`] with these arguments (e.g. the command line's with
+/// `test_threads: Some(1)`, for a backend whose cases share one server).
+pub fn run_with<H: Harness>(args: Arguments) -> ExitCode {
     record_panic_locations();
-    let args = Arguments::from_args();
     libtest_mimic::run(&args, trials::<H>()).exit_code()
 }
 

@@ -300,7 +300,17 @@ pub mod postgres {
             )
             .await
             .map_err(|e| format!("raw postgres prepare: {e}"))?;
-        type Event = (i64, String, i64, String, Vec<String>, uuid::Uuid, Vec<u8>, Vec<u8>, i64);
+        type Event = (
+            i64,
+            String,
+            i64,
+            String,
+            Vec<String>,
+            uuid::Uuid,
+            Vec<u8>,
+            Vec<u8>,
+            i64,
+        );
         let mut latencies = Vec::new();
         let (mut after, mut seen) = (0i64, 0u64);
         let limit = i64::try_from(page).unwrap_or(i64::MAX);
@@ -338,7 +348,9 @@ pub mod postgres {
         let elapsed = start.elapsed();
         driver.abort();
         if seen != expected {
-            return Err(format!("plain SELECT: read {seen} events, expected {expected}"));
+            return Err(format!(
+                "plain SELECT: read {seen} events, expected {expected}"
+            ));
         }
         Ok(crate::workload::Rate::new(seen, elapsed, latencies))
     }

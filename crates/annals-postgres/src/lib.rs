@@ -38,7 +38,7 @@ mod verify;
 mod writer;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use annals_core::{
@@ -230,6 +230,9 @@ struct Listening {
     /// Woken by notifications (many coalesce into one wake-up); ends with
     /// the connection.
     woken: mpsc::Receiver<()>,
+    /// The highest head the notifications since the last wake-up claim
+    /// (`u64::MAX` for a payload that is not a number).
+    hinted: Arc<AtomicU64>,
     /// Drives the connection.
     driver: JoinHandle<()>,
     /// The head right after LISTEN began.
@@ -262,19 +265,24 @@ async fn listen(
     // One slot: a burst of notifications is one wake-up, and a flood of
     // them (any role may NOTIFY) costs no memory.
     let (wake, woken) = mpsc::channel(1);
+    let hinted = Arc::new(AtomicU64::new(0));
+    let hints = Arc::clone(&hinted);
     let driver = tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(Ok(message)) = messages.next().await {
-            if let AsyncMessage::Notification(_) = message
-                && let Err(mpsc::error::TrySendError::Closed(())) = wake.try_send(())
-            {
-                break;
+            if let AsyncMessage::Notification(note) = message {
+                let claim = note.payload().parse::<u64>().unwrap_or(u64::MAX);
+                hints.fetch_max(claim, Ordering::AcqRel);
+                if let Err(mpsc::error::TrySendError::Closed(())) = wake.try_send(()) {
+                    break;
+                }
             }
         }
     });
     let mut listening = Listening {
         client,
         woken,
+        hinted,
         driver,
         head: Position(0),
     };
@@ -290,8 +298,11 @@ async fn listen(
 /// Publishes the heads that other stores' commits reach ([R8]) until
 /// `stop`. A notification is only a hint that the head moved: anyone may
 /// send one, with any payload, so the head published is always read from
-/// the table. When the connection is lost, connects again (every second)
-/// and reads the head it may have missed.
+/// the table — when a notification claims a head above the one published
+/// (this store's own commits, published by its writer, cost no read; a
+/// forged claim costs one read and publishes the truth). When the
+/// connection is lost, connects again (every second) and reads the head it
+/// may have missed.
 async fn follow_head(
     pg: tokio_postgres::Config,
     tls: MakeRustlsConnect,
@@ -304,11 +315,15 @@ async fn follow_head(
         tokio::select! {
             _ = &mut stop => return,
             woken = listening.woken.recv() => {
-                if woken.is_some()
-                    && let Ok(head) = committed_head(&listening.client).await
-                {
-                    writer::publish(&head_tx, head);
-                    continue;
+                if woken.is_some() {
+                    let claim = listening.hinted.swap(0, Ordering::AcqRel);
+                    if claim <= head_tx.borrow().0 {
+                        continue;
+                    }
+                    if let Ok(head) = committed_head(&listening.client).await {
+                        writer::publish(&head_tx, head);
+                        continue;
+                    }
                 }
             }
         }
@@ -447,6 +462,10 @@ fn unexpected<T>(outcome: Outcome) -> Result<T> {
     ))
 }
 
+/// Most prepared statements a connection keeps (queries of many shapes
+/// would otherwise add one each).
+const MAX_CACHED_STATEMENTS: usize = 256;
+
 /// What this backend offers: everything.
 pub const CAPABILITIES: Capabilities = Capabilities::ALL;
 
@@ -514,7 +533,13 @@ impl LogBackend for PostgresStore {
             q.validate()?;
         }
         let client = self.client().await?;
-        let (head, events) = sql::scan_log(&client, from, count, direction, query).await?;
+        let read = sql::scan_log(&client, from, count, direction, query).await;
+        // Each shape of query is a statement of its own: keep a connection
+        // from holding any number of them.
+        if client.statement_cache.size() > MAX_CACHED_STATEMENTS {
+            client.statement_cache.clear();
+        }
+        let (head, events) = read?;
         Ok(Page { events, head })
     }
 
@@ -538,13 +563,15 @@ impl LogBackend for PostgresStore {
             .check_page_limit("list_streams", limit)?;
         let client = self.client().await?;
         let after = after.map(StreamId::as_str);
+        let statement = prepared(
+            &client,
+            "SELECT stream_id, next_version FROM annals_streams \
+             WHERE NOT deleted AND next_version > 0 AND ($1::text IS NULL OR stream_id > $1) \
+             ORDER BY stream_id LIMIT $2",
+        )
+        .await?;
         let rows = client
-            .query(
-                "SELECT stream_id, next_version FROM annals_streams \
-                 WHERE NOT deleted AND next_version > 0 AND ($1::text IS NULL OR stream_id > $1) \
-                 ORDER BY stream_id LIMIT $2",
-                &[&after, &big(limit as u64)],
-            )
+            .query(&statement, &[&after, &big(limit as u64)])
             .await
             .map_err(db("listing streams"))?;
         rows.iter()
@@ -615,6 +642,18 @@ impl LogBackend for PostgresStore {
     }
 
     async fn health(&self) -> Result<()> {
+        let writer_stopped = self
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|(writer, _, _)| writer.is_finished());
+        if writer_stopped {
+            return Err(Error::backend(
+                "checking health",
+                "the writer task has stopped: writes cannot be served",
+            ));
+        }
         let client = self.client().await?;
         client
             .query_one("SELECT head FROM annals_head WHERE id = 1", &[])
@@ -660,8 +699,9 @@ impl LogBackend for PostgresStore {
         self.check_open()?;
         validate_aux_key(key)?;
         let client = self.client().await?;
+        let statement = prepared(&client, "SELECT value FROM annals_aux WHERE key = $1").await?;
         let row = client
-            .query_opt("SELECT value FROM annals_aux WHERE key = $1", &[&key])
+            .query_opt(&statement, &[&key])
             .await
             .map_err(db("reading an aux value"))?;
         row.map(|r| col(&r, 0, "an aux value")).transpose()
@@ -687,11 +727,16 @@ impl LogBackend for PostgresStore {
             _ => prefix,
         };
         let after_is_start = after.is_some_and(|a| a >= prefix);
+        let statement = prepared(
+            &client,
+            "SELECT key, value FROM annals_aux \
+             WHERE (key > $1 OR (key = $1 AND NOT $2)) AND ($3::bytea IS NULL OR key < $3) \
+             ORDER BY key LIMIT $4",
+        )
+        .await?;
         let rows = client
             .query(
-                "SELECT key, value FROM annals_aux \
-                 WHERE (key > $1 OR (key = $1 AND NOT $2)) AND ($3::bytea IS NULL OR key < $3) \
-                 ORDER BY key LIMIT $4",
+                &statement,
                 &[&start, &after_is_start, &end, &big(limit as u64)],
             )
             .await
@@ -709,6 +754,18 @@ impl LogBackend for PostgresStore {
         validate_aux_writes(&writes, &self.options.config.limits)?;
         self.write(Op::Aux(writes)).await.map(drop)
     }
+}
+
+/// `sql` prepared on `client`, once per connection.
+async fn prepared(
+    client: &deadpool_postgres::Client,
+    sql: &str,
+) -> Result<tokio_postgres::Statement> {
+    use deadpool_postgres::GenericClient;
+    client
+        .prepare_cached(sql)
+        .await
+        .map_err(db("preparing a statement"))
 }
 
 /// The smallest key above every key starting with `prefix`; `None` when

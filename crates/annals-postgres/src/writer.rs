@@ -132,6 +132,10 @@ pub async fn run(
                 Some(r) => queue.push_back(r),
                 None => return,
             }
+            // Callers just answered are sending their next writes: let
+            // them, so that those join this round rather than wait a
+            // whole commit for the next.
+            tokio::task::yield_now().await;
         }
         while queue.len() < MAX_ROUND {
             match rx.try_recv() {
@@ -403,11 +407,18 @@ async fn run_round<'a>(
     let (stream_param, aux_param): (&(dyn ToSql + Sync), &(dyn ToSql + Sync)) =
         (&streams, &aux_keys);
     let (stream_params, aux_params) = ([stream_param], [aux_param]);
+    let aux_read = async {
+        if aux_keys.is_empty() {
+            Ok(Vec::new())
+        } else {
+            client.query(&aux, &aux_params).await
+        }
+    };
     let (began, locked, meta_rows, aux_rows, matches) = futures::join!(
         client.batch_execute(&begin),
         client.query_one(&lock, &[]),
         client.query(&metas, &stream_params),
-        client.query(&aux, &aux_params),
+        aux_read,
         futures::future::join_all(conditions),
     );
     began.map_err(|e| before(db("starting a transaction")(e)))?;
