@@ -314,6 +314,9 @@ struct EventRows<'a> {
     data: Vec<&'a [u8]>,
     metadata: Vec<&'a [u8]>,
     recorded_at: Vec<i64>,
+    /// Each event's tags as an array literal (one text per row: an array
+    /// column cannot be unnested row by row from a two-dimensional array).
+    tag_lists: Vec<String>,
     tags: Vec<&'a str>,
     tag_positions: Vec<i64>,
 }
@@ -526,12 +529,10 @@ async fn write_round(
         client.prepare_cached(
             "INSERT INTO annals_events (position, stream_id, version, event_type, tags, event_id, \
                  data, metadata, recorded_at) \
-             SELECT e.p, e.s, e.v, e.t, coalesce(g.tags, '{}'), e.i, e.d, e.m, e.r \
+             SELECT e.p, e.s, e.v, e.t, e.g::text[], e.i, e.d, e.m, e.r \
              FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::uuid[], \
-                 $6::bytea[], $7::bytea[], $8::bigint[]) AS e(p, s, v, t, i, d, m, r) \
-             LEFT JOIN (SELECT x.p, array_agg(x.tag ORDER BY x.n) AS tags \
-                 FROM unnest($9::text[], $10::bigint[]) WITH ORDINALITY AS x(tag, p, n) \
-                 GROUP BY x.p) g ON g.p = e.p"
+                 $6::bytea[], $7::bytea[], $8::bigint[], $9::text[]) \
+                 AS e(p, s, v, t, i, d, m, r, g)"
         ),
         client.prepare_cached(
             "INSERT INTO annals_event_tags (tag, position) \
@@ -612,8 +613,7 @@ async fn write_round(
                 &rows.data,
                 &rows.metadata,
                 &rows.recorded_at,
-                &rows.tags,
-                &rows.tag_positions,
+                &rows.tag_lists,
             ],
         );
     }
@@ -977,6 +977,7 @@ fn write_events<'a>(
         rows.data.push(&event.data);
         rows.metadata.push(&event.metadata);
         rows.recorded_at.push(big(recorded_at));
+        rows.tag_lists.push(text_array_literal(&event.tags));
         for tag in &event.tags {
             rows.tags.push(tag);
             rows.tag_positions.push(position);
@@ -998,6 +999,29 @@ fn write_events<'a>(
         first_position: Position(first_position),
         last_position: Position(first_position + n - 1),
     }
+}
+
+/// `tags` as a PostgreSQL array literal: every element double-quoted,
+/// with `"` and `\` escaped by a backslash, so any text (commas, braces,
+/// spaces, `NULL`) reads back as written. (Tags hold no NUL.)
+fn text_array_literal(tags: &[String]) -> String {
+    let mut literal = String::with_capacity(2 + tags.iter().map(|t| t.len() + 3).sum::<usize>());
+    literal.push('{');
+    for (i, tag) in tags.iter().enumerate() {
+        if i > 0 {
+            literal.push(',');
+        }
+        literal.push('"');
+        for c in tag.chars() {
+            if c == '"' || c == '\\' {
+                literal.push('\\');
+            }
+            literal.push(c);
+        }
+        literal.push('"');
+    }
+    literal.push('}');
+    literal
 }
 
 /// [S4].

@@ -310,19 +310,14 @@ fn verify_finds_damage_made_in_sql() -> TestResult {
         assert!(report.is_clean(), "{:?}", report.problems);
         assert_eq!((report.events, report.streams), (4, 2));
 
-        let (client, connection) =
-            tokio_postgres::connect(&support::cluster().conninfo(), tokio_postgres::NoTls)
-                .await
-                .unwrap();
-        tokio::spawn(connection);
-        client
-            .batch_execute(&format!(
-                "SET search_path TO {schema};
-                 DELETE FROM annals_events WHERE stream_id = 'a' AND version = 1;
+        support::admin(&schema)
+            .await
+            .batch_execute(
+                "DELETE FROM annals_events WHERE stream_id = 'a' AND version = 1;
                  DELETE FROM annals_event_tags WHERE position = 3;
                  UPDATE annals_streams SET next_version = 5 WHERE stream_id = 'b';
-                 UPDATE annals_events SET position = 99 WHERE stream_id = 'b';"
-            ))
+                 UPDATE annals_events SET position = 99 WHERE stream_id = 'b';",
+            )
             .await
             .unwrap();
         let report = store.verify(None).await?;
@@ -747,6 +742,41 @@ fn back_pressure_and_retries_in_one_round() -> TestResult {
     Ok(())
 }
 
+// [D3] Tags travel to the server as array literals: any text reads back
+// as written, and tag queries find it.
+fn odd_tags_read_back_as_written() -> TestResult {
+    runtime().block_on(async {
+        let schema = support::fresh_schema();
+        let store = support::open(&schema, StoreConfig::default()).await?;
+        let odd = [
+            "a\"b", "c\\d", "{x,y}", " spaced ", "NULL", "ü→∅", "'", ",", "\\\"", "}{",
+        ];
+        let tags: Vec<&str> = odd.to_vec();
+        let r = store
+            .append(
+                &sid("odd"),
+                ExpectedVersion::NoStream,
+                vec![tagged("T", &tags), tagged("U", &[])],
+            )
+            .await?;
+        let page = store
+            .read_stream(&sid("odd"), Version(0), 10, Direction::Forward)
+            .await?;
+        assert_eq!(page.events[0].tags, odd);
+        assert!(page.events[1].tags.is_empty());
+        for tag in odd {
+            let found = store
+                .read_all(Position(0), 10, Direction::Forward, Some(&tag_query(tag)))
+                .await?;
+            assert_eq!(found.events.len(), 1, "{tag:?}");
+            assert_eq!(found.events[0].position, r.first_position);
+        }
+        store.close().await?;
+        Ok::<_, Error>(())
+    })?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args = Arguments::from_args();
     let tests: Vec<Test> = vec![
@@ -764,6 +794,10 @@ fn main() -> ExitCode {
         ("opens_by_url", opens_by_url),
         ("forged_notify_is_only_a_hint", forged_notify_is_only_a_hint),
         ("tls_modes", tls_modes),
+        (
+            "odd_tags_read_back_as_written",
+            odd_tags_read_back_as_written,
+        ),
         (
             "back_pressure_and_retries_in_one_round",
             back_pressure_and_retries_in_one_round,
