@@ -82,7 +82,8 @@ impl Scheme {
     /// characters percent-encoded, so that [`StoreUrl::parse`] gives `path`
     /// back. Append options as `?key=value&…`.
     ///
-    /// Fails for [`Scheme::Memory`] (it takes no path), for an empty path,
+    /// Fails for [`Scheme::Memory`] (it takes no path) and
+    /// [`Scheme::Postgres`] (it names a server), for an empty path,
     /// and for a path that is not UTF-8 (a store URL cannot carry it; open
     /// such a store through its backend crate, e.g. [`crate::redb::open`]).
     ///
@@ -96,6 +97,12 @@ impl Scheme {
     /// ```
     pub fn url_for(self, path: impl AsRef<Path>) -> Result<String> {
         let path = path.as_ref();
+        if self.takes_server() {
+            return Err(Error::InvalidInput(format!(
+                "the {self} backend names a server, not a path: write \
+                 {self}://user:password@host:port/database"
+            )));
+        }
         if !self.takes_path() {
             return Err(Error::InvalidInput(format!(
                 "the {self} backend takes no path (its URL is {self}://), but got {path:?}"

@@ -284,6 +284,10 @@ fn url_for_refuses_what_a_url_cannot_carry() {
         .url_for("/tmp/x")
         .expect_err("memory takes no path");
     assert!(err.to_string().contains("takes no path"), "{err}");
+    let err = Scheme::Postgres
+        .url_for("/tmp/x")
+        .expect_err("postgres names a server");
+    assert!(err.to_string().contains("names a server"), "{err}");
     let err = Scheme::Redb.url_for("").expect_err("empty path");
     assert!(err.to_string().contains("needs a path"), "{err}");
     #[cfg(unix)]
@@ -349,4 +353,46 @@ fn never_panics() {
             }
         }
     }
+}
+
+#[test]
+fn postgres_urls_name_a_server_and_hide_the_password() {
+    assert!(!Scheme::Postgres.takes_path() && Scheme::Postgres.takes_server());
+    let url = parse("postgres://alice:s3cret@db.example:5432/app?schema=shop&sslmode=require");
+    assert_eq!(url.scheme(), Scheme::Postgres);
+    assert_eq!(url.path(), None);
+    assert_eq!(params(&url), [("schema", "shop"), ("sslmode", "require")]);
+    assert_eq!(
+        url.as_str(),
+        "postgres://alice:s3cret@db.example:5432/app?schema=shop&sslmode=require"
+    );
+    for (given, shown) in [
+        (
+            "postgres://alice:s3cret@db.example:5432/app?schema=shop",
+            "postgres://alice:***@db.example:5432/app?schema=shop",
+        ),
+        ("postgres://alice@db/app", "postgres://alice@db/app"),
+        (
+            "postgres://db/app?password=s3cret",
+            "postgres://db/app?password=***",
+        ),
+        ("postgres://a:s3c/ret@db/app", "postgres://a:***@db/app"),
+        (
+            "postgres://a:s3c?ret@db/app?schema=x",
+            "postgres://a:***@db/app?schema=x",
+        ),
+        (
+            "postgres://db/app?sslrootcert=/etc/a@b.pem",
+            "postgres://db/app?sslrootcert=/etc/a@b.pem",
+        ),
+        // A path may hold `@` and `:`: it is shown as it is.
+        ("redb:///data/a:b@c.redb", "redb:///data/a:b@c.redb"),
+        ("postgres:alice:s3cret@db/app", "postgres:***@db/app"),
+    ] {
+        assert_eq!(redact(given), shown, "{given}");
+    }
+    // A socket folder as the host, percent-encoded, is no path either.
+    let socket = parse("postgres://annals@%2Ftmp%2Fpg/postgres");
+    assert_eq!(socket.path(), None);
+    assert!(!format!("{url:?}").contains("s3cret"));
 }
