@@ -1395,16 +1395,7 @@ pub async fn x1_index_rebuilds_when_missing_or_version_changes<H: Harness>(h: H)
         &ann,
         "built from history",
     );
-    let count_entries = |store: Store| async move {
-        Ok::<_, Error>(
-            all_aux(&store)
-                .await?
-                .iter()
-                .filter(|(k, _)| k.starts_with(b"annals-store/index/idx/key/"))
-                .count(),
-        )
-    };
-    assert_eq!(count_entries(store.clone()).await?, 12);
+    assert_eq!(index_entry_keys(&store, "idx").await?.len(), 12);
 
     // Everything of the index deleted behind its back.
     let wipe = |store: Store| async move {
@@ -1430,23 +1421,39 @@ pub async fn x1_index_rebuilds_when_missing_or_version_changes<H: Harness>(h: H)
         Some((1, Position(12))),
         "not rebuilt on open"
     );
-    assert_eq!(count_entries(store.clone()).await?, 12);
+    assert_eq!(index_entry_keys(&store, "idx").await?.len(), 12);
 
-    // Entries lost but the state kept: rebuild() restores them.
-    let some: Vec<Vec<u8>> = all_aux(&store)
-        .await?
-        .into_iter()
-        .map(|(k, _)| k)
-        .filter(|k| k.starts_with(b"annals-store/index/idx/key/ann"))
-        .collect();
+    // Entries lost but the state kept: verify_index finds it (by the
+    // count the state keeps) and builds the index again; so does rebuild().
+    let ann_entries = || async {
+        Ok::<_, Error>(
+            index_entry_keys(&store, "idx")
+                .await?
+                .into_iter()
+                .filter(|k| k.windows(5).any(|w| w == b"ann\0\x01"))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let some = ann_entries().await?;
+    assert_eq!(some.len(), ann.len());
     for k in &some {
         store.aux_delete(k).await?;
     }
+    let check = es.verify_index("idx").await?;
     assert!(
-        es.lookup("idx", "ann", Position::START, 100)
-            .await?
-            .is_empty()
+        check.rebuilt && check.found == 8 && check.expected == 12,
+        "verify_index after 4 of 12 entries were deleted: {check:?}"
     );
+    assert_same_events(
+        &es.lookup("idx", "ann", Position::START, 100).await?,
+        &ann,
+        "after verify_index",
+    );
+    let check = es.verify_index("idx").await?;
+    assert!(!check.rebuilt && check.found == 12, "{check:?}");
+    for k in &ann_entries().await? {
+        store.aux_delete(k).await?;
+    }
     es.rebuild("idx").await?;
     assert_same_events(
         &es.lookup("idx", "ann", Position::START, 100).await?,
@@ -1472,7 +1479,7 @@ pub async fn x1_index_rebuilds_when_missing_or_version_changes<H: Harness>(h: H)
             .is_empty(),
         "entries of version 1 kept after version 2 rebuilt the index"
     );
-    assert_eq!(count_entries(store.clone()).await?, 12);
+    assert_eq!(index_entry_keys(&store, "idx").await?.len(), 12);
     assert_invalid(
         EventStore::builder(store.clone())
             .indexer(ByTag::new("idx", 1, "c:"))
@@ -1536,12 +1543,14 @@ pub async fn s4_index_leaves_out_deleted_and_truncated_events<H: Harness>(h: H) 
         "after delete and truncate",
     );
     assert_eq!(versions(&left), vec![2, 3]);
-    let entries = all_aux(&store)
-        .await?
-        .iter()
-        .filter(|(k, _)| k.starts_with(b"annals-store/index/gone/key/"))
-        .count();
+    let entries = index_entry_keys(&store, "gone").await?.len();
     assert_eq!(entries, 2, "entries of deleted events kept");
+    let status = es.index_status("gone").await?.expect("an index");
+    assert_eq!(
+        status.entries, 2,
+        "the count of entries after removing some"
+    );
+    assert!(!es.verify_index("gone").await?.rebuilt);
     let reborn = tagged("T", &["c:x"]);
     store
         .append(&a, ExpectedVersion::NoStream, vec![reborn.clone()])
@@ -1779,6 +1788,13 @@ pub async fn x1_index_lookups_during_rebuilds_miss_nothing<H: Harness>(h: H) -> 
         );
     }
     assert!(wrong.is_empty(), "{}", wrong.join("; "));
+    // Nothing of the replaced generations is left, and the count holds.
+    assert_eq!(
+        index_entry_keys(&store, "live").await?.len(),
+        all_events(&store).await?.len(),
+        "entries of replaced generations left behind"
+    );
+    assert!(!other.verify_index("live").await?.rebuilt);
     for key in KEYS {
         let all = tagged_events(&store, &format!("c:{key}")).await?;
         for es in [&one, &other] {
@@ -1840,6 +1856,28 @@ pub async fn x1_index_partly_deleted_data_is_found_and_rebuilt<H: Harness>(h: H)
         "after 10 entries were deleted and the store opened",
     )
     .await?;
+    assert_eq!(index_entry_keys(&store, "part").await?.len(), 60);
+    // While open: verify_index counts the entries, finds ten missing, and
+    // builds the index again.
+    let entries = index_entry_keys(&store, "part").await?;
+    for k in entries.iter().skip(3).step_by(6) {
+        store.aux_delete(k).await?;
+    }
+    let checks = es.verify_indexes().await?;
+    assert_eq!(checks.len(), 1);
+    assert!(
+        checks[0].rebuilt && checks[0].found == 50 && checks[0].expected == 60,
+        "verify_indexes after 10 of 60 entries were deleted: {checks:?}"
+    );
+    check(es.clone(), store.clone(), "after verify_indexes").await?;
+    let again = es.verify_index("part").await?;
+    assert!(!again.rebuilt && again.found == 60, "{again:?}");
+    // An entry added behind its back is found too.
+    let mut junk = index_entry_keys(&store, "part").await?[0].clone();
+    junk.extend_from_slice(b"junk");
+    store.aux_put(&junk, b"").await?;
+    assert!(es.verify_index("part").await?.rebuilt, "an extra entry");
+    assert_eq!(index_entry_keys(&store, "part").await?.len(), 60);
     Ok(())
 }
 
