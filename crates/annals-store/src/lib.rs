@@ -21,7 +21,7 @@
 //!   the index up to date from the log and answers [`EventStore::lookup`]
 //!   with every event committed before the call — also while the index is
 //!   rebuilt ([`EventStore::rebuild`] builds a new generation beside it and
-//!   switches in one aux write, [X2]); [`EventStore::verify_index`] finds
+//!   switches in one conditional aux write); [`EventStore::verify_index`] finds
 //!   entries deleted behind its back and builds it again.
 //! - **Typed events** ([`TypedEvent`], [`EventStore::append_typed`],
 //!   [`EventStore::read_typed`]): Rust types stored as JSON.
