@@ -1182,6 +1182,16 @@ impl Indexer for ByTag {
     }
 }
 
+/// An event store over `backend` with one index, reading `page_size`
+/// events at a time.
+async fn indexed(backend: Store, page_size: usize, indexer: ByTag) -> Result<EventStore> {
+    EventStore::builder(backend)
+        .page_size(page_size)
+        .indexer(indexer)
+        .open()
+        .await
+}
+
 /// Every event carrying `tag`, in commit order.
 async fn tagged_events(store: &Store, tag: &str) -> Result<Vec<RecordedEvent>> {
     query_events(store, &tag_query(tag)).await
@@ -1758,12 +1768,7 @@ pub async fn x1_index_lookups_during_rebuilds_miss_nothing<H: Harness>(h: H) -> 
             )
             .await?;
     }
-    let open = |backend: Store| {
-        EventStore::builder(backend)
-            .page_size(8)
-            .indexer(ByTag::new("live", 1, "c:"))
-            .open()
-    };
+    let open = |backend: Store| indexed(backend, 8, ByTag::new("live", 1, "c:"));
     // The store that looks up reads its aux space slowly (0 to 15 ms a
     // scan, as across a network), so its lookups overlap the rebuilds.
     let slow = Crashing::slow_scans(store.clone(), Duration::from_millis(5));
@@ -1820,12 +1825,7 @@ pub async fn x1_index_partly_deleted_data_is_found_and_rebuilt<H: Harness>(h: H)
             )
             .await?;
     }
-    let open = |store: Store| {
-        EventStore::builder(store)
-            .page_size(7)
-            .indexer(ByTag::new("part", 1, "c:"))
-            .open()
-    };
+    let open = |store: Store| indexed(store, 7, ByTag::new("part", 1, "c:"));
     let check = |es: EventStore, store: Store, when: &'static str| async move {
         for key in ["ann", "bob"] {
             let wanted = tagged_events(&store, &format!("c:{key}")).await?;
@@ -1904,12 +1904,7 @@ pub async fn x2_index_rebuild_interrupted_by_a_crash_keeps_lookups_whole<H: Harn
             .await?;
     }
     let indexer = || ByTag::new("crash", 1, "c:");
-    let open = |backend: Store, indexer: ByTag| {
-        EventStore::builder(backend)
-            .page_size(4)
-            .indexer(indexer)
-            .open()
-    };
+    let open = |backend: Store, indexer: ByTag| indexed(backend, 4, indexer);
     let mut finished = 0;
     for point in [CrashPoint::BeforeWrite, CrashPoint::AfterWrite] {
         for at_write in 1.. {

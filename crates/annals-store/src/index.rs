@@ -412,6 +412,15 @@ impl Index<'_> {
         })
     }
 
+    /// Reads `record`, refusing one written by a newer version of the
+    /// indexer.
+    async fn read_not_newer(&self, record: Record) -> Result<Stored> {
+        match self.read(record).await? {
+            Stored::Found(s) if s.version > self.slot.version => Err(self.newer(s.version)),
+            stored => Ok(stored),
+        }
+    }
+
     /// An index written by a newer version of its indexer is not rebuilt by
     /// an older one (two processes would rebuild it in turn forever).
     fn newer(&self, version: u32) -> Error {
@@ -445,15 +454,12 @@ impl Index<'_> {
     async fn current(&self) -> Result<IndexState> {
         let _guard = self.slot.catch_up.lock().await;
         for _ in 0..ATTEMPTS {
-            let stored = self.read(Record::Current).await?;
+            let stored = self.read_not_newer(Record::Current).await?;
             match stored {
                 Stored::Found(s) if s.version == self.slot.version => {
                     if let Some(s) = self.catch_up(Record::Current, s).await? {
                         return Ok(s);
                     }
-                }
-                Stored::Found(s) if s.version > self.slot.version => {
-                    return Err(self.newer(s.version));
                 }
                 // An older indexer's: build this one's beside it (stores of
                 // the older version read it until the switch).
@@ -733,12 +739,7 @@ impl Index<'_> {
     async fn start_next(&self) -> Result<IndexState> {
         let key = keys::index_record(self.name(), Record::Next);
         for _ in 0..ATTEMPTS {
-            let stored = self.read(Record::Next).await?;
-            if let Stored::Found(n) = &stored
-                && n.version > self.slot.version
-            {
-                return Err(self.newer(n.version));
-            }
+            let stored = self.read_not_newer(Record::Next).await?;
             let empty = IndexState::empty(self.slot.version, new_generation());
             let write = stored.unchanged(AuxWrite::put(key.clone(), empty.encode()));
             match self.backend.aux_write(vec![write]).await {
@@ -794,8 +795,7 @@ impl Index<'_> {
 
     /// Where a rebuild building `ours` goes on after `next` changed.
     async fn follow(&self, ours: IndexState) -> Result<Follow> {
-        match self.read(Record::Next).await? {
-            Stored::Found(n) if n.version > self.slot.version => Err(self.newer(n.version)),
+        match self.read_not_newer(Record::Next).await? {
             Stored::Found(n) if n.version == self.slot.version => Ok(Follow::Build(n)),
             _ => Ok(
                 if self.read(Record::Current).await?.generation() == Some(ours.generation) {
@@ -813,12 +813,7 @@ impl Index<'_> {
         let current_key = keys::index_record(self.name(), Record::Current);
         let next_key = keys::index_record(self.name(), Record::Next);
         for _ in 0..ATTEMPTS {
-            let current = self.read(Record::Current).await?;
-            if let Stored::Found(s) = &current
-                && s.version > self.slot.version
-            {
-                return Err(self.newer(s.version));
-            }
+            let current = self.read_not_newer(Record::Current).await?;
             let writes = vec![
                 current.unchanged(AuxWrite::put(current_key.clone(), next.encode())),
                 AuxWrite::delete(next_key.clone()).if_equals(next.encode()),
