@@ -81,7 +81,8 @@ pub use annals_core::*;
 /// [`EventStore`], [`Subscription`], [`Indexer`], [`TypedEvent`].
 pub use annals_store as store;
 pub use annals_store::{
-    EventStore, EventStoreBuilder, IndexStatus, Indexer, Snapshot, Subscription, Typed, TypedEvent,
+    EventStore, EventStoreBuilder, IndexCheck, IndexStatus, Indexer, Snapshot, Subscription, Typed,
+    TypedEvent,
 };
 
 /// The in-memory backend (the `annals-memory` crate; feature `memory`).
