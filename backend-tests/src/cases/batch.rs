@@ -1,7 +1,7 @@
 //! `append_batch`: all or nothing over several streams (SPEC A6, A2, A5).
 
 use annals_core::{
-    AppendCondition, Batch, BatchPart, Direction, Error, ExpectedVersion, Position, Version,
+    AppendCondition, Batch, BatchPart, Direction, Error, ExpectedVersion, Limit, Position, Version,
 };
 
 use super::{Case, case};
@@ -148,9 +148,7 @@ pub async fn a6_invalid_batch_shapes<H: Harness>(h: H) -> CaseResult {
             .await,
         "a part with no events",
     );
-    if let Error::BatchPart { part, .. } = e {
-        assert_eq!(part, 1, "the part with no events");
-    }
+    assert_part(&e, 1, "the part with no events");
     let e = assert_invalid(
         store
             .append_batch(
@@ -162,9 +160,7 @@ pub async fn a6_invalid_batch_shapes<H: Harness>(h: H) -> CaseResult {
             .await,
         "one stream in two parts",
     );
-    if let Error::BatchPart { part, .. } = e {
-        assert_eq!(part, 2, "the repeated stream's second part");
-    }
+    assert_part(&e, 2, "the repeated stream's second part");
     assert_invalid(
         store
             .append_batch(
@@ -188,7 +184,7 @@ pub async fn a6_invalid_batch_shapes<H: Harness>(h: H) -> CaseResult {
 pub async fn a6_batch_limits_count_all_parts<H: Harness>(h: H) -> CaseResult {
     let store = h.open(small_config()).await?;
     let (a, b) = (sid("bl-a"), sid("bl-b"));
-    assert_invalid(
+    assert_limit(
         store
             .append_batch(
                 Batch::default()
@@ -196,9 +192,12 @@ pub async fn a6_batch_limits_count_all_parts<H: Harness>(h: H) -> CaseResult {
                     .part(b.clone(), ExpectedVersion::Any, events(5)),
             )
             .await,
+        Limit::AppendEvents,
+        10,
+        11,
         "11 events in all",
     );
-    assert_invalid(
+    assert_limit(
         store
             .append_batch(
                 Batch::default()
@@ -214,6 +213,9 @@ pub async fn a6_batch_limits_count_all_parts<H: Harness>(h: H) -> CaseResult {
                     ),
             )
             .await,
+        Limit::AppendBytes,
+        4096,
+        4097,
         "4097 bytes in all",
     );
     assert!(!store.has_events().await?);
@@ -297,8 +299,9 @@ pub async fn a6_batch_with_condition<H: Harness>(h: H) -> CaseResult {
             .condition(AppendCondition::new(tag_query("k"), after))
     };
     let before = StoreState::capture(&store, [&a, &b], &["k"]).await?;
-    assert_condition_failed(
+    assert_events_condition_failed(
         store.append_batch(batch(Some(page.head))).await,
+        &AppendCondition::new(tag_query("k"), Some(page.head)),
         "stale batch",
     );
     let after = StoreState::capture(&store, [&a, &b], &["k"]).await?;

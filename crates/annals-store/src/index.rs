@@ -10,7 +10,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use annals_core::{AuxWrite, Direction, Error, LogBackend, Position, Query, RecordedEvent, Result};
+use annals_core::{
+    AuxWrite, Direction, Error, Field, InvalidReason, LogBackend, Position, Query, RecordedEvent,
+    Result,
+};
 use tokio::sync::Mutex;
 
 use crate::EventStore;
@@ -77,11 +80,11 @@ pub(crate) struct IndexSlot {
 impl IndexSlot {
     pub(crate) fn new(indexer: Arc<dyn Indexer>) -> Result<Self> {
         let name = indexer.name().to_string();
-        keys::check_name("index", &name, false)?;
+        keys::check_name(Field::Index, &name)?;
         let filter = indexer.filter();
         if let Some(q) = &filter {
             q.validate()
-                .map_err(|e| Error::InvalidInput(format!("filter of index {name:?}: {e}")))?;
+                .map_err(|e| e.in_context(format_args!("filter of index {name:?}")))?;
         }
         Ok(IndexSlot {
             version: indexer.version(),
@@ -110,14 +113,17 @@ impl EventStore {
             .find(|s| s.name == name)
             .ok_or_else(|| {
                 let known: Vec<&str> = self.inner.indexes.iter().map(|s| s.name.as_str()).collect();
-                Error::InvalidInput(format!(
-                    "no index named {name:?} is registered (registered: {})",
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                ))
+                Error::invalid(
+                    InvalidReason::Unknown(Field::Index),
+                    format!(
+                        "no index named {name:?} is registered (registered: {})",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                )
             })
     }
 
@@ -238,10 +244,13 @@ async fn read_state(backend: &Arc<dyn LogBackend>, slot: &IndexSlot) -> Result<O
 /// older one (two processes would rebuild it in turn forever).
 fn check_not_newer(slot: &IndexSlot, state: Option<IndexState>) -> Result<()> {
     match state {
-        Some(s) if s.version > slot.version => Err(Error::InvalidInput(format!(
-            "index {:?} was built by version {} of its indexer, newer than this one's ({})",
-            slot.name, s.version, slot.version
-        ))),
+        Some(s) if s.version > slot.version => Err(Error::invalid(
+            InvalidReason::Conflict(Field::Index),
+            format!(
+                "index {:?} was built by version {} of its indexer, newer than this one's ({})",
+                slot.name, s.version, slot.version
+            ),
+        )),
         _ => Ok(()),
     }
 }
@@ -314,8 +323,8 @@ async fn catch_up_locked(
             let wanted: BTreeSet<String> = slot.indexer.keys(event).into_iter().collect();
             for key in wanted {
                 let prefix = keys::index_key_prefix(&slot.name, &key).map_err(|e| {
-                    Error::InvalidInput(format!(
-                        "indexing the event at position {} (stream {} version {}): {e}",
+                    e.in_context(format_args!(
+                        "indexing the event at position {} (stream {} version {})",
                         event.position, event.stream_id, event.stream_version
                     ))
                 })?;
@@ -339,7 +348,7 @@ async fn catch_up_locked(
             let write = AuxWrite::put(state_key.clone(), moved.encode()).if_equals(state.encode());
             match backend.aux_write(vec![write]).await {
                 Ok(()) => state = moved,
-                Err(Error::AppendConditionFailed(_)) => {
+                Err(e) if e.is_condition_failed() => {
                     // Another process moved or reset it: go on from there.
                     match read_state(backend, slot).await? {
                         Some(s) if s.version == slot.version => {

@@ -47,9 +47,13 @@ pub fn unseal<'a>(key: &[u8], value: &'a [u8]) -> Result<&'a [u8]> {
     }
 }
 
-/// A `Corruption` error naming the key.
+/// A `Corruption` error naming the key: the position of a log record, the
+/// caller's key of an aux value, else the key itself.
 pub fn corrupt(key: &[u8], what: &str) -> Error {
-    Error::Corruption(format!("{}: {what}", describe_key(key)))
+    Error::corruption(
+        layout::corruption_at(key),
+        format!("{}: {what}", describe_key(key)),
+    )
 }
 
 /// Encodes and seals `value` for `key`.
@@ -202,6 +206,7 @@ pub fn decode_event(key: &[u8], position: Position, value: &[u8]) -> Result<Reco
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::CorruptionAt;
     use crate::kv::layout::log_key;
 
     #[test]
@@ -246,12 +251,16 @@ mod tests {
             let mut damaged = value.clone();
             damaged[i] ^= 0x40;
             let err = decode_event(&key, Position(3), &damaged).expect_err("damage is seen");
-            assert!(matches!(err, Error::Corruption(_)), "{err}");
+            assert_eq!(
+                err.corruption_at(),
+                Some(&CorruptionAt::Position(Position(3))),
+                "{err}"
+            );
         }
         let other_key = log_key(Position(4));
         assert!(matches!(
             decode_event(&other_key, Position(4), &value),
-            Err(Error::Corruption(m)) if m.contains("position 4")
+            Err(Error::Corruption { at: CorruptionAt::Position(Position(4)), message }) if message.contains("position 4")
         ));
         assert!(unseal(&key, &[1, 2]).is_err());
     }
