@@ -311,7 +311,7 @@ impl Append {
                 format!("append to stream {} has no events", self.stream),
             ));
         }
-        validate_events([self.events.as_slice()], limits)?;
+        validate_events([self.events.as_slice()], Parts::One, limits)?;
         validate_condition(self.condition.as_ref())?;
         validate_aux_writes(&self.aux, limits)
     }
@@ -410,16 +410,29 @@ impl Batch {
                 ));
             }
         }
-        validate_events(self.parts.iter().map(|p| p.events.as_slice()), limits)?;
+        validate_events(
+            self.parts.iter().map(|p| p.events.as_slice()),
+            Parts::Batch,
+            limits,
+        )?;
         validate_condition(self.condition.as_ref())?;
         validate_aux_writes(&self.aux, limits)
     }
+}
+
+/// Whether the events of a write are one append's or a batch's parts.
+#[derive(Clone, Copy)]
+enum Parts {
+    One,
+    /// An error about an event names its part ([A6]).
+    Batch,
 }
 
 /// Checks the events of one append or batch: each event ([D2]), the count
 /// and byte limits over all of them, and that no id is used twice.
 fn validate_events<'a>(
     groups: impl IntoIterator<Item = &'a [NewEvent]> + Clone,
+    parts: Parts,
     limits: &Limits,
 ) -> Result<()> {
     let count: usize = groups.clone().into_iter().map(<[NewEvent]>::len).sum();
@@ -436,14 +449,20 @@ fn validate_events<'a>(
     }
     let mut bytes = 0usize;
     let mut ids = HashSet::with_capacity(count);
-    for event in groups.into_iter().flatten() {
-        event.validate(limits)?;
-        bytes = bytes.saturating_add(event.payload_bytes());
-        if !ids.insert(event.event_id) {
-            return Err(Error::duplicate(
-                Field::EventId,
-                format!("event id {} appears twice in one append", event.event_id),
-            ));
+    for (part, events) in groups.into_iter().enumerate() {
+        let in_part = |e: Error| match parts {
+            Parts::One => e,
+            Parts::Batch => Error::in_part(part, e),
+        };
+        for event in events {
+            event.validate(limits).map_err(in_part)?;
+            bytes = bytes.saturating_add(event.payload_bytes());
+            if !ids.insert(event.event_id) {
+                return Err(in_part(Error::duplicate(
+                    Field::EventId,
+                    format!("event id {} appears twice in one append", event.event_id),
+                )));
+            }
         }
     }
     if bytes > limits.max_append_bytes {
