@@ -276,9 +276,9 @@ pub async fn a7_empty_event_list_is_invalid<H: Harness>(h: H) -> CaseResult {
 }
 
 // [D1] A stream id is 1 to 1024 bytes of UTF-8 without NUL: the empty id,
-// 1025 bytes (ASCII or multibyte) and NUL are InvalidInput — StreamId::new
-// already refuses them, so no store can be handed one — while 1024 bytes
-// and any other Unicode work end to end.
+// 1025 bytes (ASCII or multibyte) and NUL are InvalidInput — StreamId::new,
+// TryFrom and Deserialize already refuse them, so no store can be handed
+// one — while 1024 bytes and any other Unicode work end to end.
 /// `[D1]`: stream id rules.
 pub async fn d1_stream_id_rules<H: Harness>(h: H) -> CaseResult {
     for bad in [
@@ -294,7 +294,28 @@ pub async fn d1_stream_id_rules<H: Harness>(h: H) -> CaseResult {
             matches!(e, Error::InvalidInput { .. }),
             "StreamId::new: expected InvalidInput, got {e:?}"
         );
+        let r = StreamId::try_from(bad.as_str());
+        assert!(
+            r.is_err(),
+            "StreamId::try_from of {} bytes: {r:?}",
+            bad.len()
+        );
+        // Deserialize is a door too: a JSON string that breaks D1 is refused.
+        let json = serde_json::to_string(&bad).expect("a string serializes");
+        let r = serde_json::from_str::<StreamId>(&json);
+        let e = r.expect_err("deserializing an invalid stream id");
+        assert!(
+            e.to_string().contains("stream id"),
+            "deserializing {} bytes: the error does not say what was wrong: {e}",
+            bad.len()
+        );
     }
+    let good: StreamId = serde_json::from_str("\"order-1\"").expect("a valid id deserializes");
+    assert_eq!(good.as_str(), "order-1");
+    assert_eq!(
+        serde_json::to_string(&good).expect("serializes"),
+        "\"order-1\""
+    );
     let store = h.open(default_config()).await?;
     let long = sid(&"x".repeat(1024));
     let wide = sid(&"é".repeat(512));

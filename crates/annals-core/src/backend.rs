@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::error::{Error, Field, InvalidReason, Limit, Result, show_bytes, show_text};
-use crate::event::{NewEvent, Position, RecordedEvent, StreamId, Version};
+use crate::event::{NewEvent, Position, RecordedEvent, StreamId, Version, check_stream_id};
 use crate::expect::{AppendCondition, AuxWrite, ExpectedVersion, Query, validate_aux_key};
 use crate::verify::{VerifyProgress, VerifyReport};
 
@@ -305,6 +305,9 @@ impl Append {
 
     /// Checks the append against [D1], [D2], [A7], [R6] and [X1].
     pub fn validate(&self, limits: &Limits) -> Result<()> {
+        // A StreamId is valid however it was made; checked again as the
+        // door every backend's write path goes through.
+        check_stream_id(self.stream.as_str())?;
         if self.events.is_empty() {
             return Err(Error::empty(
                 Field::Events,
@@ -391,6 +394,7 @@ impl Batch {
         }
         let mut streams = HashSet::new();
         for (i, part) in self.parts.iter().enumerate() {
+            check_stream_id(part.stream.as_str()).map_err(|e| Error::in_part(i, e))?;
             if part.events.is_empty() {
                 return Err(Error::in_part(
                     i,

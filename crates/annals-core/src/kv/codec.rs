@@ -6,7 +6,9 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::error::{Error, Result};
-use crate::event::{NewEvent, Position, RecordedEvent, StreamId, Timestamp, Version};
+use crate::event::{
+    NewEvent, Position, RecordedEvent, StreamId, Timestamp, Version, check_stream_id,
+};
 use crate::kv::layout::{self, describe_key};
 use uuid::Uuid;
 
@@ -146,7 +148,9 @@ pub fn encode_event(key: &[u8], e: &EventParts<'_>) -> Result<Vec<u8>> {
 /// entry and one tag index entry per tag. The writer commits exactly these
 /// for every event (plus the stream and store metadata once per round); the
 /// benchmark writes them straight to a raw engine to measure what annals
-/// costs on top of it.
+/// costs on top of it. An invalid stream id ([D1]) is refused here too, the
+/// last door before the engine: a record readers would refuse is never
+/// written.
 pub fn event_entries(
     stream: &str,
     version: Version,
@@ -154,6 +158,7 @@ pub fn event_entries(
     recorded_at: Timestamp,
     event: &NewEvent,
 ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    check_stream_id(stream)?;
     let mut entries = Vec::with_capacity(3 + event.tags.len());
     let log_key = layout::log_key(position);
     let record = encode_event(
@@ -225,6 +230,17 @@ mod tests {
             let new = postcard::to_allocvec(&AsBytes { data }).expect("encodes");
             assert_eq!(old, new);
         }
+    }
+
+    #[test]
+    fn the_writer_never_encodes_an_invalid_stream_id() {
+        let event = NewEvent::builder("T").build();
+        for bad in [String::new(), "a\0b".to_string(), "x".repeat(1025)] {
+            let err = event_entries(&bad, Version(0), Position(1), Timestamp(0), &event)
+                .expect_err("an invalid stream id is refused");
+            assert!(err.is_invalid_input(), "{err}");
+        }
+        assert!(event_entries("s", Version(0), Position(1), Timestamp(0), &event).is_ok());
     }
 
     #[test]
