@@ -253,9 +253,12 @@ impl Opener {
             Opener::Sled(path, options) => Ok(Arc::new(annals_sled::open(path, options)?)),
             // `open` opens these itself, asynchronously, before this point.
             #[cfg(feature = "postgres")]
-            Opener::Postgres(conninfo, _) => Err(Error::InvalidInput(format!(
-                "the postgres store at {conninfo:?} is opened asynchronously by annals::open"
-            ))),
+            Opener::Postgres(conninfo, _) => Err(Error::malformed(
+                Field::StoreUrl,
+                format!(
+                    "the postgres store at {conninfo:?} is opened asynchronously by annals::open"
+                ),
+            )),
         }
     }
 }
