@@ -300,5 +300,11 @@ where
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
 
+/// The porting guide's Rust examples (`docs/porting.md`), compiled and run
+/// by `cargo test`, so every mapping it shows stays true.
+#[cfg(all(doctest, feature = "memory"))]
+#[doc = include_str!("../../../docs/porting.md")]
+pub struct PortingGuideDoctests;
+
 #[cfg(test)]
 mod tests;
