@@ -500,7 +500,7 @@ pub async fn x1_checkpoint_save_read_reset<H: Harness>(h: H) -> CaseResult {
         .await?;
     let e = expect_err(es.checkpoint("broken").await, "a damaged checkpoint");
     assert!(
-        matches!(e, Error::Corruption(ref m) if m.contains("broken")),
+        matches!(e, Error::Corruption { message: ref m, .. } if m.contains("broken")),
         "damaged checkpoint: {e:?}"
     );
     Ok(())
@@ -1035,7 +1035,7 @@ pub async fn x1_snapshot_latest_replaces_older_and_load<H: Harness>(h: H) -> Cas
         "a snapshot beyond the last version",
     );
     assert!(
-        matches!(e, Error::InvalidInput(ref m) if m.contains("agg-1") && m.contains("10") && m.contains('9')),
+        matches!(e, Error::InvalidInput { message: ref m, .. } if m.contains("agg-1") && m.contains("10") && m.contains('9')),
         "{e:?}"
     );
     let (snap, after) = es.load(&s).await?;

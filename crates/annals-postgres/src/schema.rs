@@ -9,7 +9,7 @@
 //! | `annals_event_tags` | `(tag, position)`: the tag index |
 //! | `annals_aux`   | the aux key-value space                                     |
 
-use annals_core::{Error, Result};
+use annals_core::{CorruptionAt, Error, Field, InvalidReason, Result};
 use tokio_postgres::Client;
 
 /// The migrations, in order: migration `i + 1` is `MIGRATIONS[i]`. A
@@ -66,9 +66,12 @@ pub fn validate_schema(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidInput(format!(
-            "schema name {name:?} is not 1 to 63 characters of a-z, 0-9 and _ (not starting with a digit)"
-        )))
+        Err(Error::malformed(
+            Field::StoreOption,
+            format!(
+                "schema name {name:?} is not 1 to 63 characters of a-z, 0-9 and _ (not starting with a digit)"
+            ),
+        ))
     }
 }
 
@@ -95,9 +98,12 @@ pub async fn migrate(client: &mut Client, schema: &str, create: bool) -> Result<
             .await
             .map_err(db("looking for the store"))?;
         if !crate::sql::col::<bool>(&row, 0, "whether the store exists")? {
-            return Err(Error::InvalidInput(format!(
-                "no annals store in schema {schema} of this database (option create=false)"
-            )));
+            return Err(Error::invalid(
+                InvalidReason::Unknown(Field::StoreUrl),
+                format!(
+                    "no annals store in schema {schema} of this database (option create=false)"
+                ),
+            ));
         }
     }
     tx.batch_execute(&format!(
@@ -120,12 +126,18 @@ pub async fn migrate(client: &mut Client, schema: &str, create: bool) -> Result<
     let applied: i32 = crate::sql::col(&row, 0, "the schema version")?;
     let known = MIGRATIONS.len() as i32;
     if applied > known {
-        return Err(Error::InvalidInput(format!(
-            "schema {schema} is at version {applied}, newer than this build of annals knows ({known})"
-        )));
+        return Err(Error::invalid(
+            InvalidReason::Conflict(Field::StoreOption),
+            format!(
+                "schema {schema} is at version {applied}, newer than this build of annals knows ({known})"
+            ),
+        ));
     }
     let applied = usize::try_from(applied).map_err(|_| {
-        Error::Corruption(format!("schema {schema} is at version {applied}, below 0"))
+        Error::corruption(
+            CorruptionAt::Unknown,
+            format!("schema {schema} is at version {applied}, below 0"),
+        )
     })?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
         tx.batch_execute(sql)

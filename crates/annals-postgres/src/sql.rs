@@ -2,7 +2,8 @@
 //! connections) and the writer (inside its transaction).
 
 use annals_core::{
-    Direction, Error, Position, Query, RecordedEvent, Result, StreamId, Timestamp, Version,
+    CorruptionAt, Direction, Error, Position, Query, RecordedEvent, Result, StreamId, Timestamp,
+    Version,
 };
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
@@ -23,7 +24,8 @@ pub fn big(n: u64) -> i64 {
 
 /// A bigint read back as a u64; a negative one is damage.
 pub fn unbig(n: i64, what: &str) -> Result<u64> {
-    u64::try_from(n).map_err(|_| Error::Corruption(format!("{what} is negative ({n})")))
+    u64::try_from(n)
+        .map_err(|_| Error::corruption(CorruptionAt::Unknown, format!("{what} is negative ({n})")))
 }
 
 /// Sorts a page in `direction` by `key`.
@@ -38,9 +40,19 @@ fn sort_by(events: &mut [RecordedEvent], direction: Direction, key: fn(&Recorded
 /// type: a row written behind the store's back) is [`Error::Corruption`]
 /// naming `what`, never a panic.
 pub fn col<'a, T: FromSql<'a>>(row: &'a Row, at: usize, what: &str) -> Result<T> {
+    col_of(row, at, what, CorruptionAt::Unknown)
+}
+
+/// [`col`] of a row whose place in the store is known (`place`).
+fn col_of<'a, T: FromSql<'a>>(
+    row: &'a Row,
+    at: usize,
+    what: &str,
+    place: CorruptionAt,
+) -> Result<T> {
     row.try_get(at).map_err(|e| {
         let why = std::error::Error::source(&e).map_or(String::new(), |s| format!(" ({s})"));
-        Error::Corruption(format!("{what} does not decode: {e}{why}"))
+        Error::corruption(place, format!("{what} does not decode: {e}{why}"))
     })
 }
 
@@ -52,20 +64,26 @@ pub fn col_u64(row: &Row, at: usize, what: &str) -> Result<u64> {
 /// The event in `row`, from column `at` on.
 fn event_from(row: &Row, at: usize) -> Result<RecordedEvent> {
     let position = col_u64(row, at, "an event's position")?;
+    let place = || CorruptionAt::Position(Position(position));
     let field = |name: &str| format!("event at position {position}: its {name}");
-    let stream: String = col(row, at + 1, &field("stream id"))?;
+    let get_u64 = |i: usize, name: &str| -> Result<u64> {
+        let n: i64 = col_of(row, at + i, &field(name), place())?;
+        u64::try_from(n)
+            .map_err(|_| Error::corruption(place(), format!("{} is negative ({n})", field(name))))
+    };
+    let stream: String = col_of(row, at + 1, &field("stream id"), place())?;
     let stream_id = StreamId::new(stream)
-        .map_err(|e| Error::Corruption(format!("event at position {position}: {e}")))?;
+        .map_err(|e| Error::corruption(place(), format!("event at position {position}: {e}")))?;
     Ok(RecordedEvent {
         stream_id,
-        stream_version: Version(col_u64(row, at + 2, &field("version"))?),
+        stream_version: Version(get_u64(2, "version")?),
         position: Position(position),
-        recorded_at: Timestamp(col_u64(row, at + 3, &field("recorded_at"))?),
-        event_id: col(row, at + 4, &field("event id"))?,
-        event_type: col(row, at + 5, &field("type"))?,
-        data: col(row, at + 6, &field("data"))?,
-        metadata: col(row, at + 7, &field("metadata"))?,
-        tags: col(row, at + 8, &field("tags"))?,
+        recorded_at: Timestamp(get_u64(3, "recorded_at")?),
+        event_id: col_of(row, at + 4, &field("event id"), place())?,
+        event_type: col_of(row, at + 5, &field("type"), place())?,
+        data: col_of(row, at + 6, &field("data"), place())?,
+        metadata: col_of(row, at + 7, &field("metadata"), place())?,
+        tags: col_of(row, at + 8, &field("tags"), place())?,
     })
 }
 

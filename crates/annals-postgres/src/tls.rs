@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use annals_core::{Error, Result};
+use annals_core::{Error, Field, Result};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -79,10 +79,13 @@ impl FromStr for SslMode {
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
             other => {
-                return Err(Error::InvalidInput(format!(
-                    "option sslmode = {other:?}: expected one of {}",
-                    SslMode::NAMES.join(", ")
-                )));
+                return Err(Error::malformed(
+                    Field::StoreOption,
+                    format!(
+                        "option sslmode = {other:?}: expected one of {}",
+                        SslMode::NAMES.join(", ")
+                    ),
+                ));
             }
         })
     }
@@ -101,8 +104,9 @@ impl RootCerts {
     /// `system`, or a path.
     pub fn parse(text: &str) -> Result<RootCerts> {
         match text {
-            "" => Err(Error::InvalidInput(
-                "option sslrootcert is empty: give a PEM file or system".into(),
+            "" => Err(Error::malformed(
+                Field::StoreOption,
+                "option sslrootcert is empty: give a PEM file or system",
             )),
             "system" => Ok(RootCerts::System),
             path => Ok(RootCerts::File(PathBuf::from(path))),
@@ -116,17 +120,23 @@ impl RootCerts {
                 let certs = CertificateDer::pem_file_iter(path)
                     .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
                     .map_err(|e| {
-                        Error::InvalidInput(format!(
-                            "option sslrootcert: cannot read certificates from {}: {e}",
-                            path.display()
-                        ))
+                        Error::malformed(
+                            Field::StoreOption,
+                            format!(
+                                "option sslrootcert: cannot read certificates from {}: {e}",
+                                path.display()
+                            ),
+                        )
                     })?;
                 for cert in certs {
                     roots.add(cert).map_err(|e| {
-                        Error::InvalidInput(format!(
-                            "option sslrootcert: a certificate of {} is not usable: {e}",
-                            path.display()
-                        ))
+                        Error::malformed(
+                            Field::StoreOption,
+                            format!(
+                                "option sslrootcert: a certificate of {} is not usable: {e}",
+                                path.display()
+                            ),
+                        )
                     })?;
                 }
             }
@@ -136,10 +146,13 @@ impl RootCerts {
             }
         }
         if roots.is_empty() {
-            return Err(Error::InvalidInput(format!(
-                "option sslrootcert = {}: no trusted certificate found",
-                self.shown()
-            )));
+            return Err(Error::malformed(
+                Field::StoreOption,
+                format!(
+                    "option sslrootcert = {}: no trusted certificate found",
+                    self.shown()
+                ),
+            ));
         }
         Ok(roots)
     }
@@ -168,11 +181,14 @@ impl TlsOptions {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier: Arc<dyn ServerCertVerifier> = match (self.mode, &self.root_certs) {
             (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
-                return Err(Error::InvalidInput(format!(
-                    "option sslmode = {}: needs option sslrootcert (a PEM file of the \
+                return Err(Error::malformed(
+                    Field::StoreOption,
+                    format!(
+                        "option sslmode = {}: needs option sslrootcert (a PEM file of the \
                      certificate authority, or system)",
-                    self.mode
-                )));
+                        self.mode
+                    ),
+                ));
             }
             (SslMode::Disable | SslMode::Prefer | SslMode::Require, None) => {
                 Arc::new(AnyCertificate(provider.signature_verification_algorithms))
@@ -183,7 +199,9 @@ impl TlsOptions {
                     Arc::clone(&provider),
                 )
                 .build()
-                .map_err(|e| Error::InvalidInput(format!("option sslrootcert: {e}")))?;
+                .map_err(|e| {
+                    Error::malformed(Field::StoreOption, format!("option sslrootcert: {e}"))
+                })?;
                 if mode == SslMode::VerifyFull {
                     webpki
                 } else {

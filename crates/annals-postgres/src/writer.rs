@@ -26,9 +26,9 @@ use std::sync::Arc;
 
 use annals_core::kv::layout::StreamMeta;
 use annals_core::{
-    Append, AppendCondition, AppendResult, AuxCondition, AuxWrite, Batch, Direction, Durability,
-    Error, ExpectedVersion, NewEvent, Position, RecordedEvent, Result, StreamId, Timestamp, Uuid,
-    Version, show_bytes,
+    Append, AppendCondition, AppendResult, AuxCondition, AuxWrite, Batch, CorruptionAt, Direction,
+    Durability, Error, ExpectedVersion, NewEvent, Position, RecordedEvent, Result, StreamId,
+    Timestamp, Uuid, Version,
 };
 use deadpool_postgres::{GenericClient, Object, Pool};
 use futures::FutureExt;
@@ -443,7 +443,12 @@ async fn run_round<'a>(
     // hand them out again ([D5]).
     let first_position = if live { head } else { head.max(reserved) }
         .checked_add(1)
-        .ok_or_else(|| before(Error::Corruption(format!("the head {head} is at the end"))))?;
+        .ok_or_else(|| {
+            before(Error::corruption(
+                CorruptionAt::Unknown,
+                format!("the head {head} is at the end"),
+            ))
+        })?;
 
     let mut round = Round {
         client,
@@ -931,18 +936,7 @@ async fn replay_by_condition(
 /// [X2]: the conditions of aux writes, against the round's view.
 fn check_aux(round: &Round<'_>, writes: &[AuxWrite]) -> Result<()> {
     for w in writes {
-        let current = round.aux.get(&w.key).and_then(Option::as_ref);
-        let (holds, what) = match &w.condition {
-            AuxCondition::None => continue,
-            AuxCondition::Absent => (current.is_none(), "absent".to_string()),
-            AuxCondition::Equals(v) => (current == Some(v), format!("equal to {}", show_bytes(v))),
-        };
-        if !holds {
-            return Err(Error::AppendConditionFailed(format!(
-                "aux key {} is not {what}",
-                show_bytes(&w.key)
-            )));
-        }
+        w.check_condition(round.aux.get(&w.key).and_then(Option::as_deref))?;
     }
     Ok(())
 }

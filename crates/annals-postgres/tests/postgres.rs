@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use annals_backend_tests::support::{Store, all_events, events, sid, tag_query, tagged};
 use annals_core::{
-    Append, AppendCondition, Batch, Direction, Durability, Error, ExpectedVersion, LogBackend,
-    Position, Query, QueryItem, StoreConfig, Version,
+    Append, AppendCondition, Batch, CorruptionAt, Direction, Durability, Error, ExpectedVersion,
+    LogBackend, Position, Query, QueryItem, StoreConfig, Version,
 };
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -108,7 +108,7 @@ fn two_stores_race_on_one_condition() -> TestResult {
             for t in tasks {
                 match t.await.unwrap() {
                     Ok(_) => won += 1,
-                    Err(Error::AppendConditionFailed(_)) => {}
+                    Err(Error::AppendConditionFailed { .. }) => {}
                     Err(e) => panic!("unexpected error {e}"),
                 }
             }
@@ -181,9 +181,12 @@ fn commit_order_across_stores() -> TestResult {
         );
         let last = all.last().unwrap().position;
         let mut watch = a.watch_head()?;
-        let reached =
-            tokio::time::timeout(Duration::from_secs(10), watch.wait_for(|h| *h >= last)).await;
-        assert!(reached.is_ok(), "store a's head watch never reached {last}");
+        // (`is_ok_and`: the watch's read guard must not live on, or the
+        // writers' next publication waits for it forever.)
+        let reached = tokio::time::timeout(Duration::from_secs(10), watch.wait_for(|h| *h >= last))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        assert!(reached, "store a's head watch never reached {last}");
         a.close().await?;
         b.close().await?;
         Ok::<_, Error>(())
@@ -463,8 +466,9 @@ fn forged_notify_is_only_a_hint() -> TestResult {
             Duration::from_secs(10),
             waiter.wait_for(|h| *h == next.last_position),
         )
-        .await;
-        assert!(reached.is_ok(), "the real append never reached the watch");
+        .await
+        .is_ok_and(|r| r.is_ok());
+        assert!(reached, "the real append never reached the watch");
         store.close().await?;
         Ok::<_, Error>(())
     })?;
@@ -499,7 +503,10 @@ fn bad_row_is_corruption_and_the_writer_survives() -> TestResult {
             .await
             .unwrap();
         let corrupt_at_2 = |r: annals_core::Result<annals_core::Page>, what: &str| match r {
-            Err(Error::Corruption(m)) if m.contains("position 2") => {}
+            Err(Error::Corruption {
+                at: CorruptionAt::Position(Position(2)),
+                message,
+            }) if message.contains("position 2") => {}
             other => panic!("{what}: expected Corruption at position 2, got {other:?}"),
         };
         corrupt_at_2(
@@ -518,7 +525,10 @@ fn bad_row_is_corruption_and_the_writer_survives() -> TestResult {
             .read_stream(&sid("bad"), Version(0), 10, Direction::Forward)
             .await
         {
-            Err(Error::Corruption(m)) if m.contains("position 2") => {}
+            Err(Error::Corruption {
+                at: CorruptionAt::Position(Position(2)),
+                message,
+            }) if message.contains("position 2") => {}
             other => panic!("read_stream: expected Corruption, got {other:?}"),
         }
         // The writer reads the row while checking a condition (and looking
@@ -526,7 +536,7 @@ fn bad_row_is_corruption_and_the_writer_survives() -> TestResult {
         let conditional = Append::new(sid("c"), ExpectedVersion::Any, vec![tagged("T", &["x"])])
             .condition(AppendCondition::new(tag_query("x"), Some(Position(1))));
         match store.append_with(conditional).await {
-            Err(Error::Corruption(_) | Error::AppendConditionFailed(_)) => {}
+            Err(Error::Corruption { .. } | Error::AppendConditionFailed { .. }) => {}
             other => panic!("conditional append: got {other:?}"),
         }
         // The writer is alive.
@@ -678,7 +688,7 @@ fn tls_modes() -> TestResult {
             ),
         ] {
             match open(&good, params).await {
-                Err(Error::InvalidInput(m)) if m.contains(message) => {}
+                Err(Error::InvalidInput { message: m, .. }) if m.contains(message) => {}
                 other => panic!("expected InvalidInput with {message:?}, got {other:?}"),
             }
         }

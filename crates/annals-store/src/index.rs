@@ -32,7 +32,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use annals_core::{
-    AuxWrite, Direction, Error, LogBackend, Position, Query, RecordedEvent, Result, Uuid,
+    AuxWrite, Direction, Error, Field, InvalidReason, Limit, LogBackend, Position, Query,
+    RecordedEvent, Result, Uuid,
 };
 use tokio::sync::Mutex;
 
@@ -110,11 +111,11 @@ pub(crate) struct IndexSlot {
 impl IndexSlot {
     pub(crate) fn new(indexer: Arc<dyn Indexer>) -> Result<Self> {
         let name = indexer.name().to_string();
-        keys::check_name("index", &name, false)?;
+        keys::check_name(Field::Index, &name)?;
         let filter = indexer.filter();
         if let Some(q) = &filter {
             q.validate()
-                .map_err(|e| Error::InvalidInput(format!("filter of index {name:?}: {e}")))?;
+                .map_err(|e| e.in_context(format_args!("filter of index {name:?}")))?;
         }
         Ok(IndexSlot {
             version: indexer.version(),
@@ -169,14 +170,17 @@ impl EventStore {
             .find(|s| s.name == name)
             .ok_or_else(|| {
                 let known: Vec<&str> = self.inner.indexes.iter().map(|s| s.name.as_str()).collect();
-                Error::InvalidInput(format!(
-                    "no index named {name:?} is registered (registered: {})",
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                ))
+                Error::invalid(
+                    InvalidReason::Unknown(Field::Index),
+                    format!(
+                        "no index named {name:?} is registered (registered: {})",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                )
             })
     }
 
@@ -424,11 +428,14 @@ impl Index<'_> {
     /// An index written by a newer version of its indexer is not rebuilt by
     /// an older one (two processes would rebuild it in turn forever).
     fn newer(&self, version: u32) -> Error {
-        Error::InvalidInput(format!(
-            "index {:?} was built by version {version} of its indexer, newer than this one's ({})",
-            self.name(),
-            self.slot.version
-        ))
+        Error::invalid(
+            InvalidReason::Conflict(Field::Index),
+            format!(
+                "index {:?} was built by version {version} of its indexer, newer than this one's ({})",
+                self.name(),
+                self.slot.version
+            ),
+        )
     }
 
     fn busy(&self, doing: &str) -> Error {
@@ -572,8 +579,8 @@ impl Index<'_> {
             .iter()
             .map(|key| {
                 let prefix = keys::index_key_prefix(self.name(), generation, key).map_err(|e| {
-                    Error::InvalidInput(format!(
-                        "indexing the event at position {} (stream {} version {}): {e}",
+                    e.in_context(format_args!(
+                        "indexing the event at position {} (stream {} version {})",
                         event.position, event.stream_id, event.stream_version
                     ))
                 })?;
@@ -583,16 +590,21 @@ impl Index<'_> {
     }
 
     fn too_many_keys(&self, event: &RecordedEvent, keys: usize, budget: Budget) -> Error {
-        Error::InvalidInput(format!(
-            "index {:?}: the event at position {} (stream {} version {}) has {keys} keys, \
-             more than one aux write can hold with the index's record ({} writes, {} bytes)",
-            self.name(),
-            event.position,
-            event.stream_id,
-            event.stream_version,
+        Error::limit(
+            Limit::AppendEvents,
             budget.writes,
-            budget.bytes
-        ))
+            keys,
+            format!(
+                "index {:?}: the event at position {} (stream {} version {}) has {keys} keys, \
+                 more than one aux write can hold with the index's record ({} writes, {} bytes)",
+                self.name(),
+                event.position,
+                event.stream_id,
+                event.stream_version,
+                budget.writes,
+                budget.bytes
+            ),
+        )
     }
 
     /// Writes `pending`'s entries and moves `record` to its cursor, if the
@@ -1005,7 +1017,7 @@ fn new_generation() -> u64 {
 }
 
 fn is_condition(e: &Error) -> bool {
-    matches!(e.root(), Error::AppendConditionFailed(_))
+    e.is_condition_failed()
 }
 
 /// A conditional write that lost to another writer is not an error for a
@@ -1124,7 +1136,7 @@ mod tests {
             .expect_err("256 keys and the record do not fit in one write");
         let message = err.to_string();
         assert!(
-            matches!(err, Error::InvalidInput(_))
+            err.is_invalid_input()
                 && message.contains("\"wide\"")
                 && message.contains("position 1")
                 && message.contains("256 keys"),

@@ -19,7 +19,10 @@
 //! another's: each `00` byte of the key is written `00 FF`, and `00 01`
 //! ends it. Entries of one key therefore sort by position, big-endian.
 
-use annals_core::{Error, MAX_AUX_KEY_BYTES, Position, Result, StreamId, Version, show_bytes};
+use annals_core::{
+    CorruptionAt, Error, Field, Limit, MAX_AUX_KEY_BYTES, Position, Result, StreamId, Version,
+    show_bytes, show_text,
+};
 
 /// The prefix of every aux key the store writes.
 pub const PREFIX: &str = "annals-store/";
@@ -38,34 +41,50 @@ const FORMAT: u8 = 1;
 /// generation, over entries under `key/`).
 const INDEX_FORMAT: u8 = 2;
 
-/// Checks a checkpoint or index name: 1 to [`MAX_NAME_BYTES`] bytes, no
-/// control character; an index name has no `/` either.
-pub(crate) fn check_name(what: &str, name: &str, slash_allowed: bool) -> Result<()> {
+/// Checks a checkpoint name ([`Field::CheckpointName`]) or an index name
+/// ([`Field::Index`]): 1 to [`MAX_NAME_BYTES`] bytes, no control
+/// character; an index name has no `/` either.
+pub(crate) fn check_name(field: Field, name: &str) -> Result<()> {
+    let (what, slash_allowed) = match field {
+        Field::Index => ("index", false),
+        _ => ("checkpoint", true),
+    };
     if name.is_empty() {
-        return Err(Error::InvalidInput(format!("{what} name is empty")));
+        return Err(Error::empty(field, format!("{what} name is empty")));
     }
     if name.len() > MAX_NAME_BYTES {
-        return Err(Error::InvalidInput(format!(
-            "{what} name {name:?} is {} bytes, more than the limit of {MAX_NAME_BYTES}",
-            name.len()
-        )));
+        return Err(Error::limit(
+            Limit::EventStoreNameBytes,
+            MAX_NAME_BYTES,
+            name.len(),
+            format!(
+                "{what} name {} is {} bytes, more than the limit of {MAX_NAME_BYTES}",
+                show_text(name),
+                name.len()
+            ),
+        ));
     }
     if name.chars().any(char::is_control) {
-        return Err(Error::InvalidInput(format!(
-            "{what} name {name:?} contains a control character"
-        )));
+        return Err(Error::malformed(
+            field,
+            format!(
+                "{what} name {} contains a control character",
+                show_text(name)
+            ),
+        ));
     }
     if !slash_allowed && name.contains('/') {
-        return Err(Error::InvalidInput(format!(
-            "{what} name {name:?} contains '/'"
-        )));
+        return Err(Error::malformed(
+            field,
+            format!("{what} name {} contains '/'", show_text(name)),
+        ));
     }
     Ok(())
 }
 
 /// The key of checkpoint `name`.
 pub(crate) fn checkpoint(name: &str) -> Result<Vec<u8>> {
-    check_name("checkpoint", name, true)?;
+    check_name(Field::CheckpointName, name)?;
     Ok([CHECKPOINT.as_bytes(), name.as_bytes()].concat())
 }
 
@@ -77,11 +96,14 @@ pub(crate) fn encode_position(position: Position) -> Vec<u8> {
 /// Decodes a checkpoint's value, naming `key` when it is damaged.
 pub(crate) fn decode_position(key: &[u8], value: &[u8]) -> Result<Position> {
     let bytes: [u8; 8] = value.try_into().map_err(|_| {
-        Error::Corruption(format!(
-            "aux value of checkpoint key {} has {} bytes, not 8",
-            show_bytes(key),
-            value.len()
-        ))
+        Error::corruption(
+            CorruptionAt::AuxKey(key.to_vec()),
+            format!(
+                "aux value of checkpoint key {} has {} bytes, not 8",
+                show_bytes(key),
+                value.len()
+            ),
+        )
     })?;
     Ok(Position(u64::from_be_bytes(bytes)))
 }
@@ -91,12 +113,17 @@ pub(crate) fn decode_position(key: &[u8], value: &[u8]) -> Result<Position> {
 pub(crate) fn snapshot(stream: &StreamId) -> Result<Vec<u8>> {
     let key = [SNAPSHOT.as_bytes(), stream.as_bytes()].concat();
     if key.len() > MAX_AUX_KEY_BYTES {
-        return Err(Error::InvalidInput(format!(
-            "stream id {:?}… is {} bytes: a snapshot needs an id of at most {} bytes",
-            truncate(stream.as_str(), 40),
-            stream.as_bytes().len(),
-            MAX_AUX_KEY_BYTES - SNAPSHOT.len()
-        )));
+        return Err(Error::limit(
+            Limit::AuxKeyBytes,
+            MAX_AUX_KEY_BYTES,
+            key.len(),
+            format!(
+                "stream id {:?}… is {} bytes: a snapshot needs an id of at most {} bytes",
+                truncate(stream.as_str(), 40),
+                stream.as_bytes().len(),
+                MAX_AUX_KEY_BYTES - SNAPSHOT.len()
+            ),
+        ));
     }
     Ok(key)
 }
@@ -119,11 +146,14 @@ pub(crate) fn decode_snapshot(key: &[u8], value: &[u8]) -> Result<(Version, Vec<
             bytes.copy_from_slice(version);
             Ok((Version(u64::from_be_bytes(bytes)), data.to_vec()))
         }
-        _ => Err(Error::Corruption(format!(
-            "aux value of snapshot key {} ({} bytes) is not a snapshot of format {FORMAT}",
-            show_bytes(key),
-            value.len()
-        ))),
+        _ => Err(Error::corruption(
+            CorruptionAt::AuxKey(key.to_vec()),
+            format!(
+                "aux value of snapshot key {} ({} bytes) is not a snapshot of format {FORMAT}",
+                show_bytes(key),
+                value.len()
+            ),
+        )),
     }
 }
 
@@ -266,13 +296,18 @@ pub(crate) fn index_key_prefix(name: &str, generation: u64, key: &str) -> Result
     }
     out.extend_from_slice(&[0, 1]);
     if out.len() + 8 > MAX_AUX_KEY_BYTES {
-        return Err(Error::InvalidInput(format!(
-            "index {name:?}: key {:?}… ({} bytes) is too long for an index entry: \
-             name and key together may take at most {} bytes",
-            truncate(key, 40),
-            key.len(),
-            MAX_AUX_KEY_BYTES - 8 - 2 - overhead
-        )));
+        return Err(Error::limit(
+            Limit::AuxKeyBytes,
+            MAX_AUX_KEY_BYTES,
+            out.len() + 8,
+            format!(
+                "index {name:?}: key {:?}… ({} bytes) is too long for an index entry: \
+                 name and key together may take at most {} bytes",
+                truncate(key, 40),
+                key.len(),
+                MAX_AUX_KEY_BYTES - 8 - 2 - overhead
+            ),
+        ));
     }
     Ok(out)
 }
@@ -286,10 +321,13 @@ pub(crate) fn index_entry(key_prefix: &[u8], position: Position) -> Vec<u8> {
 pub(crate) fn entry_position(key_prefix: &[u8], entry: &[u8]) -> Result<Position> {
     let tail = entry.strip_prefix(key_prefix).unwrap_or(&[]);
     let bytes: [u8; 8] = tail.try_into().map_err(|_| {
-        Error::Corruption(format!(
-            "index entry key {} does not end in a position",
-            show_bytes(entry)
-        ))
+        Error::corruption(
+            CorruptionAt::AuxKey(entry.to_vec()),
+            format!(
+                "index entry key {} does not end in a position",
+                show_bytes(entry)
+            ),
+        )
     })?;
     Ok(Position(u64::from_be_bytes(bytes)))
 }
@@ -357,22 +395,27 @@ mod tests {
             decode_snapshot(b"k", &v).expect("a snapshot"),
             (Version(5), b"data".to_vec())
         );
-        assert!(matches!(
-            decode_snapshot(b"k", &[1, 2]),
-            Err(Error::Corruption(_))
-        ));
-        assert!(matches!(
-            decode_position(b"k", &[1, 2, 3]),
-            Err(Error::Corruption(_))
-        ));
+        let damaged = decode_snapshot(b"k", &[1, 2]).expect_err("damaged");
+        assert_eq!(
+            damaged.corruption_at(),
+            Some(&CorruptionAt::AuxKey(b"k".to_vec()))
+        );
+        let damaged = decode_position(b"k", &[1, 2, 3]).expect_err("damaged");
+        assert_eq!(
+            damaged.corruption_at(),
+            Some(&CorruptionAt::AuxKey(b"k".to_vec()))
+        );
         let long = "k".repeat(2000);
         assert!(matches!(
-            index_key_prefix("i", 1, &long),
-            Err(Error::InvalidInput(_))
+            index_key_prefix("i", 1, &long).map_err(|e| e.invalid_reason()),
+            Err(Some(annals_core::InvalidReason::Limit {
+                limit: Limit::AuxKeyBytes,
+                ..
+            }))
         ));
-        assert!(check_name("index", "a/b", false).is_err());
-        assert!(check_name("checkpoint", "a/b", true).is_ok());
-        assert!(check_name("checkpoint", "", true).is_err());
-        assert!(check_name("checkpoint", "a\nb", true).is_err());
+        assert!(check_name(Field::Index, "a/b").is_err());
+        assert!(check_name(Field::CheckpointName, "a/b").is_ok());
+        assert!(check_name(Field::CheckpointName, "").is_err());
+        assert!(check_name(Field::CheckpointName, "a\nb").is_err());
     }
 }

@@ -58,7 +58,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use annals_core::{Error, LogBackend, Position, Query, Result, StreamId, Version};
+use annals_core::{Error, Field, LogBackend, Position, Query, Result, StreamId, Version};
 
 mod checkpoint;
 mod index;
@@ -236,10 +236,10 @@ impl EventStoreBuilder {
         for indexer in self.indexers {
             let slot = IndexSlot::new(indexer)?;
             if indexes.iter().any(|s| s.name == slot.name) {
-                return Err(Error::InvalidInput(format!(
-                    "two indexes are named {:?}",
-                    slot.name
-                )));
+                return Err(Error::duplicate(
+                    Field::Index,
+                    format!("two indexes are named {:?}", slot.name),
+                ));
             }
             indexes.push(slot);
         }

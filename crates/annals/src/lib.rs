@@ -254,8 +254,9 @@ impl Opener {
             // `open` opens these itself, asynchronously, before this point.
             #[cfg(feature = "postgres")]
             // (The connection string holds the password: not in the message.)
-            Opener::Postgres(..) => Err(Error::InvalidInput(
-                "a postgres store is opened asynchronously by annals::open".into(),
+            Opener::Postgres(..) => Err(Error::malformed(
+                Field::StoreUrl,
+                "a postgres store is opened asynchronously by annals::open",
             )),
         }
     }
@@ -297,6 +298,12 @@ where
 #[cfg(all(doctest, feature = "memory"))]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The porting guide's Rust examples (`docs/porting.md`), compiled and run
+/// by `cargo test`, so every mapping it shows stays true.
+#[cfg(all(doctest, feature = "memory"))]
+#[doc = include_str!("../../../docs/porting.md")]
+pub struct PortingGuideDoctests;
 
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ fn parse(url: &str) -> StoreUrl {
 fn parse_err(url: &str) -> String {
     match StoreUrl::parse(url) {
         Ok(parsed) => panic!("{url:?} should not parse, got {parsed:?}"),
-        Err(Error::InvalidInput(msg)) => {
+        Err(Error::InvalidInput { message: msg, .. }) => {
             let shown = redact(url);
             assert!(
                 msg.contains(&format!("{shown:?}")),
@@ -149,7 +149,7 @@ fn bad_paths() {
 fn compiled_err(url: &str) -> String {
     match parse(url).check_compiled() {
         Ok(()) => panic!("{url:?} should not be compiled in"),
-        Err(Error::InvalidInput(msg)) => {
+        Err(Error::InvalidInput { message: msg, .. }) => {
             let shown = redact(url);
             assert!(
                 msg.contains(&format!("{shown:?}")),
@@ -248,7 +248,7 @@ fn not_a_url() {
 #[test]
 fn from_str_is_parse() {
     let parsed: Result<StoreUrl> = "mysql://x".parse();
-    assert!(matches!(parsed, Err(Error::InvalidInput(_))));
+    assert!(matches!(parsed, Err(Error::InvalidInput { .. })));
 }
 
 #[test]
@@ -348,7 +348,7 @@ fn never_panics() {
                     let path = parsed.path().and_then(Path::to_str).unwrap_or("");
                     assert!(!path.contains('\0'), "{url:?}");
                 }
-                Err(Error::InvalidInput(_)) => {}
+                Err(Error::InvalidInput { .. }) => {}
                 Err(other) => panic!("{url:?}: {other:?}"),
             }
         }
