@@ -363,7 +363,7 @@ impl StoreUrl {
     #[cfg_attr(not(any(feature = "memory", feature = "redb")), allow(dead_code))]
     pub(crate) fn in_context(&self, error: Error) -> Error {
         if error.is_invalid_input() {
-            error.in_context(format_args!("store URL {:?}", self.url))
+            error.in_context(format_args!("store URL {:?}", self.redacted()))
         } else {
             error
         }
