@@ -188,8 +188,8 @@ fn help_lists_every_subcommand() {
 #[test]
 fn append_read_and_inspect_on_every_backend() {
     let dir = TempDir::new().expect("temp dir");
-    for url in &persistent_stores(dir.path()).urls {
-        let url = url.as_str();
+    let stores = persistent_stores(dir.path());
+    for url in stores.urls.clone() {
         fill(&url, dir.path());
 
         let info = ok(&["info", &url]);
@@ -310,8 +310,8 @@ fn a_failed_expectation_names_the_actual_version_and_exits_1() {
 #[test]
 fn truncate_delete_compact_then_verify_is_clean() {
     let dir = TempDir::new().expect("temp dir");
-    for url in &persistent_stores(dir.path()).urls {
-        let url = url.as_str();
+    let stores = persistent_stores(dir.path());
+    for url in stores.urls.clone() {
         fill(&url, dir.path());
         ok(&["truncate", &url, "order-1", "--before", "2"]);
         ok(&["delete", &url, "order-2", "--expect", "1"]);

@@ -5,29 +5,38 @@
 //! SQL (not through the key-value layer of `annals-core`), with the
 //! contract's checks done inside each write transaction.
 //!
-//! - **Commit order ([R4])**: every write transaction first locks the one
+//! - **Commit order (R4)**: every write transaction first locks the one
 //!   row of `annals_head` (`SELECT … FOR UPDATE`), takes its positions from
 //!   it and updates it. Writers of every process are serialized on that
 //!   row, so a transaction with a lower position always commits (and
 //!   becomes visible) before one with a higher position — which a sequence
 //!   alone does not give.
-//! - **Checks**: expectations ([A3]), idempotent retries ([A5]), DCB
-//!   conditions ([A8]) and aux conditions ([X2]) run in the same
-//!   transaction, after the lock: nothing can slip in between.
-//! - **Group commit**: one writer task per store drains every waiting write
-//!   and runs them in one transaction (one WAL flush); when that transaction
-//!   fails, each write is retried alone.
-//! - **Durability ([D5])**: `Immediate` commits with `synchronous_commit =
+//! - **Checks**: expectations (A3), idempotent retries (A5), DCB
+//!   conditions (A8) and aux conditions (X2) are checked inside the
+//!   transaction, after the lock, against what it read there plus what the
+//!   round already accepted: nothing can slip in between.
+//! - **Group commit in two round trips**: one writer task per store takes
+//!   the waiting writes (its queue is bounded: callers beyond
+//!   [`WRITE_QUEUE`] wait) and commits them in one transaction: the lock
+//!   and the reads of the checks go out at once, then every write and
+//!   `COMMIT` at once, all prepared statements. When that transaction
+//!   fails before `COMMIT`, each write is retried alone.
+//! - **Durability (D5)**: `Immediate` commits with `synchronous_commit =
 //!   on`. `Relaxed` commits with it `off`, and keeps lost positions unused:
 //!   positions are handed out only below a reservation raised by durable
 //!   commits, and an UNLOGGED marker table — which PostgreSQL empties after
 //!   a crash — tells the first writer after a crash to continue above it.
-//! - **Head watch ([R8])**: each commit sends `NOTIFY` with the new head;
-//!   each store LISTENs on its own connection, so it sees the commits of
-//!   every process.
-//! - **Reads** are single statements (one snapshot), each an index range
-//!   scan ([R7]); deletes and truncations remove rows at once, and
-//!   `compact` runs `VACUUM FULL` to give the space back ([M2]).
+//! - **Head watch (R8)**: each round that commits events sends one
+//!   `NOTIFY`; each store LISTENs on its own connection, so it sees the
+//!   commits of every process. A notification is only a hint (any role may
+//!   send one): the head published is read from the table.
+//! - **Reads** are single prepared statements (one snapshot), each an
+//!   index range scan (R7); a row that does not decode is
+//!   [`Error::Corruption`] naming its position. Deletes and truncations
+//!   remove rows at once, and `compact` runs `VACUUM FULL` to give the
+//!   space back (M2).
+//! - **TLS**: `sslmode` and `sslrootcert` as libpq ([`TlsOptions`]), over
+//!   rustls.
 #![forbid(unsafe_code)]
 
 pub mod cluster;
