@@ -415,7 +415,7 @@ impl PostgresStore {
         answer.await.map_err(|_| Error::Closed)?
     }
 
-    /// The SQL plan of a `read_all` (for tests checking [R7]): the output
+    /// The SQL plan of a `read_all` (for tests checking R7): the output
     /// of `EXPLAIN` for the statement the read runs.
     pub async fn explain_read_all(
         &self,
@@ -428,7 +428,7 @@ impl PostgresStore {
         self.explain(&sql, params).await
     }
 
-    /// The SQL plan of a `read_stream` (for tests checking [R7]).
+    /// The SQL plan of a `read_stream` (for tests checking R7).
     pub async fn explain_read_stream(
         &self,
         stream: &StreamId,

@@ -157,7 +157,7 @@ pub async fn query_prepared(
     client.query(&statement, &refs).await.map_err(db(what))
 }
 
-/// The SQL of [`scan_log`] and its parameters (public to the crate so a
+/// The SQL of a `read_all` page and its parameters (public so a
 /// test can EXPLAIN it).
 pub fn scan_log_sql(
     from: Position,
