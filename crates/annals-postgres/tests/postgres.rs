@@ -14,6 +14,7 @@ use annals_core::{
     Append, AppendCondition, Batch, CorruptionAt, Direction, Durability, Error, ExpectedVersion,
     LogBackend, Position, Query, QueryItem, StoreConfig, Version,
 };
+use annals_postgres::PostgresStore;
 use libtest_mimic::{Arguments, Failed, Trial};
 
 type TestResult = std::result::Result<(), Failed>;
@@ -25,6 +26,21 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// Runs `test` on a store in a fresh schema (given too), then closes it.
+fn in_fresh_store<F, Fut>(test: F) -> TestResult
+where
+    F: FnOnce(Arc<PostgresStore>, String) -> Fut,
+    Fut: Future<Output = Result<(), Error>>,
+{
+    runtime().block_on(async {
+        let schema = support::fresh_schema();
+        let store = Arc::new(support::open(&schema, StoreConfig::default()).await?);
+        test(Arc::clone(&store), schema).await?;
+        store.close().await
+    })?;
+    Ok(())
 }
 
 async fn two_stores() -> (Store, Store) {
@@ -220,9 +236,7 @@ fn head_watch_sees_other_stores() -> TestResult {
 // each kind of read on a store with enough rows that a sequential scan
 // would look cheap for an unbounded plan.
 fn reads_are_index_scans() -> TestResult {
-    runtime().block_on(async {
-        let schema = support::fresh_schema();
-        let store = support::open(&schema, StoreConfig::default()).await?;
+    in_fresh_store(|store, _| async move {
         // 5 000 events in 1 000 streams: every table spans many pages.
         for b in 0..10 {
             let mut batch = Batch::default();
@@ -286,19 +300,15 @@ fn reads_are_index_scans() -> TestResult {
                 .await?;
             client_check(&plan, &format!("read_stream {direction:?}"));
         }
-        store.close().await?;
-        Ok::<_, Error>(())
-    })?;
-    Ok(())
+        Ok(())
+    })
 }
 
 // [M6] verify finds damage made behind the store's back, in SQL: a gap in a
 // stream, a missing tag index entry, a stream row disagreeing with its
 // events, an event beyond the head.
 fn verify_finds_damage_made_in_sql() -> TestResult {
-    runtime().block_on(async {
-        let schema = support::fresh_schema();
-        let store = support::open(&schema, StoreConfig::default()).await?;
+    in_fresh_store(|store, schema| async move {
         store
             .append(
                 &sid("a"),
@@ -339,10 +349,8 @@ fn verify_finds_damage_made_in_sql() -> TestResult {
             has("event at position 99: is beyond the store's head"),
             "{text:?}"
         );
-        store.close().await?;
-        Ok::<_, Error>(())
-    })?;
-    Ok(())
+        Ok(())
+    })
 }
 
 // [D5] A relaxed store whose server crashes: after the restart, no position
@@ -424,9 +432,7 @@ fn opens_by_url() -> TestResult {
 // never passes the head in the table, and live waiters still see the real
 // appends that follow.
 fn forged_notify_is_only_a_hint() -> TestResult {
-    runtime().block_on(async {
-        let schema = support::fresh_schema();
-        let store = support::open(&schema, StoreConfig::default()).await?;
+    in_fresh_store(|store, schema| async move {
         let first = store
             .append(&sid("a"), ExpectedVersion::NoStream, events(1))
             .await?;
@@ -469,10 +475,8 @@ fn forged_notify_is_only_a_hint() -> TestResult {
         .await
         .is_ok_and(|r| r.is_ok());
         assert!(reached, "the real append never reached the watch");
-        store.close().await?;
-        Ok::<_, Error>(())
-    })?;
-    Ok(())
+        Ok(())
+    })
 }
 
 // [M6] A row written behind the store's back that does not decode (a NULL
@@ -480,9 +484,7 @@ fn forged_notify_is_only_a_hint() -> TestResult {
 // position, never a panic; the writer meets it in a condition check,
 // answers that append, and goes on serving the next ones.
 fn bad_row_is_corruption_and_the_writer_survives() -> TestResult {
-    runtime().block_on(async {
-        let schema = support::fresh_schema();
-        let store = support::open(&schema, StoreConfig::default()).await?;
+    in_fresh_store(|store, schema| async move {
         store
             .append(
                 &sid("a"),
@@ -545,10 +547,8 @@ fn bad_row_is_corruption_and_the_writer_survives() -> TestResult {
             .await?;
         assert_eq!(r.first_position, Position(3));
         store.health().await?;
-        store.close().await?;
-        Ok::<_, Error>(())
-    })?;
-    Ok(())
+        Ok(())
+    })
 }
 
 /// A certificate authority and a server certificate it signed for
@@ -704,9 +704,7 @@ fn tls_modes() -> TestResult {
 // the writer must commit the first before it can recognise the others) all
 // answer the same result and write once.
 fn back_pressure_and_retries_in_one_round() -> TestResult {
-    runtime().block_on(async {
-        let schema = support::fresh_schema();
-        let store: Store = Arc::new(support::open(&schema, StoreConfig::default()).await?);
+    in_fresh_store(|store, _| async move {
         let n = 2 * annals_postgres::WRITE_QUEUE + 100;
         let tasks: Vec<_> = (0..n)
             .map(|i| {
@@ -746,18 +744,14 @@ fn back_pressure_and_retries_in_one_round() -> TestResult {
         }
         assert!(results.windows(2).all(|w| w[0] == w[1]), "{results:?}");
         assert_eq!(store.stream_version(&sid("dup")).await?, Version(2));
-        store.close().await?;
-        Ok::<_, Error>(())
-    })?;
-    Ok(())
+        Ok(())
+    })
 }
 
 // [D3] Tags travel to the server as array literals: any text reads back
 // as written, and tag queries find it.
 fn odd_tags_read_back_as_written() -> TestResult {
-    runtime().block_on(async {
-        let schema = support::fresh_schema();
-        let store = support::open(&schema, StoreConfig::default()).await?;
+    in_fresh_store(|store, _| async move {
         let odd = [
             "a\"b", "c\\d", "{x,y}", " spaced ", "NULL", "ü→∅", "'", ",", "\\\"", "}{",
         ];
@@ -781,10 +775,8 @@ fn odd_tags_read_back_as_written() -> TestResult {
             assert_eq!(found.events.len(), 1, "{tag:?}");
             assert_eq!(found.events[0].position, r.first_position);
         }
-        store.close().await?;
-        Ok::<_, Error>(())
-    })?;
-    Ok(())
+        Ok(())
+    })
 }
 
 fn main() -> ExitCode {
