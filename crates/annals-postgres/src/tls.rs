@@ -179,36 +179,34 @@ impl TlsOptions {
     /// Fails when a verifying mode has no trusted certificates.
     pub(crate) fn connector(&self) -> Result<(tokio_postgres::config::SslMode, MakeRustlsConnect)> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier: Arc<dyn ServerCertVerifier> = match (self.mode, &self.root_certs) {
+        let chain = match (self.mode, &self.root_certs) {
             (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
                 return Err(Error::malformed(
                     Field::StoreOption,
                     format!(
                         "option sslmode = {}: needs option sslrootcert (a PEM file of the \
-                     certificate authority, or system)",
+                         certificate authority, or system)",
                         self.mode
                     ),
                 ));
             }
-            (SslMode::Disable | SslMode::Prefer | SslMode::Require, None) => {
-                Arc::new(AnyCertificate(provider.signature_verification_algorithms))
-            }
-            (mode, Some(roots)) => {
-                let webpki = WebPkiServerVerifier::builder_with_provider(
+            (_, None) => None,
+            (_, Some(roots)) => Some(
+                WebPkiServerVerifier::builder_with_provider(
                     Arc::new(roots.load()?),
                     Arc::clone(&provider),
                 )
                 .build()
                 .map_err(|e| {
                     Error::malformed(Field::StoreOption, format!("option sslrootcert: {e}"))
-                })?;
-                if mode == SslMode::VerifyFull {
-                    webpki
-                } else {
-                    Arc::new(AnyName(webpki))
-                }
-            }
+                })?,
+            ),
         };
+        let verifier = Arc::new(Verifier {
+            chain,
+            name: self.mode == SslMode::VerifyFull,
+            algorithms: provider.signature_verification_algorithms,
+        });
         let config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::backend("setting up TLS", e))?
@@ -226,53 +224,19 @@ impl TlsOptions {
     }
 }
 
-/// `prefer` and `require` without `sslrootcert`: any certificate, as
-/// libpq; the handshake's signatures are still checked.
+/// What a connection checks of the server's certificate: its chain up to
+/// a trusted certificate (`chain`, with `sslrootcert`; without, any
+/// certificate, as libpq's `prefer` and `require`), and with `name`
+/// (`verify-full`) that it names the host. The handshake's signatures are
+/// always checked.
 #[derive(Debug)]
-struct AnyCertificate(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
+struct Verifier {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    name: bool,
+    algorithms: WebPkiSupportedAlgorithms,
 }
 
-/// `verify-ca`: the chain must lead to a trusted certificate; the name in
-/// it is not checked (webpki checks the name last, so any other failure
-/// is still one).
-#[derive(Debug)]
-struct AnyName(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for AnyName {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -281,13 +245,14 @@ impl ServerCertVerifier for AnyName {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        // webpki checks the name last, so any other failure is still one.
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+            )) if !self.name => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
@@ -298,7 +263,7 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -307,10 +272,10 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.algorithms.supported_schemes()
     }
 }
