@@ -28,6 +28,7 @@ const INDEX: &str = "annals-store/index/";
 /// The key check of crypto-shredding (see the `shred` module).
 pub(crate) const SHRED_CHECK: &[u8] = b"annals-store/shred/check";
 const SHRED_KEY: &str = "annals-store/shred/key/";
+const _: () = assert!(SHRED_KEY.len() > crate::shred::KEYS_PREFIX.len());
 /// Every retention policy.
 pub(crate) const RETENTION: &str = "annals-store/retention/";
 /// Retention policies of single streams.

@@ -77,6 +77,11 @@ const CHECK_TEXT: &[u8] = b"annals-store master key check";
 /// Format byte of key entries and of the key check.
 const FORMAT: u8 = 1;
 
+/// The aux prefix of everything crypto-shredding keeps (the key check and
+/// the wrapped data keys): what a copy of a store must take along for its
+/// sealed events to stay readable.
+pub const KEYS_PREFIX: &str = "annals-store/shred/";
+
 /// Longest subject, in bytes.
 pub const MAX_SUBJECT_BYTES: usize = 1024;
 
