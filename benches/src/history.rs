@@ -8,7 +8,9 @@
 use std::time::Instant;
 
 use annals::store::MasterKey;
-use annals::{Direction, Durability, EventStore, ExpectedVersion, Store, StreamId, TypedEvent, Version};
+use annals::{
+    Direction, Durability, EventStore, ExpectedVersion, Store, StreamId, TypedEvent, Version,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::backends::{Backend, Places};
@@ -19,8 +21,11 @@ use crate::workload::Rate;
 const STREAM: u64 = 500;
 /// Subjects the sealed events belong to (a key each).
 const SUBJECTS: u64 = 50;
+/// Timed rounds of each kind of read (after one to warm up).
+const ROUNDS: usize = 3;
 
-/// Workload 7 — events/s of whole-stream reads in 500-event pages.
+/// Workload 7 — events/s of whole-stream reads in 500-event pages (the
+/// best of three rounds, after one to warm the caches up).
 #[derive(Clone, Debug, Serialize)]
 pub struct HistoryReads {
     /// Events of each kind.
@@ -70,7 +75,11 @@ fn name(i: u64) -> String {
 
 /// Runs workload 7 on a fresh store of `backend` with `events` events of
 /// each kind.
-pub async fn history_reads(places: &Places, backend: Backend, events: u64) -> RawResult<HistoryReads> {
+pub async fn history_reads(
+    places: &Places,
+    backend: Backend,
+    events: u64,
+) -> RawResult<HistoryReads> {
     let events = (events / STREAM).max(1) * STREAM;
     let store: Store = places.open(backend, "history", Durability::Relaxed).await?;
     let es = EventStore::builder(store.clone())
@@ -96,45 +105,88 @@ pub async fn history_reads(places: &Places, backend: Backend, events: u64) -> Ra
             })
             .collect();
         let old: Vec<ProfileV1> = (0..STREAM)
-            .map(|i| ProfileV1 { customer: format!("c-{i}"), name: name(i) })
+            .map(|i| ProfileV1 {
+                customer: format!("c-{i}"),
+                name: name(i),
+            })
             .collect();
-        es.append_typed(&stream("typed", s)?, ExpectedVersion::NoStream, &today).await.map_err(err)?;
-        es.append_typed(&stream("upcast", s)?, ExpectedVersion::NoStream, &old).await.map_err(err)?;
-        let sealed: Vec<Profile> = today.into_iter().map(|p| Profile { sealed: true, ..p }).collect();
-        es.append_typed(&stream("sealed", s)?, ExpectedVersion::NoStream, &sealed).await.map_err(err)?;
+        es.append_typed(&stream("typed", s)?, ExpectedVersion::NoStream, &today)
+            .await
+            .map_err(err)?;
+        es.append_typed(&stream("upcast", s)?, ExpectedVersion::NoStream, &old)
+            .await
+            .map_err(err)?;
+        let sealed: Vec<Profile> = today
+            .into_iter()
+            .map(|p| Profile { sealed: true, ..p })
+            .collect();
+        es.append_typed(&stream("sealed", s)?, ExpectedVersion::NoStream, &sealed)
+            .await
+            .map_err(err)?;
     }
 
     let streams = events / STREAM;
-    let started = Instant::now();
-    for s in 0..streams {
-        let page = store
-            .read_stream(&stream("typed", s)?, Version(0), STREAM as usize, Direction::Forward)
-            .await
-            .map_err(err)?;
-        check(page.events.len() as u64, "stored")?;
-    }
-    let stored = Rate::new(events, started.elapsed(), Vec::new());
-    let mut rates = Vec::new();
-    for kind in ["typed", "upcast", "sealed"] {
-        let started = Instant::now();
-        for s in 0..streams {
-            let read = es
-                .read_typed::<Profile>(&stream(kind, s)?, Version(0), STREAM as usize)
-                .await
-                .map_err(err)?;
-            check(read.iter().filter(|t| t.event.event().is_some()).count() as u64, kind)?;
+    // Round 0 warms the caches up; the best of the timed rounds counts.
+    let mut best: [Option<Rate>; 4] = [None, None, None, None];
+    for round in 0..=ROUNDS {
+        for (slot, kind) in ["stored", "typed", "upcast", "sealed"]
+            .into_iter()
+            .enumerate()
+        {
+            let started = Instant::now();
+            for s in 0..streams {
+                let got = if kind == "stored" {
+                    store
+                        .read_stream(
+                            &stream("typed", s)?,
+                            Version(0),
+                            STREAM as usize,
+                            Direction::Forward,
+                        )
+                        .await
+                        .map_err(err)?
+                        .events
+                        .len()
+                } else {
+                    es.read_typed::<Profile>(&stream(kind, s)?, Version(0), STREAM as usize)
+                        .await
+                        .map_err(err)?
+                        .iter()
+                        .filter(|t| t.event.event().is_some())
+                        .count()
+                };
+                check(got as u64, kind)?;
+            }
+            let rate = Rate::new(events, started.elapsed(), Vec::new());
+            let entry = best.get_mut(slot).ok_or("four kinds")?;
+            if round > 0
+                && entry
+                    .as_ref()
+                    .is_none_or(|b| rate.per_second > b.per_second)
+            {
+                *entry = Some(rate);
+            }
         }
-        rates.push(Rate::new(events, started.elapsed(), Vec::new()));
     }
     store.close().await.map_err(err)?;
-    let [typed, upcast, sealed] = <[Rate; 3]>::try_from(rates).map_err(|_| "three rates".to_string())?;
-    Ok(HistoryReads { events, stored, typed, upcast, sealed })
+    let [Some(stored), Some(typed), Some(upcast), Some(sealed)] = best else {
+        return Err("a kind of read was not measured".into());
+    };
+    Ok(HistoryReads {
+        events,
+        stored,
+        typed,
+        upcast,
+        sealed,
+    })
 }
 
 fn check(got: u64, what: &str) -> RawResult<()> {
     if got == STREAM {
         Ok(())
     } else {
-        Err(format!("{what}: read {got} events of a {STREAM}-event stream"))
+        Err(format!(
+            "{what}: read {got} events of a {STREAM}-event stream"
+        ))
     }
 }

@@ -216,7 +216,11 @@ impl Report {
         for b in &self.backends {
             if let Some(h) = &b.history {
                 let vs = |r: &crate::workload::Rate| {
-                    format!("{} ({:.2})", human(r.per_second), r.per_second / h.stored.per_second)
+                    format!(
+                        "{} ({:.2})",
+                        human(r.per_second),
+                        r.per_second / h.stored.per_second
+                    )
                 };
                 let _ = writeln!(
                     md,

@@ -61,18 +61,9 @@ impl EventStore {
         if let Some(ring) = &self.inner.history.keys {
             self.open_sealed(ring, &mut page.keys, &mut event).await?;
         }
-        // A failure leaves the event as stored: its typed decode reports it.
-        let mut upcast = event.clone();
-        if self.inner.history.schema.upcast(&mut upcast).is_ok() {
-            event = upcast;
-        } else {
-            event.event_type = self
-                .inner
-                .history
-                .schema
-                .current_name(&event.event_type)
-                .to_string();
-        }
+        // A failure leaves the data as stored (renamed only): its typed
+        // decode reports why.
+        let _ = self.inner.history.schema.upcast(&mut event);
         Ok(Some(event))
     }
 

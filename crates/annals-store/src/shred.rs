@@ -1,6 +1,6 @@
 //! Crypto-shredding: the data of chosen events is encrypted with a key of
 //! its *subject* (a person, a tenant: an id the application gives), and
-//! [`EventStore::forget`] deletes that key. The log stays append-only and
+//! [`EventStore::forget`](crate::EventStore::forget) deletes that key. The log stays append-only and
 //! untouched; the events stay readable as events (stream, version, type,
 //! tags, metadata), and their data reads as [`Decoded::Erased`].
 //!
@@ -155,9 +155,14 @@ impl MasterKey {
     /// digits). A missing or malformed variable is `Error::InvalidInput`
     /// naming the variable, never its value.
     pub fn from_env(var: &str) -> Result<Self> {
+        // VarError's Display would show a non-Unicode value: say why here.
         let value = Zeroizing::new(std::env::var(var).map_err(|e| {
+            let why = match e {
+                std::env::VarError::NotPresent => "it is not set",
+                std::env::VarError::NotUnicode(_) => "it is not Unicode text",
+            };
             Error::InvalidInput(format!(
-                "environment variable {var} holds no master key: {e}"
+                "environment variable {var} holds no master key: {why}"
             ))
         })?);
         MasterKey::from_hex(&value)
@@ -517,15 +522,18 @@ impl PageKeys {
         backend: &dyn annals_core::LogBackend,
         subject: [u8; ID_BYTES],
     ) -> Result<Option<&DataKey>> {
-        if !self.keys.contains_key(&subject) {
-            let key = keys::shred_key(&subject);
-            let found = match backend.aux_get(&key).await? {
-                Some(entry) => Some(ring.unwrap_key(&key, subject, &entry)?),
-                None => None,
-            };
-            self.keys.insert(subject, found);
-        }
-        Ok(self.keys.get(&subject).and_then(Option::as_ref))
+        let slot = match self.keys.entry(subject) {
+            std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let key = keys::shred_key(&subject);
+                let found = match backend.aux_get(&key).await? {
+                    Some(entry) => Some(ring.unwrap_key(&key, subject, &entry)?),
+                    None => None,
+                };
+                slot.insert(found)
+            }
+        };
+        Ok(slot.as_ref())
     }
 }
 

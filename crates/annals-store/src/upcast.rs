@@ -212,13 +212,16 @@ pub(crate) fn decode_error(event: &RecordedEvent, target: &str, source: BoxError
 
 impl Schema {
     /// Today's name of event type `name`.
+    #[cfg(test)]
     pub(crate) fn current_name<'a>(&'a self, name: &'a str) -> &'a str {
         self.aliases.get(name).map_or(name, String::as_str)
     }
 
     /// Renames `event` by the aliases and upcasts its data to the highest
     /// version registered for its type. Sealed data (an erased event) is
-    /// left as it is. Upcasting twice does nothing the second time. A
+    /// left as it is. Upcasting twice does nothing the second time. On an
+    /// error the event is renamed but its data and metadata are untouched.
+    /// A
     /// missing step of the chain, data that is not JSON, or an upcaster's
     /// error is `Error::Decode` naming the type and the version.
     pub(crate) fn upcast(&self, event: &mut RecordedEvent) -> Result<()> {
