@@ -417,6 +417,20 @@ fn test_key(seed: u8) -> MasterKey {
     MasterKey::new(bytes)
 }
 
+/// A new stream `s` with one contact of Alice's and one of Bob's.
+async fn alice_and_bob(
+    store: &EventStore,
+    s: &annals_core::StreamId,
+    alice: (&str, &str),
+    bob: (&str, &str),
+) -> CaseResult {
+    let both = [contact(ALICE, alice.0, alice.1), contact(BOB, bob.0, bob.1)];
+    store
+        .append_typed(s, ExpectedVersion::NoStream, &both)
+        .await?;
+    Ok(())
+}
+
 async fn sealing_store(backend: &Store, key: MasterKey) -> Result<EventStore, Error> {
     EventStore::builder(backend.clone())
         .master_key(key)
@@ -437,16 +451,13 @@ pub async fn x2_forget_erases_one_subject_everywhere<H: Harness>(h: H) -> CaseRe
     let backend = h.open(default_config()).await?;
     let store = sealing_store(&backend, test_key(1)).await?;
     let s = sid("contacts");
-    store
-        .append_typed(
-            &s,
-            ExpectedVersion::NoStream,
-            &[
-                contact(ALICE, "alice@example.org", "+44 20 7946 0001"),
-                contact(BOB, "bob@example.org", "+44 20 7946 0002"),
-            ],
-        )
-        .await?;
+    alice_and_bob(
+        &store,
+        &s,
+        ("alice@example.org", "+44 20 7946 0001"),
+        ("bob@example.org", "+44 20 7946 0002"),
+    )
+    .await?;
     store
         .append_typed(
             &s,
@@ -588,16 +599,7 @@ pub async fn x1_no_plaintext_of_a_sealed_event_anywhere_in_the_store<H: Harness>
         .open()
         .await?;
     let s = sid("customer-42");
-    store
-        .append_typed(
-            &s,
-            ExpectedVersion::NoStream,
-            &[
-                contact(ALICE, SECRETS[0], SECRETS[1]),
-                contact(BOB, SECRETS[2], "1"),
-            ],
-        )
-        .await?;
+    alice_and_bob(&store, &s, (SECRETS[0], SECRETS[1]), (SECRETS[2], "1")).await?;
     store
         .append_typed(
             &s,
@@ -753,16 +755,13 @@ pub async fn x2_an_erased_event_does_not_stop_a_projection<H: Harness>(h: H) -> 
     let backend = h.open(default_config()).await?;
     let store = sealing_store(&backend, test_key(5)).await?;
     let s = sid("contacts-5");
-    store
-        .append_typed(
-            &s,
-            ExpectedVersion::NoStream,
-            &[
-                contact(ALICE, "gone@example.net", "1"),
-                contact(BOB, "kept@example.net", "2"),
-            ],
-        )
-        .await?;
+    alice_and_bob(
+        &store,
+        &s,
+        ("gone@example.net", "1"),
+        ("kept@example.net", "2"),
+    )
+    .await?;
     store.forget(ALICE).await?;
     let mut sub = store.subscribe_all(Position::START, None)?;
     let mut seen = Vec::new();
