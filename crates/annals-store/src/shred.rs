@@ -724,3 +724,125 @@ impl crate::EventStore {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use annals_core::{Position, StreamId, Timestamp, Uuid, Version};
+
+    use super::*;
+
+    fn recorded(id: Uuid, event_type: &str, data: Vec<u8>) -> RecordedEvent {
+        RecordedEvent {
+            stream_id: StreamId::new("s").expect("an id"),
+            stream_version: Version(3),
+            position: Position(9),
+            recorded_at: Timestamp(0),
+            event_id: id,
+            event_type: event_type.into(),
+            data,
+            metadata: Vec::new(),
+            tags: Vec::new(),
+        }
+    }
+
+    fn ring() -> (KeyRing, DataKey, Vec<u8>) {
+        let ring = KeyRing::new(&MasterKey::new([9; 32]));
+        let subject = ring.subject_id("customer-1").expect("a subject");
+        let (key, entry) = ring.new_key(subject).expect("a key");
+        (ring, key, entry)
+    }
+
+    #[test]
+    fn master_keys_parse_and_never_show() {
+        let key = MasterKey::generate().expect("random bytes");
+        let hex = key.to_hex();
+        let again = MasterKey::from_hex(&format!("  {}\n", hex.as_str())).expect("its own hex");
+        assert_eq!(again.to_hex(), hex);
+        assert!(!format!("{key:?}").contains(hex.as_str()));
+        let mut bad = hex.to_string();
+        bad.replace_range(10..11, "g");
+        let err = MasterKey::from_hex(&bad).expect_err("not hex").to_string();
+        assert!(
+            !err.contains(&bad),
+            "the message never repeats the text: {err}"
+        );
+        assert!(MasterKey::from_hex("é".repeat(32).as_str()).is_err());
+        assert!(MasterKey::from_env("ANNALS_TEST_SURELY_UNSET_VARIABLE").is_err());
+    }
+
+    #[test]
+    fn sealed_data_opens_only_as_its_own_event() {
+        let (ring, key, entry) = ring();
+        let id = Uuid::from_u128(7);
+        let data = key.seal(&id, "T", b"secret").expect("sealed");
+        assert_eq!(data.len(), SEAL_OVERHEAD + 6);
+        let event = recorded(id, "T", data.clone());
+        let env = envelope(&event).expect("parses").expect("sealed");
+        let unwrapped = ring.unwrap_key(b"k", key.subject, &entry).expect("unwraps");
+        match env.open(&event, Some(&unwrapped)).expect("opens") {
+            Opened::Plain(p) => assert_eq!(p, b"secret"),
+            Opened::Erased => panic!("not erased"),
+        }
+        assert!(matches!(env.open(&event, None), Ok(Opened::Erased)));
+
+        // Copied into another event, relabelled, or damaged: Corruption.
+        for other in [
+            recorded(Uuid::from_u128(8), "T", data.clone()),
+            recorded(id, "U", data.clone()),
+            recorded(id, "T", {
+                let mut d = data.clone();
+                if let Some(last) = d.last_mut() {
+                    *last ^= 1;
+                }
+                d
+            }),
+        ] {
+            let env = envelope(&other).expect("parses").expect("sealed");
+            assert!(matches!(
+                env.open(&other, Some(&unwrapped)),
+                Err(Error::Corruption(_))
+            ));
+        }
+        // Too short to be an envelope.
+        let short = recorded(id, "T", MAGIC.to_vec());
+        assert!(matches!(envelope(&short), Err(Error::Corruption(_))));
+        assert!(
+            envelope(&recorded(id, "T", b"{}".to_vec()))
+                .expect("plain")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn key_entries_are_bound_to_their_subject_and_master_key() {
+        let (ring, key, entry) = ring();
+        let other_subject = ring.subject_id("customer-2").expect("a subject");
+        assert!(matches!(
+            ring.unwrap_key(b"k", other_subject, &entry),
+            Err(Error::Corruption(_))
+        ));
+        let other_ring = KeyRing::new(&MasterKey::new([8; 32]));
+        assert!(other_ring.unwrap_key(b"k", key.subject, &entry).is_err());
+        assert!(matches!(
+            ring.unwrap_key(b"k", key.subject, &entry[..10]),
+            Err(Error::Corruption(_))
+        ));
+        // The key check: made once, opens with its master key only.
+        let check = ring.check(None).expect("made").expect("new");
+        assert!(ring.check(Some(&check)).expect("opens").is_none());
+        assert!(matches!(
+            other_ring.check(Some(&check)),
+            Err(Error::InvalidInput(_))
+        ));
+        assert!(matches!(
+            ring.check(Some(b"\x02junk")),
+            Err(Error::Corruption(_))
+        ));
+        // Subject ids depend on the master key, and subjects are checked.
+        assert_ne!(
+            ring.subject_id("customer-1").expect("id"),
+            other_ring.subject_id("customer-1").expect("id")
+        );
+        assert!(ring.subject_id("").is_err());
+    }
+}
