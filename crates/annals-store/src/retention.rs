@@ -458,33 +458,47 @@ impl EventStore {
 
     /// Every stream with a policy of its own, in byte order of their ids.
     pub async fn stream_retentions(&self) -> Result<Vec<(StreamId, RetentionPolicy)>> {
-        let prefix = keys::RETENTION_STREAM.as_bytes();
-        let backend = self.backend();
         let mut out = Vec::new();
-        let mut after: Option<Vec<u8>> = None;
+        let mut after = None;
         loop {
-            let page = backend
-                .aux_scan(prefix, after.as_deref(), self.page_size())
-                .await?;
-            let full = page.len() == self.page_size();
-            for (key, value) in page {
-                let id = key
-                    .strip_prefix(prefix)
-                    .and_then(|k| std::str::from_utf8(k).ok())
-                    .and_then(|k| StreamId::new(k).ok())
-                    .ok_or_else(|| {
-                        Error::Corruption(format!(
-                            "retention key {} does not end in a stream id",
-                            show_bytes(&key)
-                        ))
-                    })?;
-                out.push((id, decode(&key, &value)?));
-                after = Some(key);
-            }
-            if !full {
-                return Ok(out);
+            let (page, next) = self.stream_retention_page(after).await?;
+            out.extend(page);
+            match next {
+                Some(key) => after = Some(key),
+                None => return Ok(out),
             }
         }
+    }
+
+    /// One page of the streams with a policy of their own, after aux key
+    /// `after`, and the key to read on from (`None` after the last page).
+    async fn stream_retention_page(
+        &self,
+        after: Option<Vec<u8>>,
+    ) -> Result<(Vec<(StreamId, RetentionPolicy)>, Option<Vec<u8>>)> {
+        let prefix = keys::RETENTION_STREAM.as_bytes();
+        let entries = self
+            .backend()
+            .aux_scan(prefix, after.as_deref(), self.page_size())
+            .await?;
+        let full = entries.len() == self.page_size();
+        let mut page = Vec::with_capacity(entries.len());
+        let mut last = None;
+        for (key, value) in entries {
+            let id = key
+                .strip_prefix(prefix)
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .and_then(|k| StreamId::new(k).ok())
+                .ok_or_else(|| {
+                    Error::Corruption(format!(
+                        "retention key {} does not end in a stream id",
+                        show_bytes(&key)
+                    ))
+                })?;
+            page.push((id, decode(&key, &value)?));
+            last = Some(key);
+        }
+        Ok((page, last.filter(|_| full)))
     }
 
     /// Removes from the backend, with `truncate_stream` ([S3]), every event
@@ -494,8 +508,18 @@ impl EventStore {
     /// the space back ([M1]).
     pub async fn enforce_retention(&self) -> Result<RetentionReport> {
         let mut report = RetentionReport::default();
-        for (stream, _) in self.stream_retentions().await? {
-            self.enforce_one(&stream, &mut report).await?;
+        // A page at a time: memory stays flat however many streams have
+        // a policy of their own.
+        let mut after = None;
+        loop {
+            let (page, next) = self.stream_retention_page(after).await?;
+            for (stream, _) in page {
+                self.enforce_one(&stream, &mut report).await?;
+            }
+            match next {
+                Some(key) => after = Some(key),
+                None => break,
+            }
         }
         let backend = self.backend().clone();
         let prefixes = prefix_policies(backend.as_ref()).await?;
