@@ -235,7 +235,7 @@ pub async fn copy_keys(source: &Store, target: &Store) -> Result<u64, Failure> {
             let write = AuxWrite::put(key.clone(), value.clone()).if_absent();
             match target.aux_write(vec![write]).await {
                 Ok(()) => copied += 1,
-                Err(Error::AppendConditionFailed(_)) => {
+                Err(Error::AppendConditionFailed { .. }) => {
                     if target.aux_get(&key).await.fail()?.as_deref() != Some(value.as_slice()) {
                         return Err(Failure::input(format!(
                             "the target already holds other crypto-shredding keys ({}): \

@@ -18,7 +18,11 @@
 //!   [`EventStore::latest_snapshot`], [`EventStore::load`]), one per
 //!   stream, never returned for a deleted stream.
 //! - **Custom indexes**: an [`Indexer`] maps events to keys; the store keeps
-//!   the index up to date from the log and answers [`EventStore::lookup`].
+//!   the index up to date from the log and answers [`EventStore::lookup`]
+//!   with every event committed before the call — also while the index is
+//!   rebuilt ([`EventStore::rebuild`] builds a new generation beside it and
+//!   switches in one conditional aux write); [`EventStore::verify_index`] finds
+//!   entries deleted behind its back and builds it again.
 //! - **Typed events** ([`TypedEvent`], [`EventStore::append_typed`],
 //!   [`EventStore::read_typed`]): Rust types stored as JSON.
 //! - **Living with history**: *upcasting* (a schema
@@ -64,10 +68,11 @@
 //! Clause IDs in brackets (`[X2]`) refer to the project's `SPEC.md`.
 #![forbid(unsafe_code)]
 
+use annals_core::FailedCondition;
 use std::fmt;
 use std::sync::Arc;
 
-use annals_core::{Error, LogBackend, Position, Query, Result, StreamId, Version};
+use annals_core::{Error, Field, LogBackend, Position, Query, Result, StreamId, Version};
 
 mod checkpoint;
 mod index;
@@ -80,7 +85,7 @@ mod subscription;
 mod typed;
 pub mod upcast;
 
-pub use index::{IndexStatus, Indexer};
+pub use index::{IndexCheck, IndexStatus, Indexer};
 pub use keys::{MAX_NAME_BYTES, PREFIX as AUX_PREFIX};
 pub use retention::{
     Clock, ManualClock, PolicySource, RetentionPolicy, RetentionReport, SystemClock,
@@ -306,12 +311,15 @@ impl EventStoreBuilder {
         self
     }
 
-    /// The event store. Each index is rebuilt from the log if its data is
-    /// missing or was made by an older version of its indexer, then caught
-    /// up. A bad page size or index name, two indexes of one name, an
-    /// index built by a newer version of its indexer, bad upcasters or
-    /// aliases, or a master key other than the one the store's data keys
-    /// were made with is `Error::InvalidInput`.
+    /// The event store. Each index is built from the log if its data is
+    /// missing or unreadable, or was made by an older version of its
+    /// indexer; otherwise its entries are counted (O(entries)) and it is
+    /// built again when some are missing or extra ([`EventStore::verify_index`]),
+    /// then caught up. A rebuild a crash interrupted is finished. A bad page
+    /// size or index name, two indexes of one name, or an index built by a
+    /// newer version of its indexer, bad upcasters or aliases, or a master
+    /// key other than the one the store's data keys were made with is
+    /// `Error::InvalidInput`.
     pub async fn open(self) -> Result<EventStore> {
         let schema = self.schema.build()?;
         let keys = match &self.master_key {
@@ -329,10 +337,10 @@ impl EventStoreBuilder {
         for indexer in self.indexers {
             let slot = IndexSlot::new(indexer)?;
             if indexes.iter().any(|s| s.name == slot.name) {
-                return Err(Error::InvalidInput(format!(
-                    "two indexes are named {:?}",
-                    slot.name
-                )));
+                return Err(Error::duplicate(
+                    Field::Index,
+                    format!("two indexes are named {:?}", slot.name),
+                ));
             }
             indexes.push(slot);
         }
@@ -369,13 +377,14 @@ async fn check_master_key(backend: &dyn LogBackend, master: &MasterKey) -> Resul
                 match backend.aux_write(vec![write]).await {
                     Ok(()) => return Ok(ring),
                     // Another process made it first: check against theirs.
-                    Err(Error::AppendConditionFailed(_)) => continue,
+                    Err(Error::AppendConditionFailed { .. }) => continue,
                     Err(e) => return Err(e),
                 }
             }
         }
     }
-    Err(Error::AppendConditionFailed(
-        "the key check of the store kept changing while opening it".into(),
+    Err(Error::condition_failed(
+        FailedCondition::AuxKey(keys::SHRED_CHECK.to_vec()),
+        "the key check of the store kept changing while opening it",
     ))
 }

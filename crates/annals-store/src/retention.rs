@@ -25,6 +25,7 @@
 //! [`Clock`] (the system clock unless the builder is given another, e.g. a
 //! [`ManualClock`] in tests).
 
+use annals_core::{CorruptionAt, Field};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -144,21 +145,22 @@ impl RetentionPolicy {
     /// `Error::InvalidInput`.
     pub fn validate(&self) -> Result<()> {
         if self.max_count.is_none() && self.max_age.is_none() && self.truncate_before.is_none() {
-            return Err(Error::InvalidInput(
+            return Err(Error::malformed(
+                Field::Setting,
                 "a retention policy sets at least one of max_count, max_age and truncate_before \
-                 (to drop a policy, clear it)"
-                    .into(),
+                 (to drop a policy, clear it)",
             ));
         }
         if self.max_count == Some(0) {
-            return Err(Error::InvalidInput(
-                "retention max_count = 0 would keep nothing: use truncate_before, or delete the stream"
-                    .into(),
+            return Err(Error::malformed(
+                Field::Setting,
+                "retention max_count = 0 would keep nothing: use truncate_before, or delete the stream",
             ));
         }
         if self.max_age.is_some_and(|a| a.as_micros() == 0) {
-            return Err(Error::InvalidInput(
-                "retention max_age is under a microsecond: it would keep nothing".into(),
+            return Err(Error::malformed(
+                Field::Setting,
+                "retention max_age is under a microsecond: it would keep nothing",
             ));
         }
         Ok(())
@@ -225,10 +227,13 @@ fn encode(policy: &RetentionPolicy) -> Vec<u8> {
 
 fn decode(key: &[u8], value: &[u8]) -> Result<RetentionPolicy> {
     let damaged = |why: String| {
-        Error::Corruption(format!(
-            "retention policy at aux key {} is not one this version wrote: {why}",
-            show_bytes(key)
-        ))
+        Error::corruption(
+            CorruptionAt::AuxKey(key.to_vec()),
+            format!(
+                "retention policy at aux key {} is not one this version wrote: {why}",
+                show_bytes(key)
+            ),
+        )
     };
     let stored: StoredPolicy = serde_json::from_slice(value).map_err(|e| damaged(e.to_string()))?;
     if stored.format != 1 {
@@ -351,10 +356,10 @@ async fn prefix_policies(backend: &dyn LogBackend) -> Result<Vec<(String, Retent
                 .strip_prefix(prefix)
                 .and_then(|k| std::str::from_utf8(k).ok())
                 .ok_or_else(|| {
-                    Error::Corruption(format!(
-                        "retention prefix key {} is not UTF-8",
-                        show_bytes(&key)
-                    ))
+                    Error::corruption(
+                        CorruptionAt::AuxKey(key.clone()),
+                        format!("retention prefix key {} is not UTF-8", show_bytes(&key)),
+                    )
                 })?
                 .to_string();
             out.push((name, decode(&key, &value)?));
@@ -388,9 +393,10 @@ fn check_prefix(prefix: &str) -> Result<()> {
     // A prefix is a stream id's beginning, so it obeys the same rules
     // ([D1]); the key must fit the aux space too.
     StreamId::new(prefix).map_err(|e| {
-        Error::InvalidInput(format!(
-            "retention prefix {prefix:?} is not a stream id prefix: {e}"
-        ))
+        Error::malformed(
+            Field::Setting,
+            format!("retention prefix {prefix:?} is not a stream id prefix: {e}"),
+        )
     })?;
     Ok(())
 }
@@ -425,10 +431,13 @@ impl EventStore {
         if backend.aux_get(&key).await?.is_none()
             && prefix_policies(backend.as_ref()).await?.len() >= MAX_PREFIX_POLICIES
         {
-            return Err(Error::InvalidInput(format!(
-                "the store holds {MAX_PREFIX_POLICIES} retention prefixes already, the most it may: \
+            return Err(Error::malformed(
+                Field::Setting,
+                format!(
+                    "the store holds {MAX_PREFIX_POLICIES} retention prefixes already, the most it may: \
                  cannot add {prefix:?}"
-            )));
+                ),
+            ));
         }
         backend.aux_put(&key, &encode(&policy)).await
     }
@@ -490,10 +499,13 @@ impl EventStore {
                 .and_then(|k| std::str::from_utf8(k).ok())
                 .and_then(|k| StreamId::new(k).ok())
                 .ok_or_else(|| {
-                    Error::Corruption(format!(
-                        "retention key {} does not end in a stream id",
-                        show_bytes(&key)
-                    ))
+                    Error::corruption(
+                        CorruptionAt::AuxKey(key.clone()),
+                        format!(
+                            "retention key {} does not end in a stream id",
+                            show_bytes(&key)
+                        ),
+                    )
                 })?;
             page.push((id, decode(&key, &value)?));
             last = Some(key);
@@ -625,10 +637,13 @@ mod tests {
                 .validate()
                 .is_err()
         );
-        assert!(matches!(decode(b"k", b"junk"), Err(Error::Corruption(_))));
+        assert!(matches!(
+            decode(b"k", b"junk"),
+            Err(Error::Corruption { .. })
+        ));
         assert!(matches!(
             decode(b"k", br#"{"format":1}"#),
-            Err(Error::Corruption(_))
+            Err(Error::Corruption { .. })
         ));
     }
 }

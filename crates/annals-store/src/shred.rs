@@ -49,6 +49,7 @@
 //! 80 bytes more than the plaintext. The first byte, `FF`, never starts
 //! UTF-8 text or JSON.
 
+use annals_core::{CorruptionAt, FailedCondition, Field};
 use std::collections::HashMap;
 use std::fmt;
 
@@ -126,11 +127,14 @@ impl MasterKey {
         let text = text.trim();
         let mut bytes = Zeroizing::new([0u8; KEY_BYTES]);
         if text.len() != 2 * KEY_BYTES {
-            return Err(Error::InvalidInput(format!(
-                "a master key is {} hexadecimal digits, not {}",
-                2 * KEY_BYTES,
-                text.len()
-            )));
+            return Err(Error::malformed(
+                Field::Setting,
+                format!(
+                    "a master key is {} hexadecimal digits, not {}",
+                    2 * KEY_BYTES,
+                    text.len()
+                ),
+            ));
         }
         for (i, pair) in text.as_bytes().chunks(2).enumerate() {
             let digit = |c: u8| (c as char).to_digit(16);
@@ -138,14 +142,22 @@ impl MasterKey {
                 ([hi, lo], Some(byte)) => match (digit(*hi), digit(*lo)) {
                     (Some(h), Some(l)) => *byte = (h * 16 + l) as u8,
                     _ => {
-                        return Err(Error::InvalidInput(format!(
-                            "a master key is hexadecimal: character {} or {} is not a hex digit",
-                            2 * i + 1,
-                            2 * i + 2
-                        )));
+                        return Err(Error::malformed(
+                            Field::Setting,
+                            format!(
+                                "a master key is hexadecimal: character {} or {} is not a hex digit",
+                                2 * i + 1,
+                                2 * i + 2
+                            ),
+                        ));
                     }
                 },
-                _ => return Err(Error::InvalidInput("a master key is malformed".into())),
+                _ => {
+                    return Err(Error::malformed(
+                        Field::Setting,
+                        "a master key is malformed",
+                    ));
+                }
             }
         }
         Ok(MasterKey(bytes))
@@ -161,12 +173,14 @@ impl MasterKey {
                 std::env::VarError::NotPresent => "it is not set",
                 std::env::VarError::NotUnicode(_) => "it is not Unicode text",
             };
-            Error::InvalidInput(format!(
-                "environment variable {var} holds no master key: {why}"
-            ))
+            Error::malformed(
+                Field::Setting,
+                format!("environment variable {var} holds no master key: {why}"),
+            )
         })?);
-        MasterKey::from_hex(&value)
-            .map_err(|e| Error::InvalidInput(format!("environment variable {var}: {e}")))
+        MasterKey::from_hex(&value).map_err(|e| {
+            Error::malformed(Field::Setting, format!("environment variable {var}: {e}"))
+        })
     }
 
     /// The master key as 64 lowercase hexadecimal digits (to store it
@@ -277,11 +291,14 @@ impl KeyRing {
         };
         match opened {
             Some(text) if text == CHECK_TEXT => Ok(None),
-            _ => Err(Error::InvalidInput(format!(
-                "wrong master key: this store's data keys were made with another master key \
+            _ => Err(Error::malformed(
+                Field::Setting,
+                format!(
+                    "wrong master key: this store's data keys were made with another master key \
                  (its key check {} does not open with the one given)",
-                String::from_utf8_lossy(keys::SHRED_CHECK)
-            ))),
+                    String::from_utf8_lossy(keys::SHRED_CHECK)
+                ),
+            )),
         }
     }
 
@@ -328,11 +345,14 @@ impl KeyRing {
         entry: &[u8],
     ) -> Result<DataKey> {
         let damaged = |why: &str| {
-            Error::Corruption(format!(
-                "data key entry {} ({} bytes) {why}",
-                show_bytes(key),
-                entry.len()
-            ))
+            Error::corruption(
+                CorruptionAt::AuxKey(key.to_vec()),
+                format!(
+                    "data key entry {} ({} bytes) {why}",
+                    show_bytes(key),
+                    entry.len()
+                ),
+            )
         };
         let [FORMAT, rest @ ..] = entry else {
             return Err(damaged("is not a key entry of format 1"));
@@ -368,11 +388,14 @@ impl KeyRing {
 }
 
 fn check_damaged(value: &[u8]) -> Error {
-    Error::Corruption(format!(
-        "the key check at aux key {} ({} bytes) is not of format {FORMAT}",
-        String::from_utf8_lossy(keys::SHRED_CHECK),
-        value.len()
-    ))
+    Error::corruption(
+        CorruptionAt::AuxKey(keys::SHRED_CHECK.to_vec()),
+        format!(
+            "the key check at aux key {} ({} bytes) is not of format {FORMAT}",
+            String::from_utf8_lossy(keys::SHRED_CHECK),
+            value.len()
+        ),
+    )
 }
 
 fn wrap_aad(subject: &[u8; ID_BYTES], generation: &[u8; ID_BYTES]) -> Vec<u8> {
@@ -386,10 +409,13 @@ fn seal_aad(event_id: &annals_core::Uuid, event_type: &str) -> Vec<u8> {
 /// Checks a subject: 1 to [`MAX_SUBJECT_BYTES`] bytes.
 pub(crate) fn check_subject(subject: &str) -> Result<()> {
     if subject.is_empty() || subject.len() > MAX_SUBJECT_BYTES {
-        return Err(Error::InvalidInput(format!(
-            "a subject is 1 to {MAX_SUBJECT_BYTES} bytes, not {}",
-            subject.len()
-        )));
+        return Err(Error::malformed(
+            Field::Setting,
+            format!(
+                "a subject is 1 to {MAX_SUBJECT_BYTES} bytes, not {}",
+                subject.len()
+            ),
+        ));
     }
     Ok(())
 }
@@ -456,13 +482,16 @@ pub(crate) fn envelope(event: &RecordedEvent) -> Result<Option<Envelope<'_>>> {
         return Ok(None);
     };
     if rest.len() < 2 * ID_BYTES + NONCE_BYTES + TAG_BYTES {
-        return Err(Error::Corruption(format!(
-            "the sealed data of the event of stream {} at version {} has {} bytes, \
+        return Err(Error::corruption(
+            CorruptionAt::Position(event.position),
+            format!(
+                "the sealed data of the event of stream {} at version {} has {} bytes, \
              fewer than a sealed event's {SEAL_OVERHEAD}",
-            event.stream_id,
-            event.stream_version,
-            event.data.len()
-        )));
+                event.stream_id,
+                event.stream_version,
+                event.data.len()
+            ),
+        ));
     }
     let (subject, rest) = rest.split_at(ID_BYTES);
     let (generation, rest) = rest.split_at(ID_BYTES);
@@ -486,11 +515,14 @@ impl Envelope<'_> {
             return Ok(Opened::Erased);
         };
         let failed = || {
-            Error::Corruption(format!(
-                "the sealed data of the event of stream {} at version {} (type {:?}, id {}) \
+            Error::corruption(
+                CorruptionAt::Position(event.position),
+                format!(
+                    "the sealed data of the event of stream {} at version {} (type {:?}, id {}) \
                  fails authentication: damaged, or copied from another event",
-                event.stream_id, event.stream_version, event.event_type, event.event_id
-            ))
+                    event.stream_id, event.stream_version, event.event_type, event.event_id
+                ),
+            )
         };
         let nonce = XNonce::try_from(self.nonce).map_err(|_| failed())?;
         let aad = seal_aad(&event.event_id, &event.event_type);
@@ -600,7 +632,7 @@ const SEAL_ATTEMPTS: usize = 8;
 impl crate::EventStore {
     fn key_ring(&self, what: &str) -> Result<&KeyRing> {
         self.inner.history.keys.as_ref().ok_or_else(|| {
-            Error::InvalidInput(format!(
+            Error::malformed(Field::Setting, format!(
                 "{what} needs the master key: open the EventStore with EventStoreBuilder::master_key"
             ))
         })
@@ -633,13 +665,14 @@ impl crate::EventStore {
                 .await
             {
                 Ok(()) => return Ok(true),
-                Err(Error::AppendConditionFailed(_)) => continue,
+                Err(Error::AppendConditionFailed { .. }) => continue,
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::AppendConditionFailed(format!(
-            "the key of a subject changed {SEAL_ATTEMPTS} times while forgetting it"
-        )))
+        Err(Error::condition_failed(
+            FailedCondition::AuxKey(key),
+            format!("the key of a subject changed {SEAL_ATTEMPTS} times while forgetting it"),
+        ))
     }
 
     /// Appends `events` to `stream` if `expected` holds ([A1]–[A5]), each
@@ -700,10 +733,13 @@ impl crate::EventStore {
                 if let Some(subject) = subject {
                     let id = ring.subject_id(subject)?;
                     let key = data_keys.get(&id).ok_or_else(|| {
-                        Error::InvalidInput(format!(
-                            "no data key was prepared for a subject of event {}",
-                            event.event_id
-                        ))
+                        Error::malformed(
+                            Field::Setting,
+                            format!(
+                                "no data key was prepared for a subject of event {}",
+                                event.event_id
+                            ),
+                        )
                     })?;
                     event.data = key.seal(&event.event_id, &event.event_type, &event.data)?;
                 }
@@ -714,14 +750,17 @@ impl crate::EventStore {
             match self.backend().append_with(append).await {
                 // The append carries no condition of its own: a failed
                 // condition is a key made or forgotten meanwhile.
-                Err(Error::AppendConditionFailed(_)) => continue,
+                Err(Error::AppendConditionFailed { .. }) => continue,
                 other => return other,
             }
         }
-        Err(Error::AppendConditionFailed(format!(
-            "the keys of the subjects of an append to stream {stream} changed \
+        Err(Error::condition_failed(
+            FailedCondition::AuxKey(Vec::new()),
+            format!(
+                "the keys of the subjects of an append to stream {stream} changed \
              {SEAL_ATTEMPTS} times while appending"
-        )))
+            ),
+        ))
     }
 }
 
@@ -800,12 +839,12 @@ mod tests {
             let env = envelope(&other).expect("parses").expect("sealed");
             assert!(matches!(
                 env.open(&other, Some(&unwrapped)),
-                Err(Error::Corruption(_))
+                Err(Error::Corruption { .. })
             ));
         }
         // Too short to be an envelope.
         let short = recorded(id, "T", MAGIC.to_vec());
-        assert!(matches!(envelope(&short), Err(Error::Corruption(_))));
+        assert!(matches!(envelope(&short), Err(Error::Corruption { .. })));
         assert!(
             envelope(&recorded(id, "T", b"{}".to_vec()))
                 .expect("plain")
@@ -819,24 +858,24 @@ mod tests {
         let other_subject = ring.subject_id("customer-2").expect("a subject");
         assert!(matches!(
             ring.unwrap_key(b"k", other_subject, &entry),
-            Err(Error::Corruption(_))
+            Err(Error::Corruption { .. })
         ));
         let other_ring = KeyRing::new(&MasterKey::new([8; 32]));
         assert!(other_ring.unwrap_key(b"k", key.subject, &entry).is_err());
         assert!(matches!(
             ring.unwrap_key(b"k", key.subject, &entry[..10]),
-            Err(Error::Corruption(_))
+            Err(Error::Corruption { .. })
         ));
         // The key check: made once, opens with its master key only.
         let check = ring.check(None).expect("made").expect("new");
         assert!(ring.check(Some(&check)).expect("opens").is_none());
         assert!(matches!(
             other_ring.check(Some(&check)),
-            Err(Error::InvalidInput(_))
+            Err(Error::InvalidInput { .. })
         ));
         assert!(matches!(
             ring.check(Some(b"\x02junk")),
-            Err(Error::Corruption(_))
+            Err(Error::Corruption { .. })
         ));
         // Subject ids depend on the master key, and subjects are checked.
         assert_ne!(

@@ -4,8 +4,8 @@
 //! module).
 
 use annals_core::{
-    AppendResult, BoxError, Direction, Error, ExpectedVersion, NewEvent, RecordedEvent, Result,
-    StreamId, Version,
+    AppendResult, BoxError, Direction, Error, ExpectedVersion, Field, NewEvent, RecordedEvent,
+    Result, StreamId, Version,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -76,17 +76,23 @@ pub trait TypedEvent: Serialize + DeserializeOwned {
     /// non-string keys…), or a `VERSION` of 0, is `Error::InvalidInput`.
     fn to_new_event(&self) -> Result<NewEvent> {
         if Self::VERSION == 0 {
-            return Err(Error::InvalidInput(format!(
-                "{}: schema versions start at 1, VERSION is 0",
-                Self::describe()
-            )));
+            return Err(Error::malformed(
+                Field::Setting,
+                format!(
+                    "{}: schema versions start at 1, VERSION is 0",
+                    Self::describe()
+                ),
+            ));
         }
         let data = serde_json::to_vec(self).map_err(|e| {
-            Error::InvalidInput(format!(
-                "cannot encode {} (event type {:?}) as JSON: {e}",
-                std::any::type_name::<Self>(),
-                Self::EVENT_TYPE
-            ))
+            Error::malformed(
+                Field::Data,
+                format!(
+                    "cannot encode {} (event type {:?}) as JSON: {e}",
+                    std::any::type_name::<Self>(),
+                    Self::EVENT_TYPE
+                ),
+            )
         })?;
         Ok(NewEvent::builder(Self::EVENT_TYPE)
             .data(data)

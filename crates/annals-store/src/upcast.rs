@@ -16,6 +16,7 @@
 //! stored under the old name read under the new one, and then go through
 //! the new name's upcasters (versions carry on across a rename).
 
+use annals_core::Field;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
@@ -68,9 +69,10 @@ pub(crate) struct SchemaBuilder {
 
 fn check_type_name(what: &str, name: &str) -> Result<()> {
     if name.is_empty() || name.len() > 255 || name.contains('\0') {
-        return Err(Error::InvalidInput(format!(
-            "{what} {name:?} is not an event type (1 to 255 bytes, no NUL)"
-        )));
+        return Err(Error::malformed(
+            Field::Setting,
+            format!("{what} {name:?} is not an event type (1 to 255 bytes, no NUL)"),
+        ));
     }
     Ok(())
 }
@@ -86,16 +88,18 @@ impl SchemaBuilder {
             check_type_name("alias", &old)?;
             check_type_name("alias target", &new)?;
             if old == new {
-                return Err(Error::InvalidInput(format!(
-                    "event type {old:?} is aliased to itself"
-                )));
+                return Err(Error::malformed(
+                    Field::Setting,
+                    format!("event type {old:?} is aliased to itself"),
+                ));
             }
             if let Some(other) = direct.get(&old)
                 && *other != new
             {
-                return Err(Error::InvalidInput(format!(
-                    "event type {old:?} is aliased twice: to {other:?} and to {new:?}"
-                )));
+                return Err(Error::malformed(
+                    Field::Setting,
+                    format!("event type {old:?} is aliased twice: to {other:?} and to {new:?}"),
+                ));
             }
             direct.insert(old, new);
         }
@@ -105,9 +109,10 @@ impl SchemaBuilder {
             let mut current = old.as_str();
             while let Some(next) = direct.get(current) {
                 if !seen.insert(next.as_str()) {
-                    return Err(Error::InvalidInput(format!(
-                        "the aliases of event type {old:?} form a cycle through {next:?}"
-                    )));
+                    return Err(Error::malformed(
+                        Field::Setting,
+                        format!("the aliases of event type {old:?} form a cycle through {next:?}"),
+                    ));
                 }
                 current = next;
             }
@@ -118,24 +123,31 @@ impl SchemaBuilder {
         for (event_type, from, f) in self.upcasters {
             check_type_name("upcaster event type", &event_type)?;
             if let Some(new) = aliases.get(&event_type) {
-                return Err(Error::InvalidInput(format!(
-                    "an upcaster is registered for event type {event_type:?}, an alias of \
+                return Err(Error::malformed(
+                    Field::Setting,
+                    format!(
+                        "an upcaster is registered for event type {event_type:?}, an alias of \
                      {new:?}: register it under {new:?} (aliased events read under that name)"
-                )));
+                    ),
+                ));
             }
             let Some(to) = from.checked_add(1).filter(|_| from >= 1) else {
-                return Err(Error::InvalidInput(format!(
-                    "an upcaster of event type {event_type:?} starts at version {from}: \
+                return Err(Error::malformed(
+                    Field::Setting,
+                    format!(
+                        "an upcaster of event type {event_type:?} starts at version {from}: \
                      versions run from 1 to {}",
-                    u32::MAX - 1
-                )));
+                        u32::MAX - 1
+                    ),
+                ));
             };
             let top = latest.entry(event_type.clone()).or_insert(to);
             *top = (*top).max(to);
             if upcasters.insert((event_type.clone(), from), f).is_some() {
-                return Err(Error::InvalidInput(format!(
-                    "two upcasters of event type {event_type:?} start at version {from}"
-                )));
+                return Err(Error::malformed(
+                    Field::Setting,
+                    format!("two upcasters of event type {event_type:?} start at version {from}"),
+                ));
             }
         }
         Ok(Schema {
@@ -303,7 +315,7 @@ mod tests {
             aliases: vec![("A".into(), "B".into()), ("B".into(), "A".into())],
             upcasters: vec![],
         };
-        assert!(matches!(cycle.build(), Err(Error::InvalidInput(_))));
+        assert!(matches!(cycle.build(), Err(Error::InvalidInput { .. })));
     }
 
     #[test]
@@ -312,17 +324,20 @@ mod tests {
             aliases: vec![],
             upcasters: vec![("T".into(), 0, up(|v| v))],
         };
-        assert!(matches!(zero.build(), Err(Error::InvalidInput(_))));
+        assert!(matches!(zero.build(), Err(Error::InvalidInput { .. })));
         let twice = SchemaBuilder {
             aliases: vec![],
             upcasters: vec![("T".into(), 1, up(|v| v)), ("T".into(), 1, up(|v| v))],
         };
-        assert!(matches!(twice.build(), Err(Error::InvalidInput(_))));
+        assert!(matches!(twice.build(), Err(Error::InvalidInput { .. })));
         let under_alias = SchemaBuilder {
             aliases: vec![("Old".into(), "New".into())],
             upcasters: vec![("Old".into(), 1, up(|v| v))],
         };
-        assert!(matches!(under_alias.build(), Err(Error::InvalidInput(_))));
+        assert!(matches!(
+            under_alias.build(),
+            Err(Error::InvalidInput { .. })
+        ));
     }
 
     #[test]

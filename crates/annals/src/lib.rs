@@ -82,8 +82,8 @@ pub use annals_core::*;
 /// [`TypedEvent`], [`Decoded`], [`MasterKey`], [`RetentionPolicy`].
 pub use annals_store as store;
 pub use annals_store::{
-    Decoded, EventStore, EventStoreBuilder, IndexStatus, Indexer, MasterKey, RetentionPolicy,
-    Snapshot, Subscription, Typed, TypedEvent,
+    Decoded, EventStore, EventStoreBuilder, IndexCheck, IndexStatus, Indexer, MasterKey,
+    RetentionPolicy, Snapshot, Subscription, Typed, TypedEvent,
 };
 
 /// The in-memory backend (the `annals-memory` crate; feature `memory`).
@@ -254,9 +254,12 @@ impl Opener {
             Opener::Sled(path, options) => Ok(Arc::new(annals_sled::open(path, options)?)),
             // `open` opens these itself, asynchronously, before this point.
             #[cfg(feature = "postgres")]
-            Opener::Postgres(conninfo, _) => Err(Error::InvalidInput(format!(
-                "the postgres store at {conninfo:?} is opened asynchronously by annals::open"
-            ))),
+            Opener::Postgres(conninfo, _) => Err(Error::malformed(
+                Field::StoreUrl,
+                format!(
+                    "the postgres store at {conninfo:?} is opened asynchronously by annals::open"
+                ),
+            )),
         }
     }
 }
@@ -297,6 +300,12 @@ where
 #[cfg(all(doctest, feature = "memory"))]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The porting guide's Rust examples (`docs/porting.md`), compiled and run
+/// by `cargo test`, so every mapping it shows stays true.
+#[cfg(all(doctest, feature = "memory"))]
+#[doc = include_str!("../../../docs/porting.md")]
+pub struct PortingGuideDoctests;
 
 #[cfg(test)]
 mod tests;
