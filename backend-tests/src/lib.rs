@@ -80,6 +80,15 @@ pub trait Harness: Send + Sync + Sized + 'static {
     /// What the backend offers; decides which cases run and which are
     /// reported as ignored.
     fn capabilities() -> Capabilities;
+
+    /// The folder that holds the store's files, for cases that search the
+    /// bytes on disk (crypto-shredding: no plaintext of a sealed event in
+    /// any file). `None` (the default) for a store whose bytes are not in
+    /// files here — in memory, on a database server: those cases then
+    /// search everything the store answers instead.
+    fn files(&self) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 /// Runs every case against `H`, each as its own libtest test; call it from

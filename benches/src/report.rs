@@ -208,6 +208,7 @@ impl Report {
         self.md_pages(&mut md);
         self.md_disk(&mut md);
         self.md_fsync(&mut md);
+        self.md_history(&mut md);
         self.md_targets(&mut md);
         for (backend, why) in &self.skipped {
             let _ = writeln!(md, "- {backend} not run: {why}");
@@ -218,6 +219,39 @@ impl Report {
             }
         }
         md
+    }
+
+    fn md_history(&self, md: &mut String) {
+        let Some(n) = self.backends.iter().find_map(|b| b.history.as_ref()) else {
+            return;
+        };
+        let _ = writeln!(
+            md,
+            "**7. Typed reads through the event store, {} events each, 500-event streams** — events/s (vs. stored)\n",
+            n.events
+        );
+        md.push_str("| backend | stored (`read_stream`) | typed, today's schema | upcast v1 → v3 (2 steps) | sealed (decrypt) |\n|---|---:|---:|---:|---:|\n");
+        for b in &self.backends {
+            if let Some(h) = &b.history {
+                let vs = |r: &crate::workload::Rate| {
+                    format!(
+                        "{} ({:.2})",
+                        human(r.per_second),
+                        r.per_second / h.stored.per_second
+                    )
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} |",
+                    b.backend,
+                    human(h.stored.per_second),
+                    vs(&h.typed),
+                    vs(&h.upcast),
+                    vs(&h.sealed)
+                );
+            }
+        }
+        md.push('\n');
     }
 
     fn md_batches(&self, md: &mut String) {

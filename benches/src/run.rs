@@ -142,6 +142,8 @@ pub struct BackendReport {
     pub page_cost: Vec<PageCost>,
     /// Workload 5.
     pub disk: Option<Disk>,
+    /// Workload 7.
+    pub history: Option<crate::history::HistoryReads>,
     /// Workloads that failed, with why.
     pub errors: Vec<String>,
 }
@@ -170,6 +172,7 @@ pub async fn backend(places: &Places, backend: Backend, settings: &Settings) -> 
         reads: None,
         page_cost: Vec::new(),
         disk: None,
+        history: None,
         errors: Vec::new(),
     };
     say(
@@ -194,6 +197,12 @@ pub async fn backend(places: &Places, backend: Backend, settings: &Settings) -> 
     );
     if let Err(e) = growing_store(places, backend, settings, &mut report).await {
         report.errors.push(format!("workloads 3-5: {e}"));
+    }
+    say(backend, "7. typed reads: plain, upcast, sealed");
+    let events = settings.batch_events.min(50_000);
+    match crate::history::history_reads(places, backend, events).await {
+        Ok(w) => report.history = Some(w),
+        Err(e) => report.errors.push(format!("workload 7: {e}")),
     }
     report
 }

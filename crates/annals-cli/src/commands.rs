@@ -13,6 +13,7 @@ use annals::{
 use crate::Command;
 use crate::fail::{Fail, Failure};
 use crate::format::{EventLine, table_header, table_row};
+use crate::history;
 use crate::progress;
 use crate::transfer;
 
@@ -118,6 +119,12 @@ pub async fn run(command: Command) -> Result<(), Failure> {
         Command::Export { url, output } => transfer::export(&url, output.as_deref()).await,
         Command::Import { url, file } => transfer::import(&url, &file).await,
         Command::Migrate { from, to } => transfer::migrate(&from, &to).await,
+        Command::Forget {
+            url,
+            subject,
+            compact,
+        } => history::forget(&url, &subject, compact).await,
+        Command::Retention(command) => history::retention(command).await,
     }
 }
 

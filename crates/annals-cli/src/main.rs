@@ -10,6 +10,7 @@
 mod commands;
 mod fail;
 mod format;
+mod history;
 mod progress;
 mod transfer;
 
@@ -165,13 +166,29 @@ enum Command {
         /// The export file (- for standard input).
         file: PathBuf,
     },
-    /// Copies every readable event from one store to another, then compares them.
+    /// Copies every readable event (and the keys of crypto-shredding) from one store to another,
+    /// then compares them.
     Migrate {
         /// The source store's URL.
         from: String,
         /// The target store's URL (created if missing).
         to: String,
     },
+    /// Forgets a subject (crypto-shredding): deletes its data key, so every
+    /// event sealed for it reads as erased. The master key is read from
+    /// the environment variable ANNALS_MASTER_KEY (64 hex digits).
+    Forget {
+        /// The store's URL.
+        url: String,
+        /// The subject, as the application names it.
+        subject: String,
+        /// Compact afterwards, so the deleted key's bytes leave the files sooner.
+        #[arg(long)]
+        compact: bool,
+    },
+    /// Retention policies: set, clear, show, enforce.
+    #[command(subcommand)]
+    Retention(history::RetentionCommand),
 }
 
 fn main() -> ExitCode {

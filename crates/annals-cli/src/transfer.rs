@@ -241,6 +241,8 @@ pub async fn migrate(from: &str, to: &str) -> Result<(), Failure> {
 }
 
 async fn migrate_open(source: &Store, target: &Store) -> Result<String, Failure> {
+    // Sealed events stay readable (and forgotten ones erased) in the copy.
+    crate::history::copy_keys(source, target).await?;
     let head = head(source).await?;
     let mut importer = Importer::new(target.clone());
     let bar = progress::bar(Some(head.0), "positions");

@@ -76,13 +76,14 @@ pub use annals_core::kv;
 pub use annals_core::*;
 
 /// The event-store layer over any backend (the `annals-store` crate):
-/// subscriptions, consumer checkpoints, snapshots, custom indexes and typed
-/// events. Its main types are also at the top level:
-/// [`EventStore`], [`Subscription`], [`Indexer`], [`TypedEvent`].
+/// subscriptions, consumer checkpoints, snapshots, custom indexes, typed
+/// events, upcasting, crypto-shredding and retention. Its main types are
+/// also at the top level: [`EventStore`], [`Subscription`], [`Indexer`],
+/// [`TypedEvent`], [`Decoded`], [`MasterKey`], [`RetentionPolicy`].
 pub use annals_store as store;
 pub use annals_store::{
-    EventStore, EventStoreBuilder, IndexCheck, IndexStatus, Indexer, Snapshot, Subscription, Typed,
-    TypedEvent,
+    Decoded, EventStore, EventStoreBuilder, IndexCheck, IndexStatus, Indexer, MasterKey,
+    RetentionPolicy, Snapshot, Subscription, Typed, TypedEvent,
 };
 
 /// The in-memory backend (the `annals-memory` crate; feature `memory`).
