@@ -325,6 +325,19 @@ impl AuxWrite {
         self
     }
 
+    /// Bytes this write counts against `max_append_bytes` ([X1]): its key,
+    /// its value, and the value its condition compares with.
+    pub fn payload_bytes(&self) -> usize {
+        let compared = match &self.condition {
+            AuxCondition::Equals(v) => v.len(),
+            _ => 0,
+        };
+        self.key
+            .len()
+            .saturating_add(self.value.as_ref().map_or(0, Vec::len))
+            .saturating_add(compared)
+    }
+
     /// Checks this write's condition against its key's `current` value
     /// ([X2]): [`Error::AppendConditionFailed`] naming the key when it
     /// does not hold.

@@ -273,7 +273,7 @@ async fn reset(backend: &Arc<dyn LogBackend>, slot: &IndexSlot) -> Result<()> {
             .into_iter()
             .map(|(k, _)| AuxWrite::delete(k))
             .collect();
-        backend.aux_write(deletes).await?;
+        write_chunked(backend, deletes).await?;
         if n < limit {
             break;
         }
@@ -375,11 +375,25 @@ async fn catch_up_locked(
     }
 }
 
-async fn write_chunked(backend: &Arc<dyn LogBackend>, mut writes: Vec<AuxWrite>) -> Result<()> {
-    while !writes.is_empty() {
-        let rest = writes.split_off(writes.len().min(WRITE_CHUNK));
-        backend.aux_write(writes).await?;
-        writes = rest;
+async fn write_chunked(backend: &Arc<dyn LogBackend>, writes: Vec<AuxWrite>) -> Result<()> {
+    // Each aux write counts toward the backend's append limits ([X1]).
+    let limits = backend.limits();
+    let most = WRITE_CHUNK.min(limits.max_append_events);
+    let mut chunk = Vec::new();
+    let mut bytes = 0usize;
+    for write in writes {
+        let size = write.payload_bytes();
+        if !chunk.is_empty()
+            && (chunk.len() >= most || bytes.saturating_add(size) > limits.max_append_bytes)
+        {
+            backend.aux_write(std::mem::take(&mut chunk)).await?;
+            bytes = 0;
+        }
+        bytes = bytes.saturating_add(size);
+        chunk.push(write);
+    }
+    if !chunk.is_empty() {
+        backend.aux_write(chunk).await?;
     }
     Ok(())
 }

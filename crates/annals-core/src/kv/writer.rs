@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, mpsc};
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, oneshot, watch};
 use uuid::Uuid;
 
 use crate::backend::{Append, AppendResult, Batch, Direction, Durability};
@@ -33,6 +33,13 @@ pub(crate) enum Request {
     /// Deletes of dead entries found by `compact`.
     Purge(WriteBatch, Reply<()>),
     Close(Reply<()>),
+}
+
+/// A request in the writer's queue, with the room it takes there (given
+/// back once the request is answered; `Close` takes none).
+pub(crate) struct Queued {
+    pub(crate) request: Request,
+    pub(crate) permit: Option<OwnedSemaphorePermit>,
 }
 
 /// Most requests in one round, so one round's batch stays bounded.
@@ -78,6 +85,9 @@ struct Round<S> {
     pending: Vec<PendingEvent>,
     streams_with_events: HashSet<String>,
     answers: Vec<Answer>,
+    /// The queue room of the round's requests, given back after the
+    /// commit: the requests' bytes live on in the round's batch until then.
+    permits: Vec<OwnedSemaphorePermit>,
 }
 
 impl<S: KvSnapshot> Round<S> {
@@ -90,6 +100,7 @@ impl<S: KvSnapshot> Round<S> {
             pending: Vec::new(),
             streams_with_events: HashSet::new(),
             answers: Vec::new(),
+            permits: Vec::new(),
         }
     }
 
@@ -176,7 +187,7 @@ impl<E: KvEngine> Writer<E> {
     }
 
     /// Runs until the store is closed or every sender is gone.
-    pub(crate) fn run(mut self, rx: mpsc::Receiver<Request>) {
+    pub(crate) fn run(mut self, rx: mpsc::Receiver<Queued>) {
         let mut close_reply = None;
         'rounds: while let Ok(first) = rx.recv() {
             let mut queue = VecDeque::from([first]);
@@ -191,7 +202,7 @@ impl<E: KvEngine> Writer<E> {
                 Err(e) => {
                     let e = Arc::new(e);
                     for r in queue {
-                        if let Some(reply) = fail(r, &e) {
+                        if let Some(reply) = fail(r.request, &e) {
                             close_reply = Some(reply);
                             break 'rounds;
                         }
@@ -199,24 +210,25 @@ impl<E: KvEngine> Writer<E> {
                     continue;
                 }
             };
-            while let Some(request) = queue.pop_front() {
+            while let Some(Queued { request, permit }) = queue.pop_front() {
                 if let Request::Close(reply) = request {
                     self.flush(round);
                     close_reply = Some(reply);
                     for r in queue {
-                        refuse_closed(r);
+                        refuse_closed(r.request);
                     }
                     break 'rounds;
                 }
                 match self.apply(&mut round, request) {
-                    Step::Done => {}
+                    Step::Done => round.permits.extend(permit),
                     Step::FlushFirst(request) => {
                         self.flush(round);
                         round = match self.new_round() {
                             Ok(r) => r,
                             Err(e) => {
                                 let e = Arc::new(e);
-                                for r in std::iter::once(request).chain(queue.drain(..)) {
+                                let rest = queue.drain(..).map(|q| q.request);
+                                for r in std::iter::once(request).chain(rest) {
                                     if let Some(reply) = fail(r, &e) {
                                         close_reply = Some(reply);
                                         break 'rounds;
@@ -225,7 +237,7 @@ impl<E: KvEngine> Writer<E> {
                                 continue 'rounds;
                             }
                         };
-                        queue.push_front(request);
+                        queue.push_front(Queued { request, permit });
                     }
                 }
             }
@@ -447,6 +459,7 @@ impl<E: KvEngine> Writer<E> {
             metas,
             aux,
             answers,
+            permits,
             ..
         } = round;
         // The checks are done; no engine should have to commit while this
@@ -470,6 +483,7 @@ impl<E: KvEngine> Writer<E> {
         for answer in answers {
             answer(commit_error.as_ref());
         }
+        drop(permits);
     }
 
     /// Adds the round's metadata to its batch; returns the store metadata

@@ -1,0 +1,177 @@
+//! The generic store against hostile input and crafted stores, through a
+//! probe around the memory engine that counts what the store reads, records
+//! what it commits, can hold a commit back, and can panic: the writer's
+//! queue is bounded (back-pressure, not refusal), and a dead writer is seen.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use annals_core::kv::{KvEngine, KvSnapshot, KvStore, Visitor, WriteBatch};
+use annals_core::{
+    Capabilities, Direction, ExpectedVersion, LogBackend, NewEvent, Result, StoreConfig, StreamId,
+};
+use annals_memory::{MemoryEngine, MemorySnapshot};
+
+/// What the probe saw and what it is told to do.
+#[derive(Default)]
+struct Probe {
+    /// Entries read: each `get` and each entry a scan visited.
+    reads: AtomicU64,
+    /// Bytes (keys and values) of each commit, in order.
+    commits: Mutex<Vec<usize>>,
+    /// While true, `commit` waits.
+    held: Mutex<bool>,
+    released: Condvar,
+    /// Set once a commit is waiting on `held`.
+    waiting: AtomicBool,
+    /// `snapshot` panics while true.
+    panic_on_snapshot: AtomicBool,
+}
+
+struct ProbeEngine {
+    inner: MemoryEngine,
+    probe: Arc<Probe>,
+}
+
+struct ProbeSnapshot {
+    inner: MemorySnapshot,
+    probe: Arc<Probe>,
+}
+
+impl KvSnapshot for ProbeSnapshot {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.probe.reads.fetch_add(1, Ordering::Relaxed);
+        self.inner.get(key)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        direction: Direction,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        let reads = &self.probe.reads;
+        self.inner.scan(start, end, direction, &mut |k, v| {
+            reads.fetch_add(1, Ordering::Relaxed);
+            visit(k, v)
+        })
+    }
+}
+
+impl KvEngine for ProbeEngine {
+    type Snapshot = ProbeSnapshot;
+
+    fn snapshot(&self) -> Result<ProbeSnapshot> {
+        assert!(
+            !self.probe.panic_on_snapshot.load(Ordering::Acquire),
+            "the probe panics on snapshot"
+        );
+        Ok(ProbeSnapshot {
+            inner: self.inner.snapshot()?,
+            probe: Arc::clone(&self.probe),
+        })
+    }
+
+    fn commit(&self, batch: WriteBatch, sync: bool) -> Result<()> {
+        let bytes = batch
+            .ops
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum();
+        let mut held = self.probe.held.lock().unwrap();
+        while *held {
+            self.probe.waiting.store(true, Ordering::Release);
+            held = self.probe.released.wait(held).unwrap();
+        }
+        drop(held);
+        self.probe.commits.lock().unwrap().push(bytes);
+        self.inner.commit(batch, sync)
+    }
+
+    fn disk_bytes(&self) -> Result<u64> {
+        Ok(0)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::ALL_IN_MEMORY
+    }
+}
+
+fn open(engine: MemoryEngine, config: StoreConfig) -> (Arc<KvStore<ProbeEngine>>, Arc<Probe>) {
+    let probe = Arc::new(Probe::default());
+    let engine = ProbeEngine {
+        inner: engine,
+        probe: Arc::clone(&probe),
+    };
+    (Arc::new(KvStore::open(engine, config).unwrap()), probe)
+}
+
+fn sid(id: &str) -> StreamId {
+    StreamId::new(id).unwrap()
+}
+
+const MIB: usize = 1 << 20;
+
+/// Item 6 of issue 17: the writer's queue is bounded by bytes. While the
+/// writer is held in a commit, 20 appends of 1 MiB arrive on a store whose
+/// queue holds 8 MiB (2 × max_append_bytes = 2 MiB, at least 8 MiB): none
+/// is refused, every one commits once the writer goes on, and no commit
+/// holds more than the queue's 8 MiB (without the bound, the round after
+/// the held one took all 20 MiB at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_writer_queue_is_bounded_and_waits_instead_of_refusing() {
+    let mut config = StoreConfig::default();
+    config.limits.max_append_bytes = MIB;
+    let (store, probe) = open(MemoryEngine::new(), config);
+    *probe.held.lock().unwrap() = true;
+    let first = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let events = vec![NewEvent::builder("First").build()];
+            store
+                .append(&sid("first"), ExpectedVersion::Any, events)
+                .await
+        })
+    };
+    while !probe.waiting.load(Ordering::Acquire) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let appends: Vec<_> = (0..20)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let event = NewEvent::builder("Big").data(vec![7; MIB]).build();
+                store
+                    .append(&sid(&format!("big-{i}")), ExpectedVersion::Any, vec![event])
+                    .await
+            })
+        })
+        .collect();
+    // Let every append reach the queue, or wait for room in it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        appends.iter().all(|a| !a.is_finished()),
+        "an append returned while the writer was held"
+    );
+    *probe.held.lock().unwrap() = false;
+    probe.released.notify_all();
+    first.await.unwrap().unwrap();
+    for append in appends {
+        append
+            .await
+            .unwrap()
+            .expect("a waiting append commits, it is not refused");
+    }
+    let commits = probe.commits.lock().unwrap().clone();
+    let total: usize = commits.iter().sum();
+    assert!(total >= 20 * MIB, "{commits:?}");
+    let largest = commits.iter().copied().max().unwrap_or(0);
+    assert!(
+        largest <= 8 * MIB + 64 * 1024,
+        "a commit of {largest} bytes: the queue let more than 8 MiB through ({commits:?})"
+    );
+    store.close().await.unwrap();
+}
