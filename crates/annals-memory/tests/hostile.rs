@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use annals_core::kv::{KvEngine, KvSnapshot, KvStore, Visitor, WriteBatch};
 use annals_core::{
-    Capabilities, Direction, ExpectedVersion, LogBackend, NewEvent, Result, StoreConfig, StreamId,
+    Append, AppendCondition, Capabilities, Direction, ExpectedVersion, LogBackend, NewEvent,
+    Position, Query, QueryItem, Result, StoreConfig, StreamId,
 };
 use annals_memory::{MemoryEngine, MemorySnapshot};
 
@@ -174,4 +175,93 @@ async fn the_writer_queue_is_bounded_and_waits_instead_of_refusing() {
         "a commit of {largest} bytes: the queue let more than 8 MiB through ({commits:?})"
     );
     store.close().await.unwrap();
+}
+
+/// The adversarial query of issue 17: 64 items of 64 copies of one type.
+fn repeated_type(ty: &str) -> Query {
+    let item = QueryItem {
+        types: vec![ty.to_string(); 64],
+        tags: Vec::new(),
+    };
+    Query {
+        items: vec![item; 64],
+    }
+}
+
+/// Entries `f` makes the store read.
+async fn reads<F: std::future::Future>(probe: &Probe, f: F) -> (u64, F::Output) {
+    let before = probe.reads.load(Ordering::Relaxed);
+    let out = f.await;
+    (probe.reads.load(Ordering::Relaxed) - before, out)
+}
+
+/// Item 4 of issue 17 (SPEC R6, R7): a query's cost is what its distinct
+/// items cost. The 64 × 64 repetition of one type reads exactly the
+/// entries `Query::types([T])` reads — as a read, in pages of 1 and 100,
+/// both ways, and as an append condition, where the check stops at the
+/// first matching event (a handful of reads with 100 matching events
+/// after `after`). Before, it read 4096 times as much.
+#[tokio::test]
+async fn a_repeated_query_costs_what_its_distinct_items_cost() {
+    let (store, probe) = open(MemoryEngine::new(), StoreConfig::default());
+    let s = sid("s");
+    let events: Vec<NewEvent> = (0..100)
+        .map(|_| NewEvent::builder("T").tag("t").build())
+        .collect();
+    store
+        .append(&s, ExpectedVersion::Any, events)
+        .await
+        .unwrap();
+    let plain = Query::types(["T"]);
+    let adversarial = repeated_type("T");
+    for (count, from, direction) in [
+        (100, Position(0), Direction::Forward),
+        (1, Position(0), Direction::Forward),
+        (100, Position::MAX, Direction::Backward),
+        (1, Position(50), Direction::Backward),
+    ] {
+        let (want, p) = reads(&probe, store.read_all(from, count, direction, Some(&plain))).await;
+        let (cost, a) = reads(
+            &probe,
+            store.read_all(from, count, direction, Some(&adversarial)),
+        )
+        .await;
+        assert_eq!(a.unwrap(), p.unwrap());
+        assert_eq!(
+            cost, want,
+            "entries read for a page of {count} {direction:?}"
+        );
+    }
+    for tags in [vec!["t"; 64], vec!["t"]] {
+        let (cost, page) = reads(
+            &probe,
+            store.read_all(
+                Position(0),
+                100,
+                Direction::Forward,
+                Some(&Query::tags(tags)),
+            ),
+        )
+        .await;
+        assert_eq!(page.unwrap().events.len(), 100);
+        assert!(cost <= 2 * 100 + 10, "{cost} entries read for 100 events");
+    }
+
+    let condition = |query: Query| {
+        Append::new(
+            sid("w"),
+            ExpectedVersion::Any,
+            vec![NewEvent::builder("W").build()],
+        )
+        .condition(AppendCondition::new(query, Some(Position(0))))
+    };
+    let (want, r) = reads(&probe, store.append_with(condition(plain))).await;
+    assert!(r.unwrap_err().is_condition_failed());
+    let (cost, r) = reads(&probe, store.append_with(condition(adversarial))).await;
+    assert!(r.unwrap_err().is_condition_failed());
+    assert_eq!(cost, want, "entries the condition check read");
+    assert!(
+        want <= 12,
+        "the check read {want} entries: it does not stop at the first match"
+    );
 }

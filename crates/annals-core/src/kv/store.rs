@@ -42,6 +42,12 @@ pub(crate) fn queue_bytes(limits: &Limits) -> usize {
         .min(u32::MAX as usize)
 }
 
+/// The query of a write's condition, normalized ([R6]): done on the
+/// caller's task, not in the writer.
+fn normalized_condition(condition: Option<&AppendCondition>) -> Option<Query> {
+    condition.map(|c| c.fail_if_events_match.normalized())
+}
+
 /// Bytes a request holds besides its events and aux writes.
 const REQUEST_OVERHEAD: usize = 256;
 
@@ -313,8 +319,11 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
         self.check_open()?;
         append.validate(&self.config.limits)?;
         let bytes = write_bytes(&append.events, &append.aux, append.condition.as_ref());
-        self.call(bytes, |reply| Request::Append(Box::new(append), reply))
-            .await
+        let query = normalized_condition(append.condition.as_ref());
+        self.call(bytes, |reply| {
+            Request::Append(Box::new(append), query, reply)
+        })
+        .await
     }
 
     async fn append_batch(&self, batch: Batch) -> Result<Vec<AppendResult>> {
@@ -322,7 +331,8 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
         batch.validate(&self.config.limits)?;
         let events = batch.parts.iter().flat_map(|p| &p.events);
         let bytes = write_bytes(events, &batch.aux, batch.condition.as_ref());
-        self.call(bytes, |reply| Request::Batch(Box::new(batch), reply))
+        let query = normalized_condition(batch.condition.as_ref());
+        self.call(bytes, |reply| Request::Batch(Box::new(batch), query, reply))
             .await
     }
 
@@ -354,6 +364,8 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
         }
         let query = query.cloned();
         self.read(move |snap| {
+            // A query costs what its distinct items cost ([R6]).
+            let query = query.as_ref().map(Query::normalized);
             let head = Position(read::store_meta(snap)?.head);
             let mut metas = SnapshotMetas::new(snap);
             let events = read::scan_log(snap, &mut metas, from, count, direction, query.as_ref())?;

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::backend::{Append, AppendResult, Batch, Direction, Durability};
 use crate::error::{Error, Result};
 use crate::event::{NewEvent, Position, StreamId, Timestamp, Version};
-use crate::expect::{AppendCondition, AuxCondition, AuxWrite, ExpectedVersion};
+use crate::expect::{AppendCondition, AuxCondition, AuxWrite, ExpectedVersion, Query};
 use crate::kv::codec;
 use crate::kv::engine::{KvEngine, KvSnapshot, WriteBatch};
 use crate::kv::layout::{self, StoreMeta, StreamMeta};
@@ -25,8 +25,11 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
 
 /// What callers ask of the writer.
 pub(crate) enum Request {
-    Append(Box<Append>, Reply<AppendResult>),
-    Batch(Box<Batch>, Reply<Vec<AppendResult>>),
+    /// An append, with its condition's query normalized (on the caller's
+    /// task, so the writer does not pay for it).
+    Append(Box<Append>, Option<Query>, Reply<AppendResult>),
+    /// A batch, with its condition's query normalized.
+    Batch(Box<Batch>, Option<Query>, Reply<Vec<AppendResult>>),
     Aux(Vec<AuxWrite>, Reply<()>),
     Delete(StreamId, ExpectedVersion, Reply<()>),
     Truncate(StreamId, Version, Reply<()>),
@@ -151,6 +154,30 @@ enum Step {
 
 /// A check that needs the round committed first.
 struct NeedsFlush;
+
+/// An append condition as the writer checks it.
+#[derive(Clone, Copy)]
+struct Condition<'a> {
+    /// As the caller gave it: its `after`, and what its error names.
+    given: &'a AppendCondition,
+    /// Its query, normalized: what the checks walk ([R6]).
+    query: &'a Query,
+}
+
+impl<'a> Condition<'a> {
+    fn of(given: Option<&'a AppendCondition>, query: Option<&'a Query>) -> Option<Self> {
+        let given = given?;
+        Some(Condition {
+            given,
+            query: query.unwrap_or(&given.fail_if_events_match),
+        })
+    }
+
+    /// The first position the condition is about (`None`: none can be).
+    fn from(self) -> Option<u64> {
+        self.given.after.unwrap_or(Position(0)).0.checked_add(1)
+    }
+}
 
 /// The state of the writer thread.
 pub(crate) struct Writer<E: KvEngine> {
@@ -291,12 +318,18 @@ impl<E: KvEngine> Writer<E> {
 
     fn apply(&mut self, round: &mut Round<E::Snapshot>, request: Request) -> Step {
         match request {
-            Request::Append(append, reply) => match self.append(round, &append) {
-                Ok(result) => round.answers.push(answer(reply, result)),
-                Err(NeedsFlush) => return Step::FlushFirst(Request::Append(append, reply)),
-            },
-            Request::Batch(batch, reply) => {
-                let result = self.batch(round, &batch);
+            Request::Append(append, query, reply) => {
+                let condition = Condition::of(append.condition.as_ref(), query.as_ref());
+                match self.append(round, &append, condition) {
+                    Ok(result) => round.answers.push(answer(reply, result)),
+                    Err(NeedsFlush) => {
+                        return Step::FlushFirst(Request::Append(append, query, reply));
+                    }
+                }
+            }
+            Request::Batch(batch, query, reply) => {
+                let condition = Condition::of(batch.condition.as_ref(), query.as_ref());
+                let result = self.batch(round, &batch, condition);
                 round.answers.push(answer(reply, result));
             }
             Request::Aux(writes, reply) => {
@@ -329,6 +362,7 @@ impl<E: KvEngine> Writer<E> {
         &mut self,
         round: &mut Round<E::Snapshot>,
         a: &Append,
+        condition: Option<Condition<'_>>,
     ) -> Result<Result<AppendResult>, NeedsFlush> {
         let meta = match round.meta(a.stream.as_str()) {
             Ok(m) => m,
@@ -342,7 +376,7 @@ impl<E: KvEngine> Writer<E> {
                 Ok(None) => {}
                 Err(e) => return Ok(Err(e)),
             }
-            if let Some(condition) = &a.condition {
+            if let Some(condition) = condition {
                 match replay_by_condition(round, a, condition)? {
                     Ok(Some(result)) => return Ok(Ok(result)),
                     Ok(None) => {}
@@ -351,13 +385,13 @@ impl<E: KvEngine> Writer<E> {
             }
             return Ok(Err(Error::wrong_version(&a.stream, a.expected, actual)));
         }
-        if let Some(condition) = &a.condition {
+        if let Some(condition) = condition {
             match condition_fails(round, condition) {
                 Ok(false) => {}
                 Ok(true) => {
                     return Ok(match replay_by_condition(round, a, condition)? {
                         Ok(Some(result)) => Ok(result),
-                        Ok(None) => Err(condition.failure()),
+                        Ok(None) => Err(condition.given.failure()),
                         Err(e) => Err(e),
                     });
                 }
@@ -372,7 +406,12 @@ impl<E: KvEngine> Writer<E> {
         Ok(result)
     }
 
-    fn batch(&mut self, round: &mut Round<E::Snapshot>, b: &Batch) -> Result<Vec<AppendResult>> {
+    fn batch(
+        &mut self,
+        round: &mut Round<E::Snapshot>,
+        b: &Batch,
+        condition: Option<Condition<'_>>,
+    ) -> Result<Vec<AppendResult>> {
         let mut metas = Vec::with_capacity(b.parts.len());
         for (i, part) in b.parts.iter().enumerate() {
             let meta = round.meta(part.stream.as_str())?;
@@ -385,10 +424,10 @@ impl<E: KvEngine> Writer<E> {
             }
             metas.push(meta);
         }
-        if let Some(condition) = &b.condition
+        if let Some(condition) = condition
             && condition_fails(round, condition)?
         {
-            return Err(condition.failure());
+            return Err(condition.given.failure());
         }
         check_aux(round, &b.aux)?;
         let mut results = Vec::with_capacity(b.parts.len());
@@ -547,8 +586,8 @@ fn fail(request: Request, e: &Arc<Error>) -> Option<Reply<()>> {
         ))
     }
     match request {
-        Request::Append(_, r) => drop(r.send(err(e))),
-        Request::Batch(_, r) => drop(r.send(err(e))),
+        Request::Append(_, _, r) => drop(r.send(err(e))),
+        Request::Batch(_, _, r) => drop(r.send(err(e))),
         Request::Aux(_, r)
         | Request::Delete(_, _, r)
         | Request::Truncate(_, _, r)
@@ -560,8 +599,8 @@ fn fail(request: Request, e: &Arc<Error>) -> Option<Reply<()>> {
 
 fn refuse_closed(request: Request) {
     match request {
-        Request::Append(_, r) => drop(r.send(Err(Error::Closed))),
-        Request::Batch(_, r) => drop(r.send(Err(Error::Closed))),
+        Request::Append(_, _, r) => drop(r.send(Err(Error::Closed))),
+        Request::Batch(_, _, r) => drop(r.send(Err(Error::Closed))),
         Request::Aux(_, r)
         | Request::Delete(_, _, r)
         | Request::Truncate(_, _, r)
@@ -634,12 +673,12 @@ fn result_of(events: &[crate::event::RecordedEvent]) -> AppendResult {
 fn replay_by_condition<S: KvSnapshot>(
     round: &Round<S>,
     a: &Append,
-    condition: &AppendCondition,
+    condition: Condition<'_>,
 ) -> Result<Result<Option<AppendResult>>, NeedsFlush> {
     if !round.pending.is_empty() {
         return Err(NeedsFlush);
     }
-    let Some(from) = condition.after.unwrap_or(Position(0)).0.checked_add(1) else {
+    let Some(from) = condition.from() else {
         return Ok(Ok(None));
     };
     let mut metas = RoundMetas {
@@ -653,7 +692,7 @@ fn replay_by_condition<S: KvSnapshot>(
         Position(from),
         n + 1,
         Direction::Forward,
-        Some(&condition.fail_if_events_match),
+        Some(condition.query),
     );
     Ok(found.map(|found| {
         let own = found.len() == n
@@ -667,11 +706,11 @@ fn replay_by_condition<S: KvSnapshot>(
 
 /// Whether a readable event matching the condition's query lies after its
 /// `after`, in the snapshot or in this round (SPEC A8).
-fn condition_fails<S: KvSnapshot>(round: &Round<S>, condition: &AppendCondition) -> Result<bool> {
-    let Some(from) = condition.after.unwrap_or(Position(0)).0.checked_add(1) else {
+fn condition_fails<S: KvSnapshot>(round: &Round<S>, condition: Condition<'_>) -> Result<bool> {
+    let Some(from) = condition.from() else {
         return Ok(false);
     };
-    let query = &condition.fail_if_events_match;
+    let query = condition.query;
     for p in &round.pending {
         if p.position >= from && query.matches_parts(&p.event_type, &p.tags) {
             let readable = round
@@ -687,15 +726,7 @@ fn condition_fails<S: KvSnapshot>(round: &Round<S>, condition: &AppendCondition)
         round,
         cache: HashMap::new(),
     };
-    let found = read::scan_log(
-        &round.snap,
-        &mut metas,
-        Position(from),
-        1,
-        Direction::Forward,
-        Some(query),
-    )?;
-    Ok(!found.is_empty())
+    read::any_after(&round.snap, &mut metas, Position(from), query)
 }
 
 /// Checks the conditions of aux writes against the round's view (SPEC X2).
