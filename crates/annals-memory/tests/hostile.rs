@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use annals_core::kv::{KvEngine, KvSnapshot, KvStore, Visitor, WriteBatch};
+use annals_core::kv::layout::{self, StoreMeta, StreamMeta};
+use annals_core::kv::{KvEngine, KvSnapshot, KvStore, Visitor, WriteBatch, codec};
 use annals_core::{
-    Append, AppendCondition, Capabilities, Direction, ExpectedVersion, LogBackend, NewEvent,
-    Position, Query, QueryItem, Result, StoreConfig, StreamId,
+    Append, AppendCondition, Capabilities, CorruptionAt, Direction, ExpectedVersion, LogBackend,
+    NewEvent, Position, Query, QueryItem, Result, StoreConfig, StreamId, Timestamp,
 };
 use annals_memory::{MemoryEngine, MemorySnapshot};
 
@@ -264,4 +265,190 @@ async fn a_repeated_query_costs_what_its_distinct_items_cost() {
         want <= 12,
         "the check read {want} entries: it does not stop at the first match"
     );
+}
+
+/// A memory engine holding `(key, value)` records, sealed as the store
+/// seals them: a crafted store whose checksums are all valid.
+fn crafted(records: Vec<(Vec<u8>, Vec<u8>)>) -> MemoryEngine {
+    let engine = MemoryEngine::new();
+    let mut batch = WriteBatch::new();
+    for (key, value) in records {
+        batch.put(key, value);
+    }
+    engine.commit(batch, true).unwrap();
+    engine
+}
+
+fn store_meta(meta: StoreMeta) -> (Vec<u8>, Vec<u8>) {
+    let key = layout::STORE_META_KEY.to_vec();
+    let value = codec::encode(&key, &meta).unwrap();
+    (key, value)
+}
+
+fn one_event() -> Vec<NewEvent> {
+    vec![NewEvent::builder("E").build()]
+}
+
+/// Item 5 of issue 17: numbers read from disk are checked. A store whose
+/// head is u64::MAX has no position left: an append is `Corruption` naming
+/// the store's metadata — not a panic that kills the writer — and the
+/// store stays healthy for reads, answers the next append the same way,
+/// and closes cleanly. One position short, one event still fits.
+#[tokio::test]
+async fn a_head_at_u64_max_is_corruption_not_a_dead_writer() {
+    let meta = StoreMeta {
+        head: u64::MAX,
+        ..StoreMeta::default()
+    };
+    let (store, _) = open(crafted(vec![store_meta(meta)]), StoreConfig::default());
+    for _ in 0..2 {
+        let err = store
+            .append(&sid("s"), ExpectedVersion::Any, one_event())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.corruption_at(),
+            Some(&CorruptionAt::Key(layout::STORE_META_KEY.to_vec())),
+            "{err}"
+        );
+        store.health().await.expect("the writer is alive");
+    }
+    store.close().await.expect("closes cleanly");
+
+    let meta = StoreMeta {
+        head: u64::MAX - 1,
+        ..StoreMeta::default()
+    };
+    let (store, _) = open(crafted(vec![store_meta(meta)]), StoreConfig::default());
+    let two = vec![
+        NewEvent::builder("E").build(),
+        NewEvent::builder("E").build(),
+    ];
+    let err = store
+        .append(&sid("s"), ExpectedVersion::Any, two)
+        .await
+        .unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    let written = store
+        .append(&sid("s"), ExpectedVersion::Any, one_event())
+        .await
+        .unwrap();
+    assert_eq!(written.last_position, Position(u64::MAX));
+    let err = store
+        .append(&sid("t"), ExpectedVersion::Any, one_event())
+        .await
+        .unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    store.close().await.expect("closes cleanly");
+}
+
+/// Item 5: a stream whose next version is u64::MAX cannot take another
+/// event: `Corruption` naming the stream's metadata; other streams still
+/// take appends.
+#[tokio::test]
+async fn a_stream_at_u64_max_is_corruption_and_other_streams_still_work() {
+    let key = layout::stream_meta_key("s");
+    let meta = StreamMeta {
+        next_version: u64::MAX,
+        ..StreamMeta::default()
+    };
+    let value = codec::encode(&key, &meta).unwrap();
+    let (store, _) = open(crafted(vec![(key.clone(), value)]), StoreConfig::default());
+    for expected in [ExpectedVersion::Any, ExpectedVersion::exact(u64::MAX - 1)] {
+        let err = store
+            .append(&sid("s"), expected, one_event())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.corruption_at(),
+            Some(&CorruptionAt::Key(key.clone())),
+            "{err}"
+        );
+    }
+    let written = store
+        .append(&sid("t"), ExpectedVersion::Any, one_event())
+        .await
+        .unwrap();
+    assert_eq!(written.first_position, Position(1));
+    store.health().await.unwrap();
+    store.close().await.unwrap();
+}
+
+/// Item 5 (and 7): a `last_recorded_at` beyond 9999-12-31, the latest time
+/// annals records, is damage: `verify` reports it, and new events do not
+/// inherit it (they get the clock's time, and the commit heals it).
+#[tokio::test]
+async fn a_recorded_at_beyond_year_9999_does_not_spread() {
+    let meta = StoreMeta {
+        last_recorded_at: u64::MAX,
+        ..StoreMeta::default()
+    };
+    let (store, _) = open(crafted(vec![store_meta(meta)]), StoreConfig::default());
+    let report = store.verify(None).await.unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.location == "store metadata"),
+        "{report:?}"
+    );
+    store
+        .append(&sid("s"), ExpectedVersion::Any, one_event())
+        .await
+        .unwrap();
+    let page = store
+        .read_all(Position(0), 10, Direction::Forward, None)
+        .await
+        .unwrap();
+    let recorded = page.events[0].recorded_at;
+    assert!(
+        recorded <= Timestamp::now(),
+        "{recorded:?} inherited the damage"
+    );
+    assert!(recorded <= Timestamp::MAX);
+    // The commit wrote a sound time over the damaged one.
+    assert!(store.verify(None).await.unwrap().is_clean());
+    store.close().await.unwrap();
+}
+
+/// Item 5: a writer that died (here: the engine panicked under it) is
+/// seen. The append that met it and every later one fail naming the cause
+/// — not `Closed` — `health` fails naming it, and `close` ends the store
+/// (every call is then `Closed`) and reports it.
+#[tokio::test]
+async fn a_dead_writer_fails_health_with_its_cause() {
+    let (store, probe) = open(MemoryEngine::new(), StoreConfig::default());
+    store
+        .append(&sid("s"), ExpectedVersion::Any, one_event())
+        .await
+        .unwrap();
+    probe.panic_on_snapshot.store(true, Ordering::Release);
+    for _ in 0..2 {
+        let err = store
+            .append(&sid("s"), ExpectedVersion::Any, one_event())
+            .await
+            .unwrap_err();
+        assert!(!err.is_closed(), "{err}");
+        assert!(
+            err.to_string().contains("the probe panics on snapshot"),
+            "{err}"
+        );
+    }
+    probe.panic_on_snapshot.store(false, Ordering::Release);
+    let err = store.health().await.unwrap_err();
+    assert!(
+        err.to_string().contains("the probe panics on snapshot"),
+        "{err}"
+    );
+    let err = store.close().await.unwrap_err();
+    assert!(
+        err.to_string().contains("the probe panics on snapshot"),
+        "{err}"
+    );
+    assert!(store.health().await.unwrap_err().is_closed());
+    let err = store
+        .append(&sid("s"), ExpectedVersion::Any, one_event())
+        .await
+        .unwrap_err();
+    assert!(err.is_closed(), "{err}");
 }

@@ -1,6 +1,7 @@
 //! `KvStore`: a [`LogBackend`] over any [`KvEngine`].
 
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
@@ -23,6 +24,24 @@ use crate::kv::read::{self, SnapshotMetas};
 use crate::kv::verify;
 use crate::kv::writer::{Queued, Reply, Request, Writer};
 use crate::verify::{VerifyProgress, VerifyReport};
+
+/// The error of a store whose writer thread died of `cause` (SPEC M3).
+fn writer_died(cause: &str) -> Error {
+    Error::backend(
+        format!("the store cannot take writes: its writer thread stopped: {cause}"),
+        cause.to_string(),
+    )
+}
+
+/// What a panic said.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let said = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string());
+    format!("it panicked: {said}")
+}
 
 /// Most dead events one compaction step deletes in one commit.
 const PURGE_CHUNK: usize = 4096;
@@ -147,6 +166,9 @@ pub struct KvStore<E: KvEngine> {
     queue: Arc<Semaphore>,
     queue_bytes: usize,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Why the writer thread died, once it has (SPEC M3); it ends without
+    /// a value when the store is closed.
+    writer_death: watch::Receiver<Option<String>>,
     head: watch::Receiver<Position>,
 }
 
@@ -173,9 +195,17 @@ impl<E: KvEngine> KvStore<E> {
         let (head_tx, head) = watch::channel(Position(meta.head));
         let (sender, receiver) = mpsc::channel();
         let writer = Writer::new(Arc::clone(&engine), config.durability, meta, head_tx);
+        let (death_tx, writer_death) = watch::channel(None);
         let handle = std::thread::Builder::new()
             .name("annals-writer".into())
-            .spawn(move || writer.run(receiver))
+            .spawn(move || {
+                // The queue outlives a panic of the writer, so no caller
+                // sees it gone before the cause is published.
+                let receiver = receiver;
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| writer.run(&receiver))) {
+                    death_tx.send_replace(Some(panic_message(payload.as_ref())));
+                }
+            })
             .map_err(|e| Error::backend("starting the writer thread", e))?;
         let queue_bytes = queue_bytes(&config.limits);
         Ok(KvStore {
@@ -187,8 +217,25 @@ impl<E: KvEngine> KvStore<E> {
             queue: Arc::new(Semaphore::new(queue_bytes)),
             queue_bytes,
             writer: Mutex::new(Some(handle)),
+            writer_death,
             head,
         })
+    }
+
+    /// The error of a store whose writer thread died, if it has.
+    fn writer_died(&self) -> Option<Error> {
+        self.writer_death.borrow().as_deref().map(writer_died)
+    }
+
+    /// Why a request got no answer: the writer died (its cause), or the
+    /// store was closed.
+    async fn lost(&self) -> Error {
+        let mut death = self.writer_death.clone();
+        // Ends at once when the writer died, or when its thread ended.
+        match death.wait_for(Option::is_some).await {
+            Ok(cause) => cause.as_deref().map_or(Error::Closed, writer_died),
+            Err(_) => Error::Closed,
+        }
     }
 
     /// The engine under the store.
@@ -218,16 +265,22 @@ impl<E: KvEngine> KvStore<E> {
             .await
             .map_err(|_| Error::Closed)?;
         let (reply, answer) = oneshot::channel();
-        {
+        let sent = {
             let sender = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
             let sender = sender.as_ref().ok_or(Error::Closed)?;
             let queued = Queued {
                 request: request(reply),
                 permit: Some(permit),
             };
-            sender.send(queued).map_err(|_| Error::Closed)?;
+            sender.send(queued).is_ok()
+        };
+        if !sent {
+            return Err(self.lost().await);
         }
-        answer.await.map_err(|_| Error::Closed)?
+        match answer.await {
+            Ok(result) => result,
+            Err(_) => Err(self.lost().await),
+        }
     }
 
     /// Runs `f` on a fresh snapshot in the blocking pool.
@@ -449,6 +502,10 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
     }
 
     async fn health(&self) -> Result<()> {
+        self.check_open()?;
+        if let Some(e) = self.writer_died() {
+            return Err(e);
+        }
         self.read(|snap| read::store_meta(snap).map(drop)).await
     }
 
@@ -484,6 +541,15 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
                 .await
                 .map_err(|e| Error::backend("joining the writer thread", e))?
                 .map_err(|_| Error::backend("the writer thread", "it panicked"))?;
+        }
+        if let Some(e) = self.writer_died() {
+            // The writer could not release the engine: do it here, and
+            // say why the store did not close cleanly.
+            let engine = Arc::clone(&self.engine);
+            tokio::task::spawn_blocking(move || engine.close())
+                .await
+                .map_err(|e| Error::backend("closing the engine (it panicked?)", e))??;
+            return Err(e);
         }
         result
     }

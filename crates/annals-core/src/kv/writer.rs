@@ -12,7 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot, watch};
 use uuid::Uuid;
 
 use crate::backend::{Append, AppendResult, Batch, Direction, Durability};
-use crate::error::{Error, Result};
+use crate::error::{CorruptionAt, Error, Result};
 use crate::event::{NewEvent, Position, StreamId, Timestamp, Version};
 use crate::expect::{AppendCondition, AuxCondition, AuxWrite, ExpectedVersion, Query};
 use crate::kv::codec;
@@ -155,6 +155,17 @@ enum Step {
 /// A check that needs the round committed first.
 struct NeedsFlush;
 
+/// The events of one append (or batch part), checked and encoded, waiting
+/// to be added to the round.
+struct Staged {
+    stream: String,
+    meta: StreamMeta,
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    pending: Vec<PendingEvent>,
+    recorded_at: Timestamp,
+    result: AppendResult,
+}
+
 /// An append condition as the writer checks it.
 #[derive(Clone, Copy)]
 struct Condition<'a> {
@@ -185,8 +196,8 @@ pub(crate) struct Writer<E: KvEngine> {
     durability: Durability,
     /// The store's metadata as last committed.
     committed: StoreMeta,
-    /// The next position to hand out.
-    next_position: u64,
+    /// The last position handed out (the next one is the one after it).
+    last_position: u64,
     /// The last `recorded_at` handed out.
     last_recorded_at: u64,
     head_tx: watch::Sender<Position>,
@@ -202,19 +213,27 @@ impl<E: KvEngine> Writer<E> {
     ) -> Self {
         // A crashed `Relaxed` store may have handed out positions up to
         // `reserved` that are lost: start above them (SPEC D5).
-        let next_position = committed.head.max(committed.reserved).saturating_add(1);
+        let last_position = committed.head.max(committed.reserved);
+        // Times keep rising along positions (D3), but a time no clock
+        // gives is damage (verify reports it): new events do not inherit
+        // it, they start again from the clock.
+        let last_recorded_at = if committed.last_recorded_at > Timestamp::MAX.0 {
+            0
+        } else {
+            committed.last_recorded_at
+        };
         Writer {
             engine,
             durability,
             committed,
-            next_position,
-            last_recorded_at: committed.last_recorded_at,
+            last_position,
+            last_recorded_at,
             head_tx,
         }
     }
 
     /// Runs until the store is closed or every sender is gone.
-    pub(crate) fn run(mut self, rx: mpsc::Receiver<Queued>) {
+    pub(crate) fn run(mut self, rx: &mpsc::Receiver<Queued>) {
         let mut close_reply = None;
         'rounds: while let Ok(first) = rx.recv() {
             let mut queue = VecDeque::from([first]);
@@ -288,7 +307,7 @@ impl<E: KvEngine> Writer<E> {
         let Writer {
             engine,
             committed,
-            next_position,
+            last_position,
             head_tx,
             ..
         } = self;
@@ -296,7 +315,7 @@ impl<E: KvEngine> Writer<E> {
         let mut result = Ok(());
         // Positions up to here were handed out, or skipped after a crash
         // because a crashed process may have handed them out (D5).
-        let used = next_position - 1;
+        let used = last_position;
         if committed.reserved > used {
             // A clean close gives back the rest of the reservation, so the
             // next open leaves no gap, but never the positions skipped
@@ -430,10 +449,21 @@ impl<E: KvEngine> Writer<E> {
             return Err(condition.given.failure());
         }
         check_aux(round, &b.aux)?;
-        let mut results = Vec::with_capacity(b.parts.len());
-        for (part, meta) in b.parts.iter().zip(metas) {
-            results.push(self.write_events(round, &part.stream, meta, &part.events)?);
+        // Every part is staged before any is added: all or nothing (A2).
+        let mut staged = Vec::with_capacity(b.parts.len());
+        let mut after = self.last_position;
+        let recorded_at = self.next_recorded_at();
+        for (i, (part, meta)) in b.parts.iter().zip(metas).enumerate() {
+            let part = self
+                .stage(&part.stream, meta, &part.events, after, recorded_at)
+                .map_err(|e| Error::in_part(i, e))?;
+            after = part.result.last_position.0;
+            staged.push(part);
         }
+        let results = staged
+            .into_iter()
+            .map(|part| self.apply_staged(round, part))
+            .collect();
         write_aux(round, b.aux.clone());
         Ok(results)
     }
@@ -447,46 +477,111 @@ impl<E: KvEngine> Writer<E> {
         meta: Option<StreamMeta>,
         events: &[NewEvent],
     ) -> Result<AppendResult> {
+        let recorded_at = self.next_recorded_at();
+        let staged = self.stage(stream, meta, events, self.last_position, recorded_at)?;
+        Ok(self.apply_staged(round, staged))
+    }
+
+    /// The `recorded_at` of the next write: the clock's time, but never
+    /// before the last one handed out (D3).
+    fn next_recorded_at(&self) -> Timestamp {
+        Timestamp(Timestamp::now().0.max(self.last_recorded_at))
+    }
+
+    /// The entries, metadata and result of `events` written to `stream`
+    /// after position `after`, checked and encoded, the round untouched:
+    /// a failure (a number at its end, an encoding error) leaves no trace.
+    fn stage(
+        &self,
+        stream: &StreamId,
+        meta: Option<StreamMeta>,
+        events: &[NewEvent],
+        after: u64,
+        recorded_at: Timestamp,
+    ) -> Result<Staged> {
         let mut meta = StreamMeta::for_append(meta);
-        let recorded_at = Timestamp(Timestamp::now().0.max(self.last_recorded_at));
-        self.last_recorded_at = recorded_at.0;
-        let first_version = Version(meta.next_version);
-        let first_position = Position(self.next_position);
-        // Encode everything first: a failure then leaves the round as it was.
-        let mut ops = Vec::with_capacity(events.len() * 4);
+        // Numbers read from disk: an overflow is damage, never a panic.
+        let n = u64::try_from(events.len()).unwrap_or(u64::MAX);
+        let (first_position, last_position) = match (after.checked_add(1), after.checked_add(n)) {
+            (Some(first), Some(last)) => (first, last),
+            _ => {
+                return Err(Error::corruption(
+                    CorruptionAt::Key(layout::STORE_META_KEY.to_vec()),
+                    format!(
+                        "store metadata: the log is at position {after}, which leaves no \
+                         position for {n} more events"
+                    ),
+                ));
+            }
+        };
+        let first_version = meta.next_version;
+        let Some(next_version) = first_version.checked_add(n) else {
+            return Err(Error::corruption(
+                CorruptionAt::Key(layout::stream_meta_key(stream.as_str())),
+                format!(
+                    "metadata of stream {stream}: its next version is {first_version}, which \
+                     leaves no version for {n} more events"
+                ),
+            ));
+        };
+        let mut ops = Vec::with_capacity(events.len().saturating_mul(4));
         let mut pending = Vec::with_capacity(events.len());
-        for (i, event) in events.iter().enumerate() {
-            let offset = i as u64;
-            let position = Position(first_position.0 + offset);
-            let version = Version(first_version.0 + offset);
+        for ((position, version), event) in (first_position..=last_position)
+            .zip(first_version..next_version)
+            .zip(events)
+        {
             ops.extend(
-                codec::event_entries(stream.as_str(), version, position, recorded_at, event)?
-                    .into_iter()
-                    .map(|(key, value)| (key, Some(value))),
+                codec::event_entries(
+                    stream.as_str(),
+                    Version(version),
+                    Position(position),
+                    recorded_at,
+                    event,
+                )?
+                .into_iter()
+                .map(|(key, value)| (key, Some(value))),
             );
             pending.push(PendingEvent {
                 stream: stream.as_str().to_string(),
-                version: version.0,
-                position: position.0,
+                version,
+                position,
                 event_type: event.event_type.clone(),
                 tags: event.tags.clone(),
             });
         }
-        let n = events.len() as u64;
-        self.next_position += n;
-        meta.next_version += n;
+        meta.next_version = next_version;
+        Ok(Staged {
+            stream: stream.as_str().to_string(),
+            meta,
+            ops,
+            pending,
+            recorded_at,
+            result: AppendResult {
+                first_version: Version(first_version),
+                last_version: Version(next_version - 1),
+                first_position: Position(first_position),
+                last_position: Position(last_position),
+            },
+        })
+    }
+
+    /// Adds a staged write to the round.
+    fn apply_staged(&mut self, round: &mut Round<E::Snapshot>, staged: Staged) -> AppendResult {
+        let Staged {
+            stream,
+            meta,
+            ops,
+            pending,
+            recorded_at,
+            result,
+        } = staged;
+        self.last_position = result.last_position.0;
+        self.last_recorded_at = recorded_at.0;
         round.batch.ops.extend(ops);
         round.pending.extend(pending);
-        round
-            .streams_with_events
-            .insert(stream.as_str().to_string());
-        round.metas.insert(stream.as_str().to_string(), meta);
-        Ok(AppendResult {
-            first_version,
-            last_version: Version(first_version.0 + n - 1),
-            first_position,
-            last_position: Position(first_position.0 + n - 1),
-        })
+        round.streams_with_events.insert(stream.clone());
+        round.metas.insert(stream, meta);
+        result
     }
 
     /// Commits the round, publishes the head, and answers every caller.
@@ -549,7 +644,7 @@ impl<E: KvEngine> Writer<E> {
             }
         }
         let mut meta = StoreMeta {
-            head: self.next_position - 1,
+            head: self.last_position,
             last_recorded_at: self.last_recorded_at,
             ..self.committed
         };
