@@ -584,7 +584,8 @@ impl LogBackend for PostgresStore {
 
     async fn close(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) {
-            return Err(Error::Closed);
+            // [M4] A second close is Ok: closing is idempotent.
+            return Ok(());
         }
         // Dropping the sender ends the writer once it has answered every
         // request already sent.

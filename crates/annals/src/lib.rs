@@ -81,7 +81,8 @@ pub use annals_core::*;
 /// [`EventStore`], [`Subscription`], [`Indexer`], [`TypedEvent`].
 pub use annals_store as store;
 pub use annals_store::{
-    EventStore, EventStoreBuilder, IndexStatus, Indexer, Snapshot, Subscription, Typed, TypedEvent,
+    EventStore, EventStoreBuilder, IndexCheck, IndexStatus, Indexer, Snapshot, Subscription, Typed,
+    TypedEvent,
 };
 
 /// The in-memory backend (the `annals-memory` crate; feature `memory`).
@@ -298,6 +299,12 @@ where
 #[cfg(all(doctest, feature = "memory"))]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The porting guide's Rust examples (`docs/porting.md`), compiled and run
+/// by `cargo test`, so every mapping it shows stays true.
+#[cfg(all(doctest, feature = "memory"))]
+#[doc = include_str!("../../../docs/porting.md")]
+pub struct PortingGuideDoctests;
 
 #[cfg(test)]
 mod tests;

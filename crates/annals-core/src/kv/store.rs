@@ -511,7 +511,8 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
 
     async fn close(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) {
-            return Err(Error::Closed);
+            // [M4] A second close is Ok: closing is idempotent.
+            return Ok(());
         }
         // Callers waiting for room in the queue get Closed.
         self.queue.close();
