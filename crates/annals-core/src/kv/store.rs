@@ -53,12 +53,12 @@ const MIN_QUEUE_BYTES: usize = 8 << 20;
 /// these limits: room for two of the largest appends, and at least
 /// [`MIN_QUEUE_BYTES`].
 pub(crate) fn queue_bytes(limits: &Limits) -> usize {
+    // A caller takes at most u32::MAX permits at once (tokio's API).
+    let most = Semaphore::MAX_PERMITS.min(u32::MAX as usize);
     limits
         .max_append_bytes
         .saturating_mul(2)
-        .max(MIN_QUEUE_BYTES)
-        .min(Semaphore::MAX_PERMITS)
-        .min(u32::MAX as usize)
+        .clamp(MIN_QUEUE_BYTES, most)
 }
 
 /// The query of a write's condition, normalized ([R6]): done on the
