@@ -158,6 +158,14 @@ impl Report {
                         false,
                     );
                 }
+                // SPEC R6: repetition changes neither the result nor the cost.
+                check(
+                    "3. type query repeated 64 x 64 / type query",
+                    b.backend,
+                    r.repeated_type_query.per_second / r.type_query.per_second,
+                    0.8,
+                    true,
+                );
             }
             if let (Some(small), Some(large)) = (b.page_cost.first(), b.page_cost.last())
                 && b.page_cost.len() > 1
@@ -327,7 +335,7 @@ impl Report {
             "**3. Reads on a store of {} events** — events/s\n",
             size.store_events
         );
-        md.push_str("| backend | `read_all` forward | raw engine | `read_stream` 100-event pages | page p50 / p99 | tag query | type query |\n|---|---:|---:|---:|---:|---:|---:|\n");
+        md.push_str("| backend | `read_all` forward | raw engine | `read_stream` 100-event pages | page p50 / p99 | tag query | type query | type query repeated 64 × 64 |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
         for b in &self.backends {
             if let Some(r) = &b.reads {
                 let raw = r
@@ -336,14 +344,15 @@ impl Report {
                     .map_or("—".to_string(), |raw| human(raw.per_second));
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {raw} | {} | {} / {} | {} | {} |",
+                    "| {} | {} | {raw} | {} | {} / {} | {} | {} | {} |",
                     b.backend,
                     human(r.read_all.per_second),
                     human(r.stream_pages.per_second),
                     micros(r.stream_pages.p50_us),
                     micros(r.stream_pages.p99_us),
                     human(r.tag_query.per_second),
-                    human(r.type_query.per_second)
+                    human(r.type_query.per_second),
+                    human(r.repeated_type_query.per_second)
                 );
             }
         }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use annals::{Direction, Durability, ExpectedVersion, Position, Query, Store, Version};
+use annals::{Direction, Durability, ExpectedVersion, Position, Query, QueryItem, Store, Version};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -71,6 +71,10 @@ pub struct Reads {
     /// `read_all`'s baseline where the engine has one (PostgreSQL: a plain
     /// `SELECT` over the same table).
     pub raw_read_all: Option<Rate>,
+    /// The same type query asked as 64 items of 64 copies of the type (the
+    /// adversarial query of issue 17, within SPEC R6's limits): repetition
+    /// must cost nothing, so this matches `type_query`.
+    pub repeated_type_query: Rate,
 }
 
 /// Workload 4 at one store size: one 100-event page at a random place
@@ -499,6 +503,13 @@ async fn reads(store: &Store, size: u64) -> RawResult<Reads> {
         "type query",
     )
     .await?;
+    let repeated_type_query = scan(
+        store,
+        Some(&repeated(TYPES[0])),
+        size.div_ceil(TYPES.len() as u64),
+        "repeated type query",
+    )
+    .await?;
     // Up to 100 whole streams, 100 events a page.
     let streams = size.div_ceil(STREAM_EVENTS).min(100);
     let mut latencies = Latencies::default();
@@ -530,7 +541,19 @@ async fn reads(store: &Store, size: u64) -> RawResult<Reads> {
         tag_query,
         type_query,
         raw_read_all: None,
+        repeated_type_query,
     })
+}
+
+/// `Query::types([ty])` asked as 64 items of 64 copies of `ty`.
+fn repeated(ty: &str) -> Query {
+    let item = QueryItem {
+        types: vec![ty.to_string(); 64],
+        tags: Vec::new(),
+    };
+    Query {
+        items: vec![item; 64],
+    }
 }
 
 /// Workload 5 on a store of `size` events.

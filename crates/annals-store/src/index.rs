@@ -503,7 +503,9 @@ impl Index<'_> {
     /// replaced by another generation meanwhile.
     async fn catch_up(&self, record: Record, mut state: IndexState) -> Result<Option<IndexState>> {
         let budget = self.budget();
-        let record_bytes = keys::index_record(self.name(), record).len() + state.encode().len();
+        // The record's write: its key, its new value and the old one its
+        // condition compares with ([X1] counts all three).
+        let record_bytes = keys::index_record(self.name(), record).len() + 2 * state.encode().len();
         'pages: loop {
             let page = self
                 .backend
@@ -687,7 +689,7 @@ impl Index<'_> {
     async fn remove_stale(&self, mut state: IndexState, mut stale: Vec<Vec<u8>>) -> Result<()> {
         let budget = self.budget();
         let key = keys::index_record(self.name(), Record::Current);
-        let mut bytes = key.len() + state.encode().len();
+        let mut bytes = key.len() + 2 * state.encode().len();
         let mut fitting = 1;
         stale.retain(|entry| {
             fitting += 1;
