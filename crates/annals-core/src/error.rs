@@ -131,6 +131,36 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+
+    /// No server could serve the call now (a database server down or
+    /// restarting, a replicated database between the loss of its primary
+    /// and a standby's promotion, a network cut, a write that waited past
+    /// the backend's timeout before it was sent); nothing was written. The
+    /// same call may succeed later: retry it, after a pause.
+    #[error("unavailable: {message}")]
+    Unavailable {
+        /// What annals was doing, and why it gave up.
+        message: String,
+        /// The engine's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A write was sent, but the connection was lost (or the backend's
+    /// timeout passed) before the server answered its commit: it may or
+    /// may not have been written. An append with `NoStream`, `Exact(v)` or
+    /// a condition is safe to retry exactly as it was (the same event ids:
+    /// [A5] answers the first write's result if it committed, else writes
+    /// it once); for any other write, read the store to learn what
+    /// happened before writing again.
+    #[error("outcome unknown: {message}")]
+    OutcomeUnknown {
+        /// What annals was doing, and why the answer is unknown.
+        message: String,
+        /// The engine's error.
+        #[source]
+        source: BoxError,
+    },
 }
 
 /// Why an input was refused ([`Error::InvalidInput`]).
@@ -329,6 +359,23 @@ impl Error {
         }
     }
 
+    /// An [`Error::Unavailable`]: nothing was written, retry later.
+    pub fn unavailable(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Unavailable {
+            message: message.into(),
+            source: source.into(),
+        }
+    }
+
+    /// An [`Error::OutcomeUnknown`]: a write that may or may not have
+    /// committed.
+    pub fn outcome_unknown(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::OutcomeUnknown {
+            message: message.into(),
+            source: source.into(),
+        }
+    }
+
     /// An [`Error::WrongExpectedVersion`].
     pub fn wrong_version(
         stream: &StreamId,
@@ -379,6 +426,14 @@ impl Error {
             },
             Error::Unsupported(message) => Error::Unsupported(prefix(message)),
             Error::Backend { message, source } => Error::Backend {
+                message: prefix(message),
+                source,
+            },
+            Error::Unavailable { message, source } => Error::Unavailable {
+                message: prefix(message),
+                source,
+            },
+            Error::OutcomeUnknown { message, source } => Error::OutcomeUnknown {
                 message: prefix(message),
                 source,
             },
@@ -466,6 +521,25 @@ impl Error {
     pub fn is_closed(&self) -> bool {
         matches!(self.root(), Error::Closed)
     }
+
+    /// Whether this is (or wraps) [`Error::Unavailable`]: nothing was
+    /// written, and the same call may succeed later.
+    ///
+    /// ```
+    /// use annals_core::Error;
+    /// let err = Error::unavailable("connecting", "no server accepts writes");
+    /// assert!(err.is_unavailable() && !err.is_outcome_unknown());
+    /// assert_eq!(err.to_string(), "unavailable: connecting");
+    /// ```
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self.root(), Error::Unavailable { .. })
+    }
+
+    /// Whether this is (or wraps) [`Error::OutcomeUnknown`]: a write that
+    /// may or may not have committed (see there for when a retry is exact).
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self.root(), Error::OutcomeUnknown { .. })
+    }
 }
 
 /// Most bytes of a value an error message shows: longer values are cut
@@ -547,6 +621,11 @@ mod tests {
         assert!(Error::in_part(1, Error::Closed).is_closed());
         let id = StreamId::new("s").expect("a valid id");
         assert!(Error::in_part(1, Error::StreamNotFound(id)).is_stream_not_found());
+        let gone = Error::in_part(0, Error::unavailable("connecting", "refused"));
+        assert!(gone.is_unavailable() && !gone.is_outcome_unknown());
+        let unknown = Error::outcome_unknown("committing", "connection lost").in_context("x");
+        assert!(unknown.is_outcome_unknown() && !unknown.is_unavailable());
+        assert_eq!(unknown.to_string(), "outcome unknown: x: committing");
         assert_eq!(Error::Closed.part(), None);
         assert_eq!(Error::Closed.invalid_reason(), None);
     }
