@@ -49,6 +49,7 @@ mod writer;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use annals_core::{
     Append, AppendResult, AuxWrite, Batch, Capabilities, CorruptionAt, Direction, Error,
@@ -67,11 +68,26 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 pub use schema::validate_schema;
 pub use sql::scan_log_sql;
 pub use tls::{RootCerts, SslMode, TlsOptions};
+pub use tokio_postgres::config::TargetSessionAttrs;
 pub use writer::QUEUE as WRITE_QUEUE;
 
 use crate::schema::db;
 use crate::sql::{big, col, col_u64};
 use crate::writer::{Op, Outcome, Request};
+
+/// How long connecting to one host may take when neither the options nor
+/// the connection string say (libpq's `connect_timeout`).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a write round may take by default before it is abandoned
+/// ([`PostgresOptions::write_timeout`]).
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a store that cannot `LISTEN` (on a hot standby) reads the
+/// head by default ([`PostgresOptions::head_poll`]).
+pub const DEFAULT_HEAD_POLL: Duration = Duration::from_millis(100);
+/// How long the head watch waits for a notification before it reads the
+/// head anyway: a connection lost without a word (a server gone from the
+/// network) is found then, and a missed notification costs no more.
+const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// The options of a PostgreSQL store.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -88,6 +104,35 @@ pub struct PostgresOptions {
     pub create: bool,
     /// TLS: `sslmode` and `sslrootcert`.
     pub tls: TlsOptions,
+    /// A store that only reads (`read_only`, default `false`): it creates
+    /// and migrates nothing, every write answers [`Error::Unsupported`],
+    /// and it may be opened on a hot standby, where its head watch polls
+    /// (a standby cannot `LISTEN`). A store that may write refuses to open
+    /// on a standby.
+    pub read_only: bool,
+    /// Which of several hosts to use (`target_session_attrs`, as libpq):
+    /// `read-write` picks the one that takes writes — the primary, also
+    /// after a failover; `None`: what the connection string says (`any`
+    /// unless it says otherwise).
+    pub target_session_attrs: Option<TargetSessionAttrs>,
+    /// How long connecting to one host may take (`connect_timeout`, whole
+    /// seconds); `None`: what the connection string says, else
+    /// [`DEFAULT_CONNECT_TIMEOUT`]. Getting a connection gives up after
+    /// this much per host named.
+    pub connect_timeout: Option<Duration>,
+    /// How long a write round may take (`write_timeout_ms`, default
+    /// [`DEFAULT_WRITE_TIMEOUT`]): waiting for the head lock, the checks,
+    /// the writes and the commit — which, with a synchronous standby,
+    /// waits for it. Past it the round is abandoned (its connection
+    /// closed) and its writes answer [`Error::Unavailable`] (nothing was
+    /// written) or [`Error::OutcomeUnknown`] (its commit was sent). Over
+    /// TCP it is also the connection's `tcp_user_timeout` unless the
+    /// connection string sets one, so a server gone from the network is
+    /// noticed by reads too.
+    pub write_timeout: Duration,
+    /// How often the head watch reads the head where it cannot `LISTEN`
+    /// (`head_poll_ms`, default [`DEFAULT_HEAD_POLL`]): on a hot standby.
+    pub head_poll: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -98,14 +143,29 @@ impl Default for PostgresOptions {
             pool_size: 8,
             create: true,
             tls: TlsOptions::default(),
+            read_only: false,
+            target_session_attrs: None,
+            connect_timeout: None,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            head_poll: DEFAULT_HEAD_POLL,
         }
     }
 }
 
 impl PostgresOptions {
     /// This backend's own options.
-    pub const PARAMS: [&'static str; 5] =
-        ["schema", "pool_size", "create", "sslmode", "sslrootcert"];
+    pub const PARAMS: [&'static str; 10] = [
+        "schema",
+        "pool_size",
+        "create",
+        "sslmode",
+        "sslrootcert",
+        "read_only",
+        "target_session_attrs",
+        "connect_timeout",
+        "write_timeout_ms",
+        "head_poll_ms",
+    ];
 
     /// Options with this configuration and the default schema and pool.
     pub fn with_config(config: StoreConfig) -> Self {
@@ -115,14 +175,19 @@ impl PostgresOptions {
         }
     }
 
-    /// Options from URL parameters: the common ones, `schema`, `pool_size`,
-    /// `create`, `sslmode` and `sslrootcert`.
+    /// Options from URL parameters: the common ones, then `schema`,
+    /// `pool_size`, `create`, `sslmode`, `sslrootcert`, `read_only`,
+    /// `target_session_attrs` (`any`, `read-write`, `read-only`),
+    /// `connect_timeout` (seconds), `write_timeout_ms` and `head_poll_ms`.
     ///
     /// ```
-    /// use annals_postgres::PostgresOptions;
+    /// use annals_postgres::{PostgresOptions, TargetSessionAttrs};
     /// let o = PostgresOptions::from_params([("schema", "shop"), ("durability", "relaxed")])?;
     /// assert_eq!(o.schema, "shop");
+    /// let o = PostgresOptions::from_params([("target_session_attrs", "read-write")])?;
+    /// assert_eq!(o.target_session_attrs, Some(TargetSessionAttrs::ReadWrite));
     /// assert!(PostgresOptions::from_params([("schema", "Bad-Name")]).is_err());
+    /// assert!(PostgresOptions::from_params([("write_timeout_ms", "0")]).is_err());
     /// assert!(PostgresOptions::from_params([("cache", "1")]).is_err());
     /// # Ok::<(), annals_core::Error>(())
     /// ```
@@ -137,19 +202,38 @@ impl PostgresOptions {
                     validate_schema(value)?;
                     options.schema = value.to_string();
                 }
-                "pool_size" => {
-                    let n: usize = annals_core::parse_param(key, value)?;
-                    if n == 0 {
-                        return Err(Error::malformed(
-                            Field::StoreOption,
-                            "option pool_size = 0: it must be at least 1",
-                        ));
-                    }
-                    options.pool_size = n;
-                }
+                "pool_size" => options.pool_size = positive(key, value)?,
                 "create" => options.create = annals_core::parse_param(key, value)?,
                 "sslmode" => options.tls.mode = value.parse()?,
                 "sslrootcert" => options.tls.root_certs = Some(RootCerts::parse(value)?),
+                "read_only" => options.read_only = annals_core::parse_param(key, value)?,
+                "target_session_attrs" => {
+                    options.target_session_attrs = Some(match value {
+                        "any" => TargetSessionAttrs::Any,
+                        "read-write" => TargetSessionAttrs::ReadWrite,
+                        "read-only" => TargetSessionAttrs::ReadOnly,
+                        _ => {
+                            return Err(Error::malformed(
+                                Field::StoreOption,
+                                format!(
+                                    "option target_session_attrs = {}: it is any, read-write \
+                                     or read-only",
+                                    annals_core::show_text(value)
+                                ),
+                            ));
+                        }
+                    });
+                }
+                "connect_timeout" => {
+                    options.connect_timeout =
+                        Some(Duration::from_secs(positive(key, value)? as u64));
+                }
+                "write_timeout_ms" => {
+                    options.write_timeout = Duration::from_millis(positive(key, value)? as u64);
+                }
+                "head_poll_ms" => {
+                    options.head_poll = Duration::from_millis(positive(key, value)? as u64);
+                }
                 _ => return Err(StoreConfig::unknown_param("postgres", key, &Self::PARAMS)),
             }
         }
@@ -157,12 +241,68 @@ impl PostgresOptions {
     }
 }
 
+/// An option's value as a whole number of at least 1.
+fn positive(key: &str, value: &str) -> Result<usize> {
+    let n: usize = annals_core::parse_param(key, value)?;
+    if n == 0 {
+        return Err(Error::malformed(
+            Field::StoreOption,
+            format!("option {key} = 0: it must be at least 1"),
+        ));
+    }
+    Ok(n)
+}
+
+/// A connection of the driver over this crate's TLS.
+type PgConnection = tokio_postgres::Connection<
+    tokio_postgres::Socket,
+    <MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>>::Stream,
+>;
+
+/// How a store connects: the driver's configuration and TLS, and how long
+/// a connection attempt may take in all (the per-host timeout times the
+/// hosts named).
+#[derive(Clone)]
+struct Connector {
+    pg: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+    limit: Duration,
+}
+
+impl Connector {
+    /// A connection and the task driving it, or [`Error::Unavailable`]
+    /// when no host answered within the limit.
+    async fn connect(&self) -> Result<(tokio_postgres::Client, PgConnection)> {
+        match tokio::time::timeout(self.limit, self.pg.connect(self.tls.clone())).await {
+            Ok(connected) => connected.map_err(db("connecting")),
+            Err(_) => Err(Error::unavailable(
+                "connecting",
+                format!("no host answered within {} ms", self.limit.as_millis()),
+            )),
+        }
+    }
+}
+
 /// Opens (creating or migrating its schema when needed) the store at
 /// `conninfo` — a libpq connection string or a
 /// `postgres://user:pass@host:port/db` URL without annals' own options.
+///
+/// Several hosts (`host=a,b` or `postgres://user@a:5432,b:5432/db`) with
+/// [`target_session_attrs`](PostgresOptions::target_session_attrs)
+/// `read-write` make a store that follows a failover: every new connection
+/// goes to the host that takes writes. While none does, calls fail fast
+/// with [`Error::Unavailable`]; once a standby is promoted, the same store
+/// serves again.
 pub async fn open(conninfo: &str, options: PostgresOptions) -> Result<PostgresStore> {
     options.config.limits.validate()?;
     validate_schema(&options.schema)?;
+    if options.read_only && options.target_session_attrs == Some(TargetSessionAttrs::ReadWrite) {
+        return Err(Error::invalid(
+            annals_core::InvalidReason::Conflict(Field::StoreOption),
+            "options read_only=true and target_session_attrs=read-write: a read-only store \
+             reads from any server, standbys included",
+        ));
+    }
     let mut pg: tokio_postgres::Config = conninfo.parse().map_err(|e| {
         Error::malformed(
             Field::StoreUrl,
@@ -175,66 +315,140 @@ pub async fn open(conninfo: &str, options: PostgresOptions) -> Result<PostgresSt
         None => search_path,
     };
     pg.options(&opts);
-    let (ssl_mode, tls) = options.tls.connector()?;
-    // PostgreSQL offers no TLS over Unix sockets: there the mode is moot.
-    let all_unix = pg
+    if let Some(attrs) = options.target_session_attrs {
+        pg.target_session_attrs(attrs);
+    }
+    if let Some(timeout) = options.connect_timeout {
+        pg.connect_timeout(timeout);
+    } else if pg.get_connect_timeout().is_none() {
+        pg.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+    }
+    let per_host = pg
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    let hosts = pg.get_hosts().len().max(pg.get_hostaddrs().len()).max(1);
+    let any_tcp = pg
         .get_hosts()
         .iter()
-        .all(|h| !matches!(h, tokio_postgres::config::Host::Tcp(_)));
-    pg.ssl_mode(if all_unix {
-        tokio_postgres::config::SslMode::Disable
-    } else {
+        .any(|h| matches!(h, tokio_postgres::config::Host::Tcp(_)))
+        || !pg.get_hostaddrs().is_empty();
+    if any_tcp && pg.get_tcp_user_timeout().is_none() {
+        pg.tcp_user_timeout(options.write_timeout);
+    }
+    let (ssl_mode, tls) = options.tls.connector()?;
+    // PostgreSQL offers no TLS over Unix sockets: there the mode is moot.
+    pg.ssl_mode(if any_tcp {
         ssl_mode
+    } else {
+        tokio_postgres::config::SslMode::Disable
     });
-    // The schema is made before any pooled connection uses it.
-    let (mut client, connection) = pg.connect(tls.clone()).await.map_err(db("connecting"))?;
+    let connector = Connector {
+        pg,
+        tls,
+        limit: per_host.saturating_mul(u32::try_from(hosts).unwrap_or(u32::MAX)),
+    };
+
+    // The schema is made (or checked) before any pooled connection uses it.
+    let (mut client, connection) = connector.connect().await?;
     let driver = tokio::spawn(connection);
-    let migrated = schema::migrate(&mut client, &options.schema, options.create).await;
+    let prepared = prepare_schema(&mut client, &options).await;
     drop(client);
     let _ = driver.await;
-    migrated?;
+    prepared?;
 
     let manager = Manager::from_config(
-        pg.clone(),
-        tls.clone(),
+        connector.pg.clone(),
+        connector.tls.clone(),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
     );
     let pool = Pool::builder(manager)
         .max_size(options.pool_size)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .create_timeout(Some(connector.limit))
         .build()
         .map_err(|e| Error::backend("building the connection pool", e))?;
 
-    let channel = format!("{}_annals_head", options.schema);
-    let listening = listen(&pg, &tls, &channel).await?;
-    let (head_tx, head_rx) = watch::channel(listening.head);
+    let source = HeadSource {
+        connector,
+        channel: format!("{}_annals_head", options.schema),
+        pool: pool.clone(),
+        poll: options.head_poll,
+    };
+    let listening = source.listen().await?;
+    let head = match &listening {
+        Some(l) => l.head,
+        None => source.poll_head().await?.0,
+    };
+    let (head_tx, head_rx) = watch::channel(head);
     let head_tx = Arc::new(head_tx);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let listen_task = tokio::spawn(follow_head(
-        pg.clone(),
-        tls,
-        channel,
+    let head_task = tokio::spawn(follow_head(
+        source,
         listening,
         Arc::clone(&head_tx),
         stop_rx,
     ));
 
-    let (sender, receiver) = mpsc::channel(writer::QUEUE);
-    let writer_task = tokio::spawn(writer::run(
-        pool.clone(),
-        options.config.durability,
-        head_tx,
-        receiver,
-    ));
+    let (sender, writer_task) = if options.read_only {
+        (None, None)
+    } else {
+        let (sender, receiver) = mpsc::channel(writer::QUEUE);
+        let settings = writer::Settings {
+            durability: options.config.durability,
+            timeout: options.write_timeout,
+        };
+        let task = tokio::spawn(writer::run(pool.clone(), settings, head_tx, receiver));
+        (Some(sender), Some(task))
+    };
     Ok(PostgresStore {
         pool,
         options,
         closed: AtomicBool::new(false),
-        sender: Mutex::new(Some(sender)),
-        tasks: Mutex::new(Some((writer_task, listen_task, stop_tx))),
+        sender: Mutex::new(sender),
+        tasks: Mutex::new(Some(Tasks {
+            writer: writer_task,
+            head: head_task,
+            stop: stop_tx,
+        })),
         head: head_rx,
     })
+}
+
+/// Creates or migrates the store's schema — or, for a read-only store,
+/// checks that it is there — on the server `client` reached. A store that
+/// may write does not open on a hot standby.
+async fn prepare_schema(
+    client: &mut tokio_postgres::Client,
+    options: &PostgresOptions,
+) -> Result<()> {
+    if options.read_only {
+        return schema::check(client, &options.schema).await;
+    }
+    let row = client
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .await
+        .map_err(db("asking whether the server is a standby"))?;
+    if col::<bool>(&row, 0, "whether the server is in recovery")? {
+        return Err(Error::invalid(
+            annals_core::InvalidReason::Conflict(Field::StoreOption),
+            "the server is a hot standby (in recovery), where nothing can be written: open the \
+             store with read_only=true to read from it, or name the primary (several hosts and \
+             target_session_attrs=read-write follow a failover)",
+        ));
+    }
+    schema::migrate(client, &options.schema, options.create).await
+}
+
+/// Where the head watch learns the head: notifications on `channel`, or,
+/// where the server cannot `LISTEN`, a read every `poll`.
+struct HeadSource {
+    connector: Connector,
+    channel: String,
+    pool: Pool,
+    poll: Duration,
 }
 
 /// A connection LISTENing for the commits of every store on the schema.
@@ -268,95 +482,186 @@ async fn committed_head(client: &tokio_postgres::Client) -> Result<Position> {
     Ok(Position(col_u64(&row, 0, "the head")?))
 }
 
-/// Connects and LISTENs on `channel`, then reads the head: LISTEN first, so
-/// no commit falls between the two.
-async fn listen(
-    pg: &tokio_postgres::Config,
-    tls: &MakeRustlsConnect,
-    channel: &str,
-) -> Result<Listening> {
-    let (client, mut connection) = pg.connect(tls.clone()).await.map_err(db("connecting"))?;
-    // One slot: a burst of notifications is one wake-up, and a flood of
-    // them (any role may NOTIFY) costs no memory.
-    let (wake, woken) = mpsc::channel(1);
-    let hinted = Arc::new(AtomicU64::new(0));
-    let hints = Arc::clone(&hinted);
-    let driver = tokio::spawn(async move {
-        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(Ok(message)) = messages.next().await {
-            if let AsyncMessage::Notification(note) = message {
-                let claim = note.payload().parse::<u64>().unwrap_or(u64::MAX);
-                hints.fetch_max(claim, Ordering::AcqRel);
-                if let Err(mpsc::error::TrySendError::Closed(())) = wake.try_send(()) {
-                    break;
+impl HeadSource {
+    /// Connects and LISTENs on the channel, then reads the head: LISTEN
+    /// first, so no commit falls between the two. `None`: the server is a
+    /// hot standby, which cannot LISTEN.
+    async fn listen(&self) -> Result<Option<Listening>> {
+        let (client, mut connection) = self.connector.connect().await?;
+        // One slot: a burst of notifications is one wake-up, and a flood of
+        // them (any role may NOTIFY) costs no memory.
+        let (wake, woken) = mpsc::channel(1);
+        let hinted = Arc::new(AtomicU64::new(0));
+        let hints = Arc::clone(&hinted);
+        let driver = tokio::spawn(async move {
+            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(Ok(message)) = messages.next().await {
+                if let AsyncMessage::Notification(note) = message {
+                    let claim = note.payload().parse::<u64>().unwrap_or(u64::MAX);
+                    hints.fetch_max(claim, Ordering::AcqRel);
+                    if let Err(mpsc::error::TrySendError::Closed(())) = wake.try_send(()) {
+                        break;
+                    }
                 }
             }
-        }
-    });
-    let mut listening = Listening {
-        client,
-        woken,
-        hinted,
-        driver,
-        head: Position(0),
-    };
-    listening
-        .client
-        .batch_execute(&format!("LISTEN {channel}"))
+        });
+        let mut listening = Listening {
+            client,
+            woken,
+            hinted,
+            driver,
+            head: Position(0),
+        };
+        let row = tokio::time::timeout(
+            self.connector.limit,
+            listening
+                .client
+                .query_one("SELECT pg_is_in_recovery()", &[]),
+        )
         .await
-        .map_err(db("listening for commits"))?;
-    listening.head = committed_head(&listening.client).await?;
-    Ok(listening)
+        .map_err(|_| Error::unavailable("listening for commits", "no answer in time"))?
+        .map_err(db("asking whether the server is a standby"))?;
+        if col::<bool>(&row, 0, "whether the server is in recovery")? {
+            return Ok(None);
+        }
+        let listened = async {
+            listening
+                .client
+                .batch_execute(&format!("LISTEN {}", self.channel))
+                .await
+                .map_err(db("listening for commits"))?;
+            committed_head(&listening.client).await
+        };
+        listening.head = tokio::time::timeout(self.connector.limit, listened)
+            .await
+            .map_err(|_| Error::unavailable("listening for commits", "no answer in time"))??;
+        Ok(Some(listening))
+    }
+
+    /// The head read through the pool, and whether the server is a hot
+    /// standby.
+    async fn poll_head(&self) -> Result<(Position, bool)> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(pool_error("getting a connection from the pool"))?;
+        let row = client
+            .query_one(
+                "SELECT head, pg_is_in_recovery() FROM annals_head WHERE id = 1",
+                &[],
+            )
+            .await
+            .map_err(db("reading the head"))?;
+        Ok((
+            Position(col_u64(&row, 0, "the head")?),
+            col(&row, 1, "whether the server is in recovery")?,
+        ))
+    }
 }
 
 /// Publishes the heads that other stores' commits reach ([R8]) until
-/// `stop`. A notification is only a hint that the head moved: anyone may
-/// send one, with any payload, so the head published is always read from
-/// the table — when a notification claims a head above the one published
-/// (this store's own commits, published by its writer, cost no read; a
-/// forged claim costs one read and publishes the truth). When the
-/// connection is lost, connects again (every second) and reads the head it
-/// may have missed.
+/// `stop`.
+///
+/// Where it can, it LISTENs: a notification is only a hint that the head
+/// moved (anyone may send one, with any payload), so the head published is
+/// always read from the table — when a notification claims a head above
+/// the one published (this store's own commits, published by its writer,
+/// cost no read; a forged claim costs one read and publishes the truth),
+/// and after [`HEARTBEAT`] without one. On a hot standby, which cannot
+/// LISTEN, it reads the head every `poll` instead, until the server is a
+/// primary again. When the connection is lost, it connects again (every
+/// second) and reads the head it may have missed.
 async fn follow_head(
-    pg: tokio_postgres::Config,
-    tls: MakeRustlsConnect,
-    channel: String,
-    mut listening: Listening,
+    source: HeadSource,
+    mut listening: Option<Listening>,
     head_tx: Arc<watch::Sender<Position>>,
     mut stop: oneshot::Receiver<()>,
 ) {
+    let mut polling = listening.is_none();
     loop {
-        tokio::select! {
-            _ = &mut stop => return,
-            woken = listening.woken.recv() => {
-                if woken.is_some() {
-                    let claim = listening.hinted.swap(0, Ordering::AcqRel);
-                    if claim <= head_tx.borrow().0 {
-                        continue;
+        if polling {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(source.poll) => {}
+            }
+            // A failed read (the server gone) is tried again at the next
+            // tick: the pool connects again.
+            if let Ok((head, standby)) = source.poll_head().await {
+                writer::publish(&head_tx, head);
+                polling = standby;
+            }
+            continue;
+        }
+        if let Some(l) = listening.as_mut() {
+            let alive = tokio::select! {
+                _ = &mut stop => return,
+                woken = l.woken.recv() => match woken {
+                    Some(()) => {
+                        let claim = l.hinted.swap(0, Ordering::AcqRel);
+                        claim <= head_tx.borrow().0 || refresh(&source, l, &head_tx).await
                     }
-                    if let Ok(head) = committed_head(&listening.client).await {
-                        writer::publish(&head_tx, head);
-                        continue;
-                    }
-                }
+                    None => false,
+                },
+                _ = tokio::time::sleep(HEARTBEAT) => refresh(&source, l, &head_tx).await,
+            };
+            if alive {
+                continue;
             }
         }
         // The connection is gone: connect again.
-        loop {
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-            }
-            if let Ok(again) = listen(&pg, &tls, &channel).await {
+        listening = None;
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        match source.listen().await {
+            Ok(Some(again)) => {
                 writer::publish(&head_tx, again.head);
-                listening = again;
-                break;
+                listening = Some(again);
             }
+            Ok(None) => polling = true,
+            Err(_) => {}
         }
     }
 }
 
-type Tasks = (JoinHandle<()>, JoinHandle<()>, oneshot::Sender<()>);
+/// Reads the head on the listening connection and publishes it; `false`
+/// when the connection is lost (or answers nothing in time).
+async fn refresh(
+    source: &HeadSource,
+    listening: &Listening,
+    head_tx: &watch::Sender<Position>,
+) -> bool {
+    match tokio::time::timeout(source.connector.limit, committed_head(&listening.client)).await {
+        Ok(Ok(head)) => {
+            writer::publish(head_tx, head);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Maps an error of the pool: [`Error::Unavailable`] when no connection
+/// could be made in time, the driver's error classified as by [`db`].
+fn pool_error(what: &'static str) -> impl FnOnce(deadpool_postgres::PoolError) -> Error {
+    move |e| match e {
+        deadpool_postgres::PoolError::Backend(e) => db(what)(e),
+        deadpool_postgres::PoolError::Timeout(_) => {
+            Error::unavailable(what, "no connection could be made in time")
+        }
+        deadpool_postgres::PoolError::Closed => Error::Closed,
+        other => Error::backend(what, other),
+    }
+}
+
+/// The tasks of a store: the writer (none for a read-only store) and the
+/// head watch, which `stop` ends.
+struct Tasks {
+    writer: Option<JoinHandle<()>>,
+    head: JoinHandle<()>,
+    stop: oneshot::Sender<()>,
+}
 
 /// A store in a PostgreSQL schema. See the [crate documentation](crate).
 pub struct PostgresStore {
@@ -393,13 +698,30 @@ impl PostgresStore {
         self.pool
             .get()
             .await
-            .map_err(|e| Error::backend("getting a connection from the pool", e))
+            .map_err(pool_error("getting a connection from the pool"))
+    }
+
+    /// [`Error::Unsupported`] for `what` on a read-only store.
+    fn check_writable(&self, what: &str) -> Result<()> {
+        self.check_open()?;
+        if self.options.read_only {
+            return Err(Error::Unsupported(format!(
+                "{what}: the store was opened read-only (read_only=true)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether the store was opened read-only
+    /// ([`PostgresOptions::read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        self.options.read_only
     }
 
     /// Sends a write to the writer task and waits for its answer. When
     /// [`writer::QUEUE`] writes wait already, waits for room first.
     async fn write(&self, op: Op) -> Result<Outcome> {
-        self.check_open()?;
+        self.check_writable(op.name())?;
         let (reply, answer) = oneshot::channel();
         let sender = self
             .sender
@@ -494,7 +816,7 @@ impl LogBackend for PostgresStore {
     }
 
     async fn append_with(&self, append: Append) -> Result<AppendResult> {
-        self.check_open()?;
+        self.check_writable("append")?;
         append.validate(&self.options.config.limits)?;
         match self.write(Op::Append(Box::new(append))).await? {
             Outcome::Append(r) => Ok(r),
@@ -503,7 +825,7 @@ impl LogBackend for PostgresStore {
     }
 
     async fn append_batch(&self, batch: Batch) -> Result<Vec<AppendResult>> {
-        self.check_open()?;
+        self.check_writable("append_batch")?;
         batch.validate(&self.options.config.limits)?;
         match self.write(Op::Batch(Box::new(batch))).await? {
             Outcome::Batch(r) => Ok(r),
@@ -616,6 +938,7 @@ impl LogBackend for PostgresStore {
     }
 
     async fn compact(&self) -> Result<()> {
+        self.check_writable("compact")?;
         let client = self.client().await?;
         // Rows of deleted and truncated events are already gone; VACUUM FULL
         // rewrites the tables so that their space goes back to the system,
@@ -662,7 +985,8 @@ impl LogBackend for PostgresStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
-            .is_some_and(|(writer, _, _)| writer.is_finished());
+            .and_then(|tasks| tasks.writer.as_ref())
+            .is_some_and(JoinHandle::is_finished);
         if writer_stopped {
             return Err(Error::backend(
                 "checking health",
@@ -695,12 +1019,15 @@ impl LogBackend for PostgresStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some((writer_task, listen_task, stop)) = tasks {
+        if let Some(Tasks { writer, head, stop }) = tasks {
             let _ = stop.send(());
-            let writer_done = writer_task.await;
-            let listener_done = listen_task.await;
+            let writer_done = match writer {
+                Some(task) => task.await,
+                None => Ok(()),
+            };
+            let head_done = head.await;
             writer_done.map_err(|e| Error::backend("the writer task", e))?;
-            listener_done.map_err(|e| Error::backend("the listener task", e))?;
+            head_done.map_err(|e| Error::backend("the head watch task", e))?;
         }
         self.pool.close();
         Ok(())
@@ -763,7 +1090,7 @@ impl LogBackend for PostgresStore {
     }
 
     async fn aux_write(&self, writes: Vec<AuxWrite>) -> Result<()> {
-        self.check_open()?;
+        self.check_writable("aux_write")?;
         if writes.is_empty() {
             return Err(Error::empty(Field::AuxWrites, "aux_write has no writes"));
         }

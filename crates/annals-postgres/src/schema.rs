@@ -123,22 +123,7 @@ pub async fn migrate(client: &mut Client, schema: &str, create: bool) -> Result<
         )
         .await
         .map_err(db("reading the schema version"))?;
-    let applied: i32 = crate::sql::col(&row, 0, "the schema version")?;
-    let known = MIGRATIONS.len() as i32;
-    if applied > known {
-        return Err(Error::invalid(
-            InvalidReason::Conflict(Field::StoreOption),
-            format!(
-                "schema {schema} is at version {applied}, newer than this build of annals knows ({known})"
-            ),
-        ));
-    }
-    let applied = usize::try_from(applied).map_err(|_| {
-        Error::corruption(
-            CorruptionAt::Unknown,
-            format!("schema {schema} is at version {applied}, below 0"),
-        )
-    })?;
+    let applied = known_version(schema, crate::sql::col(&row, 0, "the schema version")?)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
         tx.batch_execute(sql)
             .await
@@ -153,7 +138,95 @@ pub async fn migrate(client: &mut Client, schema: &str, create: bool) -> Result<
     tx.commit().await.map_err(db("committing the migration"))
 }
 
-/// Maps a driver error to [`Error::Backend`] saying what annals was doing.
+/// The schema version `applied` as a count of migrations, if this build
+/// knows it.
+fn known_version(schema: &str, applied: i32) -> Result<usize> {
+    let known = MIGRATIONS.len();
+    let count = usize::try_from(applied).map_err(|_| {
+        Error::corruption(
+            CorruptionAt::Unknown,
+            format!("schema {schema} is at version {applied}, below 0"),
+        )
+    })?;
+    if count > known {
+        return Err(Error::invalid(
+            InvalidReason::Conflict(Field::StoreOption),
+            format!(
+                "schema {schema} is at version {applied}, newer than this build of annals knows ({known})"
+            ),
+        ));
+    }
+    Ok(count)
+}
+
+/// Checks, without writing anything, that `schema` holds a store at the
+/// version this build writes: what a read-only store (on a hot standby,
+/// where nothing can be created or migrated) opens.
+pub async fn check(client: &Client, schema: &str) -> Result<()> {
+    let row = client
+        .query_one(
+            "SELECT to_regclass(quote_ident($1) || '.annals_migrations') IS NOT NULL",
+            &[&schema],
+        )
+        .await
+        .map_err(db("looking for the store"))?;
+    if !crate::sql::col::<bool>(&row, 0, "whether the store exists")? {
+        return Err(Error::invalid(
+            InvalidReason::Unknown(Field::StoreUrl),
+            format!(
+                "no annals store in schema {schema} of this database (a read-only store creates none)"
+            ),
+        ));
+    }
+    let row = client
+        .query_one(
+            &format!("SELECT coalesce(max(version), 0) FROM {schema}.annals_migrations"),
+            &[],
+        )
+        .await
+        .map_err(db("reading the schema version"))?;
+    let applied = known_version(schema, crate::sql::col(&row, 0, "the schema version")?)?;
+    if applied < MIGRATIONS.len() {
+        return Err(Error::invalid(
+            InvalidReason::Conflict(Field::StoreOption),
+            format!(
+                "schema {schema} is at version {applied}, older than this build of annals \
+                 ({}): open it once read-write (on the primary) to migrate it",
+                MIGRATIONS.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Maps a driver error to an [`Error`] saying what annals was doing:
+/// [`Error::Unavailable`] when the server could not be reached or is going
+/// away ([`connection_lost`]), else [`Error::Backend`].
 pub fn db(what: &str) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {
-    move |e| Error::backend(what.to_string(), e)
+    move |e| {
+        if connection_lost(&e) {
+            Error::unavailable(what.to_string(), e)
+        } else {
+            Error::backend(what.to_string(), e)
+        }
+    }
+}
+
+/// Whether `e` says that no server could serve the statement — the
+/// connection failed, was lost, or the server is shutting down, starting up
+/// or refused a read-write session — rather than that a server refused the
+/// statement itself.
+pub fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    if let Some(db) = e.as_db_error() {
+        // 08: connection exception; 57P01-57P03: admin shutdown, crash
+        // shutdown, cannot connect now (starting up, in recovery).
+        let code = db.code().code();
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
+    }
+    // Not a server's answer: the connection closed, or an I/O error (which
+    // includes a failed connect, a timed-out one, and a server that does
+    // not allow writes under target_session_attrs=read-write).
+    e.is_closed()
+        || std::error::Error::source(e)
+            .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
 }

@@ -23,6 +23,8 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use annals_core::kv::layout::StreamMeta;
 use annals_core::{
@@ -75,6 +77,17 @@ pub enum Op {
 }
 
 impl Op {
+    /// The call it comes from.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Append(_) => "append",
+            Op::Batch(_) => "append_batch",
+            Op::Aux(_) => "aux_write",
+            Op::Delete(..) => "delete_stream",
+            Op::Truncate(..) => "truncate_stream",
+        }
+    }
+
     /// Whether it removes events (and so ends a round).
     fn removes(&self) -> bool {
         matches!(self, Op::Delete(..) | Op::Truncate(..))
@@ -118,10 +131,19 @@ pub struct Request {
     pub reply: oneshot::Sender<Result<Outcome>>,
 }
 
+/// How the writer commits.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// The store's durability ([D5]).
+    pub durability: Durability,
+    /// How long a round may take before it is abandoned.
+    pub timeout: Duration,
+}
+
 /// Runs the writer until every sender is gone.
 pub async fn run(
     pool: Pool,
-    durability: Durability,
+    settings: Settings,
     head_tx: Arc<watch::Sender<Position>>,
     mut rx: mpsc::Receiver<Request>,
 ) {
@@ -158,7 +180,7 @@ pub async fn run(
         }
         let requests: Vec<Request> = queue.drain(..take).collect();
         let ops: Vec<&Op> = requests.iter().map(|r| &r.op).collect();
-        let outcomes = match guarded_round(&pool, durability, &ops).await {
+        let outcomes = match guarded_round(&pool, settings, &ops).await {
             Ok((outcomes, head)) => {
                 if let Some(head) = head {
                     publish(&head_tx, head);
@@ -167,6 +189,11 @@ pub async fn run(
             }
             // Alone in its round, a request's error is its own.
             Err(RoundError::BeforeCommit(e)) if ops.len() == 1 => vec![Err(e)],
+            // No server to write to: each request alone would fail the
+            // same way, so every one answers at once.
+            Err(RoundError::BeforeCommit(e)) if e.is_unavailable() => {
+                shared(e, ops.len(), Error::unavailable)
+            }
             // A transaction that failed before its COMMIT was sent wrote
             // nothing: run each request alone, so that one request's
             // failure is not the others'. (After a failed COMMIT the outcome
@@ -174,7 +201,7 @@ pub async fn run(
             Err(RoundError::BeforeCommit(_)) => {
                 let mut outcomes = Vec::with_capacity(ops.len());
                 for op in &ops {
-                    match guarded_round(&pool, durability, std::slice::from_ref(op)).await {
+                    match guarded_round(&pool, settings, std::slice::from_ref(op)).await {
                         Ok((mut one, head)) => {
                             if let Some(head) = head {
                                 publish(&head_tx, head);
@@ -188,17 +215,7 @@ pub async fn run(
                 }
                 outcomes
             }
-            Err(RoundError::AtCommit(e)) => {
-                let e = Arc::new(e);
-                ops.iter()
-                    .map(|_| {
-                        Err(Error::backend(
-                            format!("the transaction failed: {e}"),
-                            Box::new(Arc::clone(&e)),
-                        ))
-                    })
-                    .collect()
-            }
+            Err(RoundError::AtCommit(e)) => shared(e, ops.len(), Error::outcome_unknown),
         };
         // A round cut short (a retry that must see this round committed)
         // answers fewer requests: the rest go first in the next round.
@@ -220,6 +237,25 @@ pub async fn run(
             queue.insert(i, request);
         }
     }
+}
+
+/// `n` errors made by `make` from what `error` says annals was doing,
+/// sharing its source (an [`Error`] cannot be cloned).
+fn shared(
+    error: Error,
+    n: usize,
+    make: fn(String, annals_core::BoxError) -> Error,
+) -> Vec<Result<Outcome>> {
+    type Source = Arc<dyn std::error::Error + Send + Sync>;
+    let (message, source): (String, Source) = match error {
+        Error::Unavailable { message, source }
+        | Error::OutcomeUnknown { message, source }
+        | Error::Backend { message, source } => (message, Arc::from(source)),
+        other => ("the writer".to_string(), Arc::new(other)),
+    };
+    (0..n)
+        .map(|_| Err(make(message.clone(), Box::new(Arc::clone(&source)))))
+        .collect()
 }
 
 /// Raises the published head (never lowers it: a notification of another
@@ -260,15 +296,15 @@ type RoundOutcome = (Vec<Result<Outcome>>, Option<Position>);
 /// round, so that the writer task survives it and goes on serving.
 async fn guarded_round(
     pool: &Pool,
-    durability: Durability,
+    settings: Settings,
     ops: &[&Op],
 ) -> Result<RoundOutcome, RoundError> {
-    AssertUnwindSafe(commit_round(pool, durability, ops))
+    AssertUnwindSafe(commit_round(pool, settings, ops))
         .catch_unwind()
         .await
         .unwrap_or_else(|_| {
             // Whether its COMMIT went out is unknown: no retry.
-            Err(RoundError::AtCommit(Error::backend(
+            Err(RoundError::AtCommit(Error::outcome_unknown(
                 "the writer",
                 "a write round panicked",
             )))
@@ -276,22 +312,58 @@ async fn guarded_round(
 }
 
 /// Runs `ops` (or the first of them, when the round is cut short) in one
-/// transaction.
+/// transaction, within the write timeout.
 async fn commit_round(
     pool: &Pool,
-    durability: Durability,
+    settings: Settings,
     ops: &[&Op],
 ) -> Result<RoundOutcome, RoundError> {
-    let client = pool.get().await.map_err(|e| {
-        RoundError::BeforeCommit(Error::backend("getting a connection from the pool", e))
-    })?;
-    let result = run_round(&client, durability, ops).await;
-    if let Err(RoundError::BeforeCommit(_)) = &result {
-        // Leave no transaction open on a pooled connection; one that
-        // cannot even roll back is dropped rather than reused.
-        if client.batch_execute("ROLLBACK").await.is_err() {
-            let _ = Object::take(client);
+    let deadline = tokio::time::Instant::now() + settings.timeout;
+    let late = |what: &str| {
+        format!(
+            "{what}: no answer within write_timeout ({} ms)",
+            settings.timeout.as_millis()
+        )
+    };
+    let client = match tokio::time::timeout_at(deadline, pool.get()).await {
+        Ok(got) => got.map_err(|e| {
+            RoundError::BeforeCommit(crate::pool_error("getting a connection from the pool")(e))
+        })?,
+        Err(_) => {
+            return Err(RoundError::BeforeCommit(Error::unavailable(
+                late("getting a connection from the pool"),
+                "timed out",
+            )));
         }
+    };
+    let sent = AtomicBool::new(false);
+    let result = tokio::time::timeout_at(deadline, run_round(&client, settings, ops, &sent))
+        .await
+        .unwrap_or_else(|_| {
+            Err(if sent.load(Ordering::Acquire) {
+                RoundError::AtCommit(Error::outcome_unknown(
+                    late("committing a write round"),
+                    "timed out",
+                ))
+            } else {
+                RoundError::BeforeCommit(Error::unavailable(
+                    late("running a write round"),
+                    "timed out",
+                ))
+            })
+        });
+    match &result {
+        Ok(_) => {}
+        // The server refused a statement: leave no transaction open on a
+        // pooled connection; one that cannot even roll back is dropped
+        // rather than reused.
+        Err(RoundError::BeforeCommit(e)) if !e.is_unavailable() => {
+            if client.batch_execute("ROLLBACK").await.is_err() {
+                drop(Object::take(client));
+            }
+        }
+        // Lost, or abandoned with answers still to come: never reused.
+        Err(_) => drop(Object::take(client)),
     }
     result
 }
@@ -349,13 +421,21 @@ struct Round<'a> {
 /// every request, writes and commits (one more).
 async fn run_round<'a>(
     client: &'a deadpool_postgres::Client,
-    durability: Durability,
+    settings: Settings,
     ops: &[&'a Op],
+    sent: &AtomicBool,
 ) -> Result<RoundOutcome, RoundError> {
     let before = RoundError::BeforeCommit;
+    let durability = settings.durability;
+    // Immediate: at least `on` (the commit is on disk, and on every
+    // synchronous standby); a server set to `remote_apply` keeps it, so
+    // that an acknowledged append is also visible on the standbys.
     let sync = match durability {
-        Durability::Immediate => "on",
-        Durability::Relaxed => "off",
+        Durability::Immediate => {
+            "CASE WHEN current_setting('synchronous_commit') = 'remote_apply' \
+             THEN 'remote_apply' ELSE 'on' END"
+        }
+        Durability::Relaxed => "'off'",
     };
     // What the round names.
     let mut streams: Vec<String> = Vec::new();
@@ -395,7 +475,13 @@ async fn run_round<'a>(
 
     // Round trip 1: everything after the lock, so it sees every commit
     // before ours ([R4]).
-    let begin = format!("BEGIN; SET LOCAL synchronous_commit = {sync}");
+    // The server gives up waiting for the head lock when the writer does
+    // (a commit stuck waiting for a synchronous standby holds it).
+    let begin = format!(
+        "BEGIN; SELECT set_config('synchronous_commit', {sync}, true); \
+         SET LOCAL lock_timeout = {}",
+        settings.timeout.as_millis().clamp(1, i32::MAX as u128)
+    );
     let conditions = ops.iter().map(|op| async move {
         match op.condition() {
             Some(c) => match c.after.unwrap_or(Position(0)).0.checked_add(1) {
@@ -425,7 +511,7 @@ async fn run_round<'a>(
         futures::future::join_all(conditions),
     );
     began.map_err(|e| before(db("starting a transaction")(e)))?;
-    let locked = locked.map_err(|e| before(db("locking the head")(e)))?;
+    let locked = locked.map_err(|e| before(lock_error(e, settings.timeout)))?;
     let meta_rows = meta_rows.map_err(|e| before(db("reading stream metadata")(e)))?;
     let aux_rows = aux_rows.map_err(|e| before(db("reading aux values")(e)))?;
     let committed_match = matches
@@ -488,10 +574,12 @@ async fn run_round<'a>(
         || !round.changed.is_empty()
         || !round.aux_written.is_empty();
     if !wrote {
+        // Nothing written: a failed COMMIT loses nothing, and the requests
+        // are checked again.
         client
             .batch_execute("COMMIT")
             .await
-            .map_err(|e| RoundError::AtCommit(db("committing")(e)))?;
+            .map_err(|e| before(db("committing")(e)))?;
         return Ok((outcomes, None));
     }
     let new_head = round.next_position - 1;
@@ -506,7 +594,7 @@ async fn run_round<'a>(
         commit.push_str("INSERT INTO annals_live VALUES (1) ON CONFLICT DO NOTHING; ");
     }
     commit.push_str("COMMIT");
-    write_round(&round, new_head, new_reserved, head, &commit).await?;
+    write_round(&round, new_head, new_reserved, head, &commit, sent).await?;
     Ok((outcomes, Some(Position(new_head))))
 }
 
@@ -526,6 +614,7 @@ async fn write_round(
     reserved: u64,
     old_head: u64,
     commit: &str,
+    sent: &AtomicBool,
 ) -> Result<(), RoundError> {
     let client = round.client;
     let rows = &round.rows;
@@ -664,20 +753,58 @@ async fn write_round(
     steps.push(("committing", Box::pin(client.batch_execute(commit))));
     let last = steps.len() - 1;
     let (whats, futures): (Vec<_>, Vec<_>) = steps.into_iter().unzip();
+    sent.store(true, Ordering::Release);
     let results = futures::future::join_all(futures).await;
     for (i, (what, result)) in whats.into_iter().zip(results).enumerate() {
         if let Err(e) = result {
-            // A failed statement aborts the transaction, and the COMMIT
-            // after it rolls back: nothing was written. Only a failed
-            // COMMIT leaves the outcome unknown.
-            return Err(if i == last {
-                RoundError::AtCommit(db(what)(e))
-            } else {
+            return Err(if refused_before_commit(&e, i == last) {
                 before(db(what)(e))
+            } else {
+                RoundError::AtCommit(Error::outcome_unknown(
+                    format!("{what}: the commit may or may not have happened"),
+                    e,
+                ))
             });
         }
     }
     Ok(())
+}
+
+/// The error of the head lock: [`Error::Unavailable`] when the server gave
+/// up waiting for it (`lock_timeout`, set to the write timeout), since the
+/// round wrote nothing and a later one may get it.
+fn lock_error(e: tokio_postgres::Error, timeout: Duration) -> Error {
+    if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+        Error::unavailable(
+            format!(
+                "locking the head: not granted within write_timeout ({} ms); the commit \
+                 holding it may wait for a synchronous standby that does not answer",
+                timeout.as_millis()
+            ),
+            e,
+        )
+    } else {
+        db("locking the head")(e)
+    }
+}
+
+/// Whether the first failed step of a round's writes (`at_commit`: the
+/// COMMIT itself) proves that nothing was written. The server runs the
+/// pipelined statements in order and answers each: an error from it on a
+/// statement aborts the transaction (the COMMIT after it rolls back, or
+/// never runs when the error ended the session); an ERROR on the COMMIT is
+/// a commit refused. But a lost connection (no answer) may come after the
+/// server committed, and a FATAL (a shutdown) on the COMMIT may come after
+/// its commit record was flushed: both leave the outcome unknown.
+fn refused_before_commit(e: &tokio_postgres::Error, at_commit: bool) -> bool {
+    match e.as_db_error() {
+        None => false,
+        Some(_) if !at_commit => true,
+        Some(db) => matches!(
+            db.parsed_severity(),
+            Some(tokio_postgres::error::Severity::Error)
+        ),
+    }
 }
 
 /// The stream rows a round writes, as columns.
