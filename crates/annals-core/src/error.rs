@@ -150,7 +150,7 @@ pub enum Error {
     /// timeout passed) before the server answered its commit: it may or
     /// may not have been written. An append with `NoStream`, `Exact(v)` or
     /// a condition is safe to retry exactly as it was (the same event ids:
-    /// [A5] answers the first write's result if it committed, else writes
+    /// A5 answers the first write's result if it committed, else writes
     /// it once); for any other write, read the store to learn what
     /// happened before writing again.
     #[error("outcome unknown: {message}")]

@@ -37,6 +37,19 @@
 //!   space back (M2).
 //! - **TLS**: `sslmode` and `sslrootcert` as libpq ([`TlsOptions`]), over
 //!   rustls.
+//! - **Failover**: a store opened on several hosts with
+//!   `target_session_attrs=read-write` follows the primary. While no server
+//!   takes writes, calls fail fast with [`Error::Unavailable`] (nothing
+//!   written); a write whose COMMIT got no answer is
+//!   [`Error::OutcomeUnknown`] — an append with `NoStream`, `Exact(v)` or a
+//!   condition is then retried exactly (A5 answers the first write if it
+//!   committed). No write waits past [`PostgresOptions::write_timeout`].
+//!   With a synchronous standby, a failover loses nothing acknowledged by
+//!   an `Immediate` store (the README's "Scaling out" has what each mode
+//!   can lose, and the failover test's figures).
+//! - **Hot standbys**: a read-only store ([`PostgresOptions::read_only`])
+//!   reads from a standby; its head watch polls there, since a standby
+//!   cannot `LISTEN`.
 #![forbid(unsafe_code)]
 
 pub mod cluster;
