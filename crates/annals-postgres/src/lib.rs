@@ -238,20 +238,37 @@ impl PostgresOptions {
                     });
                 }
                 "connect_timeout" => {
-                    options.connect_timeout =
-                        Some(Duration::from_secs(positive(key, value)? as u64));
+                    let seconds = bounded(key, value, DAY.as_secs())?;
+                    options.connect_timeout = Some(Duration::from_secs(seconds));
                 }
                 "write_timeout_ms" => {
-                    options.write_timeout = Duration::from_millis(positive(key, value)? as u64);
+                    let ms = bounded(key, value, DAY.as_millis() as u64)?;
+                    options.write_timeout = Duration::from_millis(ms);
                 }
                 "head_poll_ms" => {
-                    options.head_poll = Duration::from_millis(positive(key, value)? as u64);
+                    let ms = bounded(key, value, DAY.as_millis() as u64)?;
+                    options.head_poll = Duration::from_millis(ms);
                 }
                 _ => return Err(StoreConfig::unknown_param("postgres", key, &Self::PARAMS)),
             }
         }
         Ok(options)
     }
+}
+
+/// The longest a timeout or interval option may be.
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// An option's value as a whole number from 1 to `max`.
+fn bounded(key: &str, value: &str, max: u64) -> Result<u64> {
+    let n = positive(key, value)? as u64;
+    if n > max {
+        return Err(Error::malformed(
+            Field::StoreOption,
+            format!("option {key} = {n}: it must be at most {max} (a day)"),
+        ));
+    }
+    Ok(n)
 }
 
 /// An option's value as a whole number of at least 1.

@@ -318,7 +318,12 @@ async fn commit_round(
     settings: Settings,
     ops: &[&Op],
 ) -> Result<RoundOutcome, RoundError> {
-    let deadline = tokio::time::Instant::now() + settings.timeout;
+    // A timeout set beyond any instant (a `Duration::MAX` in the options)
+    // is a day.
+    let now = tokio::time::Instant::now();
+    let deadline = now
+        .checked_add(settings.timeout)
+        .unwrap_or(now + Duration::from_secs(24 * 60 * 60));
     let late = |what: &str| {
         format!(
             "{what}: no answer within write_timeout ({} ms)",

@@ -1102,6 +1102,8 @@ fn read_only_options_are_checked() -> TestResult {
             ("connect_timeout", "0"),
             ("write_timeout_ms", "-1"),
             ("head_poll_ms", "0"),
+            ("write_timeout_ms", "18446744073709551615"),
+            ("connect_timeout", "86401"),
             ("read_only", "maybe"),
         ] {
             let e = PostgresOptions::from_params([(key, value)]).unwrap_err();
