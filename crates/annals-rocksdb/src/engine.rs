@@ -525,6 +525,7 @@ impl KvEngine for RocksDbEngine {
         let flushed = self
             .flush_everything(&db)
             .and_then(|()| mark::write(&self.path, db.latest_sequence_number()));
+        stop_background_work(&db);
         let alive = self.live.wait_none(CLOSE_PATIENCE);
         match Arc::try_unwrap(db) {
             // Dropping the last handle closes RocksDB and releases `LOCK`.
@@ -545,6 +546,31 @@ impl KvEngine for RocksDbEngine {
             }
         }
         flushed
+    }
+}
+
+/// Stops RocksDB's background work on `db` (flushes and compactions:
+/// those running are stopped at their next check, and waited for) and
+/// schedules no more: after this, no RocksDB thread works for `db`, even if
+/// snapshots keep it open a while. RocksDB's own close would wait for them
+/// too, but later, on whichever thread drops the last handle; a process
+/// that exits while RocksDB still works for one of its databases aborts in
+/// RocksDB's static destructors (`pthread lock: Invalid argument`). Reads
+/// through `db` keep working.
+fn stop_background_work(db: &DB) {
+    db.cancel_all_background_work(true);
+}
+
+/// A store dropped without [`close`](KvEngine::close) (`KvStore` closes
+/// its engine, even when dropped: this is for an engine used alone, or
+/// one whose store failed to open) stops its background work before the
+/// database is released. Nothing is flushed: the write-ahead log holds
+/// every commit, and the next open replays it.
+impl Drop for RocksDbEngine {
+    fn drop(&mut self) {
+        if let Some(db) = self.write_db().take() {
+            stop_background_work(&db);
+        }
     }
 }
 
