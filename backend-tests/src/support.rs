@@ -237,7 +237,7 @@ pub fn positions(events: &[RecordedEvent]) -> Vec<u64> {
     events.iter().map(|e| e.position.0).collect()
 }
 
-/// Checks that `recorded` holds `new` byte for byte ([D3]).
+/// Checks that `recorded` holds `new` byte for byte (\[D3\]).
 #[track_caller]
 pub fn assert_recorded(new: &NewEvent, recorded: &RecordedEvent) {
     assert_eq!(recorded.event_id, new.event_id, "event id");

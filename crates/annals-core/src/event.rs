@@ -9,14 +9,14 @@ use uuid::Uuid;
 use crate::backend::Limits;
 use crate::error::{Error, Result};
 
-/// Longest stream id, in bytes ([D1]).
+/// Longest stream id, in bytes (\[D1\]).
 pub const MAX_STREAM_ID_BYTES: usize = 1024;
-/// Longest event type or tag, in bytes ([D2]).
+/// Longest event type or tag, in bytes (\[D2\]).
 pub const MAX_NAME_BYTES: usize = 255;
-/// Most tags on one event ([D2]).
+/// Most tags on one event (\[D2\]).
 pub const MAX_TAGS: usize = 64;
 
-/// The id of a stream: UTF-8, 1 to 1024 bytes, no NUL byte ([D1]).
+/// The id of a stream: UTF-8, 1 to 1024 bytes, no NUL byte (\[D1\]).
 ///
 /// ```
 /// use annals_core::StreamId;
@@ -30,7 +30,7 @@ pub const MAX_TAGS: usize = 64;
 pub struct StreamId(String);
 
 impl StreamId {
-    /// A stream id, checked against [D1].
+    /// A stream id, checked against \[D1\].
     pub fn new(id: impl Into<String>) -> Result<Self> {
         let id = id.into();
         check_name("stream id", &id, MAX_STREAM_ID_BYTES)?;
@@ -109,7 +109,7 @@ fn truncate_for_message(value: &str) -> &str {
 }
 
 /// A stream's version: the number of an event within its stream; a new
-/// stream's first event is 0 ([D3]).
+/// stream's first event is 0 (\[D3\]).
 #[derive(
     Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug, Serialize, Deserialize,
 )]
@@ -117,7 +117,7 @@ fn truncate_for_message(value: &str) -> &str {
 pub struct Version(pub u64);
 
 /// A global position in the log; the store's first event is 1 and
-/// `Position(0)` means "before everything" ([D3]).
+/// `Position(0)` means "before everything" (\[D3\]).
 #[derive(
     Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug, Serialize, Deserialize,
 )]
@@ -182,7 +182,7 @@ impl Timestamp {
     }
 }
 
-/// An event to append ([D2]). Build it with [`NewEvent::builder`]; its id is
+/// An event to append (\[D2\]). Build it with [`NewEvent::builder`]; its id is
 /// a UUIDv7 made when it is built, so a retry of the same value carries the
 /// same id (which is what makes retries idempotent, SPEC A5).
 ///
@@ -227,7 +227,7 @@ impl NewEvent {
         self.data.len().saturating_add(self.metadata.len())
     }
 
-    /// Checks the event against [D2] and `limits`.
+    /// Checks the event against \[D2\] and `limits`.
     pub fn validate(&self, limits: &Limits) -> Result<()> {
         check_name("event type", &self.event_type, MAX_NAME_BYTES)
             .map_err(|e| in_event(e, self))?;
@@ -321,7 +321,7 @@ impl NewEventBuilder {
 }
 
 /// An event as stored: the [`NewEvent`] byte for byte, plus where and when
-/// it was recorded ([D3]).
+/// it was recorded (\[D3\]).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct RecordedEvent {
     /// The stream it belongs to.

@@ -6,7 +6,7 @@ use std::fmt;
 use crate::error::{Error, Result};
 use crate::event::{MAX_NAME_BYTES, Position, RecordedEvent, Version, check_name};
 
-/// What an append expects of its stream's version ([D4]).
+/// What an append expects of its stream's version (\[D4\]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub enum ExpectedVersion {
     /// No expectation; never fails.
@@ -49,7 +49,7 @@ impl fmt::Display for ExpectedVersion {
     }
 }
 
-/// Most items in a [`Query`], and most types or tags in one item ([R6]).
+/// Most items in a [`Query`], and most types or tags in one item (\[R6\]).
 pub const MAX_QUERY_ITEMS: usize = 64;
 
 /// One alternative of a [`Query`]: an event matches it if its type is one of
@@ -92,7 +92,7 @@ impl QueryItem {
     }
 }
 
-/// A tag/type query over the global log ([R6]): an event matches if it
+/// A tag/type query over the global log (\[R6\]): an event matches if it
 /// matches any item; the empty query matches everything.
 ///
 /// ```
@@ -157,7 +157,7 @@ impl Query {
         self.items.is_empty() || self.items.iter().any(|i| i.matches_parts(event_type, tags))
     }
 
-    /// Checks the limits of [R6] and the names in it.
+    /// Checks the limits of \[R6\] and the names in it.
     pub fn validate(&self) -> Result<()> {
         if self.items.len() > MAX_QUERY_ITEMS {
             return Err(Error::InvalidInput(format!(
@@ -221,7 +221,7 @@ impl fmt::Display for Query {
     }
 }
 
-/// A Dynamic Consistency Boundary condition ([A8]): the append fails if any
+/// A Dynamic Consistency Boundary condition (\[A8\]): the append fails if any
 /// readable event matching `fail_if_events_match` has a position greater
 /// than `after` (any position when `None`).
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -253,10 +253,10 @@ impl AppendCondition {
     }
 }
 
-/// Longest aux key, in bytes ([X1]).
+/// Longest aux key, in bytes (\[X1\]).
 pub const MAX_AUX_KEY_BYTES: usize = 1024;
 
-/// What an [`AuxWrite`] requires of its key's current value ([X2]).
+/// What an [`AuxWrite`] requires of its key's current value (\[X2\]).
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub enum AuxCondition {
     /// No requirement.
@@ -268,7 +268,7 @@ pub enum AuxCondition {
     Equals(Vec<u8>),
 }
 
-/// A put or delete in the aux space, optionally conditional ([X2]).
+/// A put or delete in the aux space, optionally conditional (\[X2\]).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct AuxWrite {
     /// The key, 1 to 1024 bytes.
@@ -310,7 +310,7 @@ impl AuxWrite {
     }
 }
 
-/// Checks an aux key against [X1].
+/// Checks an aux key against \[X1\].
 pub fn validate_aux_key(key: &[u8]) -> Result<()> {
     if key.is_empty() {
         return Err(Error::InvalidInput("aux key is empty".into()));

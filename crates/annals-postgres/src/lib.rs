@@ -5,29 +5,29 @@
 //! SQL (not through the key-value layer of `annals-core`), with the
 //! contract's checks done inside each write transaction.
 //!
-//! - **Commit order ([R4])**: every write transaction first locks the one
+//! - **Commit order (\[R4\])**: every write transaction first locks the one
 //!   row of `annals_head` (`SELECT … FOR UPDATE`), takes its positions from
 //!   it and updates it. Writers of every process are serialized on that
 //!   row, so a transaction with a lower position always commits (and
 //!   becomes visible) before one with a higher position — which a sequence
 //!   alone does not give.
-//! - **Checks**: expectations ([A3]), idempotent retries ([A5]), DCB
-//!   conditions ([A8]) and aux conditions ([X2]) run in the same
+//! - **Checks**: expectations (\[A3\]), idempotent retries (\[A5\]), DCB
+//!   conditions (\[A8\]) and aux conditions (\[X2\]) run in the same
 //!   transaction, after the lock: nothing can slip in between.
 //! - **Group commit**: one writer task per store drains every waiting write
 //!   and runs them in one transaction (one WAL flush); when that transaction
 //!   fails, each write is retried alone.
-//! - **Durability ([D5])**: `Immediate` commits with `synchronous_commit =
+//! - **Durability (\[D5\])**: `Immediate` commits with `synchronous_commit =
 //!   on`. `Relaxed` commits with it `off`, and keeps lost positions unused:
 //!   positions are handed out only below a reservation raised by durable
 //!   commits, and an UNLOGGED marker table — which PostgreSQL empties after
 //!   a crash — tells the first writer after a crash to continue above it.
-//! - **Head watch ([R8])**: each commit sends `NOTIFY` with the new head;
+//! - **Head watch (\[R8\])**: each commit sends `NOTIFY` with the new head;
 //!   each store LISTENs on its own connection, so it sees the commits of
 //!   every process.
 //! - **Reads** are single statements (one snapshot), each an index range
-//!   scan ([R7]); deletes and truncations remove rows at once, and
-//!   `compact` runs `VACUUM FULL` to give the space back ([M2]).
+//!   scan (\[R7\]); deletes and truncations remove rows at once, and
+//!   `compact` runs `VACUUM FULL` to give the space back (\[M2\]).
 #![forbid(unsafe_code)]
 
 pub mod cluster;
@@ -339,7 +339,7 @@ impl PostgresStore {
         answer.await.map_err(|_| Error::Closed)?
     }
 
-    /// The SQL plan of a `read_all` (for tests checking [R7]): the output
+    /// The SQL plan of a `read_all` (for tests checking \[R7\]): the output
     /// of `EXPLAIN` for the statement the read runs.
     pub async fn explain_read_all(
         &self,
@@ -352,7 +352,7 @@ impl PostgresStore {
         self.explain(&sql, params).await
     }
 
-    /// The SQL plan of a `read_stream` (for tests checking [R7]).
+    /// The SQL plan of a `read_stream` (for tests checking \[R7\]).
     pub async fn explain_read_stream(
         &self,
         stream: &StreamId,

@@ -96,7 +96,7 @@ pub async fn scan_log(
     page_from(&rows)
 }
 
-/// The SQL of [`scan_log`] and its parameters (public to the crate so a
+/// The SQL of `scan_log` and its parameters (public to the crate so a
 /// test can EXPLAIN it).
 pub fn scan_log_sql(
     from: Position,

@@ -39,7 +39,7 @@
 //! itself: it waits for the reads in progress to end, and holds new reads
 //! and appends back while it runs.
 //!
-//! ## Damaged files ([M6])
+//! ## Damaged files (\[M6\])
 //!
 //! annals checks a crc32c over the key and value of every record it reads.
 //! redb trusts a file that was closed cleanly and may panic on bytes

@@ -49,8 +49,9 @@ pub struct RedbOptions {
     pub create: bool,
     /// Verify the checksum of every page of the file when it is opened
     /// (`check_integrity`, default `true`), so that a file damaged outside
-    /// redb is refused with [`Error::Corruption`] before anything is read
-    /// from it. Opening then reads the whole file once (redb does the same
+    /// redb is refused with
+    /// [`Error::Corruption`](annals_core::Error::Corruption) before anything
+    /// is read from it. Opening then reads the whole file once (redb does the same
     /// after a crash anyway). With `false`, a cleanly closed file is trusted
     /// as it is: opens are instant, and damage shows up only when a damaged
     /// page is read (as an error: see the crate's documentation).
@@ -104,7 +105,8 @@ impl RedbOptions {
     /// `max_read_count`), then this backend's: `cache_size` (bytes),
     /// `create` (`true`/`false`), `check_integrity` (`true`/`false`) and
     /// `sync_interval_ms` (milliseconds, 0 = only on close). An unknown key,
-    /// or a value that does not parse, is [`Error::InvalidInput`] naming it.
+    /// or a value that does not parse, is
+    /// [`Error::InvalidInput`](annals_core::Error::InvalidInput) naming it.
     ///
     /// ```
     /// use annals_redb::RedbOptions;

@@ -56,7 +56,7 @@ pub trait Indexer: Send + Sync + 'static {
     /// care about. The same key twice counts once.
     fn keys(&self, event: &RecordedEvent) -> Vec<String>;
 
-    /// Events this index can care about at all, as a query ([R6]). When
+    /// Events this index can care about at all, as a query (\[R6\]). When
     /// given, catching up reads only those (through the backend's type and
     /// tag indexes) instead of the whole log. Default: every event.
     fn filter(&self) -> Option<Query> {

@@ -40,7 +40,7 @@ pub trait TypedEvent: Serialize + DeserializeOwned {
     /// The event type this Rust type is stored as (1 to 255 bytes, no NUL).
     const EVENT_TYPE: &'static str;
 
-    /// The tags an event carries ([D2]); none by default.
+    /// The tags an event carries (\[D2\]); none by default.
     fn tags(&self) -> Vec<String> {
         Vec::new()
     }
@@ -97,7 +97,7 @@ pub struct Typed<E> {
 }
 
 impl EventStore {
-    /// Appends typed events to `stream` if `expected` holds ([A1]–[A5]).
+    /// Appends typed events to `stream` if `expected` holds (\[A1\]–\[A5\]).
     pub async fn append_typed<E: TypedEvent>(
         &self,
         stream: &StreamId,
@@ -112,7 +112,7 @@ impl EventStore {
     }
 
     /// Reads up to `count` events of `stream` from version `from` on
-    /// ([R1]) and decodes each as `E`. An event of another type, or whose
+    /// (\[R1\]) and decodes each as `E`. An event of another type, or whose
     /// data does not decode, is `Error::Decode` naming its stream, version
     /// and type.
     pub async fn read_typed<E: TypedEvent>(
