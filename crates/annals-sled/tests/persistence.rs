@@ -155,12 +155,12 @@ async fn folder_lock_create_and_current() {
     std::fs::write(path.join("CURRENT"), b"gen-x\n").unwrap();
     assert!(matches!(
         open_blocking(&path, SledOptions::default()).await,
-        Err(Error::Corruption(_))
+        Err(Error::Corruption { .. })
     ));
     std::fs::write(path.join("CURRENT"), b"gen-9\n").unwrap();
     assert!(matches!(
         open_blocking(&path, SledOptions::default()).await,
-        Err(Error::Corruption(_))
+        Err(Error::Corruption { .. })
     ));
 }
 
@@ -310,7 +310,7 @@ async fn damage_trials(seed: u64, trials: u64) -> Outcomes {
                 eprintln!("{what}: read Ok with events missing");
                 outcomes.incomplete += 1;
             }
-            Err(e @ Error::Corruption(_)) => {
+            Err(e @ Error::Corruption { .. }) => {
                 assert!(!is_escaped_panic(&e), "{what}: {e:?}");
                 outcomes.count(&e);
                 outcomes.corruption += 1;
