@@ -132,9 +132,20 @@ impl<E: KvEngine> KvStore<E> {
         }
     }
 
+    /// Refuses a write to a store opened read-only.
+    fn check_writable(&self) -> Result<()> {
+        if self.engine.read_only() {
+            return Err(Error::Unsupported(
+                "writing: the store was opened read-only".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Sends a request to the writer and waits for its answer.
     async fn call<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T> {
         self.check_open()?;
+        self.check_writable()?;
         let (reply, answer) = oneshot::channel();
         {
             let sender = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
@@ -314,6 +325,7 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
     }
 
     async fn compact(&self) -> Result<()> {
+        self.check_writable()?;
         loop {
             let batch = self.read(|snap| dead_entries(snap, PURGE_CHUNK)).await?;
             if batch.is_empty() {
