@@ -9,8 +9,9 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use annals_core::{
-    Capabilities, Direction, Error, ExpectedVersion, LogBackend, NewEvent, Position, Query,
-    QueryItem, RecordedEvent, Result, StoreConfig, StreamId, StreamInfo, Uuid, Version, show_bytes,
+    AppendCondition, Capabilities, Direction, Error, ExpectedVersion, FailedCondition,
+    InvalidReason, Limit, LogBackend, NewEvent, Position, Query, QueryItem, RecordedEvent, Result,
+    StoreConfig, StreamId, StreamInfo, Uuid, Version, show_bytes,
 };
 
 /// A store under test.
@@ -267,7 +268,7 @@ pub fn expect_err<T: Debug>(result: Result<T>, what: &str) -> Error {
 pub fn assert_invalid<T: Debug>(result: Result<T>, what: &str) -> Error {
     let e = expect_err(result, what);
     assert!(
-        matches!(e.root(), Error::InvalidInput(_)),
+        matches!(e.root(), Error::InvalidInput { .. }),
         "{what}: expected InvalidInput, got {e:?}"
     );
     e
@@ -313,14 +314,89 @@ pub fn assert_not_found<T: Debug>(result: Result<T>, stream: &StreamId) {
     }
 }
 
-/// Checks that `result` is `AppendConditionFailed`; returns its message.
+/// Checks that `result` is `AppendConditionFailed` (possibly inside
+/// `BatchPart`); returns its message.
 #[track_caller]
 pub fn assert_condition_failed<T: Debug>(result: Result<T>, what: &str) -> String {
     let e = expect_err(result, what);
     match e.root() {
-        Error::AppendConditionFailed(message) => message.clone(),
+        Error::AppendConditionFailed { message, .. } => message.clone(),
         _ => panic!("{what}: expected AppendConditionFailed, got {e:?}"),
     }
+}
+
+/// Checks that `result` is `AppendConditionFailed` for the DCB condition
+/// `condition` ([A8]): the error carries it, query and `after`.
+#[track_caller]
+pub fn assert_events_condition_failed<T: Debug>(
+    result: Result<T>,
+    condition: &AppendCondition,
+    what: &str,
+) {
+    let e = expect_err(result, what);
+    match e.failed_condition() {
+        Some(FailedCondition::Events(failed)) => {
+            assert_eq!(failed, condition, "{what}: the failed condition")
+        }
+        _ => panic!("{what}: expected AppendConditionFailed of the DCB condition, got {e:?}"),
+    }
+}
+
+/// Checks that `result` is `AppendConditionFailed` naming the aux `key`
+/// ([X2]), in its field and in its message.
+#[track_caller]
+pub fn assert_aux_condition_failed<T: Debug>(result: Result<T>, key: &[u8], what: &str) {
+    let e = expect_err(result, what);
+    match e.failed_condition() {
+        Some(FailedCondition::AuxKey(failed)) => {
+            assert_eq!(
+                failed.as_slice(),
+                key,
+                "{what}: the key of the failed condition"
+            )
+        }
+        _ => panic!("{what}: expected AppendConditionFailed of an aux key, got {e:?}"),
+    }
+    let shown = String::from_utf8_lossy(key);
+    assert!(
+        e.to_string().contains(shown.as_ref()),
+        "{what}: the message does not name the key {shown:?}: {e}"
+    );
+}
+
+/// Checks that `result` is `InvalidInput` (possibly inside `BatchPart`)
+/// for `limit`, naming the limit's value `max` and the value given
+/// `actual`, in its fields and in its message.
+#[track_caller]
+pub fn assert_limit<T: Debug>(
+    result: Result<T>,
+    limit: Limit,
+    max: usize,
+    actual: usize,
+    what: &str,
+) -> Error {
+    let e = expect_err(result, what);
+    assert_eq!(
+        e.invalid_reason(),
+        Some(InvalidReason::Limit { limit, max, actual }),
+        "{what}: expected InvalidInput for {limit:?} (max {max}, given {actual}), got {e:?}"
+    );
+    let message = e.to_string();
+    assert!(
+        message.contains(&max.to_string()) && message.contains(&actual.to_string()),
+        "{what}: the message does not name the limit {max} and the value {actual}: {message}"
+    );
+    e
+}
+
+/// Checks that `e` is `BatchPart` naming `part` ([A6]).
+#[track_caller]
+pub fn assert_part(e: &Error, part: usize, what: &str) {
+    assert_eq!(
+        e.part(),
+        Some(part),
+        "{what}: expected the error to name batch part {part}, got {e:?}"
+    );
 }
 
 /// Checks that `result` is `Closed`.

@@ -21,7 +21,7 @@ fn any_key() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn is_corruption_or_ok<T>(result: annals::Result<T>) -> bool {
-    matches!(result, Ok(_) | Err(Error::Corruption(_)))
+    matches!(result, Ok(_) | Err(Error::Corruption { .. }))
 }
 
 proptest! {
@@ -72,14 +72,14 @@ proptest! {
         let at = flip % value.len();
         value[at] ^= 1 << bit;
         let decoded = codec::decode_event(&key, Position(9), &value);
-        prop_assert!(matches!(decoded, Err(Error::Corruption(_))), "{decoded:?}");
+        prop_assert!(matches!(decoded, Err(Error::Corruption { .. })), "{decoded:?}");
     }
 
     #[test]
     fn any_text_never_panics_the_url_parser(url in ".{0,80}") {
         match StoreUrl::parse(&url) {
             Ok(parsed) => { let _ = parsed.check_compiled(); }
-            Err(e) => prop_assert!(matches!(e, Error::InvalidInput(_)), "{e}"),
+            Err(e) => prop_assert!(matches!(e, Error::InvalidInput { .. }), "{e}"),
         }
     }
 
@@ -90,14 +90,14 @@ proptest! {
     ) {
         let url = format!("{scheme}://{rest}");
         if let Err(e) = StoreUrl::parse(&url) {
-            prop_assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+            prop_assert!(matches!(e, Error::InvalidInput { .. }), "{e}");
         }
     }
 
     #[test]
     fn any_text_never_panics_stream_id_validation(id in ".{0,40}") {
         if let Err(e) = StreamId::new(id) {
-            prop_assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+            prop_assert!(matches!(e, Error::InvalidInput { .. }), "{e}");
         }
     }
 }

@@ -263,7 +263,10 @@ async fn apply(store: &Store, model: &mut Model, op: &Op) -> Result<(), TestCase
                 Err(e) if !expectation_ok => {
                     prop_assert!(e.is_wrong_expected_version(), "{op:?}: {e}")
                 }
-                Err(e) => prop_assert!(matches!(e, Error::AppendConditionFailed(_)), "{op:?}: {e}"),
+                Err(e) => prop_assert!(
+                    matches!(e, Error::AppendConditionFailed { .. }),
+                    "{op:?}: {e}"
+                ),
             }
         }
         Op::Batch {

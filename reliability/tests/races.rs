@@ -149,7 +149,7 @@ fn dcb_races_over_overlapping_queries_have_one_winner_per_round() {
                 for task in tasks {
                     match task.await.unwrap() {
                         Ok(_) => winners += 1,
-                        Err(Error::AppendConditionFailed(_)) => {}
+                        Err(Error::AppendConditionFailed { .. }) => {}
                         Err(e) => panic!("round {round}: {e}"),
                     }
                 }

@@ -2,8 +2,8 @@
 //! (SPEC D1–D4, A1–A3, A5, A7).
 
 use annals_core::{
-    Direction, Error, ExpectedVersion, NewEvent, Position, StoreConfig, StreamId, Timestamp, Uuid,
-    Version,
+    Direction, Error, ExpectedVersion, Limit, NewEvent, Position, StoreConfig, StreamId, Timestamp,
+    Uuid, Version,
 };
 
 use super::{Case, case};
@@ -276,9 +276,9 @@ pub async fn a7_empty_event_list_is_invalid<H: Harness>(h: H) -> CaseResult {
 }
 
 // [D1] A stream id is 1 to 1024 bytes of UTF-8 without NUL: the empty id,
-// 1025 bytes (ASCII or multibyte) and NUL are InvalidInput — StreamId::new
-// already refuses them, so no store can be handed one — while 1024 bytes
-// and any other Unicode work end to end.
+// 1025 bytes (ASCII or multibyte) and NUL are InvalidInput — StreamId::new,
+// TryFrom and Deserialize already refuse them, so no store can be handed
+// one — while 1024 bytes and any other Unicode work end to end.
 /// `[D1]`: stream id rules.
 pub async fn d1_stream_id_rules<H: Harness>(h: H) -> CaseResult {
     for bad in [
@@ -291,10 +291,31 @@ pub async fn d1_stream_id_rules<H: Harness>(h: H) -> CaseResult {
         let r = StreamId::new(bad.clone());
         let e = expect_err(r, &format!("StreamId::new of {} bytes", bad.len()));
         assert!(
-            matches!(e, Error::InvalidInput(_)),
+            matches!(e, Error::InvalidInput { .. }),
             "StreamId::new: expected InvalidInput, got {e:?}"
         );
+        let r = StreamId::try_from(bad.as_str());
+        assert!(
+            r.is_err(),
+            "StreamId::try_from of {} bytes: {r:?}",
+            bad.len()
+        );
+        // Deserialize is a door too: a JSON string that breaks D1 is refused.
+        let json = serde_json::to_string(&bad).expect("a string serializes");
+        let r = serde_json::from_str::<StreamId>(&json);
+        let e = r.expect_err("deserializing an invalid stream id");
+        assert!(
+            e.to_string().contains("stream id"),
+            "deserializing {} bytes: the error does not say what was wrong: {e}",
+            bad.len()
+        );
     }
+    let good: StreamId = serde_json::from_str("\"order-1\"").expect("a valid id deserializes");
+    assert_eq!(good.as_str(), "order-1");
+    assert_eq!(
+        serde_json::to_string(&good).expect("serializes"),
+        "\"order-1\""
+    );
     let store = h.open(default_config()).await?;
     let long = sid(&"x".repeat(1024));
     let wide = sid(&"é".repeat(512));
@@ -419,40 +440,40 @@ pub async fn d2_small_limits<H: Harness>(h: H) -> CaseResult {
         .await?;
     let before = StoreState::capture(&store, [&s], &[]).await?;
 
-    let e = assert_invalid(
+    assert_limit(
         store
             .append(&s, ExpectedVersion::Any, vec![sized(1025)])
             .await,
+        Limit::EventBytes,
+        1024,
+        1025,
         "data of 1025 bytes",
-    );
-    assert!(
-        e.to_string().contains("1024"),
-        "the message does not name the limit 1024: {e}"
     );
     let split = NewEvent::builder("Split")
         .data(vec![1; 600])
         .metadata(vec![2; 425])
         .build();
-    assert_invalid(
+    assert_limit(
         store.append(&s, ExpectedVersion::Any, vec![split]).await,
+        Limit::EventBytes,
+        1024,
+        1025,
         "data 600 + metadata 425 bytes",
     );
-    let e = assert_invalid(
+    assert_limit(
         store.append(&s, ExpectedVersion::Any, events(11)).await,
+        Limit::AppendEvents,
+        10,
+        11,
         "11 events",
     );
-    assert!(
-        e.to_string().contains("10"),
-        "message does not name the limit: {e}"
-    );
     let many: Vec<NewEvent> = (0..5).map(|_| sized(1000)).collect();
-    let e = assert_invalid(
+    assert_limit(
         store.append(&s, ExpectedVersion::Any, many).await,
+        Limit::AppendBytes,
+        4096,
+        5000,
         "5000 bytes in one append",
-    );
-    assert!(
-        e.to_string().contains("4096"),
-        "message does not name the limit: {e}"
     );
     let after = StoreState::capture(&store, [&s], &[]).await?;
     before.assert_same(&after, "after appends over the limits");
@@ -484,7 +505,13 @@ pub async fn d2_default_event_limit_16_mib<H: Harness>(h: H) -> CaseResult {
     let r = store
         .append(&s, ExpectedVersion::Any, vec![sized((16 << 20) + 1)])
         .await;
-    assert_invalid(r, "an event of 16 MiB + 1");
+    assert_limit(
+        r,
+        Limit::EventBytes,
+        16 << 20,
+        (16 << 20) + 1,
+        "an event of 16 MiB + 1",
+    );
     let r = store
         .append(
             &s,

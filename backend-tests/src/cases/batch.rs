@@ -1,7 +1,8 @@
 //! `append_batch`: all or nothing over several streams (SPEC A6, A2, A5).
 
 use annals_core::{
-    AppendCondition, Batch, BatchPart, Direction, Error, ExpectedVersion, Position, Version,
+    AppendCondition, Batch, BatchPart, Direction, Error, ExpectedVersion, Limit, NewEvent,
+    Position, Version,
 };
 
 use super::{Case, case};
@@ -125,9 +126,11 @@ pub async fn a6_failing_part_writes_nothing<H: Harness>(h: H) -> CaseResult {
     Ok(())
 }
 
-// [A6] [A2] An empty batch, a part with no events, one stream in two parts,
-// or an invalid event in a part are InvalidInput (possibly inside
-// BatchPart naming that part); nothing is written.
+// [A6] [A2] An empty batch is InvalidInput; a part with no events, one
+// stream in two parts, an invalid event in a part (an empty type, over
+// max_event_bytes, a repeated tag) or one event id in two parts is
+// InvalidInput inside BatchPart naming that part (the later one of two);
+// nothing is written.
 /// `[A6]`: invalid shapes.
 pub async fn a6_invalid_batch_shapes<H: Harness>(h: H) -> CaseResult {
     let store = h.open(default_config()).await?;
@@ -135,7 +138,7 @@ pub async fn a6_invalid_batch_shapes<H: Harness>(h: H) -> CaseResult {
     store
         .append(&a, ExpectedVersion::NoStream, events(1))
         .await?;
-    let streams = [a.clone(), b.clone()];
+    let streams = [a.clone(), b.clone(), sid("bi-c")];
     let before = StoreState::capture(&store, &streams, &[]).await?;
     assert_invalid(store.append_batch(Batch::default()).await, "empty batch");
     let e = assert_invalid(
@@ -148,9 +151,7 @@ pub async fn a6_invalid_batch_shapes<H: Harness>(h: H) -> CaseResult {
             .await,
         "a part with no events",
     );
-    if let Error::BatchPart { part, .. } = e {
-        assert_eq!(part, 1, "the part with no events");
-    }
+    assert_part(&e, 1, "the part with no events");
     let e = assert_invalid(
         store
             .append_batch(
@@ -162,19 +163,41 @@ pub async fn a6_invalid_batch_shapes<H: Harness>(h: H) -> CaseResult {
             .await,
         "one stream in two parts",
     );
-    if let Error::BatchPart { part, .. } = e {
-        assert_eq!(part, 2, "the repeated stream's second part");
+    assert_part(&e, 2, "the repeated stream's second part");
+    let over_limit = NewEvent::builder("Big")
+        .data(vec![0; (16 << 20) + 1])
+        .build();
+    let repeated_tag = NewEvent::builder("T").tag("t").tag("t").build();
+    for (what, bad) in [
+        ("an event with an empty type", ev("")),
+        ("an event over max_event_bytes", over_limit),
+        ("an event with a repeated tag", repeated_tag),
+    ] {
+        let e = assert_invalid(
+            store
+                .append_batch(
+                    Batch::default()
+                        .part(a.clone(), ExpectedVersion::Any, events(1))
+                        .part(b.clone(), ExpectedVersion::Any, vec![ev("Ok"), bad]),
+                )
+                .await,
+            what,
+        );
+        assert_part(&e, 1, what);
     }
-    assert_invalid(
+    let shared = ev("Shared");
+    let e = assert_invalid(
         store
             .append_batch(
                 Batch::default()
-                    .part(a.clone(), ExpectedVersion::Any, events(1))
-                    .part(b.clone(), ExpectedVersion::Any, vec![ev("")]),
+                    .part(a.clone(), ExpectedVersion::Any, vec![shared.clone()])
+                    .part(b.clone(), ExpectedVersion::Any, events(1))
+                    .part(sid("bi-c"), ExpectedVersion::Any, vec![shared]),
             )
             .await,
-        "an event with an empty type",
+        "one event id in two parts",
     );
+    assert_part(&e, 2, "one event id in two parts");
     let after = StoreState::capture(&store, &streams, &[]).await?;
     before.assert_same(&after, "after invalid batches");
     Ok(())
@@ -188,7 +211,7 @@ pub async fn a6_invalid_batch_shapes<H: Harness>(h: H) -> CaseResult {
 pub async fn a6_batch_limits_count_all_parts<H: Harness>(h: H) -> CaseResult {
     let store = h.open(small_config()).await?;
     let (a, b) = (sid("bl-a"), sid("bl-b"));
-    assert_invalid(
+    assert_limit(
         store
             .append_batch(
                 Batch::default()
@@ -196,9 +219,12 @@ pub async fn a6_batch_limits_count_all_parts<H: Harness>(h: H) -> CaseResult {
                     .part(b.clone(), ExpectedVersion::Any, events(5)),
             )
             .await,
+        Limit::AppendEvents,
+        10,
+        11,
         "11 events in all",
     );
-    assert_invalid(
+    assert_limit(
         store
             .append_batch(
                 Batch::default()
@@ -214,6 +240,9 @@ pub async fn a6_batch_limits_count_all_parts<H: Harness>(h: H) -> CaseResult {
                     ),
             )
             .await,
+        Limit::AppendBytes,
+        4096,
+        4097,
         "4097 bytes in all",
     );
     assert!(!store.has_events().await?);
@@ -297,8 +326,9 @@ pub async fn a6_batch_with_condition<H: Harness>(h: H) -> CaseResult {
             .condition(AppendCondition::new(tag_query("k"), after))
     };
     let before = StoreState::capture(&store, [&a, &b], &["k"]).await?;
-    assert_condition_failed(
+    assert_events_condition_failed(
         store.append_batch(batch(Some(page.head))).await,
+        &AppendCondition::new(tag_query("k"), Some(page.head)),
         "stale batch",
     );
     let after = StoreState::capture(&store, [&a, &b], &["k"]).await?;

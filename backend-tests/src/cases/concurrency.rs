@@ -140,7 +140,7 @@ pub async fn a8_condition_race_one_winner_per_round<H: Harness>(h: H) -> CaseRes
         while let Some(joined) = set.join_next().await {
             match joined? {
                 Ok(_) => wins += 1,
-                Err(Error::AppendConditionFailed(_)) => {}
+                Err(Error::AppendConditionFailed { .. }) => {}
                 Err(e) => panic!("round {round}: a racer failed with {e:?}"),
             }
         }
@@ -188,7 +188,7 @@ pub async fn a8_read_decide_append_loop_loses_no_update<H: Harness>(h: H) -> Cas
                         .await;
                     match r {
                         Ok(_) => break,
-                        Err(Error::AppendConditionFailed(_)) => continue,
+                        Err(Error::AppendConditionFailed { .. }) => continue,
                         Err(e) => return Err(e),
                     }
                 }

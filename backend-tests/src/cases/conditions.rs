@@ -61,7 +61,11 @@ pub async fn a8_condition_fails_on_match_after<H: Harness>(h: H) -> CaseResult {
                     .condition(cond(query.clone(), after)),
             )
             .await;
-        assert_condition_failed(r, &format!("{query:?} after {after:?}"));
+        assert_events_condition_failed(
+            r,
+            &cond(query.clone(), after),
+            &format!("{query:?} after {after:?}"),
+        );
     }
     let after_state = StoreState::capture(&store, [&s, &other], &["a", "b"]).await?;
     before.assert_same(&after_state, "after failed conditions");
@@ -113,7 +117,7 @@ pub async fn a8_condition_with_types_and_items<H: Harness>(h: H) -> CaseResult {
                     .condition(cond(q.clone(), Some(0))),
             )
             .await;
-        assert_condition_failed(r, &format!("{q:?}"));
+        assert_events_condition_failed(r, &cond(q.clone(), Some(0)), &format!("{q:?}"));
     }
     let passing = [
         Query::types(["Changed"]),
@@ -246,7 +250,11 @@ pub async fn a3_a8_expectation_error_wins<H: Harness>(h: H) -> CaseResult {
                 .condition(cond(tag_query("t"), None)),
         )
         .await;
-    assert_condition_failed(r, "expectation holds, condition fails");
+    assert_events_condition_failed(
+        r,
+        &cond(tag_query("t"), None),
+        "expectation holds, condition fails",
+    );
     assert_eq!(all_events(&store).await?.len(), 1);
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Tag and type queries over the global log (SPEC R6, R7).
 
-use annals_core::{Direction, ExpectedVersion, NewEvent, Position, Query, QueryItem};
+use annals_core::{Direction, ExpectedVersion, Limit, NewEvent, Position, Query, QueryItem};
 
 use super::{Case, case};
 use crate::Harness;
@@ -194,14 +194,17 @@ pub async fn r6_query_limits<H: Harness>(h: H) -> CaseResult {
     };
     let types = |n: usize| Query::types((0..n).map(|i| format!("Type{i}")));
     let tags = |n: usize| Query::tags((0..n).map(|i| format!("tag-{i}")));
-    for (what, q) in [
-        ("65 items", items(65)),
-        ("65 types", types(65)),
-        ("65 tags", tags(65)),
+    for (what, q, limit) in [
+        ("65 items", items(65), Limit::QueryItems),
+        ("65 types", types(65), Limit::QueryTypes),
+        ("65 tags", tags(65), Limit::QueryTags),
     ] {
         for direction in [Direction::Forward, Direction::Backward] {
-            assert_invalid(
+            assert_limit(
                 store.read_all(Position(0), 10, direction, Some(&q)).await,
+                limit,
+                64,
+                65,
                 what,
             );
         }

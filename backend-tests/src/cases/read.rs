@@ -1,6 +1,6 @@
 //! Reading streams and the global log (SPEC R1–R3, S5).
 
-use annals_core::{Direction, ExpectedVersion, Position, StoreConfig, StreamId, Version};
+use annals_core::{Direction, ExpectedVersion, Limit, Position, StoreConfig, StreamId, Version};
 
 use super::{Case, case};
 use crate::Harness;
@@ -123,18 +123,27 @@ pub async fn r1_count_limits<H: Harness>(h: H) -> CaseResult {
     for direction in [Direction::Forward, Direction::Backward] {
         for count in [0, max + 1, 10_001, usize::MAX] {
             let what = format!("count {count} {direction:?}");
-            assert_invalid(
+            assert_limit(
                 store.read_stream(&s, Version(0), count, direction).await,
+                Limit::ReadCount,
+                max,
+                count,
                 &what,
             );
-            assert_invalid(
+            assert_limit(
                 store.read_all(Position(0), count, direction, None).await,
+                Limit::ReadCount,
+                max,
+                count,
                 &what,
             );
-            assert_invalid(
+            assert_limit(
                 store
                     .read_all(Position(0), count, direction, Some(&q))
                     .await,
+                Limit::ReadCount,
+                max,
+                count,
                 &what,
             );
         }

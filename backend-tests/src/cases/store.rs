@@ -55,6 +55,12 @@ pub fn cases<H: Harness>() -> Vec<Case<H>> {
             && c.delete
             && c.truncate),
         case!(x1_index_unmatched_appends_cost_no_entries, |c| c.aux),
+        case!(x1_index_lookups_during_rebuilds_miss_nothing, |c| c.aux),
+        case!(x1_index_partly_deleted_data_is_found_and_rebuilt, |c| c.aux),
+        case!(
+            x2_index_rebuild_interrupted_by_a_crash_keeps_lookups_whole,
+            |c| c.aux
+        ),
         case!(d3_typed_events_round_trip_and_decode_errors),
     ]
 }
@@ -494,7 +500,7 @@ pub async fn x1_checkpoint_save_read_reset<H: Harness>(h: H) -> CaseResult {
         .await?;
     let e = expect_err(es.checkpoint("broken").await, "a damaged checkpoint");
     assert!(
-        matches!(e, Error::Corruption(ref m) if m.contains("broken")),
+        matches!(e, Error::Corruption { message: ref m, .. } if m.contains("broken")),
         "damaged checkpoint: {e:?}"
     );
     Ok(())
@@ -608,7 +614,8 @@ enum CrashPoint {
 /// A backend that "crashes" at its n-th write (append, batch or aux write):
 /// from then on every call fails, as if the process had died. The store
 /// under it is left as the crash left it. It also counts the reads of the
-/// global log and the largest page asked for.
+/// global log and the largest page asked for, and can make aux scans slow
+/// (a database across a network).
 struct Crashing {
     inner: Store,
     writes_left: AtomicUsize,
@@ -616,6 +623,8 @@ struct Crashing {
     crashed: AtomicBool,
     reads: AtomicUsize,
     largest_read: AtomicUsize,
+    scan_delay: Duration,
+    scans: AtomicUsize,
 }
 
 impl fmt::Debug for Crashing {
@@ -636,12 +645,28 @@ impl Crashing {
             crashed: AtomicBool::new(false),
             reads: AtomicUsize::new(0),
             largest_read: AtomicUsize::new(0),
+            scan_delay: Duration::ZERO,
+            scans: AtomicUsize::new(0),
+        }
+    }
+
+    /// A backend that never crashes and takes up to 3 times `delay` before
+    /// each aux scan.
+    fn slow_scans(inner: Store, delay: Duration) -> Self {
+        Crashing {
+            scan_delay: delay,
+            ..Self::counting(inner)
         }
     }
 
     /// A backend that never crashes (it only counts).
     fn counting(inner: Store) -> Self {
         Self::new(inner, usize::MAX, CrashPoint::BeforeWrite)
+    }
+
+    /// From now on, crashes at the `at_write`-th write (1 = the next one).
+    fn arm(&self, at_write: usize) {
+        self.writes_left.store(at_write, Ordering::SeqCst);
     }
 
     fn dead() -> Error {
@@ -763,6 +788,11 @@ impl LogBackend for Crashing {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         self.alive()?;
+        if !self.scan_delay.is_zero() {
+            // Jitter: 0, 1, 2 or 3 times the delay, by turns.
+            let turn = self.scans.fetch_add(1, Ordering::SeqCst) % 4;
+            tokio::time::sleep(self.scan_delay * turn as u32).await;
+        }
         self.inner.aux_scan(prefix, after, limit).await
     }
 }
@@ -1005,7 +1035,7 @@ pub async fn x1_snapshot_latest_replaces_older_and_load<H: Harness>(h: H) -> Cas
         "a snapshot beyond the last version",
     );
     assert!(
-        matches!(e, Error::InvalidInput(ref m) if m.contains("agg-1") && m.contains("10") && m.contains('9')),
+        matches!(e, Error::InvalidInput { message: ref m, .. } if m.contains("agg-1") && m.contains("10") && m.contains('9')),
         "{e:?}"
     );
     let (snap, after) = es.load(&s).await?;
@@ -1150,6 +1180,16 @@ impl Indexer for ByTag {
     fn filter(&self) -> Option<Query> {
         self.filter.clone()
     }
+}
+
+/// An event store over `backend` with one index, reading `page_size`
+/// events at a time.
+async fn indexed(backend: Store, page_size: usize, indexer: ByTag) -> Result<EventStore> {
+    EventStore::builder(backend)
+        .page_size(page_size)
+        .indexer(indexer)
+        .open()
+        .await
 }
 
 /// Every event carrying `tag`, in commit order.
@@ -1365,16 +1405,7 @@ pub async fn x1_index_rebuilds_when_missing_or_version_changes<H: Harness>(h: H)
         &ann,
         "built from history",
     );
-    let count_entries = |store: Store| async move {
-        Ok::<_, Error>(
-            all_aux(&store)
-                .await?
-                .iter()
-                .filter(|(k, _)| k.starts_with(b"annals-store/index/idx/key/"))
-                .count(),
-        )
-    };
-    assert_eq!(count_entries(store.clone()).await?, 12);
+    assert_eq!(index_entry_keys(&store, "idx").await?.len(), 12);
 
     // Everything of the index deleted behind its back.
     let wipe = |store: Store| async move {
@@ -1400,23 +1431,39 @@ pub async fn x1_index_rebuilds_when_missing_or_version_changes<H: Harness>(h: H)
         Some((1, Position(12))),
         "not rebuilt on open"
     );
-    assert_eq!(count_entries(store.clone()).await?, 12);
+    assert_eq!(index_entry_keys(&store, "idx").await?.len(), 12);
 
-    // Entries lost but the state kept: rebuild() restores them.
-    let some: Vec<Vec<u8>> = all_aux(&store)
-        .await?
-        .into_iter()
-        .map(|(k, _)| k)
-        .filter(|k| k.starts_with(b"annals-store/index/idx/key/ann"))
-        .collect();
+    // Entries lost but the state kept: verify_index finds it (by the
+    // count the state keeps) and builds the index again; so does rebuild().
+    let ann_entries = || async {
+        Ok::<_, Error>(
+            index_entry_keys(&store, "idx")
+                .await?
+                .into_iter()
+                .filter(|k| k.windows(5).any(|w| w == b"ann\0\x01"))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let some = ann_entries().await?;
+    assert_eq!(some.len(), ann.len());
     for k in &some {
         store.aux_delete(k).await?;
     }
+    let check = es.verify_index("idx").await?;
     assert!(
-        es.lookup("idx", "ann", Position::START, 100)
-            .await?
-            .is_empty()
+        check.rebuilt && check.found == 8 && check.expected == 12,
+        "verify_index after 4 of 12 entries were deleted: {check:?}"
     );
+    assert_same_events(
+        &es.lookup("idx", "ann", Position::START, 100).await?,
+        &ann,
+        "after verify_index",
+    );
+    let check = es.verify_index("idx").await?;
+    assert!(!check.rebuilt && check.found == 12, "{check:?}");
+    for k in &ann_entries().await? {
+        store.aux_delete(k).await?;
+    }
     es.rebuild("idx").await?;
     assert_same_events(
         &es.lookup("idx", "ann", Position::START, 100).await?,
@@ -1442,7 +1489,7 @@ pub async fn x1_index_rebuilds_when_missing_or_version_changes<H: Harness>(h: H)
             .is_empty(),
         "entries of version 1 kept after version 2 rebuilt the index"
     );
-    assert_eq!(count_entries(store.clone()).await?, 12);
+    assert_eq!(index_entry_keys(&store, "idx").await?.len(), 12);
     assert_invalid(
         EventStore::builder(store.clone())
             .indexer(ByTag::new("idx", 1, "c:"))
@@ -1506,12 +1553,14 @@ pub async fn s4_index_leaves_out_deleted_and_truncated_events<H: Harness>(h: H) 
         "after delete and truncate",
     );
     assert_eq!(versions(&left), vec![2, 3]);
-    let entries = all_aux(&store)
-        .await?
-        .iter()
-        .filter(|(k, _)| k.starts_with(b"annals-store/index/gone/key/"))
-        .count();
+    let entries = index_entry_keys(&store, "gone").await?.len();
     assert_eq!(entries, 2, "entries of deleted events kept");
+    let status = es.index_status("gone").await?.expect("an index");
+    assert_eq!(
+        status.entries, 2,
+        "the count of entries after removing some"
+    );
+    assert!(!es.verify_index("gone").await?.rebuilt);
     let reborn = tagged("T", &["c:x"]);
     store
         .append(&a, ExpectedVersion::NoStream, vec![reborn.clone()])
@@ -1566,6 +1615,362 @@ pub async fn x1_index_unmatched_appends_cost_no_entries<H: Harness>(h: H) -> Cas
         1
     );
     assert_eq!(all_aux(&store).await?.len(), 2);
+    Ok(())
+}
+
+/// The keys of index `name`'s data in the aux space, but its state (the
+/// entries, whatever their layout).
+async fn index_entry_keys(store: &Store, name: &str) -> Result<Vec<Vec<u8>>> {
+    let prefix = format!("annals-store/index/{name}/");
+    let state = format!("{prefix}state");
+    Ok(all_aux(store)
+        .await?
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with(prefix.as_bytes()) && k.as_slice() != state.as_bytes())
+        .collect())
+}
+
+/// Checks that `got` (one lookup, paged) holds every event of `wanted`, in
+/// commit order, without duplicates; answers what is wrong.
+fn lookup_misses(got: &[RecordedEvent], wanted: &HashSet<Uuid>) -> Option<String> {
+    let ids: HashSet<Uuid> = got.iter().map(|e| e.event_id).collect();
+    if ids.len() != got.len() {
+        return Some("a duplicate".to_string());
+    }
+    if got.windows(2).any(|w| w[0].position >= w[1].position) {
+        return Some("events out of commit order".to_string());
+    }
+    let missing = wanted.difference(&ids).count();
+    (missing > 0).then(|| {
+        format!(
+            "{missing} of {} events committed before it missing (got {})",
+            wanted.len(),
+            got.len()
+        )
+    })
+}
+
+/// How many events the writer of [`lookups_during_rebuilds`] appends at
+/// most.
+const APPENDS_PER_PHASE: usize = 150;
+
+/// What the readers of [`lookups_during_rebuilds`] saw.
+#[derive(Default)]
+struct ReaderTally {
+    lookups: usize,
+    during_rebuilds: usize,
+    failures: Vec<String>,
+}
+
+/// Runs `rounds` rebuilds of index `live` by `rebuilder` while lookups
+/// (paged) run through `reader` one after another from the moment each
+/// rebuild starts until it ends, and a writer appends up to
+/// [`APPENDS_PER_PHASE`] events: every lookup must hold every event whose
+/// append returned before it began.
+async fn lookups_during_rebuilds(
+    store: &Store,
+    rebuilder: &EventStore,
+    reader: &EventStore,
+    keys: &'static [&'static str],
+    rounds: usize,
+) -> std::result::Result<ReaderTally, Failure> {
+    let committed: Arc<Mutex<BTreeMap<&str, HashSet<Uuid>>>> = Arc::default();
+    for &key in keys {
+        let ids = tagged_events(store, &format!("c:{key}")).await?;
+        committed
+            .lock()
+            .unwrap()
+            .insert(key, ids.iter().map(|e| e.event_id).collect());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (store, committed, stop) = (store.clone(), committed.clone(), stop.clone());
+        tokio::spawn(async move {
+            for &key in keys.iter().cycle().take(APPENDS_PER_PHASE) {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let e = tagged("T", &[format!("c:{key}").as_str()]);
+                let id = e.event_id;
+                store
+                    .append(&sid("live"), ExpectedVersion::Any, vec![e])
+                    .await?;
+                committed.lock().unwrap().entry(key).or_default().insert(id);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Ok::<_, Error>(())
+        })
+    };
+    let mut tally = ReaderTally::default();
+    let mut result = Ok(());
+    'rounds: for _ in 0..rounds {
+        let rebuild = {
+            let es = rebuilder.clone();
+            tokio::spawn(async move { es.rebuild("live").await })
+        };
+        // Lookups from the moment the rebuild starts until it is done.
+        let mut key = keys.iter().cycle();
+        let mut n = 0;
+        while n < keys.len() || !rebuild.is_finished() {
+            let busy = !rebuild.is_finished();
+            let key = key.next().copied().unwrap_or_default();
+            let wanted = committed.lock().unwrap()[key].clone();
+            let got = lookup_all(reader, "live", key, 100).await;
+            let got = match got {
+                Ok(got) => got,
+                Err(e) => {
+                    result = Err(e);
+                    rebuild.abort();
+                    break 'rounds;
+                }
+            };
+            n += 1;
+            tally.lookups += 1;
+            tally.during_rebuilds += usize::from(busy);
+            if let Some(wrong) = lookup_misses(&got, &wanted) {
+                tally.failures.push(format!("lookup of {key:?}: {wrong}"));
+            }
+        }
+        if let Err(e) = rebuild.await? {
+            result = Err(e);
+            break;
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    writer.await??;
+    result?;
+    Ok(tally)
+}
+
+// [X1] [R5] [X2] A lookup never misses an event committed before it, also
+// while the index is being rebuilt: by a second EventStore over the same
+// backend (another process), then by the same EventStore (another task),
+// many rounds each, while a writer appends. Every lookup must hold every
+// event whose append returned before it began, in commit order.
+/// `[X1]`: lookups during rebuilds.
+pub async fn x1_index_lookups_during_rebuilds_miss_nothing<H: Harness>(h: H) -> CaseResult {
+    const KEYS: &[&str] = &["ann", "bob", "cid"];
+    const ROUNDS: usize = 20;
+    let store = h.open(default_config()).await?;
+    for i in 0..30 {
+        let batch = (0..10)
+            .map(|j| {
+                let tag = format!("c:{}", KEYS[(i + j) % KEYS.len()]);
+                tagged("T", &[tag.as_str()])
+            })
+            .collect();
+        store
+            .append(
+                &sid(&format!("hist-{}", i % 5)),
+                ExpectedVersion::Any,
+                batch,
+            )
+            .await?;
+    }
+    let open = |backend: Store| indexed(backend, 8, ByTag::new("live", 1, "c:"));
+    // The store that looks up reads its aux space slowly (0 to 15 ms a
+    // scan, as across a network), so its lookups overlap the rebuilds.
+    let slow = Crashing::slow_scans(store.clone(), Duration::from_millis(5));
+    let one = open(Arc::new(slow)).await?;
+    let other = open(store.clone()).await?;
+    let mut wrong = Vec::new();
+    for (rebuilder, who) in [(&other, "a second store"), (&one, "the same store")] {
+        let tally = lookups_during_rebuilds(&store, rebuilder, &one, KEYS, ROUNDS).await?;
+        if !tally.failures.is_empty() {
+            wrong.push(format!(
+                "rebuilds by {who}: {} of {} lookups ({} begun during a rebuild) missed events, e.g. {:?}",
+                tally.failures.len(),
+                tally.lookups,
+                tally.during_rebuilds,
+                &tally.failures[..tally.failures.len().min(2)]
+            ));
+        }
+        assert!(
+            tally.during_rebuilds >= ROUNDS,
+            "rebuilds by {who}: only {} lookups ran during a rebuild, the case proved little",
+            tally.during_rebuilds
+        );
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("; "));
+    // Nothing of the replaced generations is left, and the count holds.
+    assert_eq!(
+        index_entry_keys(&store, "live").await?.len(),
+        all_events(&store).await?.len(),
+        "entries of replaced generations left behind"
+    );
+    assert!(!other.verify_index("live").await?.rebuilt);
+    for key in KEYS {
+        let all = tagged_events(&store, &format!("c:{key}")).await?;
+        for es in [&one, &other] {
+            assert_same_events(&lookup_all(es, "live", key, 40).await?, &all, key);
+        }
+    }
+    Ok(())
+}
+
+// [X1] [M5] Index data deleted in part — some entries gone, the state
+// kept — is found when the store opens (again, or in another process) and
+// rebuilt: lookups hold every event.
+/// `[X1]`: partly deleted index data.
+pub async fn x1_index_partly_deleted_data_is_found_and_rebuilt<H: Harness>(h: H) -> CaseResult {
+    let mut store = h.open(default_config()).await?;
+    for i in 0..60 {
+        let tag = if i % 2 == 0 { "c:ann" } else { "c:bob" };
+        store
+            .append(
+                &sid(&format!("part-{}", i % 3)),
+                ExpectedVersion::Any,
+                vec![tagged("T", &[tag])],
+            )
+            .await?;
+    }
+    let open = |store: Store| indexed(store, 7, ByTag::new("part", 1, "c:"));
+    let check = |es: EventStore, store: Store, when: &'static str| async move {
+        for key in ["ann", "bob"] {
+            let wanted = tagged_events(&store, &format!("c:{key}")).await?;
+            assert_same_events(
+                &lookup_all(&es, "part", key, 100).await?,
+                &wanted,
+                &format!("lookup of {key:?} {when}"),
+            );
+        }
+        Ok::<_, Failure>(())
+    };
+    let es = open(store.clone()).await?;
+    check(es.clone(), store.clone(), "before any deletion").await?;
+    drop(es);
+    let entries = index_entry_keys(&store, "part").await?;
+    assert_eq!(entries.len(), 60, "one entry per event");
+    // Ten entries removed behind the store's back, the state kept.
+    for k in entries.iter().step_by(6) {
+        store.aux_delete(k).await?;
+    }
+    if H::capabilities().persistent {
+        store = h.reopen(store, default_config()).await?;
+    }
+    let es = open(store.clone()).await?;
+    check(
+        es.clone(),
+        store.clone(),
+        "after 10 entries were deleted and the store opened",
+    )
+    .await?;
+    assert_eq!(index_entry_keys(&store, "part").await?.len(), 60);
+    // While open: verify_index counts the entries, finds ten missing, and
+    // builds the index again.
+    let entries = index_entry_keys(&store, "part").await?;
+    for k in entries.iter().skip(3).step_by(6) {
+        store.aux_delete(k).await?;
+    }
+    let checks = es.verify_indexes().await?;
+    assert_eq!(checks.len(), 1);
+    assert!(
+        checks[0].rebuilt && checks[0].found == 50 && checks[0].expected == 60,
+        "verify_indexes after 10 of 60 entries were deleted: {checks:?}"
+    );
+    check(es.clone(), store.clone(), "after verify_indexes").await?;
+    let again = es.verify_index("part").await?;
+    assert!(!again.rebuilt && again.found == 60, "{again:?}");
+    // An entry added behind its back is found too.
+    let mut junk = index_entry_keys(&store, "part").await?[0].clone();
+    junk.extend_from_slice(b"junk");
+    store.aux_put(&junk, b"").await?;
+    assert!(es.verify_index("part").await?.rebuilt, "an extra entry");
+    assert_eq!(index_entry_keys(&store, "part").await?.len(), 60);
+    Ok(())
+}
+
+// [X2] [X1] [M5] A rebuild interrupted by a crash — the backend dies before
+// or after its 1st, 2nd, … write — leaves every lookup whole: another
+// store's lookup right after the crash finds every event, answered from
+// the complete index (it indexes only the event appended since, not the log
+// again); after a restart the index is whole, and a rebuild that completes
+// leaves no data of the interrupted ones behind.
+/// `[X2]`: a rebuild interrupted by a crash.
+pub async fn x2_index_rebuild_interrupted_by_a_crash_keeps_lookups_whole<H: Harness>(
+    h: H,
+) -> CaseResult {
+    const KEYS: [&str; 3] = ["ann", "bob", "cid"];
+    let mut store = h.open(default_config()).await?;
+    for i in 0..48 {
+        let tag = format!("c:{}", KEYS[i % 3]);
+        store
+            .append(
+                &sid(&format!("crash-{}", i % 4)),
+                ExpectedVersion::Any,
+                vec![tagged("T", &[tag.as_str()])],
+            )
+            .await?;
+    }
+    let indexer = || ByTag::new("crash", 1, "c:");
+    let open = |backend: Store, indexer: ByTag| indexed(backend, 4, indexer);
+    let mut finished = 0;
+    for point in [CrashPoint::BeforeWrite, CrashPoint::AfterWrite] {
+        for at_write in 1.. {
+            // Another process, there before the crash.
+            let survivor_indexer = indexer();
+            let calls = survivor_indexer.calls.clone();
+            let survivor = open(store.clone(), survivor_indexer).await?;
+            let crashing = Arc::new(Crashing::counting(store.clone()));
+            let es = open(crashing.clone(), indexer()).await?;
+            crashing.arm(at_write);
+            let result = es.rebuild("crash").await;
+            if !crashing.crashed.load(Ordering::SeqCst) {
+                result?;
+                finished += 1;
+                break;
+            }
+            assert!(
+                result.is_err(),
+                "the rebuild succeeded although its backend died at write {at_write}"
+            );
+            let late = tagged("T", &["c:ann"]);
+            store
+                .append(&sid("crash-late"), ExpectedVersion::Any, vec![late])
+                .await?;
+            let before = calls.load(Ordering::SeqCst);
+            for key in KEYS {
+                let wanted = tagged_events(&store, &format!("c:{key}")).await?;
+                assert_same_events(
+                    &lookup_all(&survivor, "crash", key, 100).await?,
+                    &wanted,
+                    &format!(
+                        "{key:?} right after a crash at write {at_write} ({point:?}) of a rebuild"
+                    ),
+                );
+            }
+            let indexed = calls.load(Ordering::SeqCst) - before;
+            assert_eq!(
+                indexed, 1,
+                "after a crash at write {at_write} ({point:?}) of a rebuild, a lookup indexed \
+                 {indexed} events instead of the one appended since: it was not answered from \
+                 the complete index"
+            );
+            drop((es, crashing, survivor));
+            // The process restarts.
+            if H::capabilities().persistent {
+                store = h.reopen(store, default_config()).await?;
+            }
+            let restarted = open(store.clone(), indexer()).await?;
+            for key in KEYS {
+                let wanted = tagged_events(&store, &format!("c:{key}")).await?;
+                assert_same_events(
+                    &lookup_all(&restarted, "crash", key, 100).await?,
+                    &wanted,
+                    &format!("{key:?} after a restart (crash at write {at_write}, {point:?})"),
+                );
+            }
+        }
+    }
+    assert_eq!(finished, 2);
+    let es = open(store.clone(), indexer()).await?;
+    es.rebuild("crash").await?;
+    assert_eq!(
+        index_entry_keys(&store, "crash").await?.len(),
+        all_events(&store).await?.len(),
+        "index data left behind by interrupted rebuilds"
+    );
     Ok(())
 }
 

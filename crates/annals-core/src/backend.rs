@@ -7,11 +7,9 @@ use std::fmt;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use crate::error::{Error, Result};
-use crate::event::{NewEvent, Position, RecordedEvent, StreamId, Version};
-use crate::expect::{
-    AppendCondition, AuxWrite, ExpectedVersion, Query, show_bytes, validate_aux_key,
-};
+use crate::error::{Error, Field, InvalidReason, Limit, Result, show_bytes, show_text};
+use crate::event::{NewEvent, Position, RecordedEvent, StreamId, Version, check_stream_id};
+use crate::expect::{AppendCondition, AuxWrite, ExpectedVersion, Query, validate_aux_key};
 use crate::verify::{VerifyProgress, VerifyReport};
 
 /// When an append may return ([D5]).
@@ -33,9 +31,13 @@ impl std::str::FromStr for Durability {
         match s {
             "immediate" => Ok(Durability::Immediate),
             "relaxed" => Ok(Durability::Relaxed),
-            other => Err(Error::InvalidInput(format!(
-                "durability {other:?} is not one of \"immediate\", \"relaxed\""
-            ))),
+            other => Err(Error::malformed(
+                Field::StoreOption,
+                format!(
+                    "durability {} is not one of \"immediate\", \"relaxed\"",
+                    show_text(other)
+                ),
+            )),
         }
     }
 }
@@ -74,7 +76,10 @@ impl Limits {
             ("max_read_count", self.max_read_count),
         ] {
             if value == 0 {
-                return Err(Error::InvalidInput(format!("limit {name} is 0")));
+                return Err(Error::malformed(
+                    Field::StoreOption,
+                    format!("limit {name} is 0"),
+                ));
             }
         }
         Ok(())
@@ -84,10 +89,15 @@ impl Limits {
     /// 1 to `max_read_count`.
     pub fn check_page_limit(&self, what: &str, limit: usize) -> Result<()> {
         if limit == 0 || limit > self.max_read_count {
-            return Err(Error::InvalidInput(format!(
-                "{what} limit {limit} is not between 1 and max_read_count = {}",
-                self.max_read_count
-            )));
+            return Err(Error::limit(
+                Limit::ReadCount,
+                self.max_read_count,
+                limit,
+                format!(
+                    "{what} limit {limit} is not between 1 and max_read_count = {}",
+                    self.max_read_count
+                ),
+            ));
         }
         Ok(())
     }
@@ -95,10 +105,15 @@ impl Limits {
     /// Checks a read's `count` against [R1].
     pub fn check_read_count(&self, count: usize) -> Result<()> {
         if count == 0 || count > self.max_read_count {
-            return Err(Error::InvalidInput(format!(
-                "read count {count} is not between 1 and max_read_count = {}",
-                self.max_read_count
-            )));
+            return Err(Error::limit(
+                Limit::ReadCount,
+                self.max_read_count,
+                count,
+                format!(
+                    "read count {count} is not between 1 and max_read_count = {}",
+                    self.max_read_count
+                ),
+            ));
         }
         Ok(())
     }
@@ -136,10 +151,14 @@ impl StoreConfig {
     /// ```
     pub fn unknown_param(backend: &str, key: &str, own: &[&str]) -> Error {
         let known: Vec<&str> = Self::PARAMS.iter().chain(own).copied().collect();
-        Error::InvalidInput(format!(
-            "unknown option {key:?} for the {backend} backend; known options: {}",
-            known.join(", ")
-        ))
+        Error::invalid(
+            InvalidReason::Unknown(Field::StoreOption),
+            format!(
+                "unknown option {} for the {backend} backend; known options: {}",
+                show_text(key),
+                known.join(", ")
+            ),
+        )
     }
 
     /// Applies one option given as text (a URL query parameter): `durability`
@@ -178,10 +197,14 @@ impl StoreConfig {
 /// valid `T`.
 pub fn parse_param<T: std::str::FromStr>(key: &str, value: &str) -> Result<T> {
     value.parse().map_err(|_| {
-        Error::InvalidInput(format!(
-            "option {key} = {value:?} is not a valid {}",
-            std::any::type_name::<T>()
-        ))
+        Error::malformed(
+            Field::StoreOption,
+            format!(
+                "option {key} = {} is not a valid {}",
+                show_text(value),
+                std::any::type_name::<T>()
+            ),
+        )
     })
 }
 
@@ -282,13 +305,16 @@ impl Append {
 
     /// Checks the append against [D1], [D2], [A7], [R6] and [X1].
     pub fn validate(&self, limits: &Limits) -> Result<()> {
+        // A StreamId is valid however it was made; checked again as the
+        // door every backend's write path goes through.
+        check_stream_id(self.stream.as_str())?;
         if self.events.is_empty() {
-            return Err(Error::InvalidInput(format!(
-                "append to stream {} has no events",
-                self.stream
-            )));
+            return Err(Error::empty(
+                Field::Events,
+                format!("append to stream {} has no events", self.stream),
+            ));
         }
-        validate_events([self.events.as_slice()], limits)?;
+        validate_events([self.events.as_slice()], Parts::One, limits)?;
         validate_condition(self.condition.as_ref())?;
         validate_aux_writes(&self.aux, limits)
     }
@@ -364,65 +390,95 @@ impl Batch {
     /// Checks the batch against [A6] and the limits of [D2].
     pub fn validate(&self, limits: &Limits) -> Result<()> {
         if self.parts.is_empty() {
-            return Err(Error::InvalidInput("append_batch has no parts".into()));
+            return Err(Error::empty(Field::BatchParts, "append_batch has no parts"));
         }
         let mut streams = HashSet::new();
         for (i, part) in self.parts.iter().enumerate() {
+            check_stream_id(part.stream.as_str()).map_err(|e| Error::in_part(i, e))?;
             if part.events.is_empty() {
-                return Err(Error::BatchPart {
-                    part: i,
-                    source: Box::new(Error::InvalidInput(format!(
-                        "batch part {i} (stream {}) has no events",
-                        part.stream
-                    ))),
-                });
+                return Err(Error::in_part(
+                    i,
+                    Error::empty(
+                        Field::Events,
+                        format!("batch part {i} (stream {}) has no events", part.stream),
+                    ),
+                ));
             }
             if !streams.insert(&part.stream) {
-                return Err(Error::BatchPart {
-                    part: i,
-                    source: Box::new(Error::InvalidInput(format!(
-                        "stream {} appears in two parts of one batch",
-                        part.stream
-                    ))),
-                });
+                return Err(Error::in_part(
+                    i,
+                    Error::duplicate(
+                        Field::StreamId,
+                        format!("stream {} appears in two parts of one batch", part.stream),
+                    ),
+                ));
             }
         }
-        validate_events(self.parts.iter().map(|p| p.events.as_slice()), limits)?;
+        validate_events(
+            self.parts.iter().map(|p| p.events.as_slice()),
+            Parts::Batch,
+            limits,
+        )?;
         validate_condition(self.condition.as_ref())?;
         validate_aux_writes(&self.aux, limits)
     }
+}
+
+/// Whether the events of a write are one append's or a batch's parts.
+#[derive(Clone, Copy)]
+enum Parts {
+    One,
+    /// An error about an event names its part ([A6]).
+    Batch,
 }
 
 /// Checks the events of one append or batch: each event ([D2]), the count
 /// and byte limits over all of them, and that no id is used twice.
 fn validate_events<'a>(
     groups: impl IntoIterator<Item = &'a [NewEvent]> + Clone,
+    parts: Parts,
     limits: &Limits,
 ) -> Result<()> {
     let count: usize = groups.clone().into_iter().map(<[NewEvent]>::len).sum();
     if count > limits.max_append_events {
-        return Err(Error::InvalidInput(format!(
-            "append has {count} events, more than max_append_events = {}",
-            limits.max_append_events
-        )));
+        return Err(Error::limit(
+            Limit::AppendEvents,
+            limits.max_append_events,
+            count,
+            format!(
+                "append has {count} events, more than max_append_events = {}",
+                limits.max_append_events
+            ),
+        ));
     }
     let mut bytes = 0usize;
     let mut ids = HashSet::with_capacity(count);
-    for event in groups.into_iter().flatten() {
-        event.validate(limits)?;
-        bytes = bytes.saturating_add(event.payload_bytes());
-        if !ids.insert(event.event_id) {
-            return Err(Error::InvalidInput(format!(
-                "event id {} appears twice in one append",
-                event.event_id
-            )));
+    for (part, events) in groups.into_iter().enumerate() {
+        let in_part = |e: Error| match parts {
+            Parts::One => e,
+            Parts::Batch => Error::in_part(part, e),
+        };
+        for event in events {
+            event.validate(limits).map_err(in_part)?;
+            bytes = bytes.saturating_add(event.payload_bytes());
+            if !ids.insert(event.event_id) {
+                return Err(in_part(Error::duplicate(
+                    Field::EventId,
+                    format!("event id {} appears twice in one append", event.event_id),
+                )));
+            }
         }
     }
     if bytes > limits.max_append_bytes {
-        return Err(Error::InvalidInput(format!(
-            "append has {bytes} bytes of data and metadata, more than max_append_bytes = {}",
-            limits.max_append_bytes
-        )));
+        return Err(Error::limit(
+            Limit::AppendBytes,
+            limits.max_append_bytes,
+            bytes,
+            format!(
+                "append has {bytes} bytes of data and metadata, more than max_append_bytes = {}",
+                limits.max_append_bytes
+            ),
+        ));
     }
     Ok(())
 }
@@ -442,18 +498,26 @@ pub fn validate_aux_writes(writes: &[AuxWrite], limits: &Limits) -> Result<()> {
         if let Some(v) = &w.value
             && v.len() > limits.max_event_bytes
         {
-            return Err(Error::InvalidInput(format!(
-                "aux value for key {} has {} bytes, more than max_event_bytes = {}",
-                show_bytes(&w.key),
+            return Err(Error::limit(
+                Limit::AuxValueBytes,
+                limits.max_event_bytes,
                 v.len(),
-                limits.max_event_bytes
-            )));
+                format!(
+                    "aux value for key {} has {} bytes, more than max_event_bytes = {}",
+                    show_bytes(&w.key),
+                    v.len(),
+                    limits.max_event_bytes
+                ),
+            ));
         }
         if !keys.insert(w.key.as_slice()) {
-            return Err(Error::InvalidInput(format!(
-                "aux key {} is written twice in one write",
-                show_bytes(&w.key)
-            )));
+            return Err(Error::duplicate(
+                Field::AuxKey,
+                format!(
+                    "aux key {} is written twice in one write",
+                    show_bytes(&w.key)
+                ),
+            ));
         }
     }
     Ok(())
@@ -599,7 +663,7 @@ pub trait LogBackend: Send + Sync + fmt::Debug {
     async fn stream_exists(&self, stream: &StreamId) -> Result<bool> {
         match self.stream_version(stream).await {
             Ok(_) => Ok(true),
-            Err(Error::StreamNotFound(_)) => Ok(false),
+            Err(e) if e.is_stream_not_found() => Ok(false),
             Err(e) => Err(e),
         }
     }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::backend::Limits;
-use crate::error::{Error, Result};
+use crate::error::{Error, Field, Limit, Result, show_text};
 
 /// Longest stream id, in bytes ([D1]).
 pub const MAX_STREAM_ID_BYTES: usize = 1024;
@@ -18,6 +18,10 @@ pub const MAX_TAGS: usize = 64;
 
 /// The id of a stream: UTF-8, 1 to 1024 bytes, no NUL byte ([D1]).
 ///
+/// Every way to make one checks it — [`StreamId::new`], `TryFrom` and
+/// `Deserialize` (it deserializes from a string and refuses an invalid
+/// one) — so a `StreamId` value is always valid.
+///
 /// ```
 /// use annals_core::StreamId;
 /// let id = StreamId::new("order-42")?;
@@ -25,15 +29,15 @@ pub const MAX_TAGS: usize = 64;
 /// assert!(StreamId::new("").is_err());
 /// # Ok::<(), annals_core::Error>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct StreamId(String);
 
 impl StreamId {
     /// A stream id, checked against [D1].
     pub fn new(id: impl Into<String>) -> Result<Self> {
         let id = id.into();
-        check_name("stream id", &id, MAX_STREAM_ID_BYTES)?;
+        check_stream_id(&id)?;
         Ok(StreamId(id))
     }
 
@@ -45,6 +49,12 @@ impl StreamId {
     /// The id's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
+    }
+}
+
+impl Serialize for StreamId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
     }
 }
 
@@ -80,32 +90,42 @@ impl AsRef<str> for StreamId {
     }
 }
 
-/// Checks a name (stream id, event type, tag): 1 to `max` bytes, no NUL.
-pub(crate) fn check_name(what: &str, value: &str, max: usize) -> Result<()> {
-    if value.is_empty() {
-        return Err(Error::InvalidInput(format!("{what} is empty")));
-    }
-    if value.len() > max {
-        return Err(Error::InvalidInput(format!(
-            "{what} {:?}… is {} bytes, more than the limit of {max}",
-            truncate_for_message(value),
-            value.len()
-        )));
-    }
-    if value.contains('\0') {
-        return Err(Error::InvalidInput(format!(
-            "{what} {value:?} contains a NUL byte"
-        )));
-    }
-    Ok(())
+/// Checks a stream id against [D1]: what every door that takes or stores
+/// one calls.
+pub(crate) fn check_stream_id(id: &str) -> Result<()> {
+    check_name("stream id", Field::StreamId, id)
 }
 
-fn truncate_for_message(value: &str) -> &str {
-    let mut end = value.len().min(40);
-    while !value.is_char_boundary(end) {
-        end -= 1;
+/// Checks a name — a stream id ([D1]), an event type or a tag ([D2]), also
+/// in a query — `what` and `field` say which: 1 to the limit's bytes, no
+/// NUL.
+pub(crate) fn check_name(what: &str, field: Field, value: &str) -> Result<()> {
+    let (limit, max) = match field {
+        Field::StreamId => (Limit::StreamIdBytes, MAX_STREAM_ID_BYTES),
+        _ => (Limit::NameBytes, MAX_NAME_BYTES),
+    };
+    if value.is_empty() {
+        return Err(Error::empty(field, format!("{what} is empty")));
     }
-    &value[..end]
+    if value.len() > max {
+        return Err(Error::limit(
+            limit,
+            max,
+            value.len(),
+            format!(
+                "{what} {} is {} bytes, more than the limit of {max}",
+                show_text(value),
+                value.len()
+            ),
+        ));
+    }
+    if value.contains('\0') {
+        return Err(Error::malformed(
+            field,
+            format!("{what} {} contains a NUL byte", show_text(value)),
+        ));
+    }
+    Ok(())
 }
 
 /// A stream's version: the number of an event within its stream; a new
@@ -229,40 +249,47 @@ impl NewEvent {
 
     /// Checks the event against [D2] and `limits`.
     pub fn validate(&self, limits: &Limits) -> Result<()> {
-        check_name("event type", &self.event_type, MAX_NAME_BYTES)
-            .map_err(|e| in_event(e, self))?;
+        let in_event = |e: Error| e.in_context(format_args!("event {}", self.event_id));
+        check_name("event type", Field::EventType, &self.event_type).map_err(in_event)?;
         if self.tags.len() > MAX_TAGS {
-            return Err(Error::InvalidInput(format!(
-                "event {} has {} tags, more than the limit of {MAX_TAGS}",
-                self.event_id,
-                self.tags.len()
-            )));
+            return Err(Error::limit(
+                Limit::Tags,
+                MAX_TAGS,
+                self.tags.len(),
+                format!(
+                    "event {} has {} tags, more than the limit of {MAX_TAGS}",
+                    self.event_id,
+                    self.tags.len()
+                ),
+            ));
         }
         for (i, tag) in self.tags.iter().enumerate() {
-            check_name("tag", tag, MAX_NAME_BYTES).map_err(|e| in_event(e, self))?;
+            check_name("tag", Field::Tag, tag).map_err(in_event)?;
             if self.tags[..i].contains(tag) {
-                return Err(Error::InvalidInput(format!(
-                    "event {} carries the tag {tag:?} twice",
-                    self.event_id
-                )));
+                return Err(Error::duplicate(
+                    Field::Tag,
+                    format!(
+                        "event {} carries the tag {} twice",
+                        self.event_id,
+                        show_text(tag)
+                    ),
+                ));
             }
         }
         if self.payload_bytes() > limits.max_event_bytes {
-            return Err(Error::InvalidInput(format!(
-                "event {} has {} bytes of data and metadata, more than max_event_bytes = {}",
-                self.event_id,
+            return Err(Error::limit(
+                Limit::EventBytes,
+                limits.max_event_bytes,
                 self.payload_bytes(),
-                limits.max_event_bytes
-            )));
+                format!(
+                    "event {} has {} bytes of data and metadata, more than max_event_bytes = {}",
+                    self.event_id,
+                    self.payload_bytes(),
+                    limits.max_event_bytes
+                ),
+            ));
         }
         Ok(())
-    }
-}
-
-fn in_event(error: Error, event: &NewEvent) -> Error {
-    match error {
-        Error::InvalidInput(msg) => Error::InvalidInput(format!("event {}: {msg}", event.event_id)),
-        other => other,
     }
 }
 

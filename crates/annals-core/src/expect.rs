@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use crate::error::{Error, Result};
-use crate::event::{MAX_NAME_BYTES, Position, RecordedEvent, Version, check_name};
+use crate::error::{Error, FailedCondition, Field, Limit, Result, show_bytes};
+use crate::event::{Position, RecordedEvent, Version, check_name};
 
 /// What an append expects of its stream's version ([D4]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
@@ -160,24 +160,37 @@ impl Query {
     /// Checks the limits of [R6] and the names in it.
     pub fn validate(&self) -> Result<()> {
         if self.items.len() > MAX_QUERY_ITEMS {
-            return Err(Error::InvalidInput(format!(
-                "query has {} items, more than the limit of {MAX_QUERY_ITEMS}",
-                self.items.len()
-            )));
+            return Err(Error::limit(
+                Limit::QueryItems,
+                MAX_QUERY_ITEMS,
+                self.items.len(),
+                format!(
+                    "query has {} items, more than the limit of {MAX_QUERY_ITEMS}",
+                    self.items.len()
+                ),
+            ));
         }
         for (i, item) in self.items.iter().enumerate() {
-            if item.types.len() > MAX_QUERY_ITEMS || item.tags.len() > MAX_QUERY_ITEMS {
-                return Err(Error::InvalidInput(format!(
-                    "query item {i} has {} types and {} tags; each is limited to {MAX_QUERY_ITEMS}",
-                    item.types.len(),
-                    item.tags.len()
-                )));
+            for (limit, n, what) in [
+                (Limit::QueryTypes, item.types.len(), "types"),
+                (Limit::QueryTags, item.tags.len(), "tags"),
+            ] {
+                if n > MAX_QUERY_ITEMS {
+                    return Err(Error::limit(
+                        limit,
+                        MAX_QUERY_ITEMS,
+                        n,
+                        format!(
+                            "query item {i} has {n} {what}, more than the limit of {MAX_QUERY_ITEMS}"
+                        ),
+                    ));
+                }
             }
             for t in &item.types {
-                check_name("query type", t, MAX_NAME_BYTES)?;
+                check_name("query type", Field::EventType, t)?;
             }
             for t in &item.tags {
-                check_name("query tag", t, MAX_NAME_BYTES)?;
+                check_name("query tag", Field::Tag, t)?;
             }
         }
         Ok(())
@@ -244,12 +257,15 @@ impl AppendCondition {
     /// The [`Error::AppendConditionFailed`] of this condition, naming its
     /// query and `after`.
     pub fn failure(&self) -> Error {
-        Error::AppendConditionFailed(format!(
-            "an event matching {} was appended after position {}",
-            self.fail_if_events_match,
-            self.after
-                .map_or_else(|| "0 (none given)".to_string(), |p| p.to_string())
-        ))
+        Error::condition_failed(
+            FailedCondition::Events(self.clone()),
+            format!(
+                "an event matching {} was appended after position {}",
+                self.fail_if_events_match,
+                self.after
+                    .map_or_else(|| "0 (none given)".to_string(), |p| p.to_string())
+            ),
+        )
     }
 }
 
@@ -308,29 +324,52 @@ impl AuxWrite {
         self.condition = AuxCondition::Absent;
         self
     }
+
+    /// Checks this write's condition against its key's `current` value
+    /// ([X2]): [`Error::AppendConditionFailed`] naming the key when it
+    /// does not hold.
+    ///
+    /// ```
+    /// use annals_core::{AuxWrite, FailedCondition};
+    /// let write = AuxWrite::put("k", "new").if_equals("old");
+    /// assert!(write.check_condition(Some(b"old")).is_ok());
+    /// let err = write.check_condition(None).unwrap_err();
+    /// assert_eq!(err.failed_condition(), Some(&FailedCondition::AuxKey(b"k".to_vec())));
+    /// ```
+    pub fn check_condition(&self, current: Option<&[u8]>) -> Result<()> {
+        let (holds, what) = match &self.condition {
+            AuxCondition::None => return Ok(()),
+            AuxCondition::Absent => (current.is_none(), "absent".to_string()),
+            AuxCondition::Equals(v) => (
+                current == Some(v.as_slice()),
+                format!("equal to {}", show_bytes(v)),
+            ),
+        };
+        if holds {
+            return Ok(());
+        }
+        Err(Error::condition_failed(
+            FailedCondition::AuxKey(self.key.clone()),
+            format!("aux key {} is not {what}", show_bytes(&self.key)),
+        ))
+    }
 }
 
 /// Checks an aux key against [X1].
 pub fn validate_aux_key(key: &[u8]) -> Result<()> {
     if key.is_empty() {
-        return Err(Error::InvalidInput("aux key is empty".into()));
+        return Err(Error::empty(Field::AuxKey, "aux key is empty"));
     }
     if key.len() > MAX_AUX_KEY_BYTES {
-        return Err(Error::InvalidInput(format!(
-            "aux key of {} bytes is longer than the limit of {MAX_AUX_KEY_BYTES}",
-            key.len()
-        )));
+        return Err(Error::limit(
+            Limit::AuxKeyBytes,
+            MAX_AUX_KEY_BYTES,
+            key.len(),
+            format!(
+                "aux key of {} bytes is longer than the limit of {MAX_AUX_KEY_BYTES}",
+                key.len()
+            ),
+        ));
     }
     Ok(())
-}
-
-/// Shows bytes in an error message: as text when they are UTF-8, else hex.
-pub fn show_bytes(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(s) if s.chars().all(|c| !c.is_control()) => format!("{s:?}"),
-        _ => {
-            let hex: String = bytes.iter().take(64).map(|b| format!("{b:02x}")).collect();
-            format!("0x{hex}{}", if bytes.len() > 64 { "…" } else { "" })
-        }
-    }
 }

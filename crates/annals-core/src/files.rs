@@ -16,7 +16,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{CorruptionAt, Error, Field, InvalidReason, Result};
 
 /// The permission bits of the files and folders a store creates, on Unix
 /// (elsewhere they are ignored): [`FileMode::PRIVATE`] (`0600`: the owner
@@ -54,12 +54,15 @@ impl FileMode {
     /// only (`0o666` at most), and at least the owner's `0o600`.
     pub fn new(bits: u32) -> Result<FileMode> {
         if bits & !0o666 != 0 || bits & 0o600 != 0o600 {
-            return Err(Error::InvalidInput(format!(
-                "option {} = {bits:#o}: a store's files need read and write bits for their \
+            return Err(Error::malformed(
+                Field::StoreOption,
+                format!(
+                    "option {} = {bits:#o}: a store's files need read and write bits for their \
                  owner (0600) and may add read/write bits for the group and others (up to \
                  0666), nothing else",
-                Self::PARAM
-            )));
+                    Self::PARAM
+                ),
+            ));
         }
         Ok(FileMode(bits))
     }
@@ -71,10 +74,13 @@ impl FileMode {
             .then(|| u32::from_str_radix(digits, 8).ok())
             .flatten()
             .ok_or_else(|| {
-                Error::InvalidInput(format!(
-                    "option {} = {value:?} is not an octal file mode such as 0600 or 0640",
-                    Self::PARAM
-                ))
+                Error::malformed(
+                    Field::StoreOption,
+                    format!(
+                        "option {} = {value:?} is not an octal file mode such as 0600 or 0640",
+                        Self::PARAM
+                    ),
+                )
             })?;
         FileMode::new(bits)
     }
@@ -242,12 +248,15 @@ pub fn read_marker(dir: &Path) -> Result<Marker> {
         })
         .map(|what| Marker::Found(what.to_string()))
         .ok_or_else(|| {
-            Error::Corruption(format!(
-                "{} is damaged, or not annals' marker file (it starts with {}); annals leaves \
+            Error::corruption(
+                CorruptionAt::Path(path.clone()),
+                format!(
+                    "{} is damaged, or not annals' marker file (it starts with {}); annals leaves \
                  this folder alone",
-                path.display(),
-                crate::show_bytes(bytes.get(..64).unwrap_or(&bytes))
-            ))
+                    path.display(),
+                    crate::show_bytes(bytes.get(..64).unwrap_or(&bytes))
+                ),
+            )
         })
 }
 
@@ -286,6 +295,13 @@ pub fn read_only_error(path: &Path) -> Error {
         "writing to {}: the store was opened read-only",
         path.display()
     ))
+}
+
+/// The [`Error::InvalidInput`] of a path that holds something that is
+/// not the backend's store (another program's files, another backend's
+/// store…): [`InvalidReason::Conflict`] of [`Field::StoreUrl`].
+pub fn not_a_store(message: impl Into<String>) -> Error {
+    Error::invalid(InvalidReason::Conflict(Field::StoreUrl), message)
 }
 
 /// How a store may claim its folder (see [`claim_folder`]).
@@ -347,7 +363,7 @@ pub fn claim_folder(
     let empty = match &metadata {
         None => true,
         Some(m) if !m.is_dir() => {
-            return Err(Error::InvalidInput(format!(
+            return Err(not_a_store(format!(
                 "{} is not a folder: the {} backend keeps a store in a folder of its own",
                 dir.display(),
                 claim.backend
@@ -390,7 +406,7 @@ pub fn claim_folder(
     }
     match read_marker(dir)? {
         Marker::Found(found) if found == what => Ok(Claimed::Existing),
-        Marker::Found(found) => Err(Error::InvalidInput(format!(
+        Marker::Found(found) => Err(not_a_store(format!(
             "{} holds an annals {found:?} (says its {MARKER_FILE} file), not a {what}: open it \
              with the URL scheme of its backend",
             dir.display()
@@ -401,7 +417,7 @@ pub fn claim_folder(
             }
             Ok(Claimed::Existing)
         }
-        Marker::Missing => Err(Error::InvalidInput(format!(
+        Marker::Missing => Err(not_a_store(format!(
             "{} is not empty and holds no annals {what} (it has no {MARKER_FILE} file): annals \
              never writes into a folder it did not create; give the store a new or empty \
              folder of its own",
@@ -427,7 +443,7 @@ mod tests {
             "", "0o", "rw", "0700", "0400", "1600", "4600", "06000", "-600", "0800", "0602x",
         ] {
             let err = FileMode::parse(bad).expect_err(bad);
-            assert!(matches!(err, Error::InvalidInput(_)), "{bad}: {err:?}");
+            assert!(err.is_invalid_input(), "{bad}: {err:?}");
             assert!(err.to_string().contains("file_mode"), "{err}");
         }
     }
@@ -479,7 +495,7 @@ mod tests {
         assert_eq!(fs::read_dir(&foreign).expect("list").count(), 1);
         fs::write(foreign.join(MARKER_FILE), b"mine\n").expect("write");
         let err = claim_folder(&foreign, claim(true, false), |_| Ok(true)).expect_err("foreign");
-        assert!(matches!(err, Error::Corruption(_)), "{err:?}");
+        assert!(matches!(err, Error::Corruption { .. }), "{err:?}");
         assert!(err.to_string().contains("not annals' marker"), "{err}");
 
         // An earlier release's store is recognised, and marked unless

@@ -21,14 +21,17 @@ pub use backend::{
     Append, AppendResult, Batch, BatchPart, Capabilities, Direction, Durability, HeadWatch, Limits,
     LogBackend, Page, StoreConfig, StreamInfo, fresh_head_watch, parse_param, validate_aux_writes,
 };
-pub use error::{BoxError, Error, Result};
+pub use error::{
+    BoxError, CorruptionAt, Error, FailedCondition, Field, InvalidReason, Limit, Result,
+    SHOWN_BYTES, show_bytes, show_text,
+};
 pub use event::{
     MAX_NAME_BYTES, MAX_STREAM_ID_BYTES, MAX_TAGS, NewEvent, NewEventBuilder, Position,
     RecordedEvent, StreamId, Timestamp, Version,
 };
 pub use expect::{
     AppendCondition, AuxCondition, AuxWrite, ExpectedVersion, MAX_AUX_KEY_BYTES, MAX_QUERY_ITEMS,
-    Query, QueryItem, show_bytes, validate_aux_key,
+    Query, QueryItem, validate_aux_key,
 };
 pub use uuid::Uuid;
 pub use verify::{MAX_LISTED_PROBLEMS, Problem, VerifyProgress, VerifyReport};

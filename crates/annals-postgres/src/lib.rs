@@ -41,9 +41,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use annals_core::{
-    Append, AppendResult, AuxWrite, Batch, Capabilities, Direction, Error, ExpectedVersion,
-    HeadWatch, Limits, LogBackend, Page, Position, Query, Result, StoreConfig, StreamId,
-    StreamInfo, VerifyProgress, VerifyReport, Version, validate_aux_key, validate_aux_writes,
+    Append, AppendResult, AuxWrite, Batch, Capabilities, CorruptionAt, Direction, Error,
+    ExpectedVersion, Field, HeadWatch, Limits, LogBackend, Page, Position, Query, Result,
+    StoreConfig, StreamId, StreamInfo, VerifyProgress, VerifyReport, Version, validate_aux_key,
+    validate_aux_writes,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -117,8 +118,9 @@ impl PostgresOptions {
                 "pool_size" => {
                     let n: usize = annals_core::parse_param(key, value)?;
                     if n == 0 {
-                        return Err(Error::InvalidInput(
-                            "option pool_size = 0: it must be at least 1".into(),
+                        return Err(Error::malformed(
+                            Field::StoreOption,
+                            "option pool_size = 0: it must be at least 1",
                         ));
                     }
                     options.pool_size = n;
@@ -136,9 +138,12 @@ impl PostgresOptions {
 pub async fn open(conninfo: &str, options: PostgresOptions) -> Result<PostgresStore> {
     options.config.limits.validate()?;
     validate_schema(&options.schema)?;
-    let mut pg: tokio_postgres::Config = conninfo
-        .parse()
-        .map_err(|e| Error::InvalidInput(format!("PostgreSQL connection string: {e}")))?;
+    let mut pg: tokio_postgres::Config = conninfo.parse().map_err(|e| {
+        Error::malformed(
+            Field::StoreUrl,
+            format!("PostgreSQL connection string: {e}"),
+        )
+    })?;
     let search_path = format!("-c search_path={}", options.schema);
     let opts = match pg.get_options() {
         Some(o) => format!("{o} {search_path}"),
@@ -504,8 +509,9 @@ impl LogBackend for PostgresStore {
             .map(|r| {
                 let id: String = r.get(0);
                 let next = unbig(r.get(1), "a stream's next version")?;
-                let id = StreamId::new(id)
-                    .map_err(|e| Error::Corruption(format!("a stream id: {e}")))?;
+                let id = StreamId::new(id).map_err(|e| {
+                    Error::corruption(CorruptionAt::Unknown, format!("a stream id: {e}"))
+                })?;
                 Ok(StreamInfo {
                     id,
                     last_version: Version(next.saturating_sub(1)),
@@ -578,7 +584,8 @@ impl LogBackend for PostgresStore {
 
     async fn close(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) {
-            return Err(Error::Closed);
+            // [M4] A second close is Ok: closing is idempotent.
+            return Ok(());
         }
         // Dropping the sender ends the writer once it has answered every
         // request already sent.
@@ -655,7 +662,7 @@ impl LogBackend for PostgresStore {
     async fn aux_write(&self, writes: Vec<AuxWrite>) -> Result<()> {
         self.check_open()?;
         if writes.is_empty() {
-            return Err(Error::InvalidInput("aux_write has no writes".into()));
+            return Err(Error::empty(Field::AuxWrites, "aux_write has no writes"));
         }
         validate_aux_writes(&writes, &self.options.config.limits)?;
         self.write(Op::Aux(writes)).await.map(drop)

@@ -9,7 +9,7 @@
 //! | `annals_event_tags` | `(tag, position)`: the tag index |
 //! | `annals_aux`   | the aux key-value space                                     |
 
-use annals_core::{Error, Result};
+use annals_core::{Error, Field, InvalidReason, Result};
 use tokio_postgres::Client;
 
 /// The migrations, in order: migration `i + 1` is `MIGRATIONS[i]`. A
@@ -66,9 +66,12 @@ pub fn validate_schema(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidInput(format!(
-            "schema name {name:?} is not 1 to 63 characters of a-z, 0-9 and _ (not starting with a digit)"
-        )))
+        Err(Error::malformed(
+            Field::StoreOption,
+            format!(
+                "schema name {name:?} is not 1 to 63 characters of a-z, 0-9 and _ (not starting with a digit)"
+            ),
+        ))
     }
 }
 
@@ -100,9 +103,12 @@ pub async fn migrate(client: &mut Client, schema: &str) -> Result<()> {
     let applied: i32 = row.get(0);
     let known = MIGRATIONS.len() as i32;
     if applied > known {
-        return Err(Error::InvalidInput(format!(
-            "schema {schema} is at version {applied}, newer than this build of annals knows ({known})"
-        )));
+        return Err(Error::invalid(
+            InvalidReason::Conflict(Field::StoreOption),
+            format!(
+                "schema {schema} is at version {applied}, newer than this build of annals knows ({known})"
+            ),
+        ));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
         tx.batch_execute(sql)

@@ -2,7 +2,8 @@
 //! connections) and the writer (inside its transaction).
 
 use annals_core::{
-    Direction, Error, Position, Query, RecordedEvent, Result, StreamId, Timestamp, Version,
+    CorruptionAt, Direction, Error, Position, Query, RecordedEvent, Result, StreamId, Timestamp,
+    Version,
 };
 use tokio_postgres::GenericClient;
 use tokio_postgres::Row;
@@ -23,15 +24,20 @@ pub fn big(n: u64) -> i64 {
 
 /// A bigint read back as a u64; a negative one is damage.
 pub fn unbig(n: i64, what: &str) -> Result<u64> {
-    u64::try_from(n).map_err(|_| Error::Corruption(format!("{what} is negative ({n})")))
+    u64::try_from(n)
+        .map_err(|_| Error::corruption(CorruptionAt::Unknown, format!("{what} is negative ({n})")))
 }
 
 /// The event in `row`, from column `at` on.
 fn event_from(row: &Row, at: usize) -> Result<RecordedEvent> {
     let position = unbig(row.get(at), "an event's position")?;
     let stream: String = row.get(at + 1);
-    let stream_id = StreamId::new(stream)
-        .map_err(|e| Error::Corruption(format!("event at position {position}: {e}")))?;
+    let stream_id = StreamId::new(stream).map_err(|e| {
+        Error::corruption(
+            CorruptionAt::Position(Position(position)),
+            format!("event at position {position}: {e}"),
+        )
+    })?;
     Ok(RecordedEvent {
         stream_id,
         stream_version: Version(unbig(row.get(at + 2), "an event's version")?),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use annals_core::{
     Append, AppendCondition, AppendResult, AuxCondition, AuxWrite, Batch, Direction, Durability,
     Error, ExpectedVersion, NewEvent, Position, RecordedEvent, Result, StreamId, Timestamp,
-    Version, show_bytes,
+    Version,
 };
 use deadpool_postgres::{Pool, Transaction};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -432,19 +432,8 @@ async fn check_aux(round: &Round<'_>, writes: &[AuxWrite]) -> Result<Result<()>>
             .await
             .map_err(db("reading an aux value"))?;
         let current: Option<Vec<u8>> = row.map(|r| r.get(0));
-        let (holds, what) = match &w.condition {
-            AuxCondition::Absent => (current.is_none(), "absent".to_string()),
-            AuxCondition::Equals(v) => (
-                current.as_ref() == Some(v),
-                format!("equal to {}", show_bytes(v)),
-            ),
-            AuxCondition::None => (true, String::new()),
-        };
-        if !holds {
-            return Ok(Err(Error::AppendConditionFailed(format!(
-                "aux key {} is not {what}",
-                show_bytes(&w.key)
-            ))));
+        if let Err(e) = w.check_condition(current.as_deref()) {
+            return Ok(Err(e));
         }
     }
     Ok(Ok(()))

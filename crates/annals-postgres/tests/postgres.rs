@@ -108,7 +108,7 @@ fn two_stores_race_on_one_condition() -> TestResult {
             for t in tasks {
                 match t.await.unwrap() {
                     Ok(_) => won += 1,
-                    Err(Error::AppendConditionFailed(_)) => {}
+                    Err(Error::AppendConditionFailed { .. }) => {}
                     Err(e) => panic!("unexpected error {e}"),
                 }
             }

@@ -158,7 +158,7 @@ fn open_existing(builder: &redb::Builder, path: &Path, read_only: bool) -> Resul
             }
             Err(e) => {
                 let _ = no_panic("closing", path, || db.close());
-                if matches!(e, Error::InvalidInput(_)) {
+                if e.is_invalid_input() {
                     return Err(e);
                 }
                 e
@@ -217,7 +217,7 @@ fn check_tables(db: &impl ReadableDatabase, path: &Path) -> Result<()> {
         return Ok(());
     }
     let shown: Vec<String> = names.iter().take(10).map(|n| format!("{n:?}")).collect();
-    Err(Error::InvalidInput(format!(
+    Err(files::not_a_store(format!(
         "{} is a redb database of another program, not an annals store (it has no {TABLE_NAME:?} \
          table, but {}{}); annals leaves it alone",
         path.display(),
@@ -325,13 +325,13 @@ impl RedbEngine {
             }
             Err(e) => return Err(from_io("opening", &path, e)),
             Ok(meta) if meta.is_dir() => {
-                return Err(Error::InvalidInput(format!(
+                return Err(files::not_a_store(format!(
                     "{} is a folder; the redb backend keeps a store in one file: name a file",
                     path.display()
                 )));
             }
             Ok(meta) if meta.len() == 0 => {
-                return Err(Error::InvalidInput(format!(
+                return Err(files::not_a_store(format!(
                     "{} is an empty file, not an annals store; annals creates its files itself \
                      and writes into no file it did not create: remove it (an interrupted \
                      creation may have left it) or name a path that does not exist",

@@ -6,7 +6,7 @@ use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
-use annals_core::Error;
+use annals_core::{CorruptionAt, Error};
 
 /// Turns any redb error into an annals [`Error`]: `what` says what annals
 /// was doing ("committing to", "opening", …), `path` names the file.
@@ -17,27 +17,28 @@ use annals_core::Error;
 ///   says so;
 /// - everything else → [`Error::Backend`] with redb's error as the source.
 pub(crate) fn from_redb(what: &str, path: &Path, err: impl Into<redb::Error>) -> Error {
-    let path = path.display();
+    let shown = path.display();
     match err.into() {
-        redb::Error::Corrupted(detail) => {
-            Error::Corruption(format!("redb file {path} is damaged ({what} it): {detail}"))
-        }
+        redb::Error::Corrupted(detail) => Error::corruption(
+            CorruptionAt::Path(path.to_path_buf()),
+            format!("redb file {shown} is damaged ({what} it): {detail}"),
+        ),
         redb::Error::DatabaseClosed => Error::Closed,
         err @ redb::Error::DatabaseAlreadyOpen => Error::backend(
             format!(
-                "{what} {path}: the file is already open, by another store of this process or by \
+                "{what} {shown}: the file is already open, by another store of this process or by \
                  another process"
             ),
             err,
         ),
         redb::Error::Io(io) if io.kind() == io::ErrorKind::InvalidData => Error::backend(
-            format!("{what} {path}: the file is not a redb database"),
+            format!("{what} {shown}: the file is not a redb database"),
             io,
         ),
         redb::Error::Io(io) if io.kind() == io::ErrorKind::NotFound => {
-            Error::backend(format!("{what} {path}: no such file"), io)
+            Error::backend(format!("{what} {shown}: no such file"), io)
         }
-        err => Error::backend(format!("{what} {path}"), err),
+        err => Error::backend(format!("{what} {shown}"), err),
     }
 }
 
@@ -52,7 +53,7 @@ pub(crate) fn from_io(what: &str, path: &Path, err: io::Error) -> Error {
 /// make it panic; annals reports that as an error instead.
 ///
 /// ```
-/// use annals_core::Error;
+/// use annals_core::{CorruptionAt, Error};
 /// use annals_redb::RedbPanic;
 ///
 /// fn panicked_in_redb(err: &Error) -> bool {

@@ -224,7 +224,7 @@ mod tests {
     #[test]
     fn unknown_key_is_named_with_the_known_ones() {
         let err = RedbOptions::from_params([("cache", "1")]).expect_err("unknown key");
-        let Error::InvalidInput(msg) = &err else {
+        let Error::InvalidInput { message: msg, .. } = &err else {
             panic!("not InvalidInput: {err:?}")
         };
         assert!(msg.contains("\"cache\""), "{msg}");
@@ -246,7 +246,10 @@ mod tests {
             ("max_read_count", "0"),
         ] {
             let err = RedbOptions::from_params([(k, v)]).expect_err(k);
-            assert!(matches!(err, Error::InvalidInput(_)), "{k}={v}: {err:?}");
+            assert!(
+                matches!(err, Error::InvalidInput { .. }),
+                "{k}={v}: {err:?}"
+            );
         }
     }
 }

@@ -150,7 +150,7 @@ async fn damage_trials(check_integrity: bool, trials: u64) -> Outcomes {
                 }
                 outcomes.incomplete += 1;
             }
-            Err(e @ Error::Corruption(_)) => {
+            Err(e @ Error::Corruption { .. }) => {
                 assert!(!is_escaped_panic(&e), "{what}: {e:?}");
                 outcomes.corruption += 1;
             }

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::Path;
 
-use annals_core::Error;
+use annals_core::{CorruptionAt, Error};
 use rocksdb::ErrorKind;
 
 /// Turns a RocksDB error into an annals [`Error`]: `what` says what annals
@@ -19,9 +19,10 @@ use rocksdb::ErrorKind;
 pub(crate) fn from_rocksdb(what: &str, path: &Path, err: rocksdb::Error) -> Error {
     let shown = path.display();
     match err.kind() {
-        ErrorKind::Corruption => Error::Corruption(format!(
-            "RocksDB store {shown} is damaged ({what} it): {err}"
-        )),
+        ErrorKind::Corruption => Error::corruption(
+            CorruptionAt::Path(path.to_path_buf()),
+            format!("RocksDB store {shown} is damaged ({what} it): {err}"),
+        ),
         ErrorKind::IOError if err.as_ref().contains("LOCK") => Error::backend(
             format!(
                 "{what} RocksDB store {shown}: it is already open, by another store of this \

@@ -21,7 +21,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use annals_core::files::FileMode;
-use annals_core::{Error, Result};
+use annals_core::{CorruptionAt, Error, Result};
 
 use crate::error::from_io;
 
@@ -47,11 +47,14 @@ pub(crate) fn read(folder: &Path) -> Result<Option<u64>> {
         .and_then(|digits| digits.parse::<u64>().ok());
     match parsed {
         Some(sequence) => Ok(Some(sequence)),
-        None => Err(Error::Corruption(format!(
-            "RocksDB store {} is damaged: its close mark {} is not readable",
-            folder.display(),
-            file.display()
-        ))),
+        None => Err(Error::corruption(
+            CorruptionAt::Path(file.clone()),
+            format!(
+                "RocksDB store {} is damaged: its close mark {} is not readable",
+                folder.display(),
+                file.display()
+            ),
+        )),
     }
 }
 
@@ -76,12 +79,15 @@ pub(crate) fn write(folder: &Path, sequence: u64, mode: FileMode) -> Result<()> 
 /// Checks that the database did not go back from the last clean close.
 pub(crate) fn check(folder: &Path, recorded: u64, found: u64) -> Result<()> {
     if found < recorded {
-        return Err(Error::Corruption(format!(
-            "RocksDB store {} is damaged: it opens at sequence number {found}, but it was at \
+        return Err(Error::corruption(
+            CorruptionAt::Path(folder.to_path_buf()),
+            format!(
+                "RocksDB store {} is damaged: it opens at sequence number {found}, but it was at \
              {recorded} when it was last closed (a damaged MANIFEST or missing files?); it was \
              not opened for writing, so nothing was deleted",
-            folder.display()
-        )));
+                folder.display()
+            ),
+        ));
     }
     Ok(())
 }
@@ -106,10 +112,13 @@ mod tests {
             b"\xff\xfe",
         ] {
             fs::write(dir.path().join(MARK_FILE), bad).unwrap();
-            assert!(matches!(read(dir.path()), Err(Error::Corruption(_))));
+            assert!(matches!(read(dir.path()), Err(Error::Corruption { .. })));
         }
         assert!(check(dir.path(), 5, 5).is_ok());
         assert!(check(dir.path(), 5, 9).is_ok());
-        assert!(matches!(check(dir.path(), 5, 4), Err(Error::Corruption(_))));
+        assert!(matches!(
+            check(dir.path(), 5, 4),
+            Err(Error::Corruption { .. })
+        ));
     }
 }

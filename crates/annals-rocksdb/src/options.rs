@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use annals_core::files::FileMode;
-use annals_core::{Error, Result, StoreConfig, parse_param};
+use annals_core::{Error, Field, Result, StoreConfig, parse_param};
 
 /// The options of this backend's own, with their URL parameter names, in
 /// the order error messages list them.
@@ -77,9 +77,10 @@ impl FromStr for Compression {
             "none" => Ok(Compression::None),
             "lz4" => Ok(Compression::Lz4),
             "zstd" => Ok(Compression::Zstd),
-            other => Err(Error::InvalidInput(format!(
-                "compression {other:?} is not one of \"none\", \"lz4\", \"zstd\""
-            ))),
+            other => Err(Error::malformed(
+                Field::StoreOption,
+                format!("compression {other:?} is not one of \"none\", \"lz4\", \"zstd\""),
+            )),
         }
     }
 }
@@ -249,17 +250,23 @@ impl RocksDbOptions {
     pub fn validate(&self) -> Result<()> {
         self.config.limits.validate()?;
         if self.write_buffer_bytes < MIN_WRITE_BUFFER_BYTES {
-            return Err(Error::InvalidInput(format!(
-                "option write_buffer_bytes = {} is below the minimum of {MIN_WRITE_BUFFER_BYTES} \
-                 bytes",
-                self.write_buffer_bytes
-            )));
+            return Err(Error::malformed(
+                Field::StoreOption,
+                format!(
+                    "option write_buffer_bytes = {} is below the minimum of \
+                     {MIN_WRITE_BUFFER_BYTES} bytes",
+                    self.write_buffer_bytes
+                ),
+            ));
         }
         if self.max_background_jobs == 0 || self.max_background_jobs > MAX_BACKGROUND_JOBS {
-            return Err(Error::InvalidInput(format!(
-                "option max_background_jobs = {} is not between 1 and {MAX_BACKGROUND_JOBS}",
-                self.max_background_jobs
-            )));
+            return Err(Error::malformed(
+                Field::StoreOption,
+                format!(
+                    "option max_background_jobs = {} is not between 1 and {MAX_BACKGROUND_JOBS}",
+                    self.max_background_jobs
+                ),
+            ));
         }
         Ok(())
     }
@@ -321,7 +328,7 @@ mod tests {
     #[test]
     fn unknown_key_is_named_with_the_known_ones() {
         let err = RocksDbOptions::from_params([("cache", "1")]).expect_err("unknown key");
-        let Error::InvalidInput(msg) = &err else {
+        let Error::InvalidInput { message: msg, .. } = &err else {
             panic!("not InvalidInput: {err:?}")
         };
         assert!(msg.contains("\"cache\""), "{msg}");
@@ -348,7 +355,7 @@ mod tests {
             ("max_read_count", "0"),
         ] {
             let err = RocksDbOptions::from_params([(k, v)]).expect_err(k);
-            let Error::InvalidInput(msg) = &err else {
+            let Error::InvalidInput { message: msg, .. } = &err else {
                 panic!("{k}={v}: not InvalidInput: {err:?}")
             };
             assert!(msg.contains(k) || msg.contains(v), "{k}={v}: {msg}");
@@ -361,14 +368,14 @@ mod tests {
             max_background_jobs: 0,
             ..RocksDbOptions::default()
         };
-        assert!(matches!(o.validate(), Err(Error::InvalidInput(_))));
+        assert!(matches!(o.validate(), Err(Error::InvalidInput { .. })));
         let o = RocksDbOptions {
             write_buffer_bytes: 1,
             ..RocksDbOptions::default()
         };
-        assert!(matches!(o.validate(), Err(Error::InvalidInput(_))));
+        assert!(matches!(o.validate(), Err(Error::InvalidInput { .. })));
         let mut o = RocksDbOptions::default();
         o.config.limits.max_append_events = 0;
-        assert!(matches!(o.validate(), Err(Error::InvalidInput(_))));
+        assert!(matches!(o.validate(), Err(Error::InvalidInput { .. })));
     }
 }

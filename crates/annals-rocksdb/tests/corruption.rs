@@ -317,7 +317,7 @@ fn damaged_files_are_corruption_or_backend_never_a_panic_or_a_wrong_event() {
             (Ok(Err(e)), Expect::Earlier) => {
                 failures.push(format!("{what}: a torn tail must reopen, got {e}"))
             }
-            (Ok(Err(Error::Corruption(_))), _) => tally.corruption += 1,
+            (Ok(Err(Error::Corruption { .. })), _) => tally.corruption += 1,
             (Ok(Err(Error::Backend { .. })), _) => tally.backend += 1,
             (Ok(Err(other)), _) => failures.push(format!("{what}: unexpected error {other:?}")),
         }

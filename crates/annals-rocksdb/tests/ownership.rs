@@ -54,7 +54,7 @@ async fn folders_that_are_not_annals_stores_are_refused_and_left_as_they_are() {
         let before = Tree::of(path);
         for options in every_way() {
             let err = open(path, options).await.expect_err("not a store");
-            assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+            assert!(err.is_invalid_input(), "{err:?}");
             let message = err.to_string();
             assert!(message.contains(&path.display().to_string()), "{message}");
             assert!(

@@ -50,7 +50,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use annals_core::files::{self, Claim, Claimed, FileMode, Marker};
 use annals_core::kv::{KvEngine, KvSnapshot, Scan, Visitor, WriteBatch};
-use annals_core::{Capabilities, Direction, Error, Result};
+use annals_core::{Capabilities, CorruptionAt, Direction, Error, Result};
 use parking_lot::{ArcRwLockReadGuard, RawRwLock, RwLock};
 
 use crate::error::{from_io, from_sled, no_panic};
@@ -348,11 +348,14 @@ fn read_current(dir: &Path) -> Result<Option<u64>> {
         .and_then(parse_generation);
     match generation {
         Some(g) => Ok(Some(g)),
-        None => Err(Error::Corruption(format!(
-            "{} is damaged: {:?} does not name a generation",
-            path.display(),
-            String::from_utf8_lossy(&bytes)
-        ))),
+        None => Err(Error::corruption(
+            CorruptionAt::Path(path.to_path_buf()),
+            format!(
+                "{} is damaged: {:?} does not name a generation",
+                path.display(),
+                String::from_utf8_lossy(&bytes)
+            ),
+        )),
     }
 }
 
@@ -402,11 +405,14 @@ fn read_commits(db: &sled::Db, dir: &Path) -> Result<u64> {
         Some(v) => <[u8; 8]>::try_from(v.as_ref())
             .map(u64::from_be_bytes)
             .map_err(|_| {
-                Error::Corruption(format!(
-                    "{}: the engine's commit counter has {} bytes instead of 8",
-                    dir.display(),
-                    v.len()
-                ))
+                Error::corruption(
+                    CorruptionAt::Path(dir.to_path_buf()),
+                    format!(
+                        "{}: the engine's commit counter has {} bytes instead of 8",
+                        dir.display(),
+                        v.len()
+                    ),
+                )
             }),
     }
 }
@@ -433,21 +439,27 @@ fn check_clean_close(dir: &Path, generation: u64, commits: u64, read_only: bool)
         .and_then(|(g, c)| Some((parse_generation(g)?, c.parse::<u64>().ok()?)))
         .filter(|&(g, c)| closed_text(g, c).as_bytes() == text);
     let Some((closed_generation, closed_commits)) = parsed else {
-        return Err(Error::Corruption(format!(
-            "{} is damaged: {:?}",
-            path.display(),
-            String::from_utf8_lossy(&text)
-        )));
+        return Err(Error::corruption(
+            CorruptionAt::Path(path.to_path_buf()),
+            format!(
+                "{} is damaged: {:?}",
+                path.display(),
+                String::from_utf8_lossy(&text)
+            ),
+        ));
     };
     if (closed_generation, closed_commits) != (generation, commits) {
-        return Err(Error::Corruption(format!(
-            "{}: the store was closed after commit {closed_commits} of {}, but sled recovered \
+        return Err(Error::corruption(
+            CorruptionAt::Path(dir.to_path_buf()),
+            format!(
+                "{}: the store was closed after commit {closed_commits} of {}, but sled recovered \
              commit {commits} of {}: sled's log is damaged (its recovery stopped early at a bad \
              checksum)",
-            dir.display(),
-            generation_name(closed_generation),
-            generation_name(generation),
-        )));
+                dir.display(),
+                generation_name(closed_generation),
+                generation_name(generation),
+            ),
+        ));
     }
     if read_only {
         return Ok(());
@@ -481,7 +493,7 @@ fn create_generation(dir: &Path, generation: u64, mode: FileMode) -> Result<Path
     let gen_dir = dir.join(generation_name(generation));
     if fs::symlink_metadata(&gen_dir).is_ok() {
         if !is_our_generation(&gen_dir, generation)? {
-            return Err(Error::InvalidInput(format!(
+            return Err(files::not_a_store(format!(
                 "{} is in the way of the store's generation {generation}, and the store did not \
                  make it (it has no annals generation marker): move it out of the store's folder",
                 gen_dir.display()
@@ -617,11 +629,14 @@ impl SledEngine {
             Some(generation) => {
                 let gen_dir = dir.join(generation_name(generation));
                 if !gen_dir.is_dir() {
-                    return Err(Error::Corruption(format!(
-                        "{}: CURRENT names {}, which is missing",
-                        dir.display(),
-                        generation_name(generation)
-                    )));
+                    return Err(Error::corruption(
+                        CorruptionAt::Path(dir.to_path_buf()),
+                        format!(
+                            "{}: CURRENT names {}, which is missing",
+                            dir.display(),
+                            generation_name(generation)
+                        ),
+                    ));
                 }
                 if !read_only {
                     remove_other_generations(&dir, Some(generation))?;
@@ -1007,7 +1022,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         fs::write(dir.path().join(CURRENT), b"gen-\xff\n").expect("write");
         let err = read_current(dir.path()).expect_err("damaged");
-        assert!(matches!(err, Error::Corruption(_)), "{err:?}");
+        assert!(matches!(err, Error::Corruption { .. }), "{err:?}");
         fs::write(dir.path().join(CURRENT), b"gen-7\n").expect("write");
         assert_eq!(read_current(dir.path()).expect("fine"), Some(7));
     }

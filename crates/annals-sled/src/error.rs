@@ -6,7 +6,7 @@ use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
-use annals_core::Error;
+use annals_core::{CorruptionAt, Error};
 
 /// Turns a sled error into an annals [`Error`]: `what` says what annals was
 /// doing ("committing to", "opening", …), `path` names the store's folder.
@@ -14,20 +14,23 @@ use annals_core::Error;
 /// sled's `Corruption` is [`Error::Corruption`]; everything else is
 /// [`Error::Backend`] with sled's error as the source.
 pub(crate) fn from_sled(what: &str, path: &Path, err: sled::Error) -> Error {
-    let path = path.display();
+    let shown = path.display();
     match err {
-        sled::Error::Corruption { at, .. } => Error::Corruption(format!(
-            "sled store {path} is damaged ({what} it): sled found a bad checksum at {}",
-            at.map_or_else(|| "an unknown place".to_string(), |at| format!("{at:?}"))
-        )),
+        sled::Error::Corruption { at, .. } => Error::corruption(
+            CorruptionAt::Path(path.to_path_buf()),
+            format!(
+                "sled store {shown} is damaged ({what} it): sled found a bad checksum at {}",
+                at.map_or_else(|| "an unknown place".to_string(), |at| format!("{at:?}"))
+            ),
+        ),
         sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => Error::backend(
             format!(
-                "{what} {path}: the store is already open, by another store of this process \
+                "{what} {shown}: the store is already open, by another store of this process \
                      or by another process"
             ),
             io,
         ),
-        err => Error::backend(format!("{what} {path}"), err),
+        err => Error::backend(format!("{what} {shown}"), err),
     }
 }
 

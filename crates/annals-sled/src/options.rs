@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use annals_core::files::FileMode;
-use annals_core::{Error, Result, StoreConfig, parse_param};
+use annals_core::{Error, Field, Result, StoreConfig, parse_param};
 
 /// This backend's own options, with their URL parameter names, in the order
 /// error messages list them.
@@ -32,9 +32,10 @@ impl std::str::FromStr for SledMode {
         match s {
             "low_space" => Ok(SledMode::LowSpace),
             "high_throughput" => Ok(SledMode::HighThroughput),
-            other => Err(Error::InvalidInput(format!(
-                "option mode = {other:?} is not one of \"low_space\", \"high_throughput\""
-            ))),
+            other => Err(Error::malformed(
+                Field::StoreOption,
+                format!("option mode = {other:?} is not one of \"low_space\", \"high_throughput\""),
+            )),
         }
     }
 }
@@ -231,7 +232,7 @@ mod tests {
     #[test]
     fn unknown_key_is_named_with_the_known_ones() {
         let err = SledOptions::from_params([("cache", "1")]).expect_err("unknown key");
-        let Error::InvalidInput(msg) = &err else {
+        let Error::InvalidInput { message: msg, .. } = &err else {
             panic!("not InvalidInput: {err:?}")
         };
         assert!(msg.contains("\"cache\""), "{msg}");
@@ -253,7 +254,10 @@ mod tests {
             ("max_read_count", "0"),
         ] {
             let err = SledOptions::from_params([(k, v)]).expect_err(k);
-            assert!(matches!(err, Error::InvalidInput(_)), "{k}={v}: {err:?}");
+            assert!(
+                matches!(err, Error::InvalidInput { .. }),
+                "{k}={v}: {err:?}"
+            );
         }
     }
 }

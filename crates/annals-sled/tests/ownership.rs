@@ -47,7 +47,7 @@ fn a_folder_that_is_not_a_store_is_refused_and_left_as_it_is() {
         let before = Tree::of(target);
         for options in [SledOptions::default(), read_only()] {
             let err = open(target, options).expect_err("not a store");
-            assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+            assert!(err.is_invalid_input(), "{err:?}");
             let message = err.to_string();
             assert!(message.contains(&target.display().to_string()), "{message}");
             assert!(message.contains("holds no annals sled store"), "{message}");

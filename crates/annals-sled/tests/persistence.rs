@@ -160,12 +160,12 @@ async fn folder_lock_create_and_current() {
     std::fs::write(path.join("CURRENT"), b"gen-x\n").unwrap();
     assert!(matches!(
         open_blocking(&path, SledOptions::default()).await,
-        Err(Error::Corruption(_))
+        Err(Error::Corruption { .. })
     ));
     std::fs::write(path.join("CURRENT"), b"gen-9\n").unwrap();
     assert!(matches!(
         open_blocking(&path, SledOptions::default()).await,
-        Err(Error::Corruption(_))
+        Err(Error::Corruption { .. })
     ));
 }
 
@@ -315,7 +315,7 @@ async fn damage_trials(seed: u64, trials: u64) -> Outcomes {
                 eprintln!("{what}: read Ok with events missing");
                 outcomes.incomplete += 1;
             }
-            Err(e @ Error::Corruption(_)) => {
+            Err(e @ Error::Corruption { .. }) => {
                 assert!(!is_escaped_panic(&e), "{what}: {e:?}");
                 outcomes.count(&e);
                 outcomes.corruption += 1;
@@ -327,7 +327,7 @@ async fn damage_trials(seed: u64, trials: u64) -> Outcomes {
             }
             // A marker damaged into another backend's name: the folder is
             // refused, as one of another backend's.
-            Err(e @ Error::InvalidInput(_)) if e.to_string().contains("ANNALS-STORE") => {
+            Err(e @ Error::InvalidInput { .. }) if e.to_string().contains("ANNALS-STORE") => {
                 outcomes.count(&e);
                 outcomes.backend += 1;
             }

@@ -18,7 +18,11 @@
 //!   [`EventStore::latest_snapshot`], [`EventStore::load`]), one per
 //!   stream, never returned for a deleted stream.
 //! - **Custom indexes**: an [`Indexer`] maps events to keys; the store keeps
-//!   the index up to date from the log and answers [`EventStore::lookup`].
+//!   the index up to date from the log and answers [`EventStore::lookup`]
+//!   with every event committed before the call — also while the index is
+//!   rebuilt ([`EventStore::rebuild`] builds a new generation beside it and
+//!   switches in one conditional aux write); [`EventStore::verify_index`] finds
+//!   entries deleted behind its back and builds it again.
 //! - **Typed events** ([`TypedEvent`], [`EventStore::append_typed`],
 //!   [`EventStore::read_typed`]): Rust types stored as JSON.
 //!
@@ -54,7 +58,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use annals_core::{Error, LogBackend, Position, Query, Result, StreamId, Version};
+use annals_core::{Error, Field, LogBackend, Position, Query, Result, StreamId, Version};
 
 mod checkpoint;
 mod index;
@@ -63,7 +67,7 @@ mod snapshot;
 mod subscription;
 mod typed;
 
-pub use index::{IndexStatus, Indexer};
+pub use index::{IndexCheck, IndexStatus, Indexer};
 pub use keys::{MAX_NAME_BYTES, PREFIX as AUX_PREFIX};
 pub use snapshot::Snapshot;
 pub use subscription::Subscription;
@@ -213,11 +217,13 @@ impl EventStoreBuilder {
         self
     }
 
-    /// The event store. Each index is rebuilt from the log if its data is
-    /// missing or was made by an older version of its indexer, then caught
-    /// up. A bad page size or index name, two indexes of one name, or an
-    /// index built by a newer version of its indexer is
-    /// `Error::InvalidInput`.
+    /// The event store. Each index is built from the log if its data is
+    /// missing or unreadable, or was made by an older version of its
+    /// indexer; otherwise its entries are counted (O(entries)) and it is
+    /// built again when some are missing or extra ([`EventStore::verify_index`]),
+    /// then caught up. A rebuild a crash interrupted is finished. A bad page
+    /// size or index name, two indexes of one name, or an index built by a
+    /// newer version of its indexer is `Error::InvalidInput`.
     pub async fn open(self) -> Result<EventStore> {
         let page_size = match self.page_size {
             None => default_page_size(self.backend.as_ref()),
@@ -230,10 +236,10 @@ impl EventStoreBuilder {
         for indexer in self.indexers {
             let slot = IndexSlot::new(indexer)?;
             if indexes.iter().any(|s| s.name == slot.name) {
-                return Err(Error::InvalidInput(format!(
-                    "two indexes are named {:?}",
-                    slot.name
-                )));
+                return Err(Error::duplicate(
+                    Field::Index,
+                    format!("two indexes are named {:?}", slot.name),
+                ));
             }
             indexes.push(slot);
         }

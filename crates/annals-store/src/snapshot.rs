@@ -2,7 +2,8 @@
 //! version, kept in the aux space under `annals-store/snapshot/<stream>`.
 
 use annals_core::{
-    AuxWrite, Direction, Error, ExpectedVersion, RecordedEvent, Result, StreamId, Version,
+    AuxWrite, Direction, Error, ExpectedVersion, FailedCondition, Field, InvalidReason, Limit,
+    RecordedEvent, Result, StreamId, Version,
 };
 
 use crate::EventStore;
@@ -40,17 +41,25 @@ impl EventStore {
         let value = keys::encode_snapshot(version, data);
         let max = self.backend().limits().max_event_bytes;
         if value.len() > max {
-            return Err(Error::InvalidInput(format!(
-                "snapshot of stream {stream} at version {version} has {} bytes of data, \
-                 more than max_event_bytes = {max} less 9 bytes of header",
-                data.len()
-            )));
+            return Err(Error::limit(
+                Limit::AuxValueBytes,
+                max,
+                value.len(),
+                format!(
+                    "snapshot of stream {stream} at version {version} has {} bytes of data, \
+                     more than max_event_bytes = {max} less 9 bytes of header",
+                    data.len()
+                ),
+            ));
         }
         let last = self.backend().stream_version(stream).await?;
         if version > last {
-            return Err(Error::InvalidInput(format!(
-                "snapshot of stream {stream} at version {version}: its last version is {last}"
-            )));
+            return Err(Error::invalid(
+                InvalidReason::Conflict(Field::Version),
+                format!(
+                    "snapshot of stream {stream} at version {version}: its last version is {last}"
+                ),
+            ));
         }
         for _ in 0..SAVE_ATTEMPTS {
             let current = self.backend().aux_get(&key).await?;
@@ -68,7 +77,7 @@ impl EventStore {
             };
             match self.backend().aux_write(vec![write]).await {
                 Ok(()) => {}
-                Err(Error::AppendConditionFailed(_)) => continue,
+                Err(e) if e.is_condition_failed() => continue,
                 Err(e) => return Err(e),
             }
             // A delete that ran between the version check and the write
@@ -78,7 +87,8 @@ impl EventStore {
                 Err(Error::StreamNotFound(_)) => {
                     let undo = AuxWrite::delete(key).if_equals(value);
                     match self.backend().aux_write(vec![undo]).await {
-                        Ok(()) | Err(Error::AppendConditionFailed(_)) => {}
+                        Ok(()) => {}
+                        Err(e) if e.is_condition_failed() => {}
                         Err(e) => return Err(e),
                     }
                     Err(Error::StreamNotFound(stream.clone()))
@@ -86,9 +96,12 @@ impl EventStore {
                 Err(e) => Err(e),
             };
         }
-        Err(Error::AppendConditionFailed(format!(
-            "the snapshot of stream {stream} changed {SAVE_ATTEMPTS} times while saving one at version {version}"
-        )))
+        Err(Error::condition_failed(
+            FailedCondition::AuxKey(key),
+            format!(
+                "the snapshot of stream {stream} changed {SAVE_ATTEMPTS} times while saving one at version {version}"
+            ),
+        ))
     }
 
     /// The latest snapshot of `stream`, if any. A snapshot of a stream that
@@ -118,7 +131,8 @@ impl EventStore {
             .aux_write(vec![AuxWrite::delete(key).if_equals(value)])
             .await
         {
-            Ok(()) | Err(Error::AppendConditionFailed(_)) => Ok(None),
+            Ok(()) => Ok(None),
+            Err(e) if e.is_condition_failed() => Ok(None),
             Err(e) => Err(e),
         }
     }

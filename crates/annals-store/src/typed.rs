@@ -2,8 +2,8 @@
 //! per Rust type.
 
 use annals_core::{
-    AppendResult, BoxError, Direction, Error, ExpectedVersion, NewEvent, RecordedEvent, Result,
-    StreamId, Version,
+    AppendResult, BoxError, Direction, Error, ExpectedVersion, Field, NewEvent, RecordedEvent,
+    Result, StreamId, Version,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -50,11 +50,14 @@ pub trait TypedEvent: Serialize + DeserializeOwned {
     /// (a map with non-string keys…) is `Error::InvalidInput`.
     fn to_new_event(&self) -> Result<NewEvent> {
         let data = serde_json::to_vec(self).map_err(|e| {
-            Error::InvalidInput(format!(
-                "cannot encode {} (event type {:?}) as JSON: {e}",
-                std::any::type_name::<Self>(),
-                Self::EVENT_TYPE
-            ))
+            Error::malformed(
+                Field::Data,
+                format!(
+                    "cannot encode {} (event type {:?}) as JSON: {e}",
+                    std::any::type_name::<Self>(),
+                    Self::EVENT_TYPE
+                ),
+            )
         })?;
         Ok(NewEvent::builder(Self::EVENT_TYPE)
             .data(data)

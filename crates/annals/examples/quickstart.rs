@@ -208,7 +208,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         )
         .await;
     match again {
-        Err(e @ Error::AppendConditionFailed(_)) => {
+        Err(e @ Error::AppendConditionFailed { .. }) => {
             println!("   the same decision again is refused: {e}");
         }
         Err(other) => return Err(other.into()),

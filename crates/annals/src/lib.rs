@@ -81,7 +81,8 @@ pub use annals_core::*;
 /// [`EventStore`], [`Subscription`], [`Indexer`], [`TypedEvent`].
 pub use annals_store as store;
 pub use annals_store::{
-    EventStore, EventStoreBuilder, IndexStatus, Indexer, Snapshot, Subscription, Typed, TypedEvent,
+    EventStore, EventStoreBuilder, IndexCheck, IndexStatus, Indexer, Snapshot, Subscription, Typed,
+    TypedEvent,
 };
 
 /// The in-memory backend (the `annals-memory` crate; feature `memory`).
@@ -384,9 +385,12 @@ impl Opener {
             Opener::Sled(path, options) => Ok(Arc::new(annals_sled::open(path, options)?)),
             // `open` opens these itself, asynchronously, before this point.
             #[cfg(feature = "postgres")]
-            Opener::Postgres(conninfo, _) => Err(Error::InvalidInput(format!(
-                "the postgres store at {conninfo:?} is opened asynchronously by annals::open"
-            ))),
+            Opener::Postgres(conninfo, _) => Err(Error::malformed(
+                Field::StoreUrl,
+                format!(
+                    "the postgres store at {conninfo:?} is opened asynchronously by annals::open"
+                ),
+            )),
         }
     }
 }
@@ -427,6 +431,12 @@ where
 #[cfg(all(doctest, feature = "memory"))]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The porting guide's Rust examples (`docs/porting.md`), compiled and run
+/// by `cargo test`, so every mapping it shows stays true.
+#[cfg(all(doctest, feature = "memory"))]
+#[doc = include_str!("../../../docs/porting.md")]
+pub struct PortingGuideDoctests;
 
 #[cfg(test)]
 mod tests;

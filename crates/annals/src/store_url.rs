@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
-use annals_core::{Error, Result};
+use annals_core::{Error, Field, Result};
 
 /// A backend a store URL can name, whether or not it is compiled in.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -89,23 +89,32 @@ impl Scheme {
     pub fn url_for(self, path: impl AsRef<Path>) -> Result<String> {
         let path = path.as_ref();
         if !self.takes_path() {
-            return Err(Error::InvalidInput(format!(
-                "the {self} backend takes no path (its URL is {self}://), but got {path:?}"
-            )));
+            return Err(Error::malformed(
+                Field::StoreUrl,
+                format!(
+                    "the {self} backend takes no path (its URL is {self}://), but got {path:?}"
+                ),
+            ));
         }
         let Some(text) = path.to_str() else {
-            return Err(Error::InvalidInput(format!(
-                "path {path:?} is not UTF-8, which a store URL cannot carry; \
-                 open the store through its backend crate instead"
-            )));
+            return Err(Error::malformed(
+                Field::StoreUrl,
+                format!(
+                    "path {path:?} is not UTF-8, which a store URL cannot carry; \
+                     open the store through its backend crate instead"
+                ),
+            ));
         };
         if text.is_empty() {
-            return Err(Error::InvalidInput(format!(
-                "the {self} backend needs a path, but got an empty one"
-            )));
+            return Err(Error::empty(
+                Field::StoreUrl,
+                format!("the {self} backend needs a path, but got an empty one"),
+            ));
         }
         if self != Scheme::Postgres {
-            check_path(path).map_err(|why| Error::InvalidInput(format!("path {path:?}: {why}")))?;
+            check_path(path).map_err(|why| {
+                Error::malformed(Field::StoreUrl, format!("path {path:?}: {why}"))
+            })?;
         }
         let mut url = format!("{self}://");
         for c in text.chars() {
@@ -187,7 +196,8 @@ pub struct StoreUrl {
 impl StoreUrl {
     /// Parses a store URL (see the type's documentation). Does no I/O.
     pub fn parse(url: &str) -> Result<StoreUrl> {
-        let invalid = |why: String| Error::InvalidInput(format!("store URL {url:?}: {why}"));
+        let invalid =
+            |why: String| Error::malformed(Field::StoreUrl, format!("store URL {url:?}: {why}"));
 
         let Some((scheme_text, rest)) = url.split_once("://") else {
             return Err(invalid(missing_separator(url)));
@@ -329,16 +339,17 @@ impl StoreUrl {
 
     /// An [`Error::InvalidInput`] about this URL.
     pub(crate) fn invalid(&self, why: impl fmt::Display) -> Error {
-        Error::InvalidInput(format!("store URL {:?}: {why}", self.url))
+        Error::malformed(Field::StoreUrl, format!("store URL {:?}: {why}", self.url))
     }
 
-    /// Puts this URL in front of an option's [`Error::InvalidInput`]; other
-    /// errors pass through.
+    /// Puts this URL in front of an option's [`Error::InvalidInput`] (its
+    /// reason kept); other errors pass through.
     #[cfg_attr(not(any(feature = "memory", feature = "redb")), allow(dead_code))]
     pub(crate) fn in_context(&self, error: Error) -> Error {
-        match error {
-            Error::InvalidInput(why) => self.invalid(why),
-            other => other,
+        if error.is_invalid_input() {
+            error.in_context(format_args!("store URL {:?}", self.url))
+        } else {
+            error
         }
     }
 }

@@ -9,7 +9,7 @@ use super::*;
 async fn open_err(url: &str) -> String {
     match open(url).await {
         Ok(store) => panic!("{url:?} should not open, got {store:?}"),
-        Err(Error::InvalidInput(msg)) => {
+        Err(Error::InvalidInput { message: msg, .. }) => {
             assert!(
                 msg.contains(&format!("{url:?}")),
                 "{msg:?} does not name {url:?}"
@@ -64,7 +64,7 @@ mod memory {
             .read_all(Position::START, 501, Direction::Forward, None)
             .await
             .expect_err("count above the limit");
-        assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+        assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
     }
 
     #[tokio::test]
@@ -226,7 +226,7 @@ mod redb {
         let url = url(&dir, "events.redb");
         let store = open(&url).await.expect("first open");
         let err = open(&url).await.expect_err("the file is locked");
-        assert!(!matches!(err, Error::InvalidInput(_)), "{err:?}");
+        assert!(!matches!(err, Error::InvalidInput { .. }), "{err:?}");
         store.close().await.expect("close");
     }
 }

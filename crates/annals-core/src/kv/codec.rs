@@ -6,7 +6,9 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::error::{Error, Result};
-use crate::event::{NewEvent, Position, RecordedEvent, StreamId, Timestamp, Version};
+use crate::event::{
+    NewEvent, Position, RecordedEvent, StreamId, Timestamp, Version, check_stream_id,
+};
 use crate::kv::layout::{self, describe_key};
 use uuid::Uuid;
 
@@ -47,9 +49,13 @@ pub fn unseal<'a>(key: &[u8], value: &'a [u8]) -> Result<&'a [u8]> {
     }
 }
 
-/// A `Corruption` error naming the key.
+/// A `Corruption` error naming the key: the position of a log record, the
+/// caller's key of an aux value, else the key itself.
 pub fn corrupt(key: &[u8], what: &str) -> Error {
-    Error::Corruption(format!("{}: {what}", describe_key(key)))
+    Error::corruption(
+        layout::corruption_at(key),
+        format!("{}: {what}", describe_key(key)),
+    )
 }
 
 /// Encodes and seals `value` for `key`.
@@ -142,7 +148,9 @@ pub fn encode_event(key: &[u8], e: &EventParts<'_>) -> Result<Vec<u8>> {
 /// entry and one tag index entry per tag. The writer commits exactly these
 /// for every event (plus the stream and store metadata once per round); the
 /// benchmark writes them straight to a raw engine to measure what annals
-/// costs on top of it.
+/// costs on top of it. An invalid stream id ([D1]) is refused here too, the
+/// last door before the engine: a record readers would refuse is never
+/// written.
 pub fn event_entries(
     stream: &str,
     version: Version,
@@ -150,6 +158,7 @@ pub fn event_entries(
     recorded_at: Timestamp,
     event: &NewEvent,
 ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    check_stream_id(stream)?;
     let mut entries = Vec::with_capacity(3 + event.tags.len());
     let log_key = layout::log_key(position);
     let record = encode_event(
@@ -202,6 +211,7 @@ pub fn decode_event(key: &[u8], position: Position, value: &[u8]) -> Result<Reco
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::CorruptionAt;
     use crate::kv::layout::log_key;
 
     #[test]
@@ -220,6 +230,17 @@ mod tests {
             let new = postcard::to_allocvec(&AsBytes { data }).expect("encodes");
             assert_eq!(old, new);
         }
+    }
+
+    #[test]
+    fn the_writer_never_encodes_an_invalid_stream_id() {
+        let event = NewEvent::builder("T").build();
+        for bad in [String::new(), "a\0b".to_string(), "x".repeat(1025)] {
+            let err = event_entries(&bad, Version(0), Position(1), Timestamp(0), &event)
+                .expect_err("an invalid stream id is refused");
+            assert!(err.is_invalid_input(), "{err}");
+        }
+        assert!(event_entries("s", Version(0), Position(1), Timestamp(0), &event).is_ok());
     }
 
     #[test]
@@ -246,12 +267,16 @@ mod tests {
             let mut damaged = value.clone();
             damaged[i] ^= 0x40;
             let err = decode_event(&key, Position(3), &damaged).expect_err("damage is seen");
-            assert!(matches!(err, Error::Corruption(_)), "{err}");
+            assert_eq!(
+                err.corruption_at(),
+                Some(&CorruptionAt::Position(Position(3))),
+                "{err}"
+            );
         }
         let other_key = log_key(Position(4));
         assert!(matches!(
             decode_event(&other_key, Position(4), &value),
-            Err(Error::Corruption(m)) if m.contains("position 4")
+            Err(Error::Corruption { at: CorruptionAt::Position(Position(4)), message }) if message.contains("position 4")
         ));
         assert!(unseal(&key, &[1, 2]).is_err());
     }

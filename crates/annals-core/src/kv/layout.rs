@@ -19,6 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{CorruptionAt, show_bytes, show_text};
 use crate::event::{Position, Version};
 
 /// Prefix of the store's own metadata.
@@ -195,11 +196,26 @@ pub fn trailing_number(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(tail.try_into().ok()?))
 }
 
+/// Where a damaged value at `key` is, for [`Error::Corruption`]: a log
+/// record's position, an aux entry's key as the caller named it, else the
+/// key itself.
+///
+/// [`Error::Corruption`]: crate::Error::Corruption
+pub fn corruption_at(key: &[u8]) -> CorruptionAt {
+    match key.split_first() {
+        Some((&LOG, _)) if key.len() == 9 => {
+            CorruptionAt::Position(Position(trailing_number(key).unwrap_or(0)))
+        }
+        Some((&AUX, aux_key)) => CorruptionAt::AuxKey(aux_key.to_vec()),
+        _ => CorruptionAt::Key(key.to_vec()),
+    }
+}
+
 /// Says what a key is, for error messages.
 pub fn describe_key(key: &[u8]) -> String {
     let name_of = |k: &[u8]| {
         let body = &k[1..k.len().saturating_sub(9).max(1)];
-        String::from_utf8_lossy(body).into_owned()
+        show_text(&String::from_utf8_lossy(body))
     };
     match key.first() {
         Some(&LOG) if key.len() == 9 => {
@@ -209,27 +225,27 @@ pub fn describe_key(key: &[u8]) -> String {
             )
         }
         Some(&STREAM_INDEX) if key.len() >= 10 => format!(
-            "stream index entry of {:?} version {}",
+            "stream index entry of {} version {}",
             name_of(key),
             trailing_number(key).unwrap_or(0)
         ),
         Some(&STREAM_META) => format!(
-            "metadata of stream {:?}",
-            String::from_utf8_lossy(&key[1..])
+            "metadata of stream {}",
+            show_text(&String::from_utf8_lossy(&key[1..]))
         ),
         Some(&TYPE_INDEX) if key.len() >= 10 => format!(
-            "type index entry of {:?} at position {}",
+            "type index entry of {} at position {}",
             name_of(key),
             trailing_number(key).unwrap_or(0)
         ),
         Some(&TAG_INDEX) if key.len() >= 10 => format!(
-            "tag index entry of {:?} at position {}",
+            "tag index entry of {} at position {}",
             name_of(key),
             trailing_number(key).unwrap_or(0)
         ),
-        Some(&AUX) => format!("aux entry {}", crate::expect::show_bytes(&key[1..])),
+        Some(&AUX) => format!("aux entry {}", show_bytes(&key[1..])),
         Some(&META) => "store metadata".to_string(),
-        _ => format!("key {}", crate::expect::show_bytes(key)),
+        _ => format!("key {}", show_bytes(key)),
     }
 }
 

@@ -12,7 +12,7 @@ use crate::backend::{
     Append, AppendResult, Batch, Capabilities, Direction, HeadWatch, Limits, LogBackend, Page,
     StoreConfig, StreamInfo, validate_aux_writes,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, Field, Result};
 use crate::event::{Position, StreamId, Version};
 use crate::expect::{AuxWrite, ExpectedVersion, Query, validate_aux_key};
 use crate::kv::codec;
@@ -363,7 +363,8 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
 
     async fn close(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) {
-            return Err(Error::Closed);
+            // [M4] A second close is Ok: closing is idempotent.
+            return Ok(());
         }
         let sender = self
             .sender
@@ -432,7 +433,7 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
     async fn aux_write(&self, writes: Vec<AuxWrite>) -> Result<()> {
         self.check_open()?;
         if writes.is_empty() {
-            return Err(Error::InvalidInput("aux_write has no writes".into()));
+            return Err(Error::empty(Field::AuxWrites, "aux_write has no writes"));
         }
         validate_aux_writes(&writes, &self.config.limits)?;
         self.call(|reply| Request::Aux(writes, reply)).await

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::backend::{Append, AppendResult, Batch, Direction, Durability};
 use crate::error::{Error, Result};
 use crate::event::{NewEvent, Position, StreamId, Timestamp, Version};
-use crate::expect::{AppendCondition, AuxCondition, AuxWrite, ExpectedVersion, show_bytes};
+use crate::expect::{AppendCondition, AuxCondition, AuxWrite, ExpectedVersion};
 use crate::kv::codec;
 use crate::kv::engine::{KvEngine, KvSnapshot, WriteBatch};
 use crate::kv::layout::{self, StoreMeta, StreamMeta};
@@ -366,10 +366,10 @@ impl<E: KvEngine> Writer<E> {
             let meta = round.meta(part.stream.as_str())?;
             let actual = meta.and_then(|m| m.last_version());
             if !part.expected.is_satisfied_by(actual) {
-                return Err(Error::BatchPart {
-                    part: i,
-                    source: Box::new(Error::wrong_version(&part.stream, part.expected, actual)),
-                });
+                return Err(Error::in_part(
+                    i,
+                    Error::wrong_version(&part.stream, part.expected, actual),
+                ));
             }
             metas.push(meta);
         }
@@ -687,21 +687,8 @@ fn condition_fails<S: KvSnapshot>(round: &Round<S>, condition: &AppendCondition)
 /// Checks the conditions of aux writes against the round's view (SPEC X2).
 fn check_aux<S: KvSnapshot>(round: &Round<S>, writes: &[AuxWrite]) -> Result<()> {
     for w in writes {
-        let holds = match &w.condition {
-            AuxCondition::None => continue,
-            AuxCondition::Absent => round.aux_value(&w.key)?.is_none(),
-            AuxCondition::Equals(expected) => round.aux_value(&w.key)?.as_ref() == Some(expected),
-        };
-        if !holds {
-            let what = match &w.condition {
-                AuxCondition::Absent => "absent".to_string(),
-                AuxCondition::Equals(v) => format!("equal to {}", show_bytes(v)),
-                AuxCondition::None => String::new(),
-            };
-            return Err(Error::AppendConditionFailed(format!(
-                "aux key {} is not {what}",
-                show_bytes(&w.key)
-            )));
+        if w.condition != AuxCondition::None {
+            w.check_condition(round.aux_value(&w.key)?.as_deref())?;
         }
     }
     Ok(())

@@ -5,7 +5,7 @@ use std::sync::mpsc;
 use std::thread;
 
 use super::*;
-use annals_core::Durability;
+use annals_core::{Durability, Field};
 
 fn open_in(dir: &tempfile::TempDir) -> RedbEngine {
     RedbEngine::open(dir.path().join("store.redb"), &RedbOptions::default()).unwrap()
@@ -151,10 +151,10 @@ fn scans_both_ways_within_bounds() {
         assert_eq!(seen, 3);
         let err = snap
             .scan(&[1], &[2], dir, &mut |_, _| {
-                Err(Error::InvalidInput("visitor".into()))
+                Err(Error::empty(Field::Events, "visitor"))
             })
             .unwrap_err();
-        assert!(matches!(err, Error::InvalidInput(m) if m == "visitor"));
+        assert!(matches!(err, Error::InvalidInput { message: m, .. } if m == "visitor"));
     }
 }
 
@@ -528,7 +528,7 @@ fn damaged_file_is_refused_at_open_with_the_integrity_check() {
         }
         std::fs::write(&path, &bad).unwrap();
         match RedbEngine::open(&path, &RedbOptions::default()) {
-            Err(Error::Corruption(msg)) => {
+            Err(Error::Corruption { message: msg, .. }) => {
                 assert!(msg.contains(&path.display().to_string()), "{msg}");
                 refused += 1;
             }
@@ -571,7 +571,7 @@ fn damaged_file_never_panics_without_the_integrity_check() {
         });
         match outcome {
             Ok(_) => oks += 1,
-            Err(Error::Corruption(_) | Error::Backend { .. }) => errors += 1,
+            Err(Error::Corruption { .. } | Error::Backend { .. }) => errors += 1,
             Err(e) => panic!("unexpected error kind: {e:?}"),
         }
     }

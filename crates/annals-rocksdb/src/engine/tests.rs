@@ -6,6 +6,7 @@ use std::thread;
 use std::time::Instant;
 
 use super::*;
+use annals_core::CorruptionAt;
 
 fn options() -> RocksDbOptions {
     RocksDbOptions {
@@ -141,10 +142,10 @@ fn a_scan_stops_when_asked_and_passes_errors_on() {
         assert_eq!(seen, 3);
         let err = snap
             .scan(&[], &[0xFF], direction, &mut |_, _| {
-                Err(Error::Corruption("from the visitor".into()))
+                Err(Error::corruption(CorruptionAt::Unknown, "from the visitor"))
             })
             .unwrap_err();
-        assert!(matches!(err, Error::Corruption(m) if m == "from the visitor"));
+        assert!(matches!(err, Error::Corruption { message: m, .. } if m == "from the visitor"));
     }
 }
 
@@ -370,7 +371,7 @@ fn invalid_options_are_refused_before_anything_is_created() {
         ..options()
     };
     let err = RocksDbEngine::open(&path, &options).unwrap_err();
-    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
     assert!(!path.exists());
 }
 

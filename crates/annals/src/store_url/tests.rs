@@ -11,7 +11,7 @@ fn parse(url: &str) -> StoreUrl {
 fn parse_err(url: &str) -> String {
     match StoreUrl::parse(url) {
         Ok(parsed) => panic!("{url:?} should not parse, got {parsed:?}"),
-        Err(Error::InvalidInput(msg)) => {
+        Err(Error::InvalidInput { message: msg, .. }) => {
             assert!(
                 msg.contains(&format!("{url:?}")),
                 "{msg:?} does not name {url:?}"
@@ -174,7 +174,7 @@ fn parent_components_are_refused() {
 fn compiled_err(url: &str) -> String {
     match parse(url).check_compiled() {
         Ok(()) => panic!("{url:?} should not be compiled in"),
-        Err(Error::InvalidInput(msg)) => {
+        Err(Error::InvalidInput { message: msg, .. }) => {
             assert!(
                 msg.contains(&format!("{url:?}")),
                 "{msg:?} does not name {url:?}"
@@ -272,7 +272,7 @@ fn not_a_url() {
 #[test]
 fn from_str_is_parse() {
     let parsed: Result<StoreUrl> = "mysql://x".parse();
-    assert!(matches!(parsed, Err(Error::InvalidInput(_))));
+    assert!(matches!(parsed, Err(Error::InvalidInput { .. })));
 }
 
 #[test]
@@ -374,7 +374,7 @@ fn never_panics() {
                         "{url:?}"
                     );
                 }
-                Err(Error::InvalidInput(_)) => {}
+                Err(Error::InvalidInput { .. }) => {}
                 Err(other) => panic!("{url:?}: {other:?}"),
             }
         }
