@@ -44,6 +44,7 @@ use annals_core::{Capabilities, LogBackend, Result, StoreConfig};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 pub mod cases;
+pub mod files;
 pub mod support;
 pub mod workload;
 
