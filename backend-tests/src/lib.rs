@@ -52,6 +52,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use crate::teardown::Closing;
 
 pub mod cases;
+pub mod files;
 pub mod support;
 mod teardown;
 pub mod workload;
@@ -93,14 +94,28 @@ pub trait Harness: Send + Sync + Sized + 'static {
     /// What the backend offers; decides which cases run and which are
     /// reported as ignored.
     fn capabilities() -> Capabilities;
+
+    /// The folder that holds the store's files, for cases that search the
+    /// bytes on disk (crypto-shredding: no plaintext of a sealed event in
+    /// any file). `None` (the default) for a store whose bytes are not in
+    /// files here — in memory, on a database server: those cases then
+    /// search everything the store answers instead.
+    fn files(&self) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 /// Runs every case against `H`, each as its own libtest test; call it from
 /// the `main` of a `harness = false` test. Takes the usual libtest
 /// arguments (filters, `--list`, `--ignored`, `--test-threads`, …).
 pub fn run<H: Harness>() -> ExitCode {
+    run_with::<H>(Arguments::from_args())
+}
+
+/// [`run`] with these arguments (e.g. the command line's with
+/// `test_threads: Some(1)`, for a backend whose cases share one server).
+pub fn run_with<H: Harness>(args: Arguments) -> ExitCode {
     record_panic_locations();
-    let args = Arguments::from_args();
     libtest_mimic::run(&args, trials::<H>()).exit_code()
 }
 

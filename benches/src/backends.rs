@@ -174,6 +174,38 @@ impl Places {
     }
 }
 
+impl Places {
+    /// Workload 3's `read_all` baseline on the store `name` of `size`
+    /// events, where the engine has one: PostgreSQL's plain `SELECT` over
+    /// the annals table.
+    pub async fn raw_read_all(
+        &self,
+        backend: Backend,
+        name: &str,
+        size: u64,
+    ) -> RawResult<Option<crate::workload::Rate>> {
+        match backend {
+            #[cfg(feature = "postgres")]
+            Backend::Postgres => {
+                let server = self.postgres()?;
+                let schema = format!("bench_{}", name.replace('-', "_"));
+                let rate = raw::postgres::plain_scan(
+                    &server.conninfo,
+                    &schema,
+                    crate::workload::SCAN_PAGE,
+                    size,
+                )
+                .await?;
+                Ok(Some(rate))
+            }
+            _ => {
+                let _ = (name, size);
+                Ok(None)
+            }
+        }
+    }
+}
+
 /// Drops `schema` if a previous run left it.
 async fn drop_schema(server: &PostgresServer, schema: &str) -> RawResult<()> {
     #[cfg(feature = "postgres")]

@@ -14,7 +14,10 @@
 //!    small and a large store: large / small;
 //! 5. bytes on disk per event after `compact`, against the payload bytes;
 //! 6. the machine's own limit: 256-byte records appended to a file with one
-//!    `fdatasync` per record and per 100 records.
+//!    `fdatasync` per record and per 100 records;
+//! 7. typed reads through the event-store layer: events at today's schema,
+//!    events upcast through a two-step chain, sealed (encrypted) events,
+//!    against the backend's plain `read_stream`, in the same run.
 //!
 //! ```text
 //! cargo run --release -p annals-bench -- --quick          # every workload, small sizes
@@ -25,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 mod backends;
+mod history;
 mod plot;
 mod raw;
 mod report;

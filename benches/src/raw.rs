@@ -272,6 +272,89 @@ pub mod postgres {
         }
     }
 
+    /// Workload 3's baseline: every event of the annals table in `schema`
+    /// read forward with a plain prepared `SELECT … WHERE position > $1
+    /// ORDER BY position LIMIT n`, each row decoded into owned values, as a
+    /// hand-written reader would; checks the count.
+    pub async fn plain_scan(
+        conninfo: &str,
+        schema: &str,
+        page: usize,
+        expected: u64,
+    ) -> RawResult<crate::workload::Rate> {
+        use std::time::Instant;
+        let mut config: tokio_postgres::Config = conninfo
+            .parse()
+            .map_err(|e| format!("raw postgres connection string: {e}"))?;
+        config.options(format!("-c search_path={schema}"));
+        let (client, connection) = config
+            .connect(NoTls)
+            .await
+            .map_err(|e| format!("raw postgres connection: {e}"))?;
+        let driver = tokio::spawn(connection);
+        let select = client
+            .prepare(
+                "SELECT position, stream_id, version, event_type, tags, event_id, data, \
+                 metadata, recorded_at FROM annals_events WHERE position > $1 \
+                 ORDER BY position LIMIT $2",
+            )
+            .await
+            .map_err(|e| format!("raw postgres prepare: {e}"))?;
+        type Event = (
+            i64,
+            String,
+            i64,
+            String,
+            Vec<String>,
+            uuid::Uuid,
+            Vec<u8>,
+            Vec<u8>,
+            i64,
+        );
+        let mut latencies = Vec::new();
+        let (mut after, mut seen) = (0i64, 0u64);
+        let limit = i64::try_from(page).unwrap_or(i64::MAX);
+        let start = Instant::now();
+        loop {
+            let t = Instant::now();
+            let rows = client
+                .query(&select, &[&after, &limit])
+                .await
+                .map_err(|e| format!("raw postgres select: {e}"))?;
+            let events = rows
+                .iter()
+                .map(|r| -> Result<Event, tokio_postgres::Error> {
+                    Ok((
+                        r.try_get(0)?,
+                        r.try_get(1)?,
+                        r.try_get(2)?,
+                        r.try_get(3)?,
+                        r.try_get(4)?,
+                        r.try_get(5)?,
+                        r.try_get(6)?,
+                        r.try_get(7)?,
+                        r.try_get(8)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("raw postgres row: {e}"))?;
+            latencies.push(t.elapsed());
+            let Some(last) = events.last() else {
+                break;
+            };
+            after = last.0;
+            seen += events.len() as u64;
+        }
+        let elapsed = start.elapsed();
+        driver.abort();
+        if seen != expected {
+            return Err(format!(
+                "plain SELECT: read {seen} events, expected {expected}"
+            ));
+        }
+        Ok(crate::workload::Rate::new(seen, elapsed, latencies))
+    }
+
     #[async_trait]
     impl RawEngine for PlainTable {
         async fn append(

@@ -140,6 +140,32 @@ impl Report {
                         true,
                     );
                 }
+                if let Some(raw) = &r.raw_read_all {
+                    check(
+                        "3. read_all / raw engine",
+                        b.backend,
+                        r.read_all.per_second / raw.per_second,
+                        0.5,
+                        true,
+                    );
+                }
+                if b.backend == Backend::Postgres {
+                    check(
+                        "3. type query / tag query events/s",
+                        b.backend,
+                        r.type_query.per_second / r.tag_query.per_second,
+                        2.0,
+                        false,
+                    );
+                }
+                // SPEC R6: repetition changes neither the result nor the cost.
+                check(
+                    "3. type query repeated 64 x 64 / type query",
+                    b.backend,
+                    r.repeated_type_query.per_second / r.type_query.per_second,
+                    0.8,
+                    true,
+                );
             }
             if let (Some(small), Some(large)) = (b.page_cost.first(), b.page_cost.last())
                 && b.page_cost.len() > 1
@@ -190,6 +216,7 @@ impl Report {
         self.md_pages(&mut md);
         self.md_disk(&mut md);
         self.md_fsync(&mut md);
+        self.md_history(&mut md);
         self.md_targets(&mut md);
         for (backend, why) in &self.skipped {
             let _ = writeln!(md, "- {backend} not run: {why}");
@@ -200,6 +227,39 @@ impl Report {
             }
         }
         md
+    }
+
+    fn md_history(&self, md: &mut String) {
+        let Some(n) = self.backends.iter().find_map(|b| b.history.as_ref()) else {
+            return;
+        };
+        let _ = writeln!(
+            md,
+            "**7. Typed reads through the event store, {} events each, 500-event streams** — events/s (vs. stored)\n",
+            n.events
+        );
+        md.push_str("| backend | stored (`read_stream`) | typed, today's schema | upcast v1 → v3 (2 steps) | sealed (decrypt) |\n|---|---:|---:|---:|---:|\n");
+        for b in &self.backends {
+            if let Some(h) = &b.history {
+                let vs = |r: &crate::workload::Rate| {
+                    format!(
+                        "{} ({:.2})",
+                        human(r.per_second),
+                        r.per_second / h.stored.per_second
+                    )
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} |",
+                    b.backend,
+                    human(h.stored.per_second),
+                    vs(&h.typed),
+                    vs(&h.upcast),
+                    vs(&h.sealed)
+                );
+            }
+        }
+        md.push('\n');
     }
 
     fn md_batches(&self, md: &mut String) {
@@ -275,19 +335,24 @@ impl Report {
             "**3. Reads on a store of {} events** — events/s\n",
             size.store_events
         );
-        md.push_str("| backend | `read_all` forward | `read_stream` 100-event pages | page p50 / p99 | tag query | type query |\n|---|---:|---:|---:|---:|---:|\n");
+        md.push_str("| backend | `read_all` forward | raw engine | `read_stream` 100-event pages | page p50 / p99 | tag query | type query | type query repeated 64 × 64 |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
         for b in &self.backends {
             if let Some(r) = &b.reads {
+                let raw = r
+                    .raw_read_all
+                    .as_ref()
+                    .map_or("—".to_string(), |raw| human(raw.per_second));
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {} / {} | {} | {} |",
+                    "| {} | {} | {raw} | {} | {} / {} | {} | {} | {} |",
                     b.backend,
                     human(r.read_all.per_second),
                     human(r.stream_pages.per_second),
                     micros(r.stream_pages.p50_us),
                     micros(r.stream_pages.p99_us),
                     human(r.tag_query.per_second),
-                    human(r.type_query.per_second)
+                    human(r.type_query.per_second),
+                    human(r.repeated_type_query.per_second)
                 );
             }
         }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use annals::{Direction, Durability, ExpectedVersion, Position, Query, Store, Version};
+use annals::{Direction, Durability, ExpectedVersion, Position, Query, QueryItem, Store, Version};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -68,6 +68,13 @@ pub struct Reads {
     pub tag_query: Rate,
     /// Every event of one type, 1000-event pages.
     pub type_query: Rate,
+    /// `read_all`'s baseline where the engine has one (PostgreSQL: a plain
+    /// `SELECT` over the same table).
+    pub raw_read_all: Option<Rate>,
+    /// The same type query asked as 64 items of 64 copies of the type (the
+    /// adversarial query of issue 17, within SPEC R6's limits): repetition
+    /// must cost nothing, so this matches `type_query`.
+    pub repeated_type_query: Rate,
 }
 
 /// Workload 4 at one store size: one 100-event page at a random place
@@ -139,6 +146,8 @@ pub struct BackendReport {
     pub page_cost: Vec<PageCost>,
     /// Workload 5.
     pub disk: Option<Disk>,
+    /// Workload 7.
+    pub history: Option<crate::history::HistoryReads>,
     /// Workloads that failed, with why.
     pub errors: Vec<String>,
 }
@@ -167,6 +176,7 @@ pub async fn backend(places: &Places, backend: Backend, settings: &Settings) -> 
         reads: None,
         page_cost: Vec::new(),
         disk: None,
+        history: None,
         errors: Vec::new(),
     };
     say(
@@ -191,6 +201,12 @@ pub async fn backend(places: &Places, backend: Backend, settings: &Settings) -> 
     );
     if let Err(e) = growing_store(places, backend, settings, &mut report).await {
         report.errors.push(format!("workloads 3-5: {e}"));
+    }
+    say(backend, "7. typed reads: plain, upcast, sealed");
+    let events = settings.batch_events.min(50_000);
+    match crate::history::history_reads(places, backend, events).await {
+        Ok(w) => report.history = Some(w),
+        Err(e) => report.errors.push(format!("workload 7: {e}")),
     }
     report
 }
@@ -374,7 +390,9 @@ async fn growing_store(
         report.page_cost.push(cost);
     }
     if size > 0 {
-        report.reads = Some(reads(&store, size).await?);
+        let mut figures = reads(&store, size).await?;
+        figures.raw_read_all = places.raw_read_all(backend, "log", size).await?;
+        report.reads = Some(figures);
         if backend.has_disk() {
             report.disk = Some(disk(&store, size, settings).await?);
         }
@@ -485,6 +503,13 @@ async fn reads(store: &Store, size: u64) -> RawResult<Reads> {
         "type query",
     )
     .await?;
+    let repeated_type_query = scan(
+        store,
+        Some(&repeated(TYPES[0])),
+        size.div_ceil(TYPES.len() as u64),
+        "repeated type query",
+    )
+    .await?;
     // Up to 100 whole streams, 100 events a page.
     let streams = size.div_ceil(STREAM_EVENTS).min(100);
     let mut latencies = Latencies::default();
@@ -515,7 +540,20 @@ async fn reads(store: &Store, size: u64) -> RawResult<Reads> {
         stream_pages,
         tag_query,
         type_query,
+        raw_read_all: None,
+        repeated_type_query,
     })
+}
+
+/// `Query::types([ty])` asked as 64 items of 64 copies of `ty`.
+fn repeated(ty: &str) -> Query {
+    let item = QueryItem {
+        types: vec![ty.to_string(); 64],
+        tags: Vec::new(),
+    };
+    Query {
+        items: vec![item; 64],
+    }
 }
 
 /// Workload 5 on a store of `size` events.

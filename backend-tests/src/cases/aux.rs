@@ -2,7 +2,8 @@
 //! (SPEC X1, X2).
 
 use annals_core::{
-    Append, AppendCondition, AuxWrite, Batch, Direction, ExpectedVersion, Position, Query, Version,
+    Append, AppendCondition, AuxWrite, Batch, Direction, ExpectedVersion, Limit, NewEvent,
+    Position, Query, Version,
 };
 
 use super::{Case, case};
@@ -15,6 +16,7 @@ pub fn cases<H: Harness>() -> Vec<Case<H>> {
         case!(x1_put_get_delete, |c| c.aux),
         case!(x1_scan_prefix_after_limit, |c| c.aux),
         case!(x1_key_and_value_limits, |c| c.aux),
+        case!(x1_aux_writes_count_toward_append_limits, |c| c.aux),
         case!(x1_aux_is_apart_from_the_log, |c| c.aux),
         case!(x2_append_with_aux_commits_both, |c| c.aux),
         case!(x2_failing_aux_condition_writes_nothing, |c| c.aux),
@@ -179,6 +181,109 @@ pub async fn x1_key_and_value_limits<H: Harness>(h: H) -> CaseResult {
     assert!(!store.stream_exists(&s).await?);
     store.aux_put(b"big", &[7; 1024]).await?;
     assert_eq!(store.aux_get(b"big").await?.map(|v| v.len()), Some(1024));
+    Ok(())
+}
+
+// [X1] [X2] [D2] The aux writes of one write count toward
+// max_append_events (one each) and max_append_bytes (key and value bytes,
+// and the bytes an if_equals compares with): with max_append_events 10 and
+// max_append_bytes 4096, 11 aux puts, 5 events + 6 aux puts, a batch of
+// 4 + 4 events + 3 aux puts, 5 puts of 1000-byte values, or 4 events of 900
+// bytes + a 600-byte aux value are InvalidInput naming the limit, and
+// nothing is written; an if_equals value over max_event_bytes is refused
+// like an aux value; a failed if_equals shows only a prefix of a large
+// value. At the limits, the writes commit.
+/// `[X1]`: aux writes and the append limits.
+pub async fn x1_aux_writes_count_toward_append_limits<H: Harness>(h: H) -> CaseResult {
+    let store = h.open(small_config()).await?;
+    let caps = store.capabilities();
+    let s = sid("x1-count");
+    let puts = |n: usize, bytes: usize| -> Vec<AuxWrite> {
+        (0..n)
+            .map(|i| AuxWrite::put(format!("k{i}"), vec![b'v'; bytes]))
+            .collect()
+    };
+    assert_limit(
+        store.aux_write(puts(11, 1)).await,
+        Limit::AppendEvents,
+        10,
+        11,
+        "11 aux puts",
+    );
+    let mut append = Append::new(s.clone(), ExpectedVersion::Any, events(5));
+    append.aux = puts(6, 1);
+    assert_limit(
+        store.append_with(append).await,
+        Limit::AppendEvents,
+        10,
+        11,
+        "5 events and 6 aux puts",
+    );
+    if caps.append_batch {
+        let mut batch = Batch::default()
+            .part(s.clone(), ExpectedVersion::Any, events(4))
+            .part(sid("x1-count-b"), ExpectedVersion::Any, events(4));
+        batch.aux = puts(3, 1);
+        assert_limit(
+            store.append_batch(batch).await,
+            Limit::AppendEvents,
+            10,
+            11,
+            "a batch of 8 events and 3 aux puts",
+        );
+    }
+    assert_limit(
+        store.aux_write(puts(5, 1000)).await,
+        Limit::AppendBytes,
+        4096,
+        5 * 1002,
+        "5 aux values of 1000 bytes",
+    );
+    let heavy: Vec<NewEvent> = (0..4).map(|_| sized(900)).collect();
+    let append =
+        Append::new(s.clone(), ExpectedVersion::Any, heavy).aux(AuxWrite::put(b"cp", vec![1; 600]));
+    assert_limit(
+        store.append_with(append).await,
+        Limit::AppendBytes,
+        4096,
+        4 * 900 + 602,
+        "4 events of 900 bytes and an aux value of 600",
+    );
+    assert_limit(
+        store
+            .aux_write(vec![AuxWrite::put(b"k", b"v").if_equals(vec![0; 1025])])
+            .await,
+        Limit::AuxValueBytes,
+        1024,
+        1025,
+        "an if_equals value of 1025 bytes",
+    );
+    assert!(
+        all_aux(&store).await?.is_empty(),
+        "aux written over the limits"
+    );
+    assert!(!store.has_events().await?, "events written over the limits");
+
+    store.aux_put(b"big", &[b'x'; 1000]).await?;
+    let e = expect_err(
+        store
+            .aux_write(vec![
+                AuxWrite::put(b"big", b"new").if_equals(vec![b'y'; 1000]),
+            ])
+            .await,
+        "a failing if_equals with a large value",
+    );
+    assert!(e.is_condition_failed(), "{e:?}");
+    assert!(
+        e.to_string().len() < 300,
+        "the message shows the whole 1000-byte value: {} bytes",
+        e.to_string().len()
+    );
+
+    let mut append = Append::new(s.clone(), ExpectedVersion::Any, events(5));
+    append.aux = puts(5, 1);
+    store.append_with(append).await?;
+    store.aux_write(puts(4, 1000)).await?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@ pub mod aux;
 pub mod batch;
 pub mod concurrency;
 pub mod conditions;
+pub mod history;
 pub mod lifecycle;
 pub mod query;
 pub mod read;
@@ -83,5 +84,6 @@ pub fn all<H: Harness>() -> Vec<Case<H>> {
     all.extend(aux::cases::<H>());
     all.extend(lifecycle::cases::<H>());
     all.extend(store::cases::<H>());
+    all.extend(history::cases::<H>());
     all
 }

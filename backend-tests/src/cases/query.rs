@@ -1,6 +1,9 @@
 //! Tag and type queries over the global log (SPEC R6, R7).
 
-use annals_core::{Direction, ExpectedVersion, Limit, NewEvent, Position, Query, QueryItem};
+use annals_core::{
+    Append, AppendCondition, Direction, ExpectedVersion, Limit, NewEvent, Position, Query,
+    QueryItem,
+};
 
 use super::{Case, case};
 use crate::Harness;
@@ -15,6 +18,9 @@ pub fn cases<H: Harness>() -> Vec<Case<H>> {
         case!(r6_empty_query_and_empty_item_match_everything),
         case!(r6_query_paging_both_directions),
         case!(r6_query_limits),
+        case!(r6_repeated_items_types_and_tags_change_nothing),
+        case!(r6_a8_adversarial_repeated_query_in_a_condition, |c| c
+            .append_conditions),
         case!(r7_sparse_query_returns_the_right_page),
     ]
 }
@@ -216,6 +222,102 @@ pub async fn r6_query_limits<H: Harness>(h: H) -> CaseResult {
     typed.items[0].types[10] = "C".into();
     assert_eq!(matching(&store, &typed).await?, vec![4]);
     assert!(matching(&store, &tags(64)).await?.is_empty());
+    Ok(())
+}
+
+/// The adversarial query of issue 17: 64 items, each of 64 copies of one
+/// type — within R6's limits, and the same as `Query::types([ty])`.
+fn repeated(ty: &str) -> Query {
+    let item = QueryItem {
+        types: vec![ty.to_string(); 64],
+        tags: Vec::new(),
+    };
+    Query {
+        items: vec![item; 64],
+    }
+}
+
+// [R6] [R7] Repeated items, types or tags, and items that another item
+// already covers, change neither the result nor the cost: the 64 × 64
+// repetition of one type reads what that one type reads, forward and
+// backward, in pages; so do repeated tags, a repeated two-tag item, and
+// an item beside a broader one. (The cost is checked where reads can be
+// counted: annals-memory's tests/hostile.rs counts the entries read, and
+// the benchmark times it.)
+/// `[R6]`: repetition changes nothing.
+pub async fn r6_repeated_items_types_and_tags_change_nothing<H: Harness>(h: H) -> CaseResult {
+    let store = h.open(default_config()).await?;
+    six(&store).await?;
+    let same = |a: Query, b: Query| (a, b);
+    let broader = Query::tags(["x"]).item(QueryItem::new().with_type("B").with_tag("x"));
+    for (adversarial, plain) in [
+        same(repeated("A"), Query::types(["A"])),
+        same(Query::tags(vec!["x"; 64]), Query::tags(["x"])),
+        same(
+            Query {
+                items: vec![QueryItem::new().with_tag("y").with_tag("x"); 64],
+            },
+            Query::tags(["y", "x"]),
+        ),
+        same(broader, Query::tags(["x"])),
+    ] {
+        let want = matching(&store, &plain).await?;
+        assert!(!want.is_empty(), "{plain:?} matches something");
+        assert_eq!(
+            matching(&store, &adversarial).await?,
+            want,
+            "{adversarial} reads what {plain} reads"
+        );
+        for count in [1, 2] {
+            for (from, direction) in [
+                (Position(0), Direction::Forward),
+                (Position::MAX, Direction::Backward),
+            ] {
+                let a = store
+                    .read_all(from, count, direction, Some(&adversarial))
+                    .await?;
+                let p = store.read_all(from, count, direction, Some(&plain)).await?;
+                assert_eq!(
+                    positions(&a.events),
+                    positions(&p.events),
+                    "a page of {count} {direction:?} of {adversarial}"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+// [R6] [A8] The adversarial query as an append condition decides what the
+// plain query decides: it fails on a later matching event, passes after
+// the head, and never blocks the store (an unrelated append still goes
+// through).
+/// `[A8]`: the repeated query in a condition.
+pub async fn r6_a8_adversarial_repeated_query_in_a_condition<H: Harness>(h: H) -> CaseResult {
+    let store = h.open(default_config()).await?;
+    six(&store).await?;
+    let s = sid("q-cond");
+    let r = store
+        .append_with(
+            Append::new(s.clone(), ExpectedVersion::Any, events(1))
+                .condition(AppendCondition::new(repeated("A"), Some(Position(5)))),
+        )
+        .await;
+    assert_events_condition_failed(
+        r,
+        &AppendCondition::new(repeated("A"), Some(Position(5))),
+        "an A at position 6",
+    );
+    store
+        .append_with(
+            Append::new(s.clone(), ExpectedVersion::Any, events(1))
+                .condition(AppendCondition::new(repeated("A"), Some(Position(6)))),
+        )
+        .await?;
+    store
+        .append(&sid("q-other"), ExpectedVersion::Any, events(1))
+        .await?;
+    assert_eq!(head(&store).await?, Position(8));
     Ok(())
 }
 

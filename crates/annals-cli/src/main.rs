@@ -10,6 +10,7 @@
 mod commands;
 mod fail;
 mod format;
+mod history;
 mod progress;
 mod transfer;
 
@@ -165,16 +166,60 @@ enum Command {
         /// The export file (- for standard input).
         file: PathBuf,
     },
-    /// Copies every readable event from one store to another, then compares them.
+    /// Copies every readable event (and the keys of crypto-shredding) from one store to another,
+    /// then compares them.
     Migrate {
         /// The source store's URL.
         from: String,
         /// The target store's URL (created if missing).
         to: String,
     },
+    /// Forgets a subject (crypto-shredding): deletes its data key, so every
+    /// event sealed for it reads as erased. The master key is read from
+    /// the environment variable ANNALS_MASTER_KEY (64 hex digits).
+    Forget {
+        /// The store's URL.
+        url: String,
+        /// The subject, as the application names it.
+        subject: String,
+        /// Compact afterwards, so the deleted key's bytes leave the files sooner.
+        #[arg(long)]
+        compact: bool,
+    },
+    /// Retention policies: set, clear, show, enforce.
+    #[command(subcommand)]
+    Retention(history::RetentionCommand),
 }
 
+/// The message of the last panic, reported by `main` if it reaches it.
+static PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
 fn main() -> ExitCode {
+    // The libraries catch the panics of the engines they call (redb and
+    // sled panic on some damaged files) and turn them into errors, which
+    // are reported in one line like every other: Rust's default report on
+    // stderr would come on top of it. So a panic is only remembered, and
+    // reported by `main` should one ever get this far.
+    std::panic::set_hook(Box::new(|info| {
+        let mut last = PANIC
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *last = Some(info.to_string());
+    }));
+    match std::panic::catch_unwind(run) {
+        Ok(code) => code,
+        Err(_) => {
+            let message = PANIC
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+                .unwrap_or_default();
+            fail::Failure::input(format!("internal error (a bug in annals): {message}")).report()
+        }
+    }
+}
+
+fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),

@@ -9,7 +9,9 @@ use tokio::sync::watch;
 
 use crate::error::{Error, Field, InvalidReason, Limit, Result, show_bytes, show_text};
 use crate::event::{NewEvent, Position, RecordedEvent, StreamId, Version, check_stream_id};
-use crate::expect::{AppendCondition, AuxWrite, ExpectedVersion, Query, validate_aux_key};
+use crate::expect::{
+    AppendCondition, AuxCondition, AuxWrite, ExpectedVersion, Query, validate_aux_key,
+};
 use crate::verify::{VerifyProgress, VerifyReport};
 
 /// When an append may return (\[D5\]).
@@ -47,9 +49,11 @@ impl std::str::FromStr for Durability {
 pub struct Limits {
     /// Most bytes of `data` + `metadata` in one event (16 MiB).
     pub max_event_bytes: usize,
-    /// Most events in one append or batch (10 000).
+    /// Most events in one append or batch (10 000); each aux write of it
+    /// (or of an aux-only write) counts as one too (\[X1\]).
     pub max_append_events: usize,
-    /// Most bytes of `data` + `metadata` in one append or batch (64 MiB).
+    /// Most bytes of `data` + `metadata` in one append or batch (64 MiB),
+    /// with the key and value bytes of its aux writes (\[X1\]).
     pub max_append_bytes: usize,
     /// Largest `count` of one read (10 000).
     pub max_read_count: usize,
@@ -314,9 +318,14 @@ impl Append {
                 format!("append to stream {} has no events", self.stream),
             ));
         }
-        validate_events([self.events.as_slice()], Parts::One, limits)?;
-        validate_condition(self.condition.as_ref())?;
-        validate_aux_writes(&self.aux, limits)
+        validate_write(
+            "append",
+            [self.events.as_slice()],
+            Parts::One,
+            &self.aux,
+            limits,
+        )?;
+        validate_condition(self.condition.as_ref())
     }
 }
 
@@ -414,13 +423,14 @@ impl Batch {
                 ));
             }
         }
-        validate_events(
+        validate_write(
+            "append",
             self.parts.iter().map(|p| p.events.as_slice()),
             Parts::Batch,
+            &self.aux,
             limits,
         )?;
-        validate_condition(self.condition.as_ref())?;
-        validate_aux_writes(&self.aux, limits)
+        validate_condition(self.condition.as_ref())
     }
 }
 
@@ -428,31 +438,42 @@ impl Batch {
 #[derive(Clone, Copy)]
 enum Parts {
     One,
-    /// An error about an event names its part ([A6]).
+    /// An error about an event names its part (\[A6\]).
     Batch,
 }
 
-/// Checks the events of one append or batch: each event ([D2]), the count
-/// and byte limits over all of them, and that no id is used twice.
-fn validate_events<'a>(
+/// Checks what one write carries — the events of an append or of a
+/// batch's parts, and its aux writes: each event (\[D2\]) and aux write
+/// (\[X1\]), no event id or aux key twice, and the count and byte limits over
+/// all of them (an aux write counts as one, with its key and value bytes,
+/// \[X1\]). `what` names the write in messages.
+fn validate_write<'a>(
+    what: &str,
     groups: impl IntoIterator<Item = &'a [NewEvent]> + Clone,
     parts: Parts,
+    aux: &[AuxWrite],
     limits: &Limits,
 ) -> Result<()> {
-    let count: usize = groups.clone().into_iter().map(<[NewEvent]>::len).sum();
+    let events: usize = groups.clone().into_iter().map(<[NewEvent]>::len).sum();
+    let count = events.saturating_add(aux.len());
     if count > limits.max_append_events {
+        let counted = match (events, aux.len()) {
+            (events, 0) => format!("{events} events"),
+            (0, writes) => format!("{writes} aux writes"),
+            (events, writes) => format!("{count} events and aux writes ({events} + {writes})"),
+        };
         return Err(Error::limit(
             Limit::AppendEvents,
             limits.max_append_events,
             count,
             format!(
-                "append has {count} events, more than max_append_events = {}",
+                "{what} has {counted}, more than max_append_events = {}",
                 limits.max_append_events
             ),
         ));
     }
     let mut bytes = 0usize;
-    let mut ids = HashSet::with_capacity(count);
+    let mut ids = HashSet::with_capacity(events);
     for (part, events) in groups.into_iter().enumerate() {
         let in_part = |e: Error| match parts {
             Parts::One => e,
@@ -464,18 +485,39 @@ fn validate_events<'a>(
             if !ids.insert(event.event_id) {
                 return Err(in_part(Error::duplicate(
                     Field::EventId,
-                    format!("event id {} appears twice in one append", event.event_id),
+                    format!("event id {} appears twice in one {what}", event.event_id),
                 )));
             }
         }
     }
+    let mut keys = HashSet::with_capacity(aux.len());
+    for w in aux {
+        validate_aux_write(w, limits)?;
+        if !keys.insert(w.key.as_slice()) {
+            return Err(Error::duplicate(
+                Field::AuxKey,
+                format!(
+                    "aux key {} is written twice in one write",
+                    show_bytes(&w.key)
+                ),
+            ));
+        }
+        bytes = bytes.saturating_add(w.payload_bytes());
+    }
     if bytes > limits.max_append_bytes {
+        let counted = if aux.is_empty() {
+            "data and metadata"
+        } else if events == 0 {
+            "aux keys and values"
+        } else {
+            "data, metadata, aux keys and values"
+        };
         return Err(Error::limit(
             Limit::AppendBytes,
             limits.max_append_bytes,
             bytes,
             format!(
-                "append has {bytes} bytes of data and metadata, more than max_append_bytes = {}",
+                "{what} has {bytes} bytes of {counted}, more than max_append_bytes = {}",
                 limits.max_append_bytes
             ),
         ));
@@ -490,37 +532,43 @@ fn validate_condition(condition: Option<&AppendCondition>) -> Result<()> {
     }
 }
 
-/// Checks aux writes against \[X1\]: keys, value sizes, no key twice.
-pub fn validate_aux_writes(writes: &[AuxWrite], limits: &Limits) -> Result<()> {
-    let mut keys = HashSet::with_capacity(writes.len());
-    for w in writes {
-        validate_aux_key(&w.key)?;
-        if let Some(v) = &w.value
-            && v.len() > limits.max_event_bytes
-        {
+/// Checks one aux write against \[X1\]: its key, and its value and the value
+/// its condition compares with, each at most `max_event_bytes`.
+fn validate_aux_write(w: &AuxWrite, limits: &Limits) -> Result<()> {
+    validate_aux_key(&w.key)?;
+    let compared = match &w.condition {
+        AuxCondition::Equals(v) => Some(("the value compared with", v)),
+        _ => None,
+    };
+    for (which, v) in w
+        .value
+        .as_ref()
+        .map(|v| ("the value", v))
+        .into_iter()
+        .chain(compared)
+    {
+        if v.len() > limits.max_event_bytes {
             return Err(Error::limit(
                 Limit::AuxValueBytes,
                 limits.max_event_bytes,
                 v.len(),
                 format!(
-                    "aux value for key {} has {} bytes, more than max_event_bytes = {}",
+                    "{which} of aux key {} has {} bytes, more than max_event_bytes = {}",
                     show_bytes(&w.key),
                     v.len(),
                     limits.max_event_bytes
                 ),
             ));
         }
-        if !keys.insert(w.key.as_slice()) {
-            return Err(Error::duplicate(
-                Field::AuxKey,
-                format!(
-                    "aux key {} is written twice in one write",
-                    show_bytes(&w.key)
-                ),
-            ));
-        }
     }
     Ok(())
+}
+
+/// Checks an aux-only write against \[X1\]: each key and value, no key
+/// twice, and the count and bytes of all of them against
+/// `max_append_events` and `max_append_bytes`.
+pub fn validate_aux_writes(writes: &[AuxWrite], limits: &Limits) -> Result<()> {
+    validate_write("aux write", [], Parts::One, writes, limits)
 }
 
 /// What a backend offers (\[C1\]). A capability it lacks answers

@@ -1,4 +1,4 @@
-//! The one error type of annals ([E1]), with the fields a program matches
+//! The one error type of annals (\[E1\]), with the fields a program matches
 //! on: why an input was refused ([`InvalidReason`], naming the [`Limit`] or
 //! the [`Field`]), which condition failed ([`FailedCondition`]), where
 //! stored bytes are damaged ([`CorruptionAt`]), and which part of a batch

@@ -90,13 +90,13 @@ impl AsRef<str> for StreamId {
     }
 }
 
-/// Checks a stream id against [D1]: what every door that takes or stores
+/// Checks a stream id against \[D1\]: what every door that takes or stores
 /// one calls.
 pub(crate) fn check_stream_id(id: &str) -> Result<()> {
     check_name("stream id", Field::StreamId, id)
 }
 
-/// Checks a name — a stream id ([D1]), an event type or a tag ([D2]), also
+/// Checks a name — a stream id (\[D1\]), an event type or a tag (\[D2\]), also
 /// in a query — `what` and `field` say which: 1 to the limit's bytes, no
 /// NUL.
 pub(crate) fn check_name(what: &str, field: Field, value: &str) -> Result<()> {
@@ -182,6 +182,12 @@ impl fmt::Display for Position {
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
+    /// The latest time annals records: 9999-12-31T23:59:59.999999Z, the
+    /// last instant RFC 3339 (and most tools) can show. No clock gives a
+    /// later one before the year 10000, so a later one read from disk is
+    /// damage.
+    pub const MAX: Timestamp = Timestamp(253_402_300_799_999_999);
+
     /// The current time (0 if the clock is before 1970).
     pub fn now() -> Timestamp {
         let micros = SystemTime::now()

@@ -1,4 +1,4 @@
-//! What an append expects of the store: stream versions ([D4], A3),
+//! What an append expects of the store: stream versions (\[D4\], A3),
 //! DCB queries and conditions (R6, A8), and conditional aux writes (X2).
 
 use std::fmt;
@@ -90,6 +90,28 @@ impl QueryItem {
         (self.types.is_empty() || self.types.iter().any(|t| t == event_type))
             && self.tags.iter().all(|t| tags.contains(t))
     }
+
+    /// Whether every event matching `other` matches this item too (both
+    /// normalized: types and tags sorted, without repetition).
+    fn covers(&self, other: &QueryItem) -> bool {
+        let types = self.types.is_empty()
+            || (!other.types.is_empty() && is_sorted_subset(&other.types, &self.types));
+        types && is_sorted_subset(&self.tags, &other.tags)
+    }
+}
+
+/// Whether every name of `small` is in `large` (both sorted, without
+/// repetition).
+fn is_sorted_subset(small: &[String], large: &[String]) -> bool {
+    let mut large = large.iter();
+    small.iter().all(|s| large.any(|l| l == s))
+}
+
+fn sorted_unique(names: &[String]) -> Vec<String> {
+    let mut names = names.to_vec();
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 /// A tag/type query over the global log (\[R6\]): an event matches if it
@@ -155,6 +177,40 @@ impl Query {
     /// Whether an event of `event_type` carrying `tags` matches.
     pub fn matches_parts(&self, event_type: &str, tags: &[String]) -> bool {
         self.items.is_empty() || self.items.iter().any(|i| i.matches_parts(event_type, tags))
+    }
+
+    /// The same query in its smallest form: each item's types and tags
+    /// sorted and without repetition, no item that another item already
+    /// covers (the same item again, or one that asks more of an event), and
+    /// the empty query when some item matches everything. It matches
+    /// exactly the events this query matches; a store reads with it, so a
+    /// query costs what its distinct items cost (\[R6\]).
+    ///
+    /// ```
+    /// use annals_core::{Query, QueryItem};
+    /// let repeated = Query { items: vec![QueryItem::new().with_type("A").with_type("A"); 64] };
+    /// assert_eq!(repeated.normalized(), Query::types(["A"]));
+    /// let covered = Query::tags(["x"]).item(QueryItem::new().with_type("B").with_tag("x"));
+    /// assert_eq!(covered.normalized(), Query::tags(["x"]));
+    /// assert_eq!(Query::tags(["x"]).item(QueryItem::new()).normalized(), Query::new());
+    /// ```
+    pub fn normalized(&self) -> Query {
+        if self.matches_everything() {
+            return Query::new();
+        }
+        let mut items: Vec<QueryItem> = Vec::with_capacity(self.items.len());
+        for item in &self.items {
+            let item = QueryItem {
+                types: sorted_unique(&item.types),
+                tags: sorted_unique(&item.tags),
+            };
+            if items.iter().any(|kept| kept.covers(&item)) {
+                continue;
+            }
+            items.retain(|kept| !item.covers(kept));
+            items.push(item);
+        }
+        Query { items }
     }
 
     /// Checks the limits of \[R6\] and the names in it.
@@ -325,6 +381,19 @@ impl AuxWrite {
         self
     }
 
+    /// Bytes this write counts against `max_append_bytes` (\[X1\]): its key,
+    /// its value, and the value its condition compares with.
+    pub fn payload_bytes(&self) -> usize {
+        let compared = match &self.condition {
+            AuxCondition::Equals(v) => v.len(),
+            _ => 0,
+        };
+        self.key
+            .len()
+            .saturating_add(self.value.as_ref().map_or(0, Vec::len))
+            .saturating_add(compared)
+    }
+
     /// Checks this write's condition against its key's `current` value
     /// (\[X2\]): [`Error::AppendConditionFailed`] naming the key when it
     /// does not hold.
@@ -372,4 +441,84 @@ pub fn validate_aux_key(key: &[u8]) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every combination of types and tags an event of this test can have.
+    fn events() -> Vec<(String, Vec<String>)> {
+        let mut all = Vec::new();
+        for ty in ["A", "B", "C"] {
+            for tags in [
+                &[][..],
+                &["x"],
+                &["y"],
+                &["x", "y"],
+                &["y", "z"],
+                &["x", "y", "z"],
+            ] {
+                all.push((ty.to_string(), tags.iter().map(|t| t.to_string()).collect()));
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn a_normalized_query_matches_the_same_events_and_is_smallest() {
+        let item = |types: &[&str], tags: &[&str]| QueryItem {
+            types: types.iter().map(|t| t.to_string()).collect(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        };
+        let queries = [
+            Query {
+                items: vec![item(&["A"; 64], &[]); 64],
+            },
+            Query {
+                items: vec![
+                    item(&["B", "A", "B"], &["y", "x", "y"]),
+                    item(&["A"], &["x", "y", "z"]),
+                ],
+            },
+            Query {
+                items: vec![
+                    item(&[], &["x"]),
+                    item(&["C"], &["x", "z"]),
+                    item(&["C"], &[]),
+                ],
+            },
+            Query {
+                items: vec![
+                    item(&["A"], &["x"]),
+                    item(&[], &["y"]),
+                    item(&["A", "B"], &[]),
+                ],
+            },
+            Query {
+                items: vec![item(&["A"], &[]), item(&[], &[])],
+            },
+        ];
+        for query in queries {
+            let normal = query.normalized();
+            for (ty, tags) in events() {
+                assert_eq!(
+                    normal.matches_parts(&ty, &tags),
+                    query.matches_parts(&ty, &tags),
+                    "{query} and {normal} on {ty} {tags:?}"
+                );
+            }
+            assert_eq!(normal.normalized(), normal, "normalizing twice");
+        }
+        let q = Query {
+            items: vec![
+                item(&["B", "A", "B"], &["y", "x", "y"]),
+                item(&["A"], &["x", "y", "z"]),
+            ],
+        };
+        assert_eq!(
+            q.normalized(),
+            Query::single(item(&["A", "B"], &["x", "y"]))
+        );
+    }
 }

@@ -14,6 +14,7 @@ mod backend;
 mod error;
 mod event;
 mod expect;
+pub mod files;
 pub mod kv;
 mod verify;
 

@@ -30,6 +30,24 @@ pub struct ClusterOptions {
     pub fsync: bool,
     /// `max_connections`.
     pub max_connections: u32,
+    /// Also listen on TCP (127.0.0.1 and 127.0.0.2, a free port) with TLS, with this
+    /// certificate and key; `None`: a Unix socket only.
+    pub tls: Option<ServerTls>,
+}
+
+/// The certificate of a cluster that offers TLS.
+#[derive(Clone)]
+pub struct ServerTls {
+    /// The server's certificate chain, PEM.
+    pub cert_pem: String,
+    /// The server's private key, PEM.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls").finish_non_exhaustive()
+    }
 }
 
 impl Default for ClusterOptions {
@@ -37,6 +55,7 @@ impl Default for ClusterOptions {
         ClusterOptions {
             fsync: false,
             max_connections: 300,
+            tls: None,
         }
     }
 }
@@ -48,6 +67,8 @@ pub struct TempCluster {
     bin: PathBuf,
     run_as: Option<&'static str>,
     options: ClusterOptions,
+    /// The TCP port, with TLS.
+    port: Option<u16>,
     stopped: AtomicBool,
 }
 
@@ -137,11 +158,16 @@ impl TempCluster {
                 ));
             }
         }
+        let port = match options.tls {
+            Some(_) => Some(free_port()?),
+            None => None,
+        };
         let cluster = TempCluster {
             dir,
             bin,
             run_as,
             options,
+            port,
             stopped: AtomicBool::new(true),
         };
         let data = cluster.data();
@@ -160,8 +186,32 @@ impl TempCluster {
                 "--data-checksums",
             ],
         )?;
+        if let Some(tls) = &cluster.options.tls {
+            cluster.write_owned("server.crt", &tls.cert_pem)?;
+            cluster.write_owned("server.key", &tls.key_pem)?;
+        }
         cluster.start_server()?;
         Ok(cluster)
+    }
+
+    /// Writes a file of the data folder, readable by the server's user
+    /// only (PostgreSQL refuses a key others can read).
+    fn write_owned(&self, name: &str, text: &str) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.data().join(name);
+        std::fs::write(&path, text).map_err(|e| fail(path.display(), e))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| fail(path.display(), e))?;
+        if let Some(user) = self.run_as {
+            let status = Command::new("chown")
+                .args([user, utf8(&path)?])
+                .status()
+                .map_err(|e| fail("running chown", e))?;
+            if !status.success() {
+                return Err(fail(path.display(), "cannot give it to the server's user"));
+            }
+        }
+        Ok(())
     }
 
     fn run(&self, tool: &str, args: &[&str]) -> Result<()> {
@@ -195,8 +245,15 @@ impl TempCluster {
     /// `pg_ctl start`, waiting until the server accepts connections.
     fn start_server(&self) -> Result<()> {
         let fsync = if self.options.fsync { "on" } else { "off" };
+        let network = match self.port {
+            Some(port) => format!(
+                "-c listen_addresses=127.0.0.1,127.0.0.2 -p {port} -c ssl=on \
+                 -c ssl_cert_file=server.crt -c ssl_key_file=server.key"
+            ),
+            None => "-c listen_addresses=''".to_string(),
+        };
         let options = format!(
-            "-c listen_addresses='' -k {} -c fsync={fsync} -c max_connections={} -c shared_buffers=64MB",
+            "{network} -k {} -c fsync={fsync} -c max_connections={} -c shared_buffers=64MB",
             utf8(self.dir.path())?,
             self.options.max_connections,
         );
@@ -234,10 +291,21 @@ impl TempCluster {
     /// The connection string (key=value form) of the cluster's `postgres`
     /// database, for [`open`](crate::open).
     pub fn conninfo(&self) -> String {
+        // The socket's name has the port in it.
+        let port = self.port.map_or(String::new(), |p| format!(" port={p}"));
         format!(
-            "host={} user=annals dbname=postgres",
+            "host={}{port} user=annals dbname=postgres",
             self.dir.path().display()
         )
+    }
+
+    /// The cluster's `postgres` database over TCP and TLS,
+    /// `postgres://annals@<host>:<port>/postgres`, when it was started with
+    /// [`ClusterOptions::tls`]; `host` is what the client names (and checks
+    /// the certificate against with `verify-full`).
+    pub fn tcp_url(&self, host: &str) -> Option<String> {
+        self.port
+            .map(|port| format!("postgres://annals@{host}:{port}/postgres"))
     }
 
     /// The cluster's `postgres` database as a `postgres://` URL (the socket
@@ -256,7 +324,8 @@ impl TempCluster {
                 other => format!("%{other:02X}"),
             })
             .collect();
-        format!("postgres://annals@{host}/postgres")
+        let port = self.port.map_or(String::new(), |p| format!(":{p}"));
+        format!("postgres://annals@{host}{port}/postgres")
     }
 
     /// Stops the server the way a crash would (`immediate`: no checkpoint)
@@ -279,6 +348,16 @@ impl TempCluster {
             })
             .map_err(|e| fail(format!("removing {}", self.dir.path().display()), e))
     }
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on right now.
+fn free_port() -> Result<u16> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| fail("finding a free port", e))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| fail("finding a free port", e))
 }
 
 impl Drop for TempCluster {

@@ -5,39 +5,49 @@
 //! SQL (not through the key-value layer of `annals-core`), with the
 //! contract's checks done inside each write transaction.
 //!
-//! - **Commit order (\[R4\])**: every write transaction first locks the one
+//! - **Commit order (R4)**: every write transaction first locks the one
 //!   row of `annals_head` (`SELECT … FOR UPDATE`), takes its positions from
 //!   it and updates it. Writers of every process are serialized on that
 //!   row, so a transaction with a lower position always commits (and
 //!   becomes visible) before one with a higher position — which a sequence
 //!   alone does not give.
-//! - **Checks**: expectations (\[A3\]), idempotent retries (\[A5\]), DCB
-//!   conditions (\[A8\]) and aux conditions (\[X2\]) run in the same
-//!   transaction, after the lock: nothing can slip in between.
-//! - **Group commit**: one writer task per store drains every waiting write
-//!   and runs them in one transaction (one WAL flush); when that transaction
-//!   fails, each write is retried alone.
-//! - **Durability (\[D5\])**: `Immediate` commits with `synchronous_commit =
+//! - **Checks**: expectations (A3), idempotent retries (A5), DCB
+//!   conditions (A8) and aux conditions (X2) are checked inside the
+//!   transaction, after the lock, against what it read there plus what the
+//!   round already accepted: nothing can slip in between.
+//! - **Group commit in two round trips**: one writer task per store takes
+//!   the waiting writes (its queue is bounded: callers beyond
+//!   [`WRITE_QUEUE`] wait) and commits them in one transaction: the lock
+//!   and the reads of the checks go out at once, then every write and
+//!   `COMMIT` at once, all prepared statements. When that transaction
+//!   fails before `COMMIT`, each write is retried alone.
+//! - **Durability (D5)**: `Immediate` commits with `synchronous_commit =
 //!   on`. `Relaxed` commits with it `off`, and keeps lost positions unused:
 //!   positions are handed out only below a reservation raised by durable
 //!   commits, and an UNLOGGED marker table — which PostgreSQL empties after
 //!   a crash — tells the first writer after a crash to continue above it.
-//! - **Head watch (\[R8\])**: each commit sends `NOTIFY` with the new head;
-//!   each store LISTENs on its own connection, so it sees the commits of
-//!   every process.
-//! - **Reads** are single statements (one snapshot), each an index range
-//!   scan (\[R7\]); deletes and truncations remove rows at once, and
-//!   `compact` runs `VACUUM FULL` to give the space back (\[M2\]).
+//! - **Head watch (R8)**: each round that commits events sends one
+//!   `NOTIFY`; each store LISTENs on its own connection, so it sees the
+//!   commits of every process. A notification is only a hint (any role may
+//!   send one): the head published is read from the table.
+//! - **Reads** are single prepared statements (one snapshot), each an
+//!   index range scan (R7); a row that does not decode is
+//!   [`Error::Corruption`] naming its position. Deletes and truncations
+//!   remove rows at once, and `compact` runs `VACUUM FULL` to give the
+//!   space back (M2).
+//! - **TLS**: `sslmode` and `sslrootcert` as libpq ([`TlsOptions`]), over
+//!   rustls.
 #![forbid(unsafe_code)]
 
 pub mod cluster;
 mod schema;
 mod sql;
+mod tls;
 mod verify;
 mod writer;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use annals_core::{
@@ -51,13 +61,16 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use schema::validate_schema;
 pub use sql::scan_log_sql;
+pub use tls::{RootCerts, SslMode, TlsOptions};
+pub use writer::QUEUE as WRITE_QUEUE;
 
 use crate::schema::db;
-use crate::sql::{big, unbig};
+use crate::sql::{big, col, col_u64};
 use crate::writer::{Op, Outcome, Request};
 
 /// The options of a PostgreSQL store.
@@ -69,6 +82,12 @@ pub struct PostgresOptions {
     pub schema: String,
     /// Most connections of the store's pool (readers and the writer).
     pub pool_size: usize,
+    /// Create the schema and its tables when missing (`create`, default
+    /// `true`); with `false`, a schema without a store is an error and
+    /// nothing is created.
+    pub create: bool,
+    /// TLS: `sslmode` and `sslrootcert`.
+    pub tls: TlsOptions,
 }
 
 impl Default for PostgresOptions {
@@ -77,13 +96,16 @@ impl Default for PostgresOptions {
             config: StoreConfig::default(),
             schema: "annals".to_string(),
             pool_size: 8,
+            create: true,
+            tls: TlsOptions::default(),
         }
     }
 }
 
 impl PostgresOptions {
     /// This backend's own options.
-    pub const PARAMS: [&'static str; 2] = ["schema", "pool_size"];
+    pub const PARAMS: [&'static str; 5] =
+        ["schema", "pool_size", "create", "sslmode", "sslrootcert"];
 
     /// Options with this configuration and the default schema and pool.
     pub fn with_config(config: StoreConfig) -> Self {
@@ -93,8 +115,8 @@ impl PostgresOptions {
         }
     }
 
-    /// Options from URL parameters: the common ones, `schema` and
-    /// `pool_size`.
+    /// Options from URL parameters: the common ones, `schema`, `pool_size`,
+    /// `create`, `sslmode` and `sslrootcert`.
     ///
     /// ```
     /// use annals_postgres::PostgresOptions;
@@ -125,6 +147,9 @@ impl PostgresOptions {
                     }
                     options.pool_size = n;
                 }
+                "create" => options.create = annals_core::parse_param(key, value)?,
+                "sslmode" => options.tls.mode = value.parse()?,
+                "sslrootcert" => options.tls.root_certs = Some(RootCerts::parse(value)?),
                 _ => return Err(StoreConfig::unknown_param("postgres", key, &Self::PARAMS)),
             }
         }
@@ -150,17 +175,28 @@ pub async fn open(conninfo: &str, options: PostgresOptions) -> Result<PostgresSt
         None => search_path,
     };
     pg.options(&opts);
+    let (ssl_mode, tls) = options.tls.connector()?;
+    // PostgreSQL offers no TLS over Unix sockets: there the mode is moot.
+    let all_unix = pg
+        .get_hosts()
+        .iter()
+        .all(|h| !matches!(h, tokio_postgres::config::Host::Tcp(_)));
+    pg.ssl_mode(if all_unix {
+        tokio_postgres::config::SslMode::Disable
+    } else {
+        ssl_mode
+    });
     // The schema is made before any pooled connection uses it.
-    let (mut client, connection) = pg.connect(NoTls).await.map_err(db("connecting"))?;
+    let (mut client, connection) = pg.connect(tls.clone()).await.map_err(db("connecting"))?;
     let driver = tokio::spawn(connection);
-    let migrated = schema::migrate(&mut client, &options.schema).await;
+    let migrated = schema::migrate(&mut client, &options.schema, options.create).await;
     drop(client);
     let _ = driver.await;
     migrated?;
 
     let manager = Manager::from_config(
         pg.clone(),
-        NoTls,
+        tls.clone(),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -171,19 +207,20 @@ pub async fn open(conninfo: &str, options: PostgresOptions) -> Result<PostgresSt
         .map_err(|e| Error::backend("building the connection pool", e))?;
 
     let channel = format!("{}_annals_head", options.schema);
-    let listening = listen(&pg, &channel).await?;
+    let listening = listen(&pg, &tls, &channel).await?;
     let (head_tx, head_rx) = watch::channel(listening.head);
     let head_tx = Arc::new(head_tx);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let listen_task = tokio::spawn(follow_head(
         pg.clone(),
+        tls,
         channel,
         listening,
         Arc::clone(&head_tx),
         stop_rx,
     ));
 
-    let (sender, receiver) = mpsc::unbounded_channel();
+    let (sender, receiver) = mpsc::channel(writer::QUEUE);
     let writer_task = tokio::spawn(writer::run(
         pool.clone(),
         options.config.durability,
@@ -202,10 +239,14 @@ pub async fn open(conninfo: &str, options: PostgresOptions) -> Result<PostgresSt
 
 /// A connection LISTENing for the commits of every store on the schema.
 struct Listening {
-    /// Keeps the connection open.
+    /// Keeps the connection open; reads the head when woken.
     client: tokio_postgres::Client,
-    /// The payloads of notifications (new heads); ends with the connection.
-    notes: mpsc::UnboundedReceiver<String>,
+    /// Woken by notifications (many coalesce into one wake-up); ends with
+    /// the connection.
+    woken: mpsc::Receiver<()>,
+    /// The highest head the notifications since the last wake-up claim
+    /// (`u64::MAX` for a payload that is not a number).
+    hinted: Arc<AtomicU64>,
     /// Drives the connection.
     driver: JoinHandle<()>,
     /// The head right after LISTEN began.
@@ -218,24 +259,44 @@ impl Drop for Listening {
     }
 }
 
+/// The head as committed: the one row of `annals_head`.
+async fn committed_head(client: &tokio_postgres::Client) -> Result<Position> {
+    let row = client
+        .query_one("SELECT head FROM annals_head WHERE id = 1", &[])
+        .await
+        .map_err(db("reading the head"))?;
+    Ok(Position(col_u64(&row, 0, "the head")?))
+}
+
 /// Connects and LISTENs on `channel`, then reads the head: LISTEN first, so
 /// no commit falls between the two.
-async fn listen(pg: &tokio_postgres::Config, channel: &str) -> Result<Listening> {
-    let (client, mut connection) = pg.connect(NoTls).await.map_err(db("connecting"))?;
-    let (notes_tx, notes) = mpsc::unbounded_channel();
+async fn listen(
+    pg: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
+    channel: &str,
+) -> Result<Listening> {
+    let (client, mut connection) = pg.connect(tls.clone()).await.map_err(db("connecting"))?;
+    // One slot: a burst of notifications is one wake-up, and a flood of
+    // them (any role may NOTIFY) costs no memory.
+    let (wake, woken) = mpsc::channel(1);
+    let hinted = Arc::new(AtomicU64::new(0));
+    let hints = Arc::clone(&hinted);
     let driver = tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(Ok(message)) = messages.next().await {
-            if let AsyncMessage::Notification(n) = message
-                && notes_tx.send(n.payload().to_string()).is_err()
-            {
-                break;
+            if let AsyncMessage::Notification(note) = message {
+                let claim = note.payload().parse::<u64>().unwrap_or(u64::MAX);
+                hints.fetch_max(claim, Ordering::AcqRel);
+                if let Err(mpsc::error::TrySendError::Closed(())) = wake.try_send(()) {
+                    break;
+                }
             }
         }
     });
     let mut listening = Listening {
         client,
-        notes,
+        woken,
+        hinted,
         driver,
         head: Position(0),
     };
@@ -244,20 +305,21 @@ async fn listen(pg: &tokio_postgres::Config, channel: &str) -> Result<Listening>
         .batch_execute(&format!("LISTEN {channel}"))
         .await
         .map_err(db("listening for commits"))?;
-    let row = listening
-        .client
-        .query_one("SELECT head FROM annals_head WHERE id = 1", &[])
-        .await
-        .map_err(db("reading the head"))?;
-    listening.head = Position(unbig(row.get(0), "the head")?);
+    listening.head = committed_head(&listening.client).await?;
     Ok(listening)
 }
 
-/// Publishes the heads other stores' commits announce ([R8]) until `stop`;
-/// when the connection is lost, connects again (every second) and reads
-/// the head it may have missed.
+/// Publishes the heads that other stores' commits reach (\[R8\]) until
+/// `stop`. A notification is only a hint that the head moved: anyone may
+/// send one, with any payload, so the head published is always read from
+/// the table — when a notification claims a head above the one published
+/// (this store's own commits, published by its writer, cost no read; a
+/// forged claim costs one read and publishes the truth). When the
+/// connection is lost, connects again (every second) and reads the head it
+/// may have missed.
 async fn follow_head(
     pg: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     channel: String,
     mut listening: Listening,
     head_tx: Arc<watch::Sender<Position>>,
@@ -266,12 +328,16 @@ async fn follow_head(
     loop {
         tokio::select! {
             _ = &mut stop => return,
-            note = listening.notes.recv() => {
-                if let Some(payload) = note {
-                    if let Ok(h) = payload.parse::<u64>() {
-                        writer::publish(&head_tx, Position(h));
+            woken = listening.woken.recv() => {
+                if woken.is_some() {
+                    let claim = listening.hinted.swap(0, Ordering::AcqRel);
+                    if claim <= head_tx.borrow().0 {
+                        continue;
                     }
-                    continue;
+                    if let Ok(head) = committed_head(&listening.client).await {
+                        writer::publish(&head_tx, head);
+                        continue;
+                    }
                 }
             }
         }
@@ -281,7 +347,7 @@ async fn follow_head(
                 _ = &mut stop => return,
                 _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
             }
-            if let Ok(again) = listen(&pg, &channel).await {
+            if let Ok(again) = listen(&pg, &tls, &channel).await {
                 writer::publish(&head_tx, again.head);
                 listening = again;
                 break;
@@ -297,7 +363,7 @@ pub struct PostgresStore {
     pool: Pool,
     options: PostgresOptions,
     closed: AtomicBool,
-    sender: Mutex<Option<mpsc::UnboundedSender<Request>>>,
+    sender: Mutex<Option<mpsc::Sender<Request>>>,
     tasks: Mutex<Option<Tasks>>,
     head: watch::Receiver<Position>,
 }
@@ -330,21 +396,26 @@ impl PostgresStore {
             .map_err(|e| Error::backend("getting a connection from the pool", e))
     }
 
-    /// Sends a write to the writer task and waits for its answer.
+    /// Sends a write to the writer task and waits for its answer. When
+    /// [`writer::QUEUE`] writes wait already, waits for room first.
     async fn write(&self, op: Op) -> Result<Outcome> {
         self.check_open()?;
         let (reply, answer) = oneshot::channel();
-        {
-            let sender = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
-            let sender = sender.as_ref().ok_or(Error::Closed)?;
-            sender
-                .send(Request { op, reply })
-                .map_err(|_| Error::Closed)?;
-        }
+        let sender = self
+            .sender
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(Error::Closed)?;
+        sender
+            .send(Request { op, reply })
+            .await
+            .map_err(|_| Error::Closed)?;
+        drop(sender);
         answer.await.map_err(|_| Error::Closed)?
     }
 
-    /// The SQL plan of a `read_all` (for tests checking \[R7\]): the output
+    /// The SQL plan of a `read_all` (for tests checking R7): the output
     /// of `EXPLAIN` for the statement the read runs.
     pub async fn explain_read_all(
         &self,
@@ -357,7 +428,7 @@ impl PostgresStore {
         self.explain(&sql, params).await
     }
 
-    /// The SQL plan of a `read_stream` (for tests checking \[R7\]).
+    /// The SQL plan of a `read_stream` (for tests checking R7).
     pub async fn explain_read_stream(
         &self,
         stream: &StreamId,
@@ -385,11 +456,11 @@ impl PostgresStore {
             .query(&format!("EXPLAIN {sql}"), &refs)
             .await
             .map_err(db("explaining a read"))?;
-        Ok(rows
+        let lines = rows
             .iter()
-            .map(|r| r.get::<_, String>(0))
-            .collect::<Vec<_>>()
-            .join("\n"))
+            .map(|r| col::<String>(r, 0, "a line of a plan"))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(lines.join("\n"))
     }
 }
 
@@ -404,6 +475,10 @@ fn unexpected<T>(outcome: Outcome) -> Result<T> {
         format!("{what}, unexpectedly"),
     ))
 }
+
+/// Most prepared statements a connection keeps (queries of many shapes
+/// would otherwise add one each).
+const MAX_CACHED_STATEMENTS: usize = 256;
 
 /// What this backend offers: everything.
 pub const CAPABILITIES: Capabilities = Capabilities::ALL;
@@ -455,7 +530,7 @@ impl LogBackend for PostgresStore {
         self.check_open()?;
         self.options.config.limits.check_read_count(count)?;
         let client = self.client().await?;
-        let (head, events) = sql::read_stream(&**client, stream, from, count, direction).await?;
+        let (head, events) = sql::read_stream(&client, stream, from, count, direction).await?;
         Ok(Page { events, head })
     }
 
@@ -472,13 +547,19 @@ impl LogBackend for PostgresStore {
             q.validate()?;
         }
         let client = self.client().await?;
-        let (head, events) = sql::scan_log(&**client, from, count, direction, query).await?;
+        let read = sql::scan_log(&client, from, count, direction, query).await;
+        // Each shape of query is a statement of its own: keep a connection
+        // from holding any number of them.
+        if client.statement_cache.size() > MAX_CACHED_STATEMENTS {
+            client.statement_cache.clear();
+        }
+        let (head, events) = read?;
         Ok(Page { events, head })
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Version> {
         let client = self.client().await?;
-        sql::stream_meta(&**client, stream)
+        sql::stream_meta(&client, stream)
             .await?
             .and_then(|m| m.last_version())
             .ok_or_else(|| Error::StreamNotFound(stream.clone()))
@@ -496,19 +577,21 @@ impl LogBackend for PostgresStore {
             .check_page_limit("list_streams", limit)?;
         let client = self.client().await?;
         let after = after.map(StreamId::as_str);
+        let statement = prepared(
+            &client,
+            "SELECT stream_id, next_version FROM annals_streams \
+             WHERE NOT deleted AND next_version > 0 AND ($1::text IS NULL OR stream_id > $1) \
+             ORDER BY stream_id LIMIT $2",
+        )
+        .await?;
         let rows = client
-            .query(
-                "SELECT stream_id, next_version FROM annals_streams \
-                 WHERE NOT deleted AND next_version > 0 AND ($1::text IS NULL OR stream_id > $1) \
-                 ORDER BY stream_id LIMIT $2",
-                &[&after, &big(limit as u64)],
-            )
+            .query(&statement, &[&after, &big(limit as u64)])
             .await
             .map_err(db("listing streams"))?;
         rows.iter()
             .map(|r| {
-                let id: String = r.get(0);
-                let next = unbig(r.get(1), "a stream's next version")?;
+                let id: String = col(r, 0, "a stream id")?;
+                let next = col_u64(r, 1, "a stream's next version")?;
                 let id = StreamId::new(id).map_err(|e| {
                     Error::corruption(CorruptionAt::Unknown, format!("a stream id: {e}"))
                 })?;
@@ -561,7 +644,7 @@ impl LogBackend for PostgresStore {
             )
             .await
             .map_err(db("measuring the store"))?;
-        unbig(row.get(0), "the store's size")
+        col_u64(&row, 0, "the store's size")
     }
 
     async fn has_events(&self) -> Result<bool> {
@@ -570,10 +653,22 @@ impl LogBackend for PostgresStore {
             .query_one("SELECT EXISTS (SELECT 1 FROM annals_events)", &[])
             .await
             .map_err(db("checking for events"))?;
-        Ok(row.get(0))
+        col(&row, 0, "whether the store has events")
     }
 
     async fn health(&self) -> Result<()> {
+        let writer_stopped = self
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|(writer, _, _)| writer.is_finished());
+        if writer_stopped {
+            return Err(Error::backend(
+                "checking health",
+                "the writer task has stopped: writes cannot be served",
+            ));
+        }
         let client = self.client().await?;
         client
             .query_one("SELECT head FROM annals_head WHERE id = 1", &[])
@@ -620,11 +715,12 @@ impl LogBackend for PostgresStore {
         self.check_open()?;
         validate_aux_key(key)?;
         let client = self.client().await?;
+        let statement = prepared(&client, "SELECT value FROM annals_aux WHERE key = $1").await?;
         let row = client
-            .query_opt("SELECT value FROM annals_aux WHERE key = $1", &[&key])
+            .query_opt(&statement, &[&key])
             .await
             .map_err(db("reading an aux value"))?;
-        Ok(row.map(|r| r.get(0)))
+        row.map(|r| col(&r, 0, "an aux value")).transpose()
     }
 
     async fn aux_scan(
@@ -647,16 +743,23 @@ impl LogBackend for PostgresStore {
             _ => prefix,
         };
         let after_is_start = after.is_some_and(|a| a >= prefix);
+        let statement = prepared(
+            &client,
+            "SELECT key, value FROM annals_aux \
+             WHERE (key > $1 OR (key = $1 AND NOT $2)) AND ($3::bytea IS NULL OR key < $3) \
+             ORDER BY key LIMIT $4",
+        )
+        .await?;
         let rows = client
             .query(
-                "SELECT key, value FROM annals_aux \
-                 WHERE (key > $1 OR (key = $1 AND NOT $2)) AND ($3::bytea IS NULL OR key < $3) \
-                 ORDER BY key LIMIT $4",
+                &statement,
                 &[&start, &after_is_start, &end, &big(limit as u64)],
             )
             .await
             .map_err(db("scanning aux values"))?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        rows.iter()
+            .map(|r| Ok((col(r, 0, "an aux key")?, col(r, 1, "an aux value")?)))
+            .collect()
     }
 
     async fn aux_write(&self, writes: Vec<AuxWrite>) -> Result<()> {
@@ -667,6 +770,18 @@ impl LogBackend for PostgresStore {
         validate_aux_writes(&writes, &self.options.config.limits)?;
         self.write(Op::Aux(writes)).await.map(drop)
     }
+}
+
+/// `sql` prepared on `client`, once per connection.
+async fn prepared(
+    client: &deadpool_postgres::Client,
+    sql: &str,
+) -> Result<tokio_postgres::Statement> {
+    use deadpool_postgres::GenericClient;
+    client
+        .prepare_cached(sql)
+        .await
+        .map_err(db("preparing a statement"))
 }
 
 /// The smallest key above every key starting with `prefix`; `None` when

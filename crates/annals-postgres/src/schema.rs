@@ -2,14 +2,14 @@
 //!
 //! | table          | what                                                        |
 //! |----------------|-------------------------------------------------------------|
-//! | `annals_head`  | one row: last position, reserved positions, last recorded_at; every write locks it, which orders commits ([R4]) |
-//! | `annals_live`  | UNLOGGED, one row: emptied by PostgreSQL after a crash, which tells the next writer to skip the positions a `Relaxed` store may have lost ([D5]) |
+//! | `annals_head`  | one row: last position, reserved positions, last recorded_at; every write locks it, which orders commits (\[R4\]) |
+//! | `annals_live`  | UNLOGGED, one row: emptied by PostgreSQL after a crash, which tells the next writer to skip the positions a `Relaxed` store may have lost (\[D5\]) |
 //! | `annals_streams` | per stream: next version, truncation floor, first version since (re)creation, deleted |
 //! | `annals_events`  | the log by position, with `(stream_id, version)` and `(event_type, position)` indexes |
 //! | `annals_event_tags` | `(tag, position)`: the tag index |
 //! | `annals_aux`   | the aux key-value space                                     |
 
-use annals_core::{Error, Field, InvalidReason, Result};
+use annals_core::{CorruptionAt, Error, Field, InvalidReason, Result};
 use tokio_postgres::Client;
 
 /// The migrations, in order: migration `i + 1` is `MIGRATIONS[i]`. A
@@ -75,16 +75,39 @@ pub fn validate_schema(name: &str) -> Result<()> {
     }
 }
 
-/// Creates the schema when missing and applies the migrations it lacks,
-/// under an advisory lock so that stores opening at once migrate once.
-pub async fn migrate(client: &mut Client, schema: &str) -> Result<()> {
+/// Creates the schema when missing (unless `create` is false: then a
+/// schema without a store is an error and nothing is created) and applies
+/// the migrations it lacks, under an advisory lock so that stores opening
+/// at once migrate once.
+pub async fn migrate(client: &mut Client, schema: &str, create: bool) -> Result<()> {
     let tx = client
         .transaction()
         .await
         .map_err(db("starting a migration"))?;
     tx.batch_execute(&format!(
-        "SELECT pg_advisory_xact_lock(hashtext('annals migrate {schema}'));
-         CREATE SCHEMA IF NOT EXISTS {schema};
+        "SELECT pg_advisory_xact_lock(hashtext('annals migrate {schema}'))"
+    ))
+    .await
+    .map_err(db("locking the schema for migration"))?;
+    if !create {
+        let row = tx
+            .query_one(
+                "SELECT to_regclass(quote_ident($1) || '.annals_migrations') IS NOT NULL",
+                &[&schema],
+            )
+            .await
+            .map_err(db("looking for the store"))?;
+        if !crate::sql::col::<bool>(&row, 0, "whether the store exists")? {
+            return Err(Error::invalid(
+                InvalidReason::Unknown(Field::StoreUrl),
+                format!(
+                    "no annals store in schema {schema} of this database (option create=false)"
+                ),
+            ));
+        }
+    }
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};
          SET LOCAL search_path TO {schema};
          CREATE TABLE IF NOT EXISTS annals_migrations (
              version integer PRIMARY KEY,
@@ -100,7 +123,7 @@ pub async fn migrate(client: &mut Client, schema: &str) -> Result<()> {
         )
         .await
         .map_err(db("reading the schema version"))?;
-    let applied: i32 = row.get(0);
+    let applied: i32 = crate::sql::col(&row, 0, "the schema version")?;
     let known = MIGRATIONS.len() as i32;
     if applied > known {
         return Err(Error::invalid(
@@ -110,7 +133,13 @@ pub async fn migrate(client: &mut Client, schema: &str) -> Result<()> {
             ),
         ));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+    let applied = usize::try_from(applied).map_err(|_| {
+        Error::corruption(
+            CorruptionAt::Unknown,
+            format!("schema {schema} is at version {applied}, below 0"),
+        )
+    })?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
         tx.batch_execute(sql)
             .await
             .map_err(db(&format!("applying migration {}", i + 1)))?;

@@ -1,24 +1,53 @@
-//! The writer of a store: one task that drains every waiting write request
-//! and runs them in one transaction (group commit), holding the lock on the
-//! one `annals_head` row that orders every writer of every process ([R4]).
+//! The writer of a store: one task that drains the waiting write requests
+//! and commits them in one transaction (group commit), holding the lock on
+//! the one `annals_head` row that orders every writer of every process
+//! (\[R4\]).
+//!
+//! A round costs two round trips to the server, whatever it holds:
+//!
+//! 1. pipelined: `BEGIN`, the head row locked `FOR UPDATE`, the metadata
+//!    of every stream the round names, the aux values its conditions name,
+//!    and per DCB condition whether a committed event matches it — all
+//!    read after the lock, so they see everything committed before;
+//! 2. the requests are checked in order in memory, against that state plus
+//!    what the round already accepted (\[A3\]–\[A8\], \[X2\]), like the
+//!    key-value writer's; then, pipelined: the events (one `INSERT … SELECT
+//!    FROM unnest(…)`), their tags, the stream rows, the aux writes, the
+//!    head, one `NOTIFY` and `COMMIT`.
+//!
+//! Only an idempotent retry (\[A5\]) reads more (the events it may repeat);
+//! when those are events of this very round, the round is committed first
+//! and the retry checked in the next one. A delete or a truncation ends a
+//! round, so no check ever has to see rows it removes.
 
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use annals_core::kv::layout::StreamMeta;
 use annals_core::{
-    Append, AppendCondition, AppendResult, AuxCondition, AuxWrite, Batch, Direction, Durability,
-    Error, ExpectedVersion, NewEvent, Position, RecordedEvent, Result, StreamId, Timestamp,
-    Version,
+    Append, AppendCondition, AppendResult, AuxCondition, AuxWrite, Batch, CorruptionAt, Direction,
+    Durability, Error, ExpectedVersion, NewEvent, Position, RecordedEvent, Result, StreamId,
+    Timestamp, Uuid, Version,
 };
-use deadpool_postgres::{Pool, Transaction};
+use deadpool_postgres::{GenericClient, Object, Pool};
+use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio_postgres::types::ToSql;
 
 use crate::schema::db;
-use crate::sql::{self, StreamMeta, big, unbig};
+use crate::sql::{self, big, col, col_u64};
 
-/// Most requests in one transaction.
+/// Most requests in one round.
 const MAX_ROUND: usize = 512;
+/// Most event payload bytes in one round (a round takes at least one
+/// request, whatever its size).
+const MAX_ROUND_BYTES: usize = 16 << 20;
+/// How many write requests wait for the writer at most; callers beyond
+/// wait for room (back-pressure), they are not refused.
+pub const QUEUE: usize = 1024;
 /// How many positions a `Relaxed` store reserves with one durable commit
-/// ([D5]): after a crash, writers continue above the reservation.
+/// (\[D5\]): after a crash, writers continue above the reservation.
 const RESERVATION: u64 = 1 << 16;
 
 /// What a write request answers.
@@ -45,6 +74,42 @@ pub enum Op {
     Truncate(StreamId, Version),
 }
 
+impl Op {
+    /// Whether it removes events (and so ends a round).
+    fn removes(&self) -> bool {
+        matches!(self, Op::Delete(..) | Op::Truncate(..))
+    }
+
+    /// The event payload bytes it carries.
+    fn bytes(&self) -> usize {
+        let events = |events: &[NewEvent]| {
+            events
+                .iter()
+                .map(|e| e.payload_bytes().saturating_add(64))
+                .fold(0usize, usize::saturating_add)
+        };
+        match self {
+            Op::Append(a) => events(&a.events),
+            Op::Batch(b) => b
+                .parts
+                .iter()
+                .map(|p| events(&p.events))
+                .fold(0, usize::saturating_add),
+            Op::Aux(w) => w.len().saturating_mul(64),
+            Op::Delete(..) | Op::Truncate(..) => 64,
+        }
+    }
+
+    /// Its DCB condition, if any.
+    fn condition(&self) -> Option<&AppendCondition> {
+        match self {
+            Op::Append(a) => a.condition.as_ref(),
+            Op::Batch(b) => b.condition.as_ref(),
+            _ => None,
+        }
+    }
+}
+
 /// A write and where to answer it.
 pub struct Request {
     /// The write.
@@ -53,54 +118,78 @@ pub struct Request {
     pub reply: oneshot::Sender<Result<Outcome>>,
 }
 
-/// The position state of one transaction.
-struct Round<'t> {
-    tx: &'t Transaction<'t>,
-    next_position: u64,
-    last_recorded_at: u64,
-    wrote: bool,
-}
-
 /// Runs the writer until every sender is gone.
 pub async fn run(
     pool: Pool,
     durability: Durability,
     head_tx: Arc<watch::Sender<Position>>,
-    mut rx: mpsc::UnboundedReceiver<Request>,
+    mut rx: mpsc::Receiver<Request>,
 ) {
-    while let Some(first) = rx.recv().await {
-        let mut requests = vec![first];
-        while requests.len() < MAX_ROUND {
+    let mut queue: VecDeque<Request> = VecDeque::new();
+    loop {
+        if queue.is_empty() {
+            match rx.recv().await {
+                Some(r) => queue.push_back(r),
+                None => return,
+            }
+            // Callers just answered are sending their next writes: let
+            // them, so that those join this round rather than wait a
+            // whole commit for the next.
+            tokio::task::yield_now().await;
+        }
+        while queue.len() < MAX_ROUND {
             match rx.try_recv() {
-                Ok(r) => requests.push(r),
+                Ok(r) => queue.push_back(r),
                 Err(_) => break,
             }
         }
+        // The round: requests while they fit, up to the first removal.
+        let mut take = 0;
+        let mut bytes = 0usize;
+        for r in &queue {
+            bytes = bytes.saturating_add(r.op.bytes());
+            if take > 0 && bytes > MAX_ROUND_BYTES {
+                break;
+            }
+            take += 1;
+            if r.op.removes() {
+                break;
+            }
+        }
+        let requests: Vec<Request> = queue.drain(..take).collect();
         let ops: Vec<&Op> = requests.iter().map(|r| &r.op).collect();
-        let outcomes = match commit_round(&pool, durability, &ops).await {
+        let outcomes = match guarded_round(&pool, durability, &ops).await {
             Ok((outcomes, head)) => {
-                publish(&head_tx, head);
+                if let Some(head) = head {
+                    publish(&head_tx, head);
+                }
                 outcomes
             }
+            // Alone in its round, a request's error is its own.
+            Err(RoundError::BeforeCommit(e)) if ops.len() == 1 => vec![Err(e)],
             // A transaction that failed before its COMMIT was sent wrote
             // nothing: run each request alone, so that one request's
             // failure is not the others'. (After a failed COMMIT the outcome
             // is unknown, and a retry could write twice.)
-            Err(RoundError::BeforeCommit(_)) if ops.len() > 1 => {
+            Err(RoundError::BeforeCommit(_)) => {
                 let mut outcomes = Vec::with_capacity(ops.len());
                 for op in &ops {
-                    match commit_round(&pool, durability, std::slice::from_ref(op)).await {
+                    match guarded_round(&pool, durability, std::slice::from_ref(op)).await {
                         Ok((mut one, head)) => {
-                            publish(&head_tx, head);
-                            outcomes.push(one.pop().unwrap_or(Ok(Outcome::Done)));
+                            if let Some(head) = head {
+                                publish(&head_tx, head);
+                            }
+                            outcomes.push(one.pop().unwrap_or_else(|| {
+                                Err(Error::backend("the writer", "a round answered nothing"))
+                            }));
                         }
                         Err(e) => outcomes.push(Err(e.into_error())),
                     }
                 }
                 outcomes
             }
-            Err(e) => {
-                let e = Arc::new(e.into_error());
+            Err(RoundError::AtCommit(e)) => {
+                let e = Arc::new(e);
                 ops.iter()
                     .map(|_| {
                         Err(Error::backend(
@@ -111,8 +200,24 @@ pub async fn run(
                     .collect()
             }
         };
-        for (request, outcome) in requests.into_iter().zip(outcomes) {
+        // A round cut short (a retry that must see this round committed)
+        // answers fewer requests: the rest go first in the next round.
+        let mut outcomes = outcomes;
+        if outcomes.is_empty() {
+            // Never happens (a round is cut short only after a request it
+            // took); answered rather than retried forever.
+            outcomes.push(Err(Error::backend(
+                "the writer",
+                "a round answered nothing",
+            )));
+        }
+        let answered = outcomes.len();
+        let mut requests = requests.into_iter();
+        for (request, outcome) in requests.by_ref().take(answered).zip(outcomes) {
             let _ = request.reply.send(outcome);
+        }
+        for (i, request) in requests.enumerate() {
+            queue.insert(i, request);
         }
     }
 }
@@ -134,7 +239,8 @@ pub fn publish(head_tx: &watch::Sender<Position>, head: Position) {
 enum RoundError {
     /// Before COMMIT was sent: nothing was written.
     BeforeCommit(Error),
-    /// COMMIT itself failed: the outcome is unknown.
+    /// COMMIT itself failed, or something unforeseen: the outcome is
+    /// unknown.
     AtCommit(Error),
 }
 
@@ -146,166 +252,564 @@ impl RoundError {
     }
 }
 
-/// Runs `ops` in one transaction; their outcomes and the head after it.
+/// What a round answers: the outcomes of its first requests (all of them
+/// unless it was cut short), and the head it published, if it wrote.
+type RoundOutcome = (Vec<Result<Outcome>>, Option<Position>);
+
+/// [`commit_round`], with a panic (a bug) turned into an error of the
+/// round, so that the writer task survives it and goes on serving.
+async fn guarded_round(
+    pool: &Pool,
+    durability: Durability,
+    ops: &[&Op],
+) -> Result<RoundOutcome, RoundError> {
+    AssertUnwindSafe(commit_round(pool, durability, ops))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            // Whether its COMMIT went out is unknown: no retry.
+            Err(RoundError::AtCommit(Error::backend(
+                "the writer",
+                "a write round panicked",
+            )))
+        })
+}
+
+/// Runs `ops` (or the first of them, when the round is cut short) in one
+/// transaction.
 async fn commit_round(
     pool: &Pool,
     durability: Durability,
     ops: &[&Op],
-) -> Result<(Vec<Result<Outcome>>, Position), RoundError> {
-    let mut client = pool.get().await.map_err(|e| {
+) -> Result<RoundOutcome, RoundError> {
+    let client = pool.get().await.map_err(|e| {
         RoundError::BeforeCommit(Error::backend("getting a connection from the pool", e))
     })?;
-    let tx = client
-        .transaction()
-        .await
-        .map_err(|e| RoundError::BeforeCommit(db("starting a transaction")(e)))?;
-    let (outcomes, head) = run_round(&tx, durability, ops)
-        .await
-        .map_err(RoundError::BeforeCommit)?;
-    tx.commit()
-        .await
-        .map_err(|e| RoundError::AtCommit(db("committing")(e)))?;
-    Ok((outcomes, head))
+    let result = run_round(&client, durability, ops).await;
+    if let Err(RoundError::BeforeCommit(_)) = &result {
+        // Leave no transaction open on a pooled connection; one that
+        // cannot even roll back is dropped rather than reused.
+        if client.batch_execute("ROLLBACK").await.is_err() {
+            let _ = Object::take(client);
+        }
+    }
+    result
 }
 
-/// The statements of one round, up to (not including) its COMMIT.
-async fn run_round(
-    tx: &Transaction<'_>,
+/// An event of the round, as the conditions of later requests see it.
+struct Pending {
+    position: u64,
+    event_type: String,
+    tags: Vec<String>,
+}
+
+/// The rows a round inserts, as columns.
+#[derive(Default)]
+struct EventRows<'a> {
+    positions: Vec<i64>,
+    streams: Vec<&'a str>,
+    versions: Vec<i64>,
+    types: Vec<&'a str>,
+    ids: Vec<Uuid>,
+    data: Vec<&'a [u8]>,
+    metadata: Vec<&'a [u8]>,
+    recorded_at: Vec<i64>,
+    /// Each event's tags as an array literal (one text per row: an array
+    /// column cannot be unnested row by row from a two-dimensional array).
+    tag_lists: Vec<String>,
+    tags: Vec<&'a str>,
+    tag_positions: Vec<i64>,
+}
+
+/// One transaction in the making.
+struct Round<'a> {
+    client: &'a deadpool_postgres::Client,
+    /// Stream metadata: as committed (read after the lock), then as this
+    /// round changed it. Absent: not read (no request of the round names
+    /// the stream); `None`: no such stream.
+    metas: HashMap<String, Option<StreamMeta>>,
+    changed: HashSet<String>,
+    /// Streams this round appended to.
+    appended: HashSet<String>,
+    /// Aux values: as committed for the keys conditions name, then as this
+    /// round wrote them.
+    aux: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    aux_written: HashSet<Vec<u8>>,
+    /// Per request with a DCB condition: whether a committed event matches.
+    committed_match: Vec<Option<bool>>,
+    pending: Vec<Pending>,
+    rows: EventRows<'a>,
+    /// A removal of a stream's events below a version.
+    removal: Option<(String, u64)>,
+    next_position: u64,
+    last_recorded_at: u64,
+}
+
+/// Locks the head, reads what the checks need (one round trip), checks
+/// every request, writes and commits (one more).
+async fn run_round<'a>(
+    client: &'a deadpool_postgres::Client,
     durability: Durability,
-    ops: &[&Op],
-) -> Result<(Vec<Result<Outcome>>, Position)> {
+    ops: &[&'a Op],
+) -> Result<RoundOutcome, RoundError> {
+    let before = RoundError::BeforeCommit;
     let sync = match durability {
         Durability::Immediate => "on",
         Durability::Relaxed => "off",
     };
-    tx.batch_execute(&format!("SET LOCAL synchronous_commit = {sync}"))
-        .await
-        .map_err(db("setting synchronous_commit"))?;
-    // The lock every writer takes first: commits are serialized on it, so
-    // positions become visible in order ([R4]) and every check below sees
-    // all that committed before.
-    let row = tx
-        .query_one(
-            "SELECT head, reserved, last_recorded_at, EXISTS (SELECT 1 FROM annals_live) \
-             FROM annals_head WHERE id = 1 FOR UPDATE",
-            &[],
-        )
-        .await
-        .map_err(db("locking the head"))?;
-    let head = unbig(row.get(0), "the head")?;
-    let reserved = unbig(row.get(1), "the reserved head")?;
-    let last_recorded_at = unbig(row.get(2), "the last recorded_at")?;
-    let live: bool = row.get(3);
-    let mut next_position = head + 1;
-    if !live {
-        // The server crashed since the last write (PostgreSQL empties
-        // unlogged tables then), or this is the first write: positions up
-        // to `reserved` may have been handed out by relaxed commits that
-        // were lost, so never hand them out again ([D5]).
-        next_position = head.max(reserved) + 1;
-        tx.execute(
-            "INSERT INTO annals_live VALUES (1) ON CONFLICT DO NOTHING",
-            &[],
-        )
-        .await
-        .map_err(db("marking the server live"))?;
-    }
-    let mut round = Round {
-        tx,
-        next_position,
-        last_recorded_at,
-        wrote: false,
-    };
-    let mut outcomes = Vec::with_capacity(ops.len());
+    // What the round names.
+    let mut streams: Vec<String> = Vec::new();
+    let mut aux_keys: Vec<Vec<u8>> = Vec::new();
     for op in ops {
-        outcomes.push(apply(&mut round, op).await?);
+        match op {
+            Op::Append(a) => {
+                streams.push(a.stream.as_str().to_string());
+                aux_keys.extend(conditioned_keys(&a.aux));
+            }
+            Op::Batch(b) => {
+                streams.extend(b.parts.iter().map(|p| p.stream.as_str().to_string()));
+                aux_keys.extend(conditioned_keys(&b.aux));
+            }
+            Op::Aux(writes) => aux_keys.extend(conditioned_keys(writes)),
+            Op::Delete(s, _) | Op::Truncate(s, _) => streams.push(s.as_str().to_string()),
+        }
+    }
+    streams.sort();
+    streams.dedup();
+    aux_keys.sort();
+    aux_keys.dedup();
+
+    let statements = futures::try_join!(
+        client.prepare_cached(
+            "SELECT head, reserved, last_recorded_at, EXISTS (SELECT 1 FROM annals_live) \
+             FROM annals_head WHERE id = 1 FOR UPDATE"
+        ),
+        client.prepare_cached(
+            "SELECT stream_id, next_version, floor, created, deleted FROM annals_streams \
+             WHERE stream_id = ANY($1::text[])"
+        ),
+        client.prepare_cached("SELECT key, value FROM annals_aux WHERE key = ANY($1::bytea[])"),
+    )
+    .map_err(|e| before(db("preparing the writer's statements")(e)))?;
+    let (lock, metas, aux) = statements;
+
+    // Round trip 1: everything after the lock, so it sees every commit
+    // before ours ([R4]).
+    let begin = format!("BEGIN; SET LOCAL synchronous_commit = {sync}");
+    let conditions = ops.iter().map(|op| async move {
+        match op.condition() {
+            Some(c) => match c.after.unwrap_or(Position(0)).0.checked_add(1) {
+                Some(from) => sql::any_match_from(client, Position(from), &c.fail_if_events_match)
+                    .await
+                    .map(Some),
+                None => Ok(Some(false)),
+            },
+            None => Ok(None),
+        }
+    });
+    let (stream_param, aux_param): (&(dyn ToSql + Sync), &(dyn ToSql + Sync)) =
+        (&streams, &aux_keys);
+    let (stream_params, aux_params) = ([stream_param], [aux_param]);
+    let aux_read = async {
+        if aux_keys.is_empty() {
+            Ok(Vec::new())
+        } else {
+            client.query(&aux, &aux_params).await
+        }
+    };
+    let (began, locked, meta_rows, aux_rows, matches) = futures::join!(
+        client.batch_execute(&begin),
+        client.query_one(&lock, &[]),
+        client.query(&metas, &stream_params),
+        aux_read,
+        futures::future::join_all(conditions),
+    );
+    began.map_err(|e| before(db("starting a transaction")(e)))?;
+    let locked = locked.map_err(|e| before(db("locking the head")(e)))?;
+    let meta_rows = meta_rows.map_err(|e| before(db("reading stream metadata")(e)))?;
+    let aux_rows = aux_rows.map_err(|e| before(db("reading aux values")(e)))?;
+    let committed_match = matches
+        .into_iter()
+        .collect::<Result<Vec<_>>>()
+        .map_err(before)?;
+
+    let head = col_u64(&locked, 0, "the head").map_err(before)?;
+    let reserved = col_u64(&locked, 1, "the reserved head").map_err(before)?;
+    let last_recorded_at = col_u64(&locked, 2, "the last recorded_at").map_err(before)?;
+    let live: bool = col(&locked, 3, "the live marker").map_err(before)?;
+    // The server crashed since the last write (PostgreSQL empties unlogged
+    // tables then), or this is the first write: positions up to `reserved`
+    // may have been handed out by relaxed commits that were lost, so never
+    // hand them out again ([D5]).
+    let first_position = if live { head } else { head.max(reserved) }
+        .checked_add(1)
+        .ok_or_else(|| {
+            before(Error::corruption(
+                CorruptionAt::Unknown,
+                format!("the head {head} is at the end"),
+            ))
+        })?;
+
+    let mut round = Round {
+        client,
+        metas: streams.iter().map(|s| (s.clone(), None)).collect(),
+        changed: HashSet::new(),
+        appended: HashSet::new(),
+        aux: aux_keys.iter().map(|k| (k.clone(), None)).collect(),
+        aux_written: HashSet::new(),
+        committed_match,
+        pending: Vec::new(),
+        rows: EventRows::default(),
+        removal: None,
+        next_position: first_position,
+        last_recorded_at,
+    };
+    for row in &meta_rows {
+        let stream: String = col(row, 0, "a stream id").map_err(before)?;
+        let meta = sql::meta_from(row, 1).map_err(before)?;
+        round.metas.insert(stream, Some(meta));
+    }
+    for row in &aux_rows {
+        let key: Vec<u8> = col(row, 0, "an aux key").map_err(before)?;
+        let value: Vec<u8> = col(row, 1, "an aux value").map_err(before)?;
+        round.aux.insert(key, Some(value));
+    }
+
+    let mut outcomes = Vec::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        match apply(&mut round, i, op).await.map_err(before)? {
+            Step::Done(outcome) => outcomes.push(outcome),
+            Step::FlushFirst => break,
+        }
+    }
+
+    // Round trip 2: the writes and COMMIT.
+    let wrote = round.next_position > first_position
+        || !round.changed.is_empty()
+        || !round.aux_written.is_empty();
+    if !wrote {
+        client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| RoundError::AtCommit(db("committing")(e)))?;
+        return Ok((outcomes, None));
     }
     let new_head = round.next_position - 1;
     let mut new_reserved = reserved;
-    if round.wrote {
-        if durability == Durability::Relaxed && new_head > reserved {
-            // Positions past the reservation only with a durable commit.
-            new_reserved = new_head.saturating_add(RESERVATION);
-            tx.batch_execute("SET LOCAL synchronous_commit = on")
-                .await
-                .map_err(db("setting synchronous_commit"))?;
-        }
-        tx.execute(
-            "UPDATE annals_head SET head = $1, reserved = $2, last_recorded_at = $3 WHERE id = 1",
-            &[
-                &big(new_head),
-                &big(new_reserved),
-                &big(round.last_recorded_at),
-            ],
-        )
-        .await
-        .map_err(db("updating the head"))?;
-        if new_head > head {
-            tx.execute(
-                "SELECT pg_notify(current_schema() || '_annals_head', $1)",
-                &[&new_head.to_string()],
-            )
-            .await
-            .map_err(db("notifying the head"))?;
+    let mut commit = String::new();
+    if durability == Durability::Relaxed && new_head > reserved {
+        // Positions past the reservation only with a durable commit.
+        new_reserved = new_head.saturating_add(RESERVATION);
+        commit.push_str("SET LOCAL synchronous_commit = on; ");
+    }
+    if !live {
+        commit.push_str("INSERT INTO annals_live VALUES (1) ON CONFLICT DO NOTHING; ");
+    }
+    commit.push_str("COMMIT");
+    write_round(&round, new_head, new_reserved, head, &commit).await?;
+    Ok((outcomes, Some(Position(new_head))))
+}
+
+fn conditioned_keys(writes: &[AuxWrite]) -> impl Iterator<Item = Vec<u8>> + '_ {
+    writes
+        .iter()
+        .filter(|w| w.condition != AuxCondition::None)
+        .map(|w| w.key.clone())
+}
+
+/// The statements of a round's writes and its COMMIT, all sent at once:
+/// every statement is prepared before, so each goes out in this order on
+/// its first poll, and the server runs them in order.
+async fn write_round(
+    round: &Round<'_>,
+    head: u64,
+    reserved: u64,
+    old_head: u64,
+    commit: &str,
+) -> Result<(), RoundError> {
+    let client = round.client;
+    let rows = &round.rows;
+    let before = RoundError::BeforeCommit;
+    let prepared = futures::try_join!(
+        client.prepare_cached(
+            "INSERT INTO annals_events (position, stream_id, version, event_type, tags, event_id, \
+                 data, metadata, recorded_at) \
+             SELECT e.p, e.s, e.v, e.t, e.g::text[], e.i, e.d, e.m, e.r \
+             FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::uuid[], \
+                 $6::bytea[], $7::bytea[], $8::bigint[], $9::text[]) \
+                 AS e(p, s, v, t, i, d, m, r, g)"
+        ),
+        client.prepare_cached(
+            "INSERT INTO annals_event_tags (tag, position) \
+             SELECT * FROM unnest($1::text[], $2::bigint[])"
+        ),
+        client.prepare_cached(
+            "WITH gone AS (DELETE FROM annals_events WHERE stream_id = $1 AND version < $2 \
+                 RETURNING position, tags) \
+             DELETE FROM annals_event_tags t USING \
+                 (SELECT position, unnest(tags) AS tag FROM gone) g \
+             WHERE t.tag = g.tag AND t.position = g.position"
+        ),
+        client.prepare_cached(
+            "INSERT INTO annals_streams (stream_id, next_version, floor, created, deleted) \
+             SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], \
+                 $5::bool[]) \
+             ON CONFLICT (stream_id) DO UPDATE SET next_version = EXCLUDED.next_version, \
+             floor = EXCLUDED.floor, created = EXCLUDED.created, deleted = EXCLUDED.deleted"
+        ),
+        client.prepare_cached(
+            "INSERT INTO annals_aux (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+        ),
+        client.prepare_cached("DELETE FROM annals_aux WHERE key = ANY($1::bytea[])"),
+        client.prepare_cached(
+            "UPDATE annals_head SET head = $1, reserved = $2, last_recorded_at = $3 WHERE id = 1"
+        ),
+        client.prepare_cached("SELECT pg_notify(current_schema() || '_annals_head', $1)"),
+    )
+    .map_err(|e| before(db("preparing the writer's statements")(e)))?;
+    let (insert_events, insert_tags, remove, put_metas, put_aux, delete_aux, put_head, notify) =
+        prepared;
+
+    let mut metas = MetaColumns::default();
+    for stream in &round.changed {
+        if let Some(Some(m)) = round.metas.get(stream) {
+            metas.streams.push(stream);
+            metas.next_versions.push(big(m.next_version));
+            metas.floors.push(big(m.floor));
+            metas.created.push(big(m.created));
+            metas.deleted.push(m.deleted);
         }
     }
-    Ok((outcomes, Position(new_head)))
-}
-
-/// Applies one request: its checks first, then its writes, so a request
-/// that fails a check writes nothing. `Err` only for a failed statement
-/// (which aborts the transaction).
-async fn apply(round: &mut Round<'_>, op: &Op) -> Result<Result<Outcome>> {
-    Ok(match op {
-        Op::Append(a) => append(round, a).await?.map(Outcome::Append),
-        Op::Batch(b) => batch(round, b).await?.map(Outcome::Batch),
-        Op::Aux(writes) => match check_aux(round, writes).await? {
-            Err(e) => Err(e),
-            Ok(()) => {
-                write_aux(round, writes).await?;
-                Ok(Outcome::Done)
+    let mut aux_keys: Vec<&[u8]> = Vec::new();
+    let mut aux_values: Vec<&[u8]> = Vec::new();
+    let mut aux_gone: Vec<&[u8]> = Vec::new();
+    for key in &round.aux_written {
+        match round.aux.get(key) {
+            Some(Some(value)) => {
+                aux_keys.push(key);
+                aux_values.push(value);
             }
-        },
-        Op::Delete(stream, expected) => delete(round, stream, *expected).await?,
-        Op::Truncate(stream, before) => truncate(round, stream, *before).await?,
-    })
+            _ => aux_gone.push(key),
+        }
+    }
+    let removal = round
+        .removal
+        .as_ref()
+        .map(|(stream, floor)| (stream.as_str(), big(*floor)));
+    let (head_param, reserved_param, recorded_param) =
+        (big(head), big(reserved), big(round.last_recorded_at));
+    let head_hint = head.to_string();
+
+    let mut steps: Vec<WriteStep<'_>> = Vec::new();
+    let mut add = |what: &'static str, statement: &tokio_postgres::Statement, params| {
+        steps.push(write_step(client, what, statement.clone(), params));
+    };
+    if !rows.positions.is_empty() {
+        add(
+            "inserting events",
+            &insert_events,
+            vec![
+                &rows.positions,
+                &rows.streams,
+                &rows.versions,
+                &rows.types,
+                &rows.ids,
+                &rows.data,
+                &rows.metadata,
+                &rows.recorded_at,
+                &rows.tag_lists,
+            ],
+        );
+    }
+    if !rows.tags.is_empty() {
+        add(
+            "inserting tags",
+            &insert_tags,
+            vec![&rows.tags, &rows.tag_positions],
+        );
+    }
+    if let Some((stream, floor)) = &removal {
+        add("removing events", &remove, vec![stream, floor]);
+    }
+    if !metas.streams.is_empty() {
+        add(
+            "writing stream metadata",
+            &put_metas,
+            vec![
+                &metas.streams,
+                &metas.next_versions,
+                &metas.floors,
+                &metas.created,
+                &metas.deleted,
+            ],
+        );
+    }
+    if !aux_keys.is_empty() {
+        add("writing aux values", &put_aux, vec![&aux_keys, &aux_values]);
+    }
+    if !aux_gone.is_empty() {
+        add("deleting aux values", &delete_aux, vec![&aux_gone]);
+    }
+    add(
+        "updating the head",
+        &put_head,
+        vec![&head_param, &reserved_param, &recorded_param],
+    );
+    if head > old_head {
+        // A hint for the stores that LISTEN (they read the head from the
+        // table): one per round.
+        add("notifying the head", &notify, vec![&head_hint]);
+    }
+    steps.push(("committing", Box::pin(client.batch_execute(commit))));
+    let last = steps.len() - 1;
+    let (whats, futures): (Vec<_>, Vec<_>) = steps.into_iter().unzip();
+    let results = futures::future::join_all(futures).await;
+    for (i, (what, result)) in whats.into_iter().zip(results).enumerate() {
+        if let Err(e) = result {
+            // A failed statement aborts the transaction, and the COMMIT
+            // after it rolls back: nothing was written. Only a failed
+            // COMMIT leaves the outcome unknown.
+            return Err(if i == last {
+                RoundError::AtCommit(db(what)(e))
+            } else {
+                before(db(what)(e))
+            });
+        }
+    }
+    Ok(())
 }
 
-async fn append(round: &mut Round<'_>, a: &Append) -> Result<Result<AppendResult>> {
-    let meta = stream_meta(round, &a.stream).await?;
+/// The stream rows a round writes, as columns.
+#[derive(Default)]
+struct MetaColumns<'a> {
+    streams: Vec<&'a str>,
+    next_versions: Vec<i64>,
+    floors: Vec<i64>,
+    created: Vec<i64>,
+    deleted: Vec<bool>,
+}
+
+/// One statement of a round's writes: what it does, and it running.
+type WriteStep<'s> = (
+    &'static str,
+    futures::future::BoxFuture<'s, Result<(), tokio_postgres::Error>>,
+);
+
+fn write_step<'s>(
+    client: &'s deadpool_postgres::Client,
+    what: &'static str,
+    statement: tokio_postgres::Statement,
+    params: Vec<&'s (dyn ToSql + Sync)>,
+) -> WriteStep<'s> {
+    (
+        what,
+        Box::pin(async move { client.execute(&statement, &params).await.map(drop) }),
+    )
+}
+
+/// What applying a request to a round came to.
+enum Step {
+    /// Checked (and its writes added to the round): its answer.
+    Done(Result<Outcome>),
+    /// It needs to read what this round wrote: commit the round without it.
+    FlushFirst,
+}
+
+/// Checks one request against the round's view and adds its writes; `Err`
+/// only for a failed statement or damage (which fails the round).
+async fn apply<'a>(round: &mut Round<'a>, index: usize, op: &'a Op) -> Result<Step> {
+    Ok(Step::Done(match op {
+        Op::Append(a) => match append(round, index, a).await? {
+            Some(result) => result.map(Outcome::Append),
+            None => return Ok(Step::FlushFirst),
+        },
+        Op::Batch(b) => batch(round, index, b)?.map(Outcome::Batch),
+        Op::Aux(writes) => check_aux(round, writes).map(|()| {
+            write_aux(round, writes);
+            Outcome::Done
+        }),
+        Op::Delete(stream, expected) => delete(round, stream, *expected).map(|()| Outcome::Done),
+        Op::Truncate(stream, before) => truncate(round, stream, *before).map(|()| Outcome::Done),
+    }))
+}
+
+impl Round<'_> {
+    fn meta(&self, stream: &StreamId) -> Option<StreamMeta> {
+        self.metas.get(stream.as_str()).copied().flatten()
+    }
+
+    fn set_meta(&mut self, stream: &StreamId, meta: StreamMeta) {
+        self.metas.insert(stream.as_str().to_string(), Some(meta));
+        self.changed.insert(stream.as_str().to_string());
+    }
+
+    /// \[A8\]: whether a readable event matching the condition lies after its
+    /// `after`, committed or in this round.
+    fn condition_fails(&self, index: usize, condition: &AppendCondition) -> bool {
+        let Some(from) = condition.after.unwrap_or(Position(0)).0.checked_add(1) else {
+            return false;
+        };
+        let query = &condition.fail_if_events_match;
+        self.committed_match.get(index).copied().flatten() == Some(true)
+            || self
+                .pending
+                .iter()
+                .any(|p| p.position >= from && query.matches_parts(&p.event_type, &p.tags))
+    }
+}
+
+/// `None`: the request must see this round committed first.
+async fn append<'a>(
+    round: &mut Round<'a>,
+    index: usize,
+    a: &'a Append,
+) -> Result<Option<Result<AppendResult>>> {
+    let meta = round.meta(&a.stream);
     let actual = meta.and_then(|m| m.last_version());
     if !a.expected.is_satisfied_by(actual) {
         // [A5]: a retry of an append that already committed.
-        if let Some(result) = replay_by_expectation(round, a, meta).await? {
-            return Ok(Ok(result));
+        match replay_by_expectation(round, a, meta).await? {
+            Replay::Found(result) => return Ok(Some(Ok(result))),
+            Replay::FlushFirst => return Ok(None),
+            Replay::NotFound => {}
         }
-        if let Some(condition) = &a.condition
-            && let Some(result) = replay_by_condition(round, a, condition).await?
-        {
-            return Ok(Ok(result));
+        if let Some(condition) = &a.condition {
+            match replay_by_condition(round, a, condition).await? {
+                Replay::Found(result) => return Ok(Some(Ok(result))),
+                Replay::FlushFirst => return Ok(None),
+                Replay::NotFound => {}
+            }
         }
-        return Ok(Err(Error::wrong_version(&a.stream, a.expected, actual)));
+        return Ok(Some(Err(Error::wrong_version(
+            &a.stream, a.expected, actual,
+        ))));
     }
     if let Some(condition) = &a.condition
-        && condition_fails(round, condition).await?
+        && round.condition_fails(index, condition)
     {
         return Ok(match replay_by_condition(round, a, condition).await? {
-            Some(result) => Ok(result),
-            None => Err(condition.failure()),
+            Replay::Found(result) => Some(Ok(result)),
+            Replay::FlushFirst => None,
+            Replay::NotFound => Some(Err(condition.failure())),
         });
     }
-    if let Err(e) = check_aux(round, &a.aux).await? {
-        return Ok(Err(e));
+    if let Err(e) = check_aux(round, &a.aux) {
+        return Ok(Some(Err(e)));
     }
-    let result = write_events(round, &a.stream, meta, &a.events).await?;
-    write_aux(round, &a.aux).await?;
-    Ok(Ok(result))
+    let result = write_events(round, &a.stream, meta, &a.events);
+    write_aux(round, &a.aux);
+    Ok(Some(Ok(result)))
 }
 
-async fn batch(round: &mut Round<'_>, b: &Batch) -> Result<Result<Vec<AppendResult>>> {
+fn batch<'a>(
+    round: &mut Round<'a>,
+    index: usize,
+    b: &'a Batch,
+) -> Result<Result<Vec<AppendResult>>> {
     let mut metas = Vec::with_capacity(b.parts.len());
     for (i, part) in b.parts.iter().enumerate() {
-        let meta = stream_meta(round, &part.stream).await?;
+        let meta = round.meta(&part.stream);
         let actual = meta.and_then(|m| m.last_version());
         if !part.expected.is_satisfied_by(actual) {
             return Ok(Err(Error::BatchPart {
@@ -316,19 +820,31 @@ async fn batch(round: &mut Round<'_>, b: &Batch) -> Result<Result<Vec<AppendResu
         metas.push(meta);
     }
     if let Some(condition) = &b.condition
-        && condition_fails(round, condition).await?
+        && round.condition_fails(index, condition)
     {
         return Ok(Err(condition.failure()));
     }
-    if let Err(e) = check_aux(round, &b.aux).await? {
+    if let Err(e) = check_aux(round, &b.aux) {
         return Ok(Err(e));
     }
-    let mut results = Vec::with_capacity(b.parts.len());
-    for (part, meta) in b.parts.iter().zip(metas) {
-        results.push(write_events(round, &part.stream, meta, &part.events).await?);
-    }
-    write_aux(round, &b.aux).await?;
+    // A batch names each stream once, so the metadata read above is each
+    // part's own.
+    let results = b
+        .parts
+        .iter()
+        .zip(metas)
+        .map(|(part, meta)| write_events(round, &part.stream, meta, &part.events))
+        .collect();
+    write_aux(round, &b.aux);
     Ok(Ok(results))
+}
+
+/// What looking for an earlier copy of an append found.
+enum Replay {
+    Found(AppendResult),
+    NotFound,
+    /// The events to compare may be this round's own.
+    FlushFirst,
 }
 
 fn result_of(events: &[RecordedEvent]) -> Option<AppendResult> {
@@ -341,26 +857,29 @@ fn result_of(events: &[RecordedEvent]) -> Option<AppendResult> {
     })
 }
 
-/// [A5] for `NoStream` and `Exact(v)`.
+/// \[A5\] for `NoStream` and `Exact(v)`.
 async fn replay_by_expectation(
     round: &Round<'_>,
     a: &Append,
     meta: Option<StreamMeta>,
-) -> Result<Option<AppendResult>> {
+) -> Result<Replay> {
     let Some(meta) = meta.filter(|m| !m.deleted) else {
-        return Ok(None);
+        return Ok(Replay::NotFound);
     };
     let first = match a.expected {
         ExpectedVersion::NoStream => meta.created,
         ExpectedVersion::Exact(v) => match v.0.checked_add(1) {
             Some(f) => f,
-            None => return Ok(None),
+            None => return Ok(Replay::NotFound),
         },
-        ExpectedVersion::Any | ExpectedVersion::StreamExists => return Ok(None),
+        ExpectedVersion::Any | ExpectedVersion::StreamExists => return Ok(Replay::NotFound),
     };
+    if round.appended.contains(a.stream.as_str()) {
+        return Ok(Replay::FlushFirst);
+    }
     let n = a.events.len();
     let (_, events) = sql::read_stream(
-        &**round.tx,
+        round.client,
         &a.stream,
         Version(first),
         n,
@@ -375,21 +894,28 @@ async fn replay_by_expectation(
             .all(|(i, (e, new))| {
                 e.event_id == new.event_id && e.stream_version.0 == first + i as u64
             });
-    Ok(if matches { result_of(&events) } else { None })
+    Ok(match result_of(&events) {
+        Some(result) if matches => Replay::Found(result),
+        _ => Replay::NotFound,
+    })
 }
 
-/// [A5] for conditional appends.
+/// \[A5\] for conditional appends: the condition fails only because of the
+/// append's own events, right after `after`.
 async fn replay_by_condition(
     round: &Round<'_>,
     a: &Append,
     condition: &AppendCondition,
-) -> Result<Option<AppendResult>> {
+) -> Result<Replay> {
+    if !round.pending.is_empty() {
+        return Ok(Replay::FlushFirst);
+    }
     let Some(from) = condition.after.unwrap_or(Position(0)).0.checked_add(1) else {
-        return Ok(None);
+        return Ok(Replay::NotFound);
     };
     let n = a.events.len();
     let (_, found) = sql::scan_log(
-        &**round.tx,
+        round.client,
         Position(from),
         n + 1,
         Direction::Forward,
@@ -401,247 +927,130 @@ async fn replay_by_condition(
             .iter()
             .zip(&a.events)
             .all(|(e, new)| e.event_id == new.event_id && e.stream_id == a.stream);
-    Ok(if own { result_of(&found) } else { None })
+    Ok(match result_of(&found) {
+        Some(result) if own => Replay::Found(result),
+        _ => Replay::NotFound,
+    })
 }
 
-/// [A8]: whether a readable event matching the query lies after `after`.
-async fn condition_fails(round: &Round<'_>, condition: &AppendCondition) -> Result<bool> {
-    let Some(from) = condition.after.unwrap_or(Position(0)).0.checked_add(1) else {
-        return Ok(false);
-    };
-    let (_, found) = sql::scan_log(
-        &**round.tx,
-        Position(from),
-        1,
-        Direction::Forward,
-        Some(&condition.fail_if_events_match),
-    )
-    .await?;
-    Ok(!found.is_empty())
-}
-
-/// [X2]: the conditions of aux writes.
-async fn check_aux(round: &Round<'_>, writes: &[AuxWrite]) -> Result<Result<()>> {
+/// \[X2\]: the conditions of aux writes, against the round's view.
+fn check_aux(round: &Round<'_>, writes: &[AuxWrite]) -> Result<()> {
     for w in writes {
-        if w.condition == AuxCondition::None {
-            continue;
-        }
-        let row = round
-            .tx
-            .query_opt("SELECT value FROM annals_aux WHERE key = $1", &[&w.key])
-            .await
-            .map_err(db("reading an aux value"))?;
-        let current: Option<Vec<u8>> = row.map(|r| r.get(0));
-        if let Err(e) = w.check_condition(current.as_deref()) {
-            return Ok(Err(e));
-        }
-    }
-    Ok(Ok(()))
-}
-
-async fn write_aux(round: &mut Round<'_>, writes: &[AuxWrite]) -> Result<()> {
-    for w in writes {
-        match &w.value {
-            Some(v) => round
-                .tx
-                .execute(
-                    "INSERT INTO annals_aux (key, value) VALUES ($1, $2) \
-                     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                    &[&w.key, v],
-                )
-                .await
-                .map_err(db("writing an aux value"))?,
-            None => round
-                .tx
-                .execute("DELETE FROM annals_aux WHERE key = $1", &[&w.key])
-                .await
-                .map_err(db("deleting an aux value"))?,
-        };
+        w.check_condition(round.aux.get(&w.key).and_then(Option::as_deref))?;
     }
     Ok(())
 }
 
-/// Writes `events` as the next versions of `stream` and the next positions.
-async fn write_events(
-    round: &mut Round<'_>,
-    stream: &StreamId,
+fn write_aux(round: &mut Round<'_>, writes: &[AuxWrite]) {
+    for w in writes {
+        round.aux.insert(w.key.clone(), w.value.clone());
+        round.aux_written.insert(w.key.clone());
+    }
+}
+
+/// Adds `events` as the next versions of `stream` and the next positions.
+fn write_events<'a>(
+    round: &mut Round<'a>,
+    stream: &'a StreamId,
     meta: Option<StreamMeta>,
-    events: &[NewEvent],
-) -> Result<AppendResult> {
+    events: &'a [NewEvent],
+) -> AppendResult {
     let mut meta = StreamMeta::for_append(meta);
     let recorded_at = Timestamp::now().0.max(round.last_recorded_at);
     round.last_recorded_at = recorded_at;
     let first_version = meta.next_version;
     let first_position = round.next_position;
-    let insert = round
-        .tx
-        .prepare_cached(
-            "INSERT INTO annals_events (position, stream_id, version, event_type, tags, \
-             event_id, data, metadata, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .await
-        .map_err(db("preparing an insert"))?;
-    let mut tag_names = Vec::new();
-    let mut tag_positions = Vec::new();
-    let mut inserts = Vec::with_capacity(events.len());
+    let rows = &mut round.rows;
     for (i, event) in events.iter().enumerate() {
         let position = big(first_position + i as u64);
-        let version = big(first_version + i as u64);
+        rows.positions.push(position);
+        rows.streams.push(stream.as_str());
+        rows.versions.push(big(first_version + i as u64));
+        rows.types.push(&event.event_type);
+        rows.ids.push(event.event_id);
+        rows.data.push(&event.data);
+        rows.metadata.push(&event.metadata);
+        rows.recorded_at.push(big(recorded_at));
+        rows.tag_lists.push(text_array_literal(&event.tags));
         for tag in &event.tags {
-            tag_names.push(tag.as_str());
-            tag_positions.push(position);
+            rows.tags.push(tag);
+            rows.tag_positions.push(position);
         }
-        let insert = &insert;
-        let tx = round.tx;
-        // Pipelined: the inserts go out without waiting for each other.
-        inserts.push(async move {
-            tx.execute(
-                insert,
-                &[
-                    &position,
-                    &stream.as_str(),
-                    &version,
-                    &event.event_type,
-                    &event.tags,
-                    &event.event_id,
-                    &event.data,
-                    &event.metadata,
-                    &big(recorded_at),
-                ],
-            )
-            .await
+        round.pending.push(Pending {
+            position: first_position + i as u64,
+            event_type: event.event_type.clone(),
+            tags: event.tags.clone(),
         });
-    }
-    futures::future::try_join_all(inserts)
-        .await
-        .map_err(db("inserting events"))?;
-    if !tag_names.is_empty() {
-        round
-            .tx
-            .execute(
-                "INSERT INTO annals_event_tags (tag, position) \
-                 SELECT * FROM unnest($1::text[], $2::bigint[])",
-                &[&tag_names, &tag_positions],
-            )
-            .await
-            .map_err(db("inserting tags"))?;
     }
     let n = events.len() as u64;
     meta.next_version += n;
     round.next_position += n;
-    round.wrote = true;
-    put_meta(round, stream, &meta).await?;
-    Ok(AppendResult {
+    round.appended.insert(stream.as_str().to_string());
+    round.set_meta(stream, meta);
+    AppendResult {
         first_version: Version(first_version),
         last_version: Version(first_version + n - 1),
         first_position: Position(first_position),
         last_position: Position(first_position + n - 1),
-    })
+    }
 }
 
-/// The metadata of `stream` as this transaction sees it (a prepared
-/// statement: the writer's hottest query).
-async fn stream_meta(round: &Round<'_>, stream: &StreamId) -> Result<Option<StreamMeta>> {
-    let statement = round
-        .tx
-        .prepare_cached(sql::STREAM_META_SQL)
-        .await
-        .map_err(db("preparing a statement"))?;
-    let row = round
-        .tx
-        .query_opt(&statement, &[&stream.as_str()])
-        .await
-        .map_err(db("reading a stream's metadata"))?;
-    row.map(|r| sql::meta_from(&r, 0)).transpose()
+/// `tags` as a PostgreSQL array literal: every element double-quoted,
+/// with `"` and `\` escaped by a backslash, so any text (commas, braces,
+/// spaces, `NULL`) reads back as written. (Tags hold no NUL.)
+fn text_array_literal(tags: &[String]) -> String {
+    let mut literal = String::with_capacity(2 + tags.iter().map(|t| t.len() + 3).sum::<usize>());
+    literal.push('{');
+    for (i, tag) in tags.iter().enumerate() {
+        if i > 0 {
+            literal.push(',');
+        }
+        literal.push('"');
+        for c in tag.chars() {
+            if c == '"' || c == '\\' {
+                literal.push('\\');
+            }
+            literal.push(c);
+        }
+        literal.push('"');
+    }
+    literal.push('}');
+    literal
 }
 
-async fn put_meta(round: &mut Round<'_>, stream: &StreamId, meta: &StreamMeta) -> Result<()> {
-    let statement = round
-        .tx
-        .prepare_cached(
-            "INSERT INTO annals_streams (stream_id, next_version, floor, created, deleted) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream_id) DO UPDATE SET \
-             next_version = EXCLUDED.next_version, floor = EXCLUDED.floor, \
-             created = EXCLUDED.created, deleted = EXCLUDED.deleted",
-        )
-        .await
-        .map_err(db("preparing a statement"))?;
-    round
-        .tx
-        .execute(
-            &statement,
-            &[
-                &stream.as_str(),
-                &big(meta.next_version),
-                &big(meta.floor),
-                &big(meta.created),
-                &meta.deleted,
-            ],
-        )
-        .await
-        .map_err(db("writing a stream's metadata"))?;
-    round.wrote = true;
-    Ok(())
-}
-
-/// Removes the events of `stream` below `floor`, with their tag entries.
-async fn remove_below(round: &Round<'_>, stream: &StreamId, floor: u64) -> Result<()> {
-    round
-        .tx
-        .execute(
-            "WITH gone AS (DELETE FROM annals_events WHERE stream_id = $1 AND version < $2 \
-                 RETURNING position, tags) \
-             DELETE FROM annals_event_tags t USING \
-                 (SELECT position, unnest(tags) AS tag FROM gone) g \
-             WHERE t.tag = g.tag AND t.position = g.position",
-            &[&stream.as_str(), &big(floor)],
-        )
-        .await
-        .map_err(db("removing events"))?;
-    Ok(())
-}
-
-/// [S4].
-async fn delete(
-    round: &mut Round<'_>,
-    stream: &StreamId,
-    expected: ExpectedVersion,
-) -> Result<Result<Outcome>> {
-    let meta = stream_meta(round, stream).await?;
+/// \[S4\].
+fn delete(round: &mut Round<'_>, stream: &StreamId, expected: ExpectedVersion) -> Result<()> {
+    let meta = round.meta(stream);
     let actual = meta.and_then(|m| m.last_version());
     let Some(mut meta) = meta.filter(|_| actual.is_some()) else {
-        return Ok(Err(match expected {
+        return Err(match expected {
             ExpectedVersion::Any | ExpectedVersion::NoStream => {
                 Error::StreamNotFound(stream.clone())
             }
             _ => Error::wrong_version(stream, expected, None),
-        }));
+        });
     };
     if !expected.is_satisfied_by(actual) {
-        return Ok(Err(Error::wrong_version(stream, expected, actual)));
+        return Err(Error::wrong_version(stream, expected, actual));
     }
     meta.deleted = true;
     meta.floor = meta.next_version;
-    remove_below(round, stream, meta.floor).await?;
-    put_meta(round, stream, &meta).await?;
-    Ok(Ok(Outcome::Done))
+    round.removal = Some((stream.as_str().to_string(), meta.floor));
+    round.set_meta(stream, meta);
+    Ok(())
 }
 
-/// [S3].
-async fn truncate(
-    round: &mut Round<'_>,
-    stream: &StreamId,
-    before: Version,
-) -> Result<Result<Outcome>> {
-    let mut meta = match stream_meta(round, stream).await? {
+/// \[S3\].
+fn truncate(round: &mut Round<'_>, stream: &StreamId, before: Version) -> Result<()> {
+    let mut meta = match round.meta(stream) {
         Some(m) if !m.deleted => m,
-        _ => return Ok(Err(Error::StreamNotFound(stream.clone()))),
+        _ => return Err(Error::StreamNotFound(stream.clone())),
     };
     let floor = before.0.min(meta.next_version);
     if floor > meta.floor {
         meta.floor = floor;
-        remove_below(round, stream, floor).await?;
-        put_meta(round, stream, &meta).await?;
+        round.removal = Some((stream.as_str().to_string(), floor));
+        round.set_meta(stream, meta);
     }
-    Ok(Ok(Outcome::Done))
+    Ok(())
 }

@@ -42,7 +42,14 @@ fn main() -> ExitCode {
             .collect();
         return libtest_mimic::run(&args, trials).exit_code();
     }
-    let code = annals_backend_tests::run::<PostgresHarness>();
+    // One case at a time: the cases share one server, where a transaction
+    // of one case (a VACUUM FULL of another compact case, say) holds back
+    // the cleanup another case's compact measures.
+    let args = libtest_mimic::Arguments {
+        test_threads: Some(1),
+        ..libtest_mimic::Arguments::from_args()
+    };
+    let code = annals_backend_tests::run_with::<PostgresHarness>(args);
     support::stop_cluster();
     code
 }

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use annals_backend_tests::support::{Store, all_events, events, sid, tag_query, tagged};
 use annals_core::{
-    Append, AppendCondition, Batch, Direction, Durability, Error, ExpectedVersion, LogBackend,
-    Position, Query, QueryItem, StoreConfig, Version,
+    Append, AppendCondition, Batch, CorruptionAt, Direction, Durability, Error, ExpectedVersion,
+    LogBackend, Position, Query, QueryItem, StoreConfig, Version,
 };
+use annals_postgres::PostgresStore;
 use libtest_mimic::{Arguments, Failed, Trial};
 
 type TestResult = std::result::Result<(), Failed>;
@@ -25,6 +26,21 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// Runs `test` on a store in a fresh schema (given too), then closes it.
+fn in_fresh_store<F, Fut>(test: F) -> TestResult
+where
+    F: FnOnce(Arc<PostgresStore>, String) -> Fut,
+    Fut: Future<Output = Result<(), Error>>,
+{
+    runtime().block_on(async {
+        let schema = support::fresh_schema();
+        let store = Arc::new(support::open(&schema, StoreConfig::default()).await?);
+        test(Arc::clone(&store), schema).await?;
+        store.close().await
+    })?;
+    Ok(())
 }
 
 async fn two_stores() -> (Store, Store) {
@@ -181,9 +197,12 @@ fn commit_order_across_stores() -> TestResult {
         );
         let last = all.last().unwrap().position;
         let mut watch = a.watch_head()?;
-        let reached =
-            tokio::time::timeout(Duration::from_secs(10), watch.wait_for(|h| *h >= last)).await;
-        assert!(reached.is_ok(), "store a's head watch never reached {last}");
+        // (`is_ok_and`: the watch's read guard must not live on, or the
+        // writers' next publication waits for it forever.)
+        let reached = tokio::time::timeout(Duration::from_secs(10), watch.wait_for(|h| *h >= last))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        assert!(reached, "store a's head watch never reached {last}");
         a.close().await?;
         b.close().await?;
         Ok::<_, Error>(())
@@ -217,9 +236,7 @@ fn head_watch_sees_other_stores() -> TestResult {
 // each kind of read on a store with enough rows that a sequential scan
 // would look cheap for an unbounded plan.
 fn reads_are_index_scans() -> TestResult {
-    runtime().block_on(async {
-        let schema = support::fresh_schema();
-        let store = support::open(&schema, StoreConfig::default()).await?;
+    in_fresh_store(|store, _| async move {
         // 5 000 events in 1 000 streams: every table spans many pages.
         for b in 0..10 {
             let mut batch = Batch::default();
@@ -283,19 +300,15 @@ fn reads_are_index_scans() -> TestResult {
                 .await?;
             client_check(&plan, &format!("read_stream {direction:?}"));
         }
-        store.close().await?;
-        Ok::<_, Error>(())
-    })?;
-    Ok(())
+        Ok(())
+    })
 }
 
 // [M6] verify finds damage made behind the store's back, in SQL: a gap in a
 // stream, a missing tag index entry, a stream row disagreeing with its
 // events, an event beyond the head.
 fn verify_finds_damage_made_in_sql() -> TestResult {
-    runtime().block_on(async {
-        let schema = support::fresh_schema();
-        let store = support::open(&schema, StoreConfig::default()).await?;
+    in_fresh_store(|store, schema| async move {
         store
             .append(
                 &sid("a"),
@@ -310,19 +323,14 @@ fn verify_finds_damage_made_in_sql() -> TestResult {
         assert!(report.is_clean(), "{:?}", report.problems);
         assert_eq!((report.events, report.streams), (4, 2));
 
-        let (client, connection) =
-            tokio_postgres::connect(&support::cluster().conninfo(), tokio_postgres::NoTls)
-                .await
-                .unwrap();
-        tokio::spawn(connection);
-        client
-            .batch_execute(&format!(
-                "SET search_path TO {schema};
-                 DELETE FROM annals_events WHERE stream_id = 'a' AND version = 1;
+        support::admin(&schema)
+            .await
+            .batch_execute(
+                "DELETE FROM annals_events WHERE stream_id = 'a' AND version = 1;
                  DELETE FROM annals_event_tags WHERE position = 3;
                  UPDATE annals_streams SET next_version = 5 WHERE stream_id = 'b';
-                 UPDATE annals_events SET position = 99 WHERE stream_id = 'b';"
-            ))
+                 UPDATE annals_events SET position = 99 WHERE stream_id = 'b';",
+            )
             .await
             .unwrap();
         let report = store.verify(None).await?;
@@ -341,10 +349,8 @@ fn verify_finds_damage_made_in_sql() -> TestResult {
             has("event at position 99: is beyond the store's head"),
             "{text:?}"
         );
-        store.close().await?;
-        Ok::<_, Error>(())
-    })?;
-    Ok(())
+        Ok(())
+    })
 }
 
 // [D5] A relaxed store whose server crashes: after the restart, no position
@@ -421,6 +427,358 @@ fn opens_by_url() -> TestResult {
     Ok(())
 }
 
+// [R8] A NOTIFY is only a hint: a role with no rights on the store's
+// schema announces a forged head on the store's channel. The head watch
+// never passes the head in the table, and live waiters still see the real
+// appends that follow.
+fn forged_notify_is_only_a_hint() -> TestResult {
+    in_fresh_store(|store, schema| async move {
+        let first = store
+            .append(&sid("a"), ExpectedVersion::NoStream, events(1))
+            .await?;
+        let admin = support::admin(&schema).await;
+        admin
+            .batch_execute(
+                "DO $$ BEGIN CREATE ROLE mallory LOGIN; \
+                 EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+            )
+            .await
+            .unwrap();
+        let mallory = support::connect_as("mallory", None).await;
+        // mallory cannot read the store …
+        let denied = mallory
+            .query(&format!("SELECT head FROM {schema}.annals_head"), &[])
+            .await;
+        assert!(denied.is_err(), "mallory has rights on the schema");
+        // … but anyone may NOTIFY on any channel.
+        for forged in ["18446744073709551615", "9223372036854775807", "2", "junk"] {
+            mallory
+                .batch_execute(&format!("NOTIFY {schema}_annals_head, '{forged}'"))
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let watch = store.watch_head()?;
+        assert_eq!(
+            *watch.borrow(),
+            first.last_position,
+            "a forged NOTIFY moved the head watch"
+        );
+        let mut waiter = store.watch_head()?;
+        let next = store
+            .append(&sid("a"), ExpectedVersion::Any, events(2))
+            .await?;
+        let reached = tokio::time::timeout(
+            Duration::from_secs(10),
+            waiter.wait_for(|h| *h == next.last_position),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        assert!(reached, "the real append never reached the watch");
+        Ok(())
+    })
+}
+
+// [M6] A row written behind the store's back that does not decode (a NULL
+// in its tags): every read that meets it answers Corruption naming its
+// position, never a panic; the writer meets it in a condition check,
+// answers that append, and goes on serving the next ones.
+fn bad_row_is_corruption_and_the_writer_survives() -> TestResult {
+    in_fresh_store(|store, schema| async move {
+        store
+            .append(
+                &sid("a"),
+                ExpectedVersion::NoStream,
+                vec![tagged("T", &["x"])],
+            )
+            .await?;
+        let admin = support::admin(&schema).await;
+        admin
+            .batch_execute(
+                "INSERT INTO annals_events (position, stream_id, version, event_type, tags, \
+                     event_id, data, metadata, recorded_at) \
+                 VALUES (2, 'bad', 0, 'T', ARRAY[NULL]::text[], gen_random_uuid(), '', '', 0);
+                 INSERT INTO annals_event_tags VALUES ('x', 2);
+                 INSERT INTO annals_streams VALUES ('bad', 1, 0, 0, false);
+                 UPDATE annals_head SET head = 2;",
+            )
+            .await
+            .unwrap();
+        let corrupt_at_2 = |r: annals_core::Result<annals_core::Page>, what: &str| match r {
+            Err(Error::Corruption {
+                at: CorruptionAt::Position(Position(2)),
+                message,
+            }) if message.contains("position 2") => {}
+            other => panic!("{what}: expected Corruption at position 2, got {other:?}"),
+        };
+        corrupt_at_2(
+            store
+                .read_all(Position(0), 10, Direction::Forward, None)
+                .await,
+            "read_all",
+        );
+        corrupt_at_2(
+            store
+                .read_all(Position(0), 10, Direction::Forward, Some(&tag_query("x")))
+                .await,
+            "tag query",
+        );
+        match store
+            .read_stream(&sid("bad"), Version(0), 10, Direction::Forward)
+            .await
+        {
+            Err(Error::Corruption {
+                at: CorruptionAt::Position(Position(2)),
+                message,
+            }) if message.contains("position 2") => {}
+            other => panic!("read_stream: expected Corruption, got {other:?}"),
+        }
+        // The writer reads the row while checking a condition (and looking
+        // for a retry of this append).
+        let conditional = Append::new(sid("c"), ExpectedVersion::Any, vec![tagged("T", &["x"])])
+            .condition(AppendCondition::new(tag_query("x"), Some(Position(1))));
+        match store.append_with(conditional).await {
+            Err(Error::Corruption { .. } | Error::AppendConditionFailed { .. }) => {}
+            other => panic!("conditional append: got {other:?}"),
+        }
+        // The writer is alive.
+        let r = store
+            .append(&sid("c"), ExpectedVersion::Any, events(1))
+            .await?;
+        assert_eq!(r.first_position, Position(3));
+        store.health().await?;
+        Ok(())
+    })
+}
+
+/// A certificate authority and a server certificate it signed for
+/// 127.0.0.1 (not 127.0.0.2): (CA PEM, server certificate PEM, server key PEM).
+fn test_certificates() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "annals test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let mut server = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "annals test server");
+    let server_cert = server.signed_by(&server_key, &issuer).unwrap();
+    (ca_cert.pem(), server_cert.pem(), server_key.serialize_pem())
+}
+
+// TLS: a cluster with a certificate of its own CA. verify-full connects to
+// the name in the certificate (and every connection of the store is
+// encrypted); it refuses another name and another CA; verify-ca accepts
+// another name; require encrypts without checking; disable does not encrypt.
+fn tls_modes() -> TestResult {
+    use annals_postgres::PostgresOptions;
+    use annals_postgres::cluster::{ClusterOptions, ServerTls, TempCluster};
+    let (ca, cert_pem, key_pem) = test_certificates();
+    let (other_ca, _, _) = test_certificates();
+    let cluster = TempCluster::start(ClusterOptions {
+        tls: Some(ServerTls { cert_pem, key_pem }),
+        max_connections: 50,
+        ..ClusterOptions::default()
+    })?;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let other_file = dir.path().join("other-ca.pem");
+    std::fs::write(&other_file, other_ca).unwrap();
+    let (ca_file, other_file) = (ca_file.to_str().unwrap(), other_file.to_str().unwrap());
+    let good = cluster.tcp_url("127.0.0.1").unwrap();
+    let other_name = cluster.tcp_url("127.0.0.2").unwrap();
+    runtime().block_on(async {
+        let open = |url: &str, params: Vec<(&str, &str)>| {
+            let url = url.to_string();
+            let mut params = params;
+            params.push(("schema", "tls"));
+            params.push(("pool_size", "2"));
+            let options = PostgresOptions::from_params(params);
+            async move { annals_postgres::open(&url, options?).await }
+        };
+        // Plain and encrypted client connections, counted by the server.
+        let (admin, connection) =
+            tokio_postgres::connect(&cluster.conninfo(), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        let tcp_connections = || async {
+            let row = admin
+                .query_one(
+                    "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl) \
+                     FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+                     WHERE a.client_addr IS NOT NULL",
+                    &[],
+                )
+                .await
+                .unwrap();
+            (row.get::<_, i64>(0), row.get::<_, i64>(1))
+        };
+
+        let full = [("sslmode", "verify-full"), ("sslrootcert", ca_file)];
+        let store = open(&good, full.to_vec()).await?;
+        store
+            .append(&sid("tls"), ExpectedVersion::NoStream, events(2))
+            .await?;
+        let (encrypted, plain) = tcp_connections().await;
+        assert!(encrypted >= 2, "{encrypted} encrypted connections");
+        assert_eq!(plain, 0, "a connection of the store is not encrypted");
+        store.close().await?;
+
+        let refused = |r: annals_core::Result<annals_postgres::PostgresStore>, what: &str| {
+            let e = r.err().unwrap_or_else(|| panic!("{what}: connected"));
+            let mut chain = format!("{e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                chain.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            assert!(
+                chain.to_lowercase().contains("certificate"),
+                "{what}: {chain}"
+            );
+        };
+        refused(
+            open(&other_name, full.to_vec()).await,
+            "verify-full, another name",
+        );
+        refused(
+            open(
+                &good,
+                vec![("sslmode", "verify-full"), ("sslrootcert", other_file)],
+            )
+            .await,
+            "verify-full, another CA",
+        );
+        refused(
+            open(
+                &good,
+                vec![("sslmode", "verify-ca"), ("sslrootcert", other_file)],
+            )
+            .await,
+            "verify-ca, another CA",
+        );
+        let ca_only = [("sslmode", "verify-ca"), ("sslrootcert", ca_file)];
+        open(&other_name, ca_only.to_vec()).await?.close().await?;
+        open(&good, vec![("sslmode", "require")])
+            .await?
+            .close()
+            .await?;
+
+        let store = open(&good, vec![("sslmode", "disable")]).await?;
+        store
+            .append(&sid("plain"), ExpectedVersion::NoStream, events(1))
+            .await?;
+        let (_, plain) = tcp_connections().await;
+        assert!(plain >= 2, "sslmode=disable: {plain} plain connections");
+        store.close().await?;
+
+        for (params, message) in [
+            (vec![("sslmode", "verify-full")], "needs option sslrootcert"),
+            (vec![("sslmode", "always")], "option sslmode = \"always\""),
+            (
+                vec![("sslmode", "verify-ca"), ("sslrootcert", "/no/such/ca.pem")],
+                "/no/such/ca.pem",
+            ),
+        ] {
+            match open(&good, params).await {
+                Err(Error::InvalidInput { message: m, .. }) if m.contains(message) => {}
+                other => panic!("expected InvalidInput with {message:?}, got {other:?}"),
+            }
+        }
+        Ok::<_, Error>(())
+    })?;
+    cluster.stop()?;
+    Ok(())
+}
+
+// [A5] The writer's queue is bounded: many more concurrent appends than it
+// holds all wait for room and succeed (none is refused), each at its own
+// position. Copies of one append sent at once (they land in one round, so
+// the writer must commit the first before it can recognise the others) all
+// answer the same result and write once.
+fn back_pressure_and_retries_in_one_round() -> TestResult {
+    in_fresh_store(|store, _| async move {
+        let n = 2 * annals_postgres::WRITE_QUEUE + 100;
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .append(
+                            &sid(&format!("bp-{i}")),
+                            ExpectedVersion::NoStream,
+                            events(1),
+                        )
+                        .await
+                })
+            })
+            .collect();
+        let mut positions = Vec::with_capacity(n);
+        for t in tasks {
+            positions.push(t.await.unwrap()?.first_position.0);
+        }
+        positions.sort_unstable();
+        assert_eq!(positions, (1..=n as u64).collect::<Vec<_>>());
+
+        let same = events(3);
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (store, same) = (store.clone(), same.clone());
+                tokio::spawn(async move {
+                    store
+                        .append(&sid("dup"), ExpectedVersion::NoStream, same)
+                        .await
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap()?);
+        }
+        assert!(results.windows(2).all(|w| w[0] == w[1]), "{results:?}");
+        assert_eq!(store.stream_version(&sid("dup")).await?, Version(2));
+        Ok(())
+    })
+}
+
+// [D3] Tags travel to the server as array literals: any text reads back
+// as written, and tag queries find it.
+fn odd_tags_read_back_as_written() -> TestResult {
+    in_fresh_store(|store, _| async move {
+        let odd = [
+            "a\"b", "c\\d", "{x,y}", " spaced ", "NULL", "ü→∅", "'", ",", "\\\"", "}{",
+        ];
+        let tags: Vec<&str> = odd.to_vec();
+        let r = store
+            .append(
+                &sid("odd"),
+                ExpectedVersion::NoStream,
+                vec![tagged("T", &tags), tagged("U", &[])],
+            )
+            .await?;
+        let page = store
+            .read_stream(&sid("odd"), Version(0), 10, Direction::Forward)
+            .await?;
+        assert_eq!(page.events[0].tags, odd);
+        assert!(page.events[1].tags.is_empty());
+        for tag in odd {
+            let found = store
+                .read_all(Position(0), 10, Direction::Forward, Some(&tag_query(tag)))
+                .await?;
+            assert_eq!(found.events.len(), 1, "{tag:?}");
+            assert_eq!(found.events[0].position, r.first_position);
+        }
+        Ok(())
+    })
+}
+
 fn main() -> ExitCode {
     let args = Arguments::from_args();
     let tests: Vec<Test> = vec![
@@ -436,6 +794,20 @@ fn main() -> ExitCode {
         ("head_watch_sees_other_stores", head_watch_sees_other_stores),
         ("reads_are_index_scans", reads_are_index_scans),
         ("opens_by_url", opens_by_url),
+        ("forged_notify_is_only_a_hint", forged_notify_is_only_a_hint),
+        ("tls_modes", tls_modes),
+        (
+            "odd_tags_read_back_as_written",
+            odd_tags_read_back_as_written,
+        ),
+        (
+            "back_pressure_and_retries_in_one_round",
+            back_pressure_and_retries_in_one_round,
+        ),
+        (
+            "bad_row_is_corruption_and_the_writer_survives",
+            bad_row_is_corruption_and_the_writer_survives,
+        ),
         (
             "verify_finds_damage_made_in_sql",
             verify_finds_damage_made_in_sql,

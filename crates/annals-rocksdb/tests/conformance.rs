@@ -36,6 +36,10 @@ impl Harness for RocksHarness {
     fn capabilities() -> Capabilities {
         Capabilities::ALL
     }
+
+    fn files(&self) -> Option<std::path::PathBuf> {
+        Some(self.dir.path().to_path_buf())
+    }
 }
 
 fn main() -> ExitCode {

@@ -29,6 +29,10 @@ impl Harness for SledHarness {
     fn capabilities() -> Capabilities {
         Capabilities::ALL
     }
+
+    fn files(&self) -> Option<std::path::PathBuf> {
+        Some(self.0.path().to_path_buf())
+    }
 }
 
 fn main() -> ExitCode {

@@ -1,5 +1,5 @@
 //! Consumer checkpoints: the last position a named consumer has processed,
-//! kept in the aux space ([X1]) under `annals-store/checkpoint/<name>`.
+//! kept in the aux space (\[X1\]) under `annals-store/checkpoint/<name>`.
 
 use annals_core::{Append, AppendResult, AuxWrite, Batch, Position, Query, Result};
 

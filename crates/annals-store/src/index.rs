@@ -12,7 +12,7 @@
 //! An index's entries belong to a *generation*. The generation lookups read
 //! is named by the index's `state` record; a rebuild builds a new one
 //! beside it, named by the `next` record, and when it has caught up with
-//! the log switches `state` to it in one conditional aux write ([X2]).
+//! the log switches `state` to it in one conditional aux write (\[X2\]).
 //! Only then is the old generation deleted. So a lookup during a rebuild is
 //! answered from the previous generation, which stays complete (lookups
 //! keep it caught up), in every process sharing the store.
@@ -498,12 +498,14 @@ impl Index<'_> {
 
     /// Indexes every event after `state`'s cursor into its generation, page
     /// by page, each page's entries written with the move of its record,
-    /// conditional on the record being unchanged ([X2]). Answers the record
+    /// conditional on the record being unchanged (\[X2\]). Answers the record
     /// caught up with the head as of the call, or `None` when it was
     /// replaced by another generation meanwhile.
     async fn catch_up(&self, record: Record, mut state: IndexState) -> Result<Option<IndexState>> {
         let budget = self.budget();
-        let record_bytes = keys::index_record(self.name(), record).len() + state.encode().len();
+        // The record's write: its key, its new value and the old one its
+        // condition compares with ([X1] counts all three).
+        let record_bytes = keys::index_record(self.name(), record).len() + 2 * state.encode().len();
         'pages: loop {
             let page = self
                 .backend
@@ -681,13 +683,13 @@ impl Index<'_> {
     }
 
     /// Removes the entries of events deleted or truncated since they were
-    /// indexed (they never come back, [S3] [S4]), counting them in the
+    /// indexed (they never come back, \[S3\] \[S4\]), counting them in the
     /// record. Best effort: when others keep changing the record, what is
     /// left is removed by a later lookup.
     async fn remove_stale(&self, mut state: IndexState, mut stale: Vec<Vec<u8>>) -> Result<()> {
         let budget = self.budget();
         let key = keys::index_record(self.name(), Record::Current);
-        let mut bytes = key.len() + state.encode().len();
+        let mut bytes = key.len() + 2 * state.encode().len();
         let mut fitting = 1;
         stale.retain(|entry| {
             fitting += 1;

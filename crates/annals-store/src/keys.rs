@@ -1,4 +1,4 @@
-//! Where the store keeps its data in the backend's aux space ([X1]), and
+//! Where the store keeps its data in the backend's aux space (\[X1\]), and
 //! how values are encoded. Every key starts with [`PREFIX`], so the store
 //! never collides with an application's own aux keys.
 //!
@@ -8,6 +8,10 @@
 //! annals-store/index/<name>/state                 the generation lookups read: a generation record
 //! annals-store/index/<name>/next                  the generation a rebuild is building: a generation record
 //! annals-store/index/<name>/g/<generation u64 BE>/<escaped key> 00 01 <position u64 BE>    (empty)
+//! annals-store/shred/check                        1, nonce (24), sealed check text
+//! annals-store/shred/key/<subject id, 32 hex>     1, generation (16), nonce (24), wrapped key (48)
+//! annals-store/retention/stream/<stream id>       policy (JSON)
+//! annals-store/retention/prefix/<prefix>          policy (JSON)
 //! ```
 //!
 //! A generation record is `2`, indexer version (u32 BE), generation
@@ -30,6 +34,16 @@ pub const PREFIX: &str = "annals-store/";
 const CHECKPOINT: &str = "annals-store/checkpoint/";
 const SNAPSHOT: &str = "annals-store/snapshot/";
 const INDEX: &str = "annals-store/index/";
+/// The key check of crypto-shredding (see the `shred` module).
+pub(crate) const SHRED_CHECK: &[u8] = b"annals-store/shred/check";
+const SHRED_KEY: &str = "annals-store/shred/key/";
+const _: () = assert!(SHRED_KEY.len() > crate::shred::KEYS_PREFIX.len());
+/// Every retention policy.
+pub(crate) const RETENTION: &str = "annals-store/retention/";
+/// Retention policies of single streams.
+pub(crate) const RETENTION_STREAM: &str = "annals-store/retention/stream/";
+/// Retention defaults by stream id prefix.
+pub(crate) const RETENTION_PREFIX: &str = "annals-store/retention/prefix/";
 
 /// Longest checkpoint or index name, in bytes.
 pub const MAX_NAME_BYTES: usize = 128;
@@ -155,6 +169,43 @@ pub(crate) fn decode_snapshot(key: &[u8], value: &[u8]) -> Result<(Version, Vec<
             ),
         )),
     }
+}
+
+/// The key of the data key of the subject with id `subject`.
+pub(crate) fn shred_key(subject: &[u8; 16]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(SHRED_KEY.len() + 32);
+    key.extend_from_slice(SHRED_KEY.as_bytes());
+    for b in subject {
+        key.extend_from_slice(format!("{b:02x}").as_bytes());
+    }
+    key
+}
+
+/// The key of `stream`'s own retention policy; `InvalidInput` for an id
+/// too long to fit.
+pub(crate) fn retention_stream(stream: &StreamId) -> Result<Vec<u8>> {
+    long_key(RETENTION_STREAM, stream.as_str(), "a retention policy")
+}
+
+/// The key of the retention default of `prefix`.
+pub(crate) fn retention_prefix(prefix: &str) -> Result<Vec<u8>> {
+    long_key(RETENTION_PREFIX, prefix, "a retention default")
+}
+
+fn long_key(base: &str, id: &str, what: &str) -> Result<Vec<u8>> {
+    let key = [base.as_bytes(), id.as_bytes()].concat();
+    if key.len() > MAX_AUX_KEY_BYTES {
+        return Err(Error::malformed(
+            Field::Setting,
+            format!(
+                "stream id {:?}… is {} bytes: {what} needs an id of at most {} bytes",
+                truncate(id, 40),
+                id.len(),
+                MAX_AUX_KEY_BYTES - base.len()
+            ),
+        ));
+    }
+    Ok(key)
 }
 
 /// Which generation record of an index.

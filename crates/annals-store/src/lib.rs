@@ -25,6 +25,19 @@
 //!   entries deleted behind its back and builds it again.
 //! - **Typed events** ([`TypedEvent`], [`EventStore::append_typed`],
 //!   [`EventStore::read_typed`]): Rust types stored as JSON.
+//! - **Living with history**: *upcasting* (a schema
+//!   [`VERSION`](TypedEvent::VERSION) per typed event, chains of
+//!   [upcasters](EventStoreBuilder::upcaster) and type
+//!   [aliases](EventStoreBuilder::alias), applied on read);
+//!   *crypto-shredding* (data sealed per [subject](TypedEvent::subject)
+//!   with a key wrapped by the application's [`MasterKey`];
+//!   [`EventStore::forget`] deletes the key and the data reads as
+//!   [`Decoded::Erased`]); *retention* ([`RetentionPolicy`] per stream or
+//!   by prefix, honoured by reads through the store at once and enforced
+//!   with `truncate_stream` by [`EventStore::enforce_retention`]). Reads
+//!   through the store ([`EventStore::read_stream`], subscriptions,
+//!   [`EventStore::load`], [`EventStore::read_typed`]) apply all three;
+//!   the backend's own reads return events as stored.
 //!
 //! Everything the store keeps lives in the backend's aux space under
 //! `annals-store/` (the layout is in the `keys` module's source), so any
@@ -56,6 +69,7 @@
 //! [`docs/contract.md`](https://github.com/annals-rs/annals/blob/main/docs/contract.md) in the repository.
 #![forbid(unsafe_code)]
 
+use annals_core::FailedCondition;
 use std::fmt;
 use std::sync::Arc;
 
@@ -64,17 +78,28 @@ use annals_core::{Error, Field, LogBackend, Position, Query, Result, StreamId, V
 mod checkpoint;
 mod index;
 mod keys;
+pub mod retention;
+mod reveal;
+pub mod shred;
 mod snapshot;
 mod subscription;
 mod typed;
+pub mod upcast;
 
 pub use index::{IndexCheck, IndexStatus, Indexer};
 pub use keys::{MAX_NAME_BYTES, PREFIX as AUX_PREFIX};
+pub use retention::{
+    Clock, ManualClock, PolicySource, RetentionPolicy, RetentionReport, SystemClock,
+};
+pub use shred::{Decoded, MasterKey, is_sealed};
 pub use snapshot::Snapshot;
 pub use subscription::Subscription;
 pub use typed::{Typed, TypedEvent};
 
 use index::IndexSlot;
+use reveal::History;
+use shred::KeyRing;
+use upcast::{SchemaBuilder, UpcastFn};
 
 /// Largest default page: what a subscription, `load` and index catch-up
 /// read at a time, unless the backend's `max_read_count` is smaller.
@@ -92,6 +117,7 @@ struct Inner {
     backend: Arc<dyn LogBackend>,
     page_size: usize,
     indexes: Vec<IndexSlot>,
+    history: History,
 }
 
 impl fmt::Debug for EventStore {
@@ -101,6 +127,7 @@ impl fmt::Debug for EventStore {
             .field("backend", &self.inner.backend)
             .field("page_size", &self.inner.page_size)
             .field("indexes", &indexes)
+            .field("history", &self.inner.history)
             .finish()
     }
 }
@@ -115,6 +142,11 @@ impl EventStore {
                 backend,
                 page_size,
                 indexes: Vec::new(),
+                history: History {
+                    schema: Default::default(),
+                    keys: None,
+                    clock: Arc::new(SystemClock),
+                },
             }),
         }
     }
@@ -125,6 +157,9 @@ impl EventStore {
             backend,
             page_size: None,
             indexers: Vec::new(),
+            schema: SchemaBuilder::default(),
+            master_key: None,
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -150,24 +185,14 @@ impl EventStore {
     /// [`Subscription`]. An invalid query is `Error::InvalidInput`; a
     /// closed store is `Error::Closed`.
     pub fn subscribe_all(&self, from: Position, query: Option<Query>) -> Result<Subscription> {
-        Subscription::all(
-            self.inner.backend.clone(),
-            from,
-            query,
-            self.inner.page_size,
-        )
+        Subscription::all(self.clone(), from, query, self.inner.page_size)
     }
 
     /// Every event of `stream` with a version ≥ `from`, then every new one
     /// as it is appended: see [`Subscription`]. A stream that does not
     /// exist yet (or was deleted) is waited for.
     pub fn subscribe_stream(&self, stream: &StreamId, from: Version) -> Result<Subscription> {
-        Subscription::stream(
-            self.inner.backend.clone(),
-            stream.clone(),
-            from,
-            self.inner.page_size,
-        )
+        Subscription::stream(self.clone(), stream.clone(), from, self.inner.page_size)
     }
 
     /// Closes the backend (\[M4\]): subscriptions end with `Error::Closed`.
@@ -180,12 +205,16 @@ fn default_page_size(backend: &dyn LogBackend) -> usize {
     backend.limits().max_read_count.clamp(1, DEFAULT_PAGE_SIZE)
 }
 
-/// Builds an [`EventStore`]: page size and indexes.
+/// Builds an [`EventStore`]: page size, indexes, upcasters and aliases,
+/// the master key of crypto-shredding, the clock of retention.
 #[must_use]
 pub struct EventStoreBuilder {
     backend: Arc<dyn LogBackend>,
     page_size: Option<usize>,
     indexers: Vec<Arc<dyn Indexer>>,
+    schema: SchemaBuilder,
+    master_key: Option<MasterKey>,
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for EventStoreBuilder {
@@ -195,6 +224,10 @@ impl fmt::Debug for EventStoreBuilder {
             .field("backend", &self.backend)
             .field("page_size", &self.page_size)
             .field("indexers", &names)
+            .field("upcasters", &self.schema.upcasters.len())
+            .field("aliases", &self.schema.aliases)
+            .field("master_key", &self.master_key)
+            .field("clock", &self.clock)
             .finish()
     }
 }
@@ -218,14 +251,82 @@ impl EventStoreBuilder {
         self
     }
 
+    /// Registers the upcaster of event type `event_type` from schema
+    /// version `from` to `from + 1`: it gets the JSON data of version
+    /// `from` and returns that of the next version. Reads through the store
+    /// chain upcasters from an event's stored version to the highest one
+    /// registered for its type (see [`TypedEvent::VERSION`]). Version 0,
+    /// two upcasters from one version, or one registered under an aliased
+    /// name is `Error::InvalidInput` when the store opens.
+    ///
+    /// ```
+    /// # async fn f(backend: std::sync::Arc<dyn annals_core::LogBackend>) -> annals_core::Result<()> {
+    /// let store = annals_store::EventStore::builder(backend)
+    ///     // v1 had "name"; v2 splits it.
+    ///     .upcaster("UserRegistered", 1, |mut v| {
+    ///         let name = v["name"].take();
+    ///         v["first_name"] = name;
+    ///         v["last_name"] = "".into();
+    ///         Ok(v)
+    ///     })
+    ///     .open()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn upcaster<F>(mut self, event_type: impl Into<String>, from: u32, upcaster: F) -> Self
+    where
+        F: Fn(serde_json::Value) -> std::result::Result<serde_json::Value, annals_core::BoxError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        let f: Arc<UpcastFn> = Arc::new(upcaster);
+        self.schema.upcasters.push((event_type.into(), from, f));
+        self
+    }
+
+    /// Renames event type `old` to `new` on read: events stored as `old`
+    /// read as `new` (then go through `new`'s upcasters; versions carry on
+    /// across the rename). Chains (`A` → `B` → `C`) are followed; a cycle
+    /// is `Error::InvalidInput` when the store opens. Queries and
+    /// subscriptions filtered by type match the *stored* type: filter by
+    /// both names while old events remain.
+    pub fn alias(mut self, old: impl Into<String>, new: impl Into<String>) -> Self {
+        self.schema.aliases.push((old.into(), new.into()));
+        self
+    }
+
+    /// The master key of crypto-shredding: it wraps the subjects' data
+    /// keys (see [`MasterKey`] and [`EventStore::forget`]). Without it,
+    /// sealing an event or forgetting a subject is `Error::InvalidInput`
+    /// and sealed data stays sealed on read.
+    pub fn master_key(mut self, key: MasterKey) -> Self {
+        self.master_key = Some(key);
+        self
+    }
+
+    /// The clock retention measures the age of events with (default: the
+    /// system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
     /// The event store. Each index is built from the log if its data is
     /// missing or unreadable, or was made by an older version of its
     /// indexer; otherwise its entries are counted (O(entries)) and it is
     /// built again when some are missing or extra ([`EventStore::verify_index`]),
     /// then caught up. A rebuild a crash interrupted is finished. A bad page
     /// size or index name, two indexes of one name, or an index built by a
-    /// newer version of its indexer is `Error::InvalidInput`.
+    /// newer version of its indexer, bad upcasters or aliases, or a master
+    /// key other than the one the store's data keys were made with is
+    /// `Error::InvalidInput`.
     pub async fn open(self) -> Result<EventStore> {
+        let schema = self.schema.build()?;
+        let keys = match &self.master_key {
+            Some(master) => Some(check_master_key(self.backend.as_ref(), master).await?),
+            None => None,
+        };
         let page_size = match self.page_size {
             None => default_page_size(self.backend.as_ref()),
             Some(n) => {
@@ -249,6 +350,11 @@ impl EventStoreBuilder {
                 backend: self.backend,
                 page_size,
                 indexes,
+                history: History {
+                    schema,
+                    keys,
+                    clock: self.clock,
+                },
             }),
         };
         for slot in &store.inner.indexes {
@@ -256,4 +362,30 @@ impl EventStoreBuilder {
         }
         Ok(store)
     }
+}
+
+/// The key ring of `master`, after checking it against the store's key
+/// check (made now if the store has none).
+async fn check_master_key(backend: &dyn LogBackend, master: &MasterKey) -> Result<KeyRing> {
+    let ring = KeyRing::new(master);
+    // A lost race to create the check means it exists on the next try.
+    for _ in 0..3 {
+        let existing = backend.aux_get(keys::SHRED_CHECK).await?;
+        match ring.check(existing.as_deref())? {
+            None => return Ok(ring),
+            Some(value) => {
+                let write = annals_core::AuxWrite::put(keys::SHRED_CHECK, value).if_absent();
+                match backend.aux_write(vec![write]).await {
+                    Ok(()) => return Ok(ring),
+                    // Another process made it first: check against theirs.
+                    Err(Error::AppendConditionFailed { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    Err(Error::condition_failed(
+        FailedCondition::AuxKey(keys::SHRED_CHECK.to_vec()),
+        "the key check of the store kept changing while opening it",
+    ))
 }

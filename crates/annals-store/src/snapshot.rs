@@ -139,14 +139,16 @@ impl EventStore {
 
     /// The latest snapshot of `stream` and every readable event after it
     /// (every event, without a snapshot), oldest first: what rebuilding the
-    /// stream's state needs. `Error::StreamNotFound` if the stream does not
-    /// exist.
+    /// stream's state needs. The events come through the store's read path
+    /// ([`EventStore::read_stream`]): retention, decryption, aliases,
+    /// upcasting. `Error::StreamNotFound` if the stream does not exist.
     pub async fn load(&self, stream: &StreamId) -> Result<(Option<Snapshot>, Vec<RecordedEvent>)> {
         let snapshot = self.latest_snapshot(stream).await?;
         let mut from = match &snapshot {
             Some(s) => Version(s.version.0.saturating_add(1)),
             None => Version::FIRST,
         };
+        from = from.max(self.first_kept(stream).await?);
         let page_size = self.inner.page_size;
         let mut events = Vec::new();
         loop {
@@ -158,7 +160,7 @@ impl EventStore {
             if let Some(last) = page.events.last() {
                 from = Version(last.stream_version.0.saturating_add(1));
             }
-            events.extend(page.events);
+            events.extend(self.reveal(page.events).await?);
             if short {
                 return Ok((snapshot, events));
             }

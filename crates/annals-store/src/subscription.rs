@@ -1,18 +1,19 @@
 //! Subscriptions: catch up by reading the log in pages, then follow new
-//! commits through the head watch ([R8]).
+//! commits through the head watch (\[R8\]). Each page goes through the
+//! store's read path (retention, decryption, aliases, upcasting).
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use annals_core::{
-    Direction, Error, HeadWatch, LogBackend, Position, Query, RecordedEvent, Result, StreamId,
-    Version,
+    Direction, Error, HeadWatch, Position, Query, RecordedEvent, Result, StreamId, Version,
 };
 use futures::Stream;
 use futures::stream::BoxStream;
+
+use crate::EventStore;
 
 /// A live, ordered stream of events: every event from where it started,
 /// then every new one as it is committed, in commit order, each exactly
@@ -23,7 +24,14 @@ use futures::stream::BoxStream;
 /// It holds at most one page of events: it reads a page from the log, hands
 /// it out, and reads the next one, so a slow consumer simply reads the log
 /// later and costs no memory. Once caught up it waits on the store's head
-/// watch, which is all a commit costs a waiting subscription. It never ends
+/// watch, which is all a commit costs a waiting subscription.
+///
+/// Events come through the store's read path: those retention leaves out
+/// are skipped, sealed data is opened (an erased event comes with its data
+/// still sealed: [`EventStore::decode`](crate::EventStore::decode) reads it
+/// as [`Decoded::Erased`](crate::Decoded::Erased), which does not stop a
+/// projection), old types and schema versions are brought to today's.
+/// It never ends
 /// on its own: after an error (for instance [`Error::Closed`] once the
 /// store is closed) it yields that error and then ends. Dropping it stops
 /// it.
@@ -57,7 +65,7 @@ enum Source {
 }
 
 struct Follower {
-    backend: Arc<dyn LogBackend>,
+    store: EventStore,
     source: Source,
     page_size: usize,
     watch: HeadWatch,
@@ -70,7 +78,7 @@ struct Follower {
 }
 
 impl Subscription {
-    fn start(backend: Arc<dyn LogBackend>, source: Source, page_size: usize) -> Result<Self> {
+    fn start(store: EventStore, source: Source, page_size: usize) -> Result<Self> {
         if let Source::All {
             query: Some(query), ..
         } = &source
@@ -79,9 +87,9 @@ impl Subscription {
         }
         // The watch is taken before the first read, so no commit after that
         // read can pass unnoticed.
-        let watch = backend.watch_head()?;
+        let watch = store.backend().watch_head()?;
         let follower = Follower {
-            backend,
+            store,
             source,
             page_size,
             watch,
@@ -99,22 +107,22 @@ impl Subscription {
     }
 
     pub(crate) fn all(
-        backend: Arc<dyn LogBackend>,
+        store: EventStore,
         from: Position,
         query: Option<Query>,
         page_size: usize,
     ) -> Result<Self> {
         let source = Source::All { next: from, query };
-        Self::start(backend, source, page_size)
+        Self::start(store, source, page_size)
     }
 
     pub(crate) fn stream(
-        backend: Arc<dyn LogBackend>,
+        store: EventStore,
         stream: StreamId,
         from: Version,
         page_size: usize,
     ) -> Result<Self> {
-        Self::start(backend, Source::Stream { stream, next: from }, page_size)
+        Self::start(store, Source::Stream { stream, next: from }, page_size)
     }
 }
 
@@ -150,10 +158,10 @@ impl Follower {
 
     /// Reads the next page into the buffer, moving `next` past it.
     async fn read_page(&mut self) -> Result<()> {
+        let backend = self.store.backend();
         let events = match &mut self.source {
             Source::All { next, query } => {
-                let page = self
-                    .backend
+                let page = backend
                     .read_all(*next, self.page_size, Direction::Forward, query.as_ref())
                     .await?;
                 if let Some(last) = page.events.last() {
@@ -162,8 +170,7 @@ impl Follower {
                 page.events
             }
             Source::Stream { stream, next } => {
-                let read = self
-                    .backend
+                let read = backend
                     .read_stream(stream, *next, self.page_size, Direction::Forward)
                     .await;
                 let events = match read {
@@ -179,8 +186,10 @@ impl Follower {
                 events
             }
         };
+        // Caught up is decided on what the log held, before retention
+        // leaves anything out.
         self.caught_up = events.len() < self.page_size;
-        self.buffer.extend(events);
+        self.buffer.extend(self.store.reveal(events).await?);
         Ok(())
     }
 }

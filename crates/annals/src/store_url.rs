@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
 use annals_core::{Error, Field, Result};
@@ -63,18 +63,29 @@ impl Scheme {
         }
     }
 
-    /// Whether a URL of this scheme names a file or folder (every scheme
-    /// but `memory`).
+    /// Whether a URL of this scheme names a file or folder (`redb`,
+    /// `rocksdb`, `sled`; not `memory`, nor `postgres`, whose URL names a
+    /// server).
     pub fn takes_path(self) -> bool {
-        self != Scheme::Memory
+        !matches!(self, Scheme::Memory | Scheme::Postgres)
+    }
+
+    /// Whether a URL of this scheme names a database server
+    /// (`postgres://user:password@host:port/db`): its part between `://`
+    /// and `?` is the connection, passed as written to the driver, and its
+    /// password is never shown ([`StoreUrl::redacted`]).
+    pub fn takes_server(self) -> bool {
+        self == Scheme::Postgres
     }
 
     /// The URL of a store at `path`, with `%`, `?`, `#`, spaces and control
     /// characters percent-encoded, so that [`StoreUrl::parse`] gives `path`
     /// back. Append options as `?key=value&…`.
     ///
-    /// Fails for [`Scheme::Memory`] (it takes no path), for an empty path,
-    /// and for a path that is not UTF-8 (a store URL cannot carry it; open
+    /// Fails for [`Scheme::Memory`] (it takes no path) and
+    /// [`Scheme::Postgres`] (it names a server), for an empty path, a path
+    /// with a `..` component (see [`StoreUrl`]), and for a path that is not
+    /// UTF-8 (a store URL cannot carry it; open
     /// such a store through its backend crate, e.g. [`crate::redb::open`]).
     ///
     /// ```
@@ -87,6 +98,15 @@ impl Scheme {
     /// ```
     pub fn url_for(self, path: impl AsRef<Path>) -> Result<String> {
         let path = path.as_ref();
+        if self.takes_server() {
+            return Err(Error::malformed(
+                Field::StoreUrl,
+                format!(
+                    "the {self} backend names a server, not a path: write \
+                     {self}://user:password@host:port/database"
+                ),
+            ));
+        }
         if !self.takes_path() {
             return Err(Error::malformed(
                 Field::StoreUrl,
@@ -109,6 +129,11 @@ impl Scheme {
                 Field::StoreUrl,
                 format!("the {self} backend needs a path, but got an empty one"),
             ));
+        }
+        if self != Scheme::Postgres {
+            check_path(path).map_err(|why| {
+                Error::malformed(Field::StoreUrl, format!("path {path:?}: {why}"))
+            })?;
         }
         let mut url = format!("{self}://");
         for c in text.chars() {
@@ -146,12 +171,22 @@ fn push_escaped(out: &mut String, c: char) {
 ///   `/var/lib/app/events.redb`; `redb://events.redb` or
 ///   `redb://./data/events.redb` are relative to the current directory.
 ///   There is no host part. `memory://` takes no path. Write `%` as `%25`,
-///   `?` as `%3F` and `#` as `%23` ([`Scheme::url_for`] does it);
+///   `?` as `%3F` and `#` as `%23` ([`Scheme::url_for`] does it). A path
+///   with a `..` component (`redb:///srv/app/../../etc/x`, also written
+///   `%2E%2E`) is refused: a store's path says where it is, without
+///   climbing out of a folder;
 /// - options are `key=value` pairs, percent-decoded (`+` is a space), each
 ///   key at most once. Which keys exist depends on the backend; the
 ///   options every backend takes are `durability` (`immediate` |
 ///   `relaxed`), `max_event_bytes`, `max_append_events`, `max_append_bytes`
 ///   and `max_read_count`.
+///
+/// **A store URL is trusted configuration, never user input.** It chooses
+/// which files a program creates, opens and writes (any absolute path the
+/// process may write to) and how (`create`, `file_mode`, …). Take it from
+/// the program's own configuration; never build it from what a user of
+/// the program typed or sent. Refusing `..` only keeps honest mistakes
+/// out: it confines nothing.
 ///
 /// Parsing checks the syntax, the scheme and the path, in any build of
 /// annals; [`open`](crate::open) then checks that the backend is compiled
@@ -169,7 +204,7 @@ fn push_escaped(out: &mut String, c: char) {
 /// assert!(err.to_string().contains("unknown scheme \"mysql\""));
 /// # Ok::<(), annals::Error>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct StoreUrl {
     url: String,
     scheme: Scheme,
@@ -180,8 +215,12 @@ pub struct StoreUrl {
 impl StoreUrl {
     /// Parses a store URL (see the type's documentation). Does no I/O.
     pub fn parse(url: &str) -> Result<StoreUrl> {
-        let invalid =
-            |why: String| Error::malformed(Field::StoreUrl, format!("store URL {url:?}: {why}"));
+        let invalid = |why: String| {
+            Error::malformed(
+                Field::StoreUrl,
+                format!("store URL {:?}: {why}", redact(url)),
+            )
+        };
 
         let Some((scheme_text, rest)) = url.split_once("://") else {
             return Err(invalid(missing_separator(url)));
@@ -201,13 +240,24 @@ impl StoreUrl {
             None => (rest, None),
         };
 
-        let path = decode(raw_path, false).map_err(|why| invalid(format!("in the path: {why}")))?;
+        // A server's connection part is the driver's to decode; decoding
+        // errors here could show its password.
+        let path = if scheme.takes_server() {
+            String::new()
+        } else {
+            decode(raw_path, false).map_err(|why| invalid(format!("in the path: {why}")))?
+        };
         let path = match (scheme.takes_path(), path.is_empty()) {
             (true, false) => {
                 if path.contains('\0') {
                     return Err(invalid("the path contains a NUL byte (%00)".into()));
                 }
-                Some(PathBuf::from(path))
+                let path = PathBuf::from(path);
+                // The "path" of a postgres URL is its connection part.
+                if scheme != Scheme::Postgres {
+                    check_path(&path).map_err(|why| invalid(format!("path {path:?}: {why}")))?;
+                }
+                Some(path)
             }
             (true, true) => {
                 return Err(invalid(format!(
@@ -236,8 +286,15 @@ impl StoreUrl {
             };
             let key = decode(raw_key, true)
                 .map_err(|why| invalid(format!("in option {raw_key:?}: {why}")))?;
-            let value = decode(raw_value, true)
-                .map_err(|why| invalid(format!("in the value of option {key:?}: {why}")))?;
+            let value = decode(raw_value, true).map_err(|why| {
+                if is_secret(&key) {
+                    invalid(format!(
+                        "the value of option {key:?} is not valid percent-encoded UTF-8"
+                    ))
+                } else {
+                    invalid(format!("in the value of option {key:?}: {why}"))
+                }
+            })?;
             if key.is_empty() {
                 return Err(invalid(format!(
                     "option {piece:?} has no name; write key=value"
@@ -277,6 +334,25 @@ impl StoreUrl {
         }
     }
 
+    /// The durability and limits a store opened from this URL will have,
+    /// from its options, which are all checked as [`open`](crate::open)
+    /// checks them (the backend must be compiled in). No I/O: a program
+    /// can check its input against the store's limits before it opens, or
+    /// creates, anything.
+    ///
+    /// ```
+    /// use annals::StoreUrl;
+    /// if annals::Scheme::Redb.is_compiled() {
+    ///     let url = StoreUrl::parse("redb:///var/lib/app/e.redb?max_event_bytes=1024")?;
+    ///     assert_eq!(url.config()?.limits.max_event_bytes, 1024);
+    /// }
+    /// # Ok::<(), annals::Error>(())
+    /// ```
+    pub fn config(&self) -> Result<annals_core::StoreConfig> {
+        self.check_compiled()?;
+        crate::Opener::new(self).map(|opener| opener.config())
+    }
+
     /// The backend.
     pub fn scheme(&self) -> Scheme {
         self.scheme
@@ -292,14 +368,34 @@ impl StoreUrl {
         self.params.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    /// The URL as given.
+    /// The URL as given, password and all: pass it to what opens the
+    /// store, never to a message or a log (use [`StoreUrl::redacted`] or
+    /// `Display`).
     pub fn as_str(&self) -> &str {
         &self.url
     }
 
+    /// The URL with its password (`user:password@` and any `password=`
+    /// option) replaced by `***`: what messages, `Display` and `Debug` show.
+    ///
+    /// ```
+    /// use annals::StoreUrl;
+    /// let url = StoreUrl::parse("postgres://app:s3cret@db.example:5432/events?schema=shop")?;
+    /// assert_eq!(url.redacted(), "postgres://app:***@db.example:5432/events?schema=shop");
+    /// assert_eq!(url.to_string(), url.redacted());
+    /// assert!(!format!("{url:?}").contains("s3cret"));
+    /// # Ok::<(), annals::Error>(())
+    /// ```
+    pub fn redacted(&self) -> String {
+        redact(&self.url)
+    }
+
     /// An [`Error::InvalidInput`] about this URL.
     pub(crate) fn invalid(&self, why: impl fmt::Display) -> Error {
-        Error::malformed(Field::StoreUrl, format!("store URL {:?}: {why}", self.url))
+        Error::malformed(
+            Field::StoreUrl,
+            format!("store URL {:?}: {why}", self.redacted()),
+        )
     }
 
     /// Puts this URL in front of an option's [`Error::InvalidInput`] (its
@@ -307,7 +403,7 @@ impl StoreUrl {
     #[cfg_attr(not(any(feature = "memory", feature = "redb")), allow(dead_code))]
     pub(crate) fn in_context(&self, error: Error) -> Error {
         if error.is_invalid_input() {
-            error.in_context(format_args!("store URL {:?}", self.url))
+            error.in_context(format_args!("store URL {:?}", self.redacted()))
         } else {
             error
         }
@@ -321,10 +417,99 @@ impl FromStr for StoreUrl {
     }
 }
 
+/// The URL without its password ([`StoreUrl::redacted`]).
 impl fmt::Display for StoreUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.url)
+        f.write_str(&self.redacted())
     }
+}
+
+/// Shows the URL without its password ([`StoreUrl::redacted`]).
+impl fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreUrl")
+            .field("url", &self.redacted())
+            .field("scheme", &self.scheme)
+            .field("path", &self.path)
+            .field("params", &RedactedParams(&self.params))
+            .finish()
+    }
+}
+
+struct RedactedParams<'a>(&'a [(String, String)]);
+
+impl fmt::Debug for RedactedParams<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, v)| {
+                let v = if is_secret(k) { "***" } else { v.as_str() };
+                (k.as_str(), v)
+            }))
+            .finish()
+    }
+}
+
+/// Whether an option's value is a secret, never shown.
+fn is_secret(key: &str) -> bool {
+    key.eq_ignore_ascii_case("password")
+}
+
+/// `url` with the password of its user info and the value of any
+/// `password` option replaced by `***`. Works on any text, parsed or not
+/// (error messages about malformed URLs show it too); the user info of
+/// URLs whose scheme names a file (redb, rocksdb, sled, memory) is kept, as
+/// `@` and `:` are ordinary characters of a path.
+pub(crate) fn redact(url: &str) -> String {
+    let (head, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        // No `://`: a malformed URL; hide whatever precedes an `@`.
+        None => {
+            return match url.rsplit_once('@') {
+                Some((before, after)) => match before.split_once(':') {
+                    Some((scheme, _)) => format!("{scheme}:***@{after}"),
+                    None => format!("***@{after}"),
+                },
+                None => url.to_string(),
+            };
+        }
+    };
+    let is_path = Scheme::ALL
+        .into_iter()
+        .any(|s| !s.takes_server() && s.name().eq_ignore_ascii_case(head.trim_end_matches("://")));
+    let mut out = head;
+    let mut rest = rest;
+    if !is_path {
+        // The user info ends at the last `@` before any option value, even
+        // when a careless password holds a raw `/`, `?` or `#`.
+        let options_start = rest.find('=').unwrap_or(rest.len());
+        if let Some(at) = rest.get(..options_start).and_then(|r| r.rfind('@')) {
+            let userinfo = rest.get(..at).unwrap_or_default();
+            match userinfo.split_once(':') {
+                Some((user, _)) => out.push_str(&format!("{user}:***@")),
+                None => out.push_str(&format!("{userinfo}@")),
+            }
+            rest = rest.get(at + 1..).unwrap_or_default();
+        }
+    }
+    let (location, query) = match rest.split_once('?') {
+        Some((location, query)) => (location, Some(query)),
+        None => (rest, None),
+    };
+    out.push_str(location);
+    if let Some(query) = query {
+        out.push('?');
+        let pieces: Vec<String> = query
+            .split('&')
+            .map(|piece| match piece.split_once('=') {
+                Some((key, _)) if decode(key, true).is_ok_and(|k| is_secret(&k)) => {
+                    format!("{key}=***")
+                }
+                _ => piece.to_string(),
+            })
+            .collect();
+        out.push_str(&pieces.join("&"));
+    }
+    out
 }
 
 /// Why a text without `://` is not a store URL, with what to write.
@@ -378,6 +563,19 @@ fn not_compiled(scheme: Scheme) -> String {
          annals = {{ version = \"{}\", features = [\"{scheme}\"] }}",
         env!("CARGO_PKG_VERSION")
     )
+}
+
+/// Why a store's path is refused: a `..` component.
+fn check_path(path: &Path) -> std::result::Result<(), String> {
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(
+            "it has a \"..\" component; write the path without climbing out of a folder \
+             (a store URL is trusted configuration: build it from the program's own settings, \
+             never from user input)"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// Percent-decodes `raw` (and, in a query, `+` to a space); the result must

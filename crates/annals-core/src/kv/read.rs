@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use crate::backend::{Direction, Page, StreamInfo};
 use crate::error::{Error, Result};
 use crate::event::{Position, RecordedEvent, StreamId, Version};
-use crate::expect::{Query, QueryItem};
+use crate::expect::Query;
 use crate::kv::codec::{self, corrupt};
 use crate::kv::engine::{KvSnapshot, Scan};
 use crate::kv::layout::{self, StoreMeta, StreamMeta};
@@ -144,7 +144,9 @@ fn position_bounds(from: Position, direction: Direction) -> (u64, u64) {
 }
 
 /// Up to `count` readable events of the log from `from` in `direction`,
-/// only those matching `query` when one is given (SPEC R3, R6).
+/// only those matching `query` when one is given (SPEC R3, R6). Pass a
+/// [normalized](Query::normalized) query: its cost is then what its
+/// distinct items cost.
 pub(crate) fn scan_log<S: KvSnapshot>(
     snap: &S,
     metas: &mut dyn MetaSource,
@@ -158,48 +160,106 @@ pub(crate) fn scan_log<S: KvSnapshot>(
         Some(q) if !q.matches_everything() => q,
         _ => return scan_whole_log(snap, metas, lo, hi, count, direction),
     };
-    // Each item is walked on one index; the page is the merge of what
-    // the items found. Each walk stops at `count` matches, so the merge
-    // has what it needs.
+    // Each distinct index range is walked once, keeping the events that
+    // match the query; the page is the first `count` of their union. Once
+    // `count` events are found, a later range is walked only up to the
+    // last of them: nothing beyond it can enter the page.
     let mut found: Vec<RecordedEvent> = Vec::new();
-    for item in &query.items {
-        if let Some(tag) = item.tags.first() {
-            scan_index(
-                snap,
-                metas,
-                layout::TAG_INDEX,
-                tag,
-                item,
-                lo,
-                hi,
-                count,
-                direction,
-                &mut found,
-            )?;
-        } else {
-            for event_type in &item.types {
-                scan_index(
-                    snap,
-                    metas,
-                    layout::TYPE_INDEX,
-                    event_type,
-                    item,
-                    lo,
-                    hi,
-                    count,
-                    direction,
-                    &mut found,
-                )?;
-            }
+    for (index, name) in index_ranges(query) {
+        let (lo, hi) = match found.get(count.saturating_sub(1)) {
+            Some(edge) if found.len() >= count => match direction {
+                Direction::Forward => match edge.position.0.checked_sub(1) {
+                    Some(before) => (lo, before),
+                    None => continue,
+                },
+                Direction::Backward => match edge.position.0.checked_add(1) {
+                    Some(after) => (after, hi),
+                    None => continue,
+                },
+            },
+            _ => (lo, hi),
+        };
+        if lo > hi {
+            continue;
+        }
+        let range = IndexRange { index, name };
+        scan_index(
+            snap, metas, &range, query, lo, hi, count, direction, &mut found,
+        )?;
+        match direction {
+            Direction::Forward => found.sort_by_key(|e| e.position),
+            Direction::Backward => found.sort_by_key(|e| std::cmp::Reverse(e.position)),
+        }
+        found.dedup_by_key(|e| e.position);
+        found.truncate(count);
+    }
+    Ok(found)
+}
+
+/// Whether a readable event matching `query` lies at `from` or after it
+/// (an append condition, SPEC A8): stops at the first one found.
+pub(crate) fn any_after<S: KvSnapshot>(
+    snap: &S,
+    metas: &mut dyn MetaSource,
+    from: Position,
+    query: &Query,
+) -> Result<bool> {
+    let (lo, hi) = position_bounds(from, Direction::Forward);
+    if query.matches_everything() {
+        return Ok(!scan_whole_log(snap, metas, lo, hi, 1, Direction::Forward)?.is_empty());
+    }
+    let mut found = Vec::new();
+    for (index, name) in index_ranges(query) {
+        let range = IndexRange { index, name };
+        scan_index(
+            snap,
+            metas,
+            &range,
+            query,
+            lo,
+            hi,
+            1,
+            Direction::Forward,
+            &mut found,
+        )?;
+        if !found.is_empty() {
+            return Ok(true);
         }
     }
-    match direction {
-        Direction::Forward => found.sort_by_key(|e| e.position),
-        Direction::Backward => found.sort_by_key(|e| std::cmp::Reverse(e.position)),
+    Ok(false)
+}
+
+/// One index range a query walks: the entries of one tag or one type.
+struct IndexRange<'q> {
+    index: u8,
+    name: &'q str,
+}
+
+/// The distinct index ranges that find every event `query` matches: for an
+/// item with tags, one of its tags (one another item walks already, when
+/// there is one); for an item without, each of its types.
+fn index_ranges(query: &Query) -> Vec<(u8, &str)> {
+    fn add<'q>(ranges: &mut Vec<(u8, &'q str)>, range: (u8, &'q str)) {
+        if !ranges.contains(&range) {
+            ranges.push(range);
+        }
     }
-    found.dedup_by_key(|e| e.position);
-    found.truncate(count);
-    Ok(found)
+    let mut ranges = Vec::new();
+    for item in query.items.iter().filter(|i| i.tags.is_empty()) {
+        for t in &item.types {
+            add(&mut ranges, (layout::TYPE_INDEX, t.as_str()));
+        }
+    }
+    for item in query.items.iter().filter(|i| !i.tags.is_empty()) {
+        let walked = item
+            .tags
+            .iter()
+            .find(|t| ranges.contains(&(layout::TAG_INDEX, t.as_str())));
+        if let Some(tag) = walked.or(item.tags.first()) {
+            add(&mut ranges, (layout::TAG_INDEX, tag.as_str()));
+        }
+    }
+    ranges
 }
 
 fn scan_whole_log<S: KvSnapshot>(
@@ -227,23 +287,21 @@ fn scan_whole_log<S: KvSnapshot>(
     Ok(events)
 }
 
-/// Walks the `index` entries of `name` (a tag or a type) between positions
-/// `lo..=hi`, pushing onto `found` up to `count` readable events that
-/// match `item`.
+/// Walks the entries of `range` between positions `lo..=hi`, pushing onto
+/// `found` up to `count` readable events that match `query`.
 #[allow(clippy::too_many_arguments)]
 fn scan_index<S: KvSnapshot>(
     snap: &S,
     metas: &mut dyn MetaSource,
-    index: u8,
-    name: &str,
-    item: &QueryItem,
+    range: &IndexRange<'_>,
+    query: &Query,
     lo: u64,
     hi: u64,
     count: usize,
     direction: Direction,
     found: &mut Vec<RecordedEvent>,
 ) -> Result<()> {
-    let prefix = layout::named_prefix(index, name);
+    let prefix = layout::named_prefix(range.index, range.name);
     let (start, end) = layout::number_range(&prefix, lo, hi);
     let mut matched = 0;
     snap.scan(&start, &end, direction, &mut |key, value| {
@@ -251,15 +309,15 @@ fn scan_index<S: KvSnapshot>(
         let position = Position(layout::trailing_number(key).unwrap_or(0));
         let event = event_at(snap, position)?
             .ok_or_else(|| corrupt(key, "points at a position that holds no event"))?;
-        let indexed = if index == layout::TAG_INDEX {
-            event.has_tag(name)
+        let indexed = if range.index == layout::TAG_INDEX {
+            event.has_tag(range.name)
         } else {
-            event.event_type == name
+            event.event_type == range.name
         };
         if !indexed {
             return Err(corrupt(key, "points at an event that does not carry it"));
         }
-        if item.matches(&event) && is_readable(metas, &event)? {
+        if query.matches(&event) && is_readable(metas, &event)? {
             found.push(event);
             matched += 1;
         }

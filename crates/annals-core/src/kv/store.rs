@@ -1,35 +1,120 @@
 //! `KvStore`: a [`LogBackend`] over any [`KvEngine`].
 
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 
 use crate::backend::{
     Append, AppendResult, Batch, Capabilities, Direction, HeadWatch, Limits, LogBackend, Page,
     StoreConfig, StreamInfo, validate_aux_writes,
 };
 use crate::error::{Error, Field, Result};
+use crate::event::NewEvent;
 use crate::event::{Position, StreamId, Version};
-use crate::expect::{AuxWrite, ExpectedVersion, Query, validate_aux_key};
+use crate::expect::{AppendCondition, AuxWrite, ExpectedVersion, Query, validate_aux_key};
 use crate::kv::codec;
 use crate::kv::engine::{KvEngine, KvSnapshot, Scan, WriteBatch};
 use crate::kv::layout::{self, StreamMeta};
 use crate::kv::read::{self, SnapshotMetas};
 use crate::kv::verify;
-use crate::kv::writer::{Reply, Request, Writer};
+use crate::kv::writer::{Queued, Reply, Request, Writer};
 use crate::verify::{VerifyProgress, VerifyReport};
+
+/// The error of a store whose writer thread died of `cause` (SPEC M3).
+fn writer_died(cause: &str) -> Error {
+    Error::backend(
+        format!("the store cannot take writes: its writer thread stopped: {cause}"),
+        cause.to_string(),
+    )
+}
+
+/// What a panic said.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let said = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string());
+    format!("it panicked: {said}")
+}
 
 /// Most dead events one compaction step deletes in one commit.
 const PURGE_CHUNK: usize = 4096;
+
+/// The least the writer's queue holds, in bytes (see [`queue_bytes`]).
+const MIN_QUEUE_BYTES: usize = 8 << 20;
+
+/// How many bytes of requests the writer's queue holds for a store with
+/// these limits: room for two of the largest appends, and at least
+/// [`MIN_QUEUE_BYTES`].
+pub(crate) fn queue_bytes(limits: &Limits) -> usize {
+    // A caller takes at most u32::MAX permits at once (tokio's API).
+    let most = Semaphore::MAX_PERMITS.min(u32::MAX as usize);
+    limits
+        .max_append_bytes
+        .saturating_mul(2)
+        .clamp(MIN_QUEUE_BYTES, most)
+}
+
+/// The query of a write's condition, normalized (\[R6\]): done on the
+/// caller's task, not in the writer.
+fn normalized_condition(condition: Option<&AppendCondition>) -> Option<Query> {
+    condition.map(|c| c.fail_if_events_match.normalized())
+}
+
+/// Bytes a request holds besides its events and aux writes.
+const REQUEST_OVERHEAD: usize = 256;
+
+/// Roughly the bytes `events`, `aux` and `condition` hold in memory: what
+/// a write counts against the writer's queue.
+fn write_bytes<'a>(
+    events: impl IntoIterator<Item = &'a NewEvent>,
+    aux: &[AuxWrite],
+    condition: Option<&AppendCondition>,
+) -> usize {
+    let names = |names: &[String]| {
+        names
+            .iter()
+            .fold(0usize, |n, name| n.saturating_add(name.len() + 24))
+    };
+    let events = events.into_iter().fold(0usize, |n, e| {
+        n.saturating_add(e.payload_bytes())
+            .saturating_add(e.event_type.len())
+            .saturating_add(names(&e.tags))
+            .saturating_add(128)
+    });
+    let aux = aux
+        .iter()
+        .fold(0usize, |n, w| n.saturating_add(w.payload_bytes() + 64));
+    let condition = condition.map_or(0, |c| {
+        c.fail_if_events_match.items.iter().fold(0usize, |n, item| {
+            n.saturating_add(names(&item.types))
+                .saturating_add(names(&item.tags))
+        })
+    });
+    REQUEST_OVERHEAD
+        .saturating_add(events)
+        .saturating_add(aux)
+        .saturating_add(condition)
+}
 
 /// A [`LogBackend`] over an ordered key-value engine: the shared key
 /// layout, record codec and append logic, with one writer thread that
 /// group-commits every waiting append, and reads on engine snapshots in
 /// tokio's blocking pool.
+///
+/// The writer's queue is bounded by bytes: the requests waiting for it (and
+/// the round it is committing) hold at most twice `max_append_bytes` (at
+/// least 8 MiB) of events, names and aux writes. A caller whose write does
+/// not fit waits — asynchronously, in order — until earlier writes are
+/// committed; it is never refused for it. So a burst of appends costs
+/// memory in the callers' tasks, not in an unbounded queue or an unbounded
+/// commit.
 ///
 /// ```
 /// # // A tiny engine over a BTreeMap, to show the shape; real engines live
@@ -76,8 +161,14 @@ pub struct KvStore<E: KvEngine> {
     config: StoreConfig,
     capabilities: Capabilities,
     closed: Arc<AtomicBool>,
-    sender: Mutex<Option<mpsc::Sender<Request>>>,
+    sender: Mutex<Option<mpsc::Sender<Queued>>>,
+    /// Permits for the bytes of the requests in the writer's queue.
+    queue: Arc<Semaphore>,
+    queue_bytes: usize,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Why the writer thread died, once it has (SPEC M3); it ends without
+    /// a value when the store is closed.
+    writer_death: watch::Receiver<Option<String>>,
     head: watch::Receiver<Position>,
 }
 
@@ -104,19 +195,47 @@ impl<E: KvEngine> KvStore<E> {
         let (head_tx, head) = watch::channel(Position(meta.head));
         let (sender, receiver) = mpsc::channel();
         let writer = Writer::new(Arc::clone(&engine), config.durability, meta, head_tx);
+        let (death_tx, writer_death) = watch::channel(None);
         let handle = std::thread::Builder::new()
             .name("annals-writer".into())
-            .spawn(move || writer.run(receiver))
+            .spawn(move || {
+                // The queue outlives a panic of the writer, so no caller
+                // sees it gone before the cause is published.
+                let receiver = receiver;
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| writer.run(&receiver))) {
+                    death_tx.send_replace(Some(panic_message(payload.as_ref())));
+                }
+            })
             .map_err(|e| Error::backend("starting the writer thread", e))?;
+        let queue_bytes = queue_bytes(&config.limits);
         Ok(KvStore {
             engine,
             config,
             capabilities,
             closed: Arc::new(AtomicBool::new(false)),
             sender: Mutex::new(Some(sender)),
+            queue: Arc::new(Semaphore::new(queue_bytes)),
+            queue_bytes,
             writer: Mutex::new(Some(handle)),
+            writer_death,
             head,
         })
+    }
+
+    /// The error of a store whose writer thread died, if it has.
+    fn writer_died(&self) -> Option<Error> {
+        self.writer_death.borrow().as_deref().map(writer_died)
+    }
+
+    /// Why a request got no answer: the writer died (its cause), or the
+    /// store was closed.
+    async fn lost(&self) -> Error {
+        let mut death = self.writer_death.clone();
+        // Ends at once when the writer died, or when its thread ended.
+        match death.wait_for(Option::is_some).await {
+            Ok(cause) => cause.as_deref().map_or(Error::Closed, writer_died),
+            Err(_) => Error::Closed,
+        }
     }
 
     /// The engine under the store.
@@ -132,16 +251,47 @@ impl<E: KvEngine> KvStore<E> {
         }
     }
 
-    /// Sends a request to the writer and waits for its answer.
-    async fn call<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T> {
+    /// Refuses a write to a store opened read-only.
+    fn check_writable(&self) -> Result<()> {
+        if self.engine.read_only() {
+            return Err(Error::Unsupported(
+                "writing: the store was opened read-only".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Sends a request to the writer and waits for its answer. `bytes` is
+    /// what the request holds in memory: it waits for room in the queue
+    /// first (back-pressure), and the room is given back once the writer
+    /// has committed it.
+    async fn call<T>(&self, bytes: usize, request: impl FnOnce(Reply<T>) -> Request) -> Result<T> {
         self.check_open()?;
+        self.check_writable()?;
+        // A request larger than the whole queue waits for all of it.
+        let permits = bytes.clamp(1, self.queue_bytes);
+        let permits = u32::try_from(permits).unwrap_or(u32::MAX);
+        let permit = Arc::clone(&self.queue)
+            .acquire_many_owned(permits)
+            .await
+            .map_err(|_| Error::Closed)?;
         let (reply, answer) = oneshot::channel();
-        {
+        let sent = {
             let sender = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
             let sender = sender.as_ref().ok_or(Error::Closed)?;
-            sender.send(request(reply)).map_err(|_| Error::Closed)?;
+            let queued = Queued {
+                request: request(reply),
+                permit: Some(permit),
+            };
+            sender.send(queued).is_ok()
+        };
+        if !sent {
+            return Err(self.lost().await);
         }
-        answer.await.map_err(|_| Error::Closed)?
+        match answer.await {
+            Ok(result) => result,
+            Err(_) => Err(self.lost().await),
+        }
     }
 
     /// Runs `f` on a fresh snapshot in the blocking pool.
@@ -232,14 +382,21 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
     async fn append_with(&self, append: Append) -> Result<AppendResult> {
         self.check_open()?;
         append.validate(&self.config.limits)?;
-        self.call(|reply| Request::Append(Box::new(append), reply))
-            .await
+        let bytes = write_bytes(&append.events, &append.aux, append.condition.as_ref());
+        let query = normalized_condition(append.condition.as_ref());
+        self.call(bytes, |reply| {
+            Request::Append(Box::new(append), query, reply)
+        })
+        .await
     }
 
     async fn append_batch(&self, batch: Batch) -> Result<Vec<AppendResult>> {
         self.check_open()?;
         batch.validate(&self.config.limits)?;
-        self.call(|reply| Request::Batch(Box::new(batch), reply))
+        let events = batch.parts.iter().flat_map(|p| &p.events);
+        let bytes = write_bytes(events, &batch.aux, batch.condition.as_ref());
+        let query = normalized_condition(batch.condition.as_ref());
+        self.call(bytes, |reply| Request::Batch(Box::new(batch), query, reply))
             .await
     }
 
@@ -271,6 +428,8 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
         }
         let query = query.cloned();
         self.read(move |snap| {
+            // A query costs what its distinct items cost ([R6]).
+            let query = query.as_ref().map(Query::normalized);
             let head = Position(read::store_meta(snap)?.head);
             let mut metas = SnapshotMetas::new(snap);
             let events = read::scan_log(snap, &mut metas, from, count, direction, query.as_ref())?;
@@ -303,23 +462,32 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
 
     async fn delete_stream(&self, stream: &StreamId, expected: ExpectedVersion) -> Result<()> {
         let stream = stream.clone();
-        self.call(|reply| Request::Delete(stream, expected, reply))
-            .await
+        self.call(REQUEST_OVERHEAD, |reply| {
+            Request::Delete(stream, expected, reply)
+        })
+        .await
     }
 
     async fn truncate_stream(&self, stream: &StreamId, before: Version) -> Result<()> {
         let stream = stream.clone();
-        self.call(|reply| Request::Truncate(stream, before, reply))
-            .await
+        self.call(REQUEST_OVERHEAD, |reply| {
+            Request::Truncate(stream, before, reply)
+        })
+        .await
     }
 
     async fn compact(&self) -> Result<()> {
+        self.check_writable()?;
         loop {
             let batch = self.read(|snap| dead_entries(snap, PURGE_CHUNK)).await?;
             if batch.is_empty() {
                 break;
             }
-            self.call(|reply| Request::Purge(batch, reply)).await?;
+            let bytes = batch.ops.iter().fold(REQUEST_OVERHEAD, |n, (k, v)| {
+                n.saturating_add(k.len() + v.as_ref().map_or(0, Vec::len))
+            });
+            self.call(bytes, |reply| Request::Purge(batch, reply))
+                .await?;
         }
         self.check_open()?;
         let engine = Arc::clone(&self.engine);
@@ -346,6 +514,10 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
     }
 
     async fn health(&self) -> Result<()> {
+        self.check_open()?;
+        if let Some(e) = self.writer_died() {
+            return Err(e);
+        }
         self.read(|snap| read::store_meta(snap).map(drop)).await
     }
 
@@ -354,13 +526,19 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
             // [M4] A second close is Ok: closing is idempotent.
             return Ok(());
         }
+        // Callers waiting for room in the queue get Closed.
+        self.queue.close();
         let sender = self
             .sender
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         let (reply, answer) = oneshot::channel();
-        let sent = sender.is_some_and(|s| s.send(Request::Close(reply)).is_ok());
+        let close = Queued {
+            request: Request::Close(reply),
+            permit: None,
+        };
+        let sent = sender.is_some_and(|s| s.send(close).is_ok());
         let result = if sent {
             answer.await.unwrap_or(Ok(()))
         } else {
@@ -376,6 +554,15 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
                 .await
                 .map_err(|e| Error::backend("joining the writer thread", e))?
                 .map_err(|_| Error::backend("the writer thread", "it panicked"))?;
+        }
+        if let Some(e) = self.writer_died() {
+            // The writer could not release the engine: do it here, and
+            // say why the store did not close cleanly.
+            let engine = Arc::clone(&self.engine);
+            tokio::task::spawn_blocking(move || engine.close())
+                .await
+                .map_err(|e| Error::backend("closing the engine (it panicked?)", e))??;
+            return Err(e);
         }
         result
     }
@@ -424,6 +611,7 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
             return Err(Error::empty(Field::AuxWrites, "aux_write has no writes"));
         }
         validate_aux_writes(&writes, &self.config.limits)?;
-        self.call(|reply| Request::Aux(writes, reply)).await
+        let bytes = write_bytes([], &writes, None);
+        self.call(bytes, |reply| Request::Aux(writes, reply)).await
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::backend::Direction;
 use crate::error::Result;
-use crate::event::{Position, RecordedEvent, StreamId, Version};
+use crate::event::{Position, RecordedEvent, StreamId, Timestamp, Version};
 use crate::kv::codec;
 use crate::kv::engine::{KvSnapshot, Scan};
 use crate::kv::layout::{self, StoreMeta, StreamMeta, describe_key};
@@ -112,7 +112,15 @@ impl<S: KvSnapshot> Checker<'_, S> {
             return Ok(Some(StoreMeta::default()));
         };
         match codec::decode::<StoreMeta>(key, &value) {
-            Ok(meta) => Ok(Some(meta)),
+            Ok(meta) => {
+                if meta.last_recorded_at > Timestamp::MAX.0 {
+                    self.problem(
+                        key,
+                        beyond_year_9999("the last recorded_at", meta.last_recorded_at),
+                    );
+                }
+                Ok(Some(meta))
+            }
             Err(e) => {
                 self.problem(key, e.to_string());
                 Ok(None)
@@ -142,6 +150,12 @@ impl<S: KvSnapshot> Checker<'_, S> {
                 Ok(event) => event,
                 Err(e) => return this.problem(key, e.to_string()),
             };
+            if event.recorded_at > Timestamp::MAX {
+                this.problem(
+                    key,
+                    beyond_year_9999("its recorded_at", event.recorded_at.0),
+                );
+            }
             if let Err(why) = this.event_references(&event) {
                 this.problem(key, why);
             }
@@ -209,12 +223,12 @@ impl<S: KvSnapshot> Checker<'_, S> {
                 };
                 match &mut current {
                     Some((n, _, last)) if n == name => {
-                        if version != *last + 1 {
+                        if last.checked_add(1) != Some(version) {
                             this.problem(
                                 key,
                                 format!(
                                     "versions {}..{} are missing before it",
-                                    *last + 1,
+                                    last.saturating_add(1),
                                     version
                                 ),
                             );
@@ -282,7 +296,7 @@ impl<S: KvSnapshot> Checker<'_, S> {
     /// The last entry of a stream's index must be its last version.
     fn stream_index_end(&mut self, (name, meta, last): (String, Option<StreamMeta>, u64)) {
         let Some(meta) = meta else { return };
-        if last + 1 != meta.next_version {
+        if last.checked_add(1) != Some(meta.next_version) {
             let key = layout::stream_index_key(&name, Version(last));
             self.problem(
                 &key,
@@ -394,4 +408,13 @@ impl<S: KvSnapshot> Checker<'_, S> {
             },
         )
     }
+}
+
+/// The problem of a time beyond [`Timestamp::MAX`], which annals never
+/// records.
+fn beyond_year_9999(what: &str, micros: u64) -> String {
+    format!(
+        "{what} is {micros} µs after 1970, beyond 9999-12-31T23:59:59.999999Z, the latest time \
+         annals records"
+    )
 }

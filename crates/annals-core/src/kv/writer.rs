@@ -8,13 +8,13 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, mpsc};
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, oneshot, watch};
 use uuid::Uuid;
 
 use crate::backend::{Append, AppendResult, Batch, Direction, Durability};
-use crate::error::{Error, Result};
+use crate::error::{CorruptionAt, Error, Result};
 use crate::event::{NewEvent, Position, StreamId, Timestamp, Version};
-use crate::expect::{AppendCondition, AuxCondition, AuxWrite, ExpectedVersion};
+use crate::expect::{AppendCondition, AuxCondition, AuxWrite, ExpectedVersion, Query};
 use crate::kv::codec;
 use crate::kv::engine::{KvEngine, KvSnapshot, WriteBatch};
 use crate::kv::layout::{self, StoreMeta, StreamMeta};
@@ -25,14 +25,24 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
 
 /// What callers ask of the writer.
 pub(crate) enum Request {
-    Append(Box<Append>, Reply<AppendResult>),
-    Batch(Box<Batch>, Reply<Vec<AppendResult>>),
+    /// An append, with its condition's query normalized (on the caller's
+    /// task, so the writer does not pay for it).
+    Append(Box<Append>, Option<Query>, Reply<AppendResult>),
+    /// A batch, with its condition's query normalized.
+    Batch(Box<Batch>, Option<Query>, Reply<Vec<AppendResult>>),
     Aux(Vec<AuxWrite>, Reply<()>),
     Delete(StreamId, ExpectedVersion, Reply<()>),
     Truncate(StreamId, Version, Reply<()>),
     /// Deletes of dead entries found by `compact`.
     Purge(WriteBatch, Reply<()>),
     Close(Reply<()>),
+}
+
+/// A request in the writer's queue, with the room it takes there (given
+/// back once the request is answered; `Close` takes none).
+pub(crate) struct Queued {
+    pub(crate) request: Request,
+    pub(crate) permit: Option<OwnedSemaphorePermit>,
 }
 
 /// Most requests in one round, so one round's batch stays bounded.
@@ -78,6 +88,9 @@ struct Round<S> {
     pending: Vec<PendingEvent>,
     streams_with_events: HashSet<String>,
     answers: Vec<Answer>,
+    /// The queue room of the round's requests, given back after the
+    /// commit: the requests' bytes live on in the round's batch until then.
+    permits: Vec<OwnedSemaphorePermit>,
 }
 
 impl<S: KvSnapshot> Round<S> {
@@ -90,6 +103,7 @@ impl<S: KvSnapshot> Round<S> {
             pending: Vec::new(),
             streams_with_events: HashSet::new(),
             answers: Vec::new(),
+            permits: Vec::new(),
         }
     }
 
@@ -141,14 +155,49 @@ enum Step {
 /// A check that needs the round committed first.
 struct NeedsFlush;
 
+/// The events of one append (or batch part), checked and encoded, waiting
+/// to be added to the round.
+struct Staged {
+    stream: String,
+    meta: StreamMeta,
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    pending: Vec<PendingEvent>,
+    recorded_at: Timestamp,
+    result: AppendResult,
+}
+
+/// An append condition as the writer checks it.
+#[derive(Clone, Copy)]
+struct Condition<'a> {
+    /// As the caller gave it: its `after`, and what its error names.
+    given: &'a AppendCondition,
+    /// Its query, normalized: what the checks walk (\[R6\]).
+    query: &'a Query,
+}
+
+impl<'a> Condition<'a> {
+    fn of(given: Option<&'a AppendCondition>, query: Option<&'a Query>) -> Option<Self> {
+        let given = given?;
+        Some(Condition {
+            given,
+            query: query.unwrap_or(&given.fail_if_events_match),
+        })
+    }
+
+    /// The first position the condition is about (`None`: none can be).
+    fn from(self) -> Option<u64> {
+        self.given.after.unwrap_or(Position(0)).0.checked_add(1)
+    }
+}
+
 /// The state of the writer thread.
 pub(crate) struct Writer<E: KvEngine> {
     engine: Arc<E>,
     durability: Durability,
     /// The store's metadata as last committed.
     committed: StoreMeta,
-    /// The next position to hand out.
-    next_position: u64,
+    /// The last position handed out (the next one is the one after it).
+    last_position: u64,
     /// The last `recorded_at` handed out.
     last_recorded_at: u64,
     head_tx: watch::Sender<Position>,
@@ -164,19 +213,27 @@ impl<E: KvEngine> Writer<E> {
     ) -> Self {
         // A crashed `Relaxed` store may have handed out positions up to
         // `reserved` that are lost: start above them (SPEC D5).
-        let next_position = committed.head.max(committed.reserved).saturating_add(1);
+        let last_position = committed.head.max(committed.reserved);
+        // Times keep rising along positions (D3), but a time no clock
+        // gives is damage (verify reports it): new events do not inherit
+        // it, they start again from the clock.
+        let last_recorded_at = if committed.last_recorded_at > Timestamp::MAX.0 {
+            0
+        } else {
+            committed.last_recorded_at
+        };
         Writer {
             engine,
             durability,
             committed,
-            next_position,
-            last_recorded_at: committed.last_recorded_at,
+            last_position,
+            last_recorded_at,
             head_tx,
         }
     }
 
     /// Runs until the store is closed or every sender is gone.
-    pub(crate) fn run(mut self, rx: mpsc::Receiver<Request>) {
+    pub(crate) fn run(mut self, rx: &mpsc::Receiver<Queued>) {
         let mut close_reply = None;
         'rounds: while let Ok(first) = rx.recv() {
             let mut queue = VecDeque::from([first]);
@@ -191,7 +248,7 @@ impl<E: KvEngine> Writer<E> {
                 Err(e) => {
                     let e = Arc::new(e);
                     for r in queue {
-                        if let Some(reply) = fail(r, &e) {
+                        if let Some(reply) = fail(r.request, &e) {
                             close_reply = Some(reply);
                             break 'rounds;
                         }
@@ -199,24 +256,25 @@ impl<E: KvEngine> Writer<E> {
                     continue;
                 }
             };
-            while let Some(request) = queue.pop_front() {
+            while let Some(Queued { request, permit }) = queue.pop_front() {
                 if let Request::Close(reply) = request {
                     self.flush(round);
                     close_reply = Some(reply);
                     for r in queue {
-                        refuse_closed(r);
+                        refuse_closed(r.request);
                     }
                     break 'rounds;
                 }
                 match self.apply(&mut round, request) {
-                    Step::Done => {}
+                    Step::Done => round.permits.extend(permit),
                     Step::FlushFirst(request) => {
                         self.flush(round);
                         round = match self.new_round() {
                             Ok(r) => r,
                             Err(e) => {
                                 let e = Arc::new(e);
-                                for r in std::iter::once(request).chain(queue.drain(..)) {
+                                let rest = queue.drain(..).map(|q| q.request);
+                                for r in std::iter::once(request).chain(rest) {
                                     if let Some(reply) = fail(r, &e) {
                                         close_reply = Some(reply);
                                         break 'rounds;
@@ -225,7 +283,7 @@ impl<E: KvEngine> Writer<E> {
                                 continue 'rounds;
                             }
                         };
-                        queue.push_front(request);
+                        queue.push_front(Queued { request, permit });
                     }
                 }
             }
@@ -249,7 +307,7 @@ impl<E: KvEngine> Writer<E> {
         let Writer {
             engine,
             committed,
-            next_position,
+            last_position,
             head_tx,
             ..
         } = self;
@@ -257,7 +315,7 @@ impl<E: KvEngine> Writer<E> {
         let mut result = Ok(());
         // Positions up to here were handed out, or skipped after a crash
         // because a crashed process may have handed them out (D5).
-        let used = next_position - 1;
+        let used = last_position;
         if committed.reserved > used {
             // A clean close gives back the rest of the reservation, so the
             // next open leaves no gap, but never the positions skipped
@@ -279,12 +337,18 @@ impl<E: KvEngine> Writer<E> {
 
     fn apply(&mut self, round: &mut Round<E::Snapshot>, request: Request) -> Step {
         match request {
-            Request::Append(append, reply) => match self.append(round, &append) {
-                Ok(result) => round.answers.push(answer(reply, result)),
-                Err(NeedsFlush) => return Step::FlushFirst(Request::Append(append, reply)),
-            },
-            Request::Batch(batch, reply) => {
-                let result = self.batch(round, &batch);
+            Request::Append(append, query, reply) => {
+                let condition = Condition::of(append.condition.as_ref(), query.as_ref());
+                match self.append(round, &append, condition) {
+                    Ok(result) => round.answers.push(answer(reply, result)),
+                    Err(NeedsFlush) => {
+                        return Step::FlushFirst(Request::Append(append, query, reply));
+                    }
+                }
+            }
+            Request::Batch(batch, query, reply) => {
+                let condition = Condition::of(batch.condition.as_ref(), query.as_ref());
+                let result = self.batch(round, &batch, condition);
                 round.answers.push(answer(reply, result));
             }
             Request::Aux(writes, reply) => {
@@ -317,6 +381,7 @@ impl<E: KvEngine> Writer<E> {
         &mut self,
         round: &mut Round<E::Snapshot>,
         a: &Append,
+        condition: Option<Condition<'_>>,
     ) -> Result<Result<AppendResult>, NeedsFlush> {
         let meta = match round.meta(a.stream.as_str()) {
             Ok(m) => m,
@@ -330,7 +395,7 @@ impl<E: KvEngine> Writer<E> {
                 Ok(None) => {}
                 Err(e) => return Ok(Err(e)),
             }
-            if let Some(condition) = &a.condition {
+            if let Some(condition) = condition {
                 match replay_by_condition(round, a, condition)? {
                     Ok(Some(result)) => return Ok(Ok(result)),
                     Ok(None) => {}
@@ -339,13 +404,13 @@ impl<E: KvEngine> Writer<E> {
             }
             return Ok(Err(Error::wrong_version(&a.stream, a.expected, actual)));
         }
-        if let Some(condition) = &a.condition {
+        if let Some(condition) = condition {
             match condition_fails(round, condition) {
                 Ok(false) => {}
                 Ok(true) => {
                     return Ok(match replay_by_condition(round, a, condition)? {
                         Ok(Some(result)) => Ok(result),
-                        Ok(None) => Err(condition.failure()),
+                        Ok(None) => Err(condition.given.failure()),
                         Err(e) => Err(e),
                     });
                 }
@@ -360,7 +425,12 @@ impl<E: KvEngine> Writer<E> {
         Ok(result)
     }
 
-    fn batch(&mut self, round: &mut Round<E::Snapshot>, b: &Batch) -> Result<Vec<AppendResult>> {
+    fn batch(
+        &mut self,
+        round: &mut Round<E::Snapshot>,
+        b: &Batch,
+        condition: Option<Condition<'_>>,
+    ) -> Result<Vec<AppendResult>> {
         let mut metas = Vec::with_capacity(b.parts.len());
         for (i, part) in b.parts.iter().enumerate() {
             let meta = round.meta(part.stream.as_str())?;
@@ -373,16 +443,27 @@ impl<E: KvEngine> Writer<E> {
             }
             metas.push(meta);
         }
-        if let Some(condition) = &b.condition
+        if let Some(condition) = condition
             && condition_fails(round, condition)?
         {
-            return Err(condition.failure());
+            return Err(condition.given.failure());
         }
         check_aux(round, &b.aux)?;
-        let mut results = Vec::with_capacity(b.parts.len());
-        for (part, meta) in b.parts.iter().zip(metas) {
-            results.push(self.write_events(round, &part.stream, meta, &part.events)?);
+        // Every part is staged before any is added: all or nothing (A2).
+        let mut staged = Vec::with_capacity(b.parts.len());
+        let mut after = self.last_position;
+        let recorded_at = self.next_recorded_at();
+        for (i, (part, meta)) in b.parts.iter().zip(metas).enumerate() {
+            let part = self
+                .stage(&part.stream, meta, &part.events, after, recorded_at)
+                .map_err(|e| Error::in_part(i, e))?;
+            after = part.result.last_position.0;
+            staged.push(part);
         }
+        let results = staged
+            .into_iter()
+            .map(|part| self.apply_staged(round, part))
+            .collect();
         write_aux(round, b.aux.clone());
         Ok(results)
     }
@@ -396,46 +477,111 @@ impl<E: KvEngine> Writer<E> {
         meta: Option<StreamMeta>,
         events: &[NewEvent],
     ) -> Result<AppendResult> {
+        let recorded_at = self.next_recorded_at();
+        let staged = self.stage(stream, meta, events, self.last_position, recorded_at)?;
+        Ok(self.apply_staged(round, staged))
+    }
+
+    /// The `recorded_at` of the next write: the clock's time, but never
+    /// before the last one handed out (D3).
+    fn next_recorded_at(&self) -> Timestamp {
+        Timestamp(Timestamp::now().0.max(self.last_recorded_at))
+    }
+
+    /// The entries, metadata and result of `events` written to `stream`
+    /// after position `after`, checked and encoded, the round untouched:
+    /// a failure (a number at its end, an encoding error) leaves no trace.
+    fn stage(
+        &self,
+        stream: &StreamId,
+        meta: Option<StreamMeta>,
+        events: &[NewEvent],
+        after: u64,
+        recorded_at: Timestamp,
+    ) -> Result<Staged> {
         let mut meta = StreamMeta::for_append(meta);
-        let recorded_at = Timestamp(Timestamp::now().0.max(self.last_recorded_at));
-        self.last_recorded_at = recorded_at.0;
-        let first_version = Version(meta.next_version);
-        let first_position = Position(self.next_position);
-        // Encode everything first: a failure then leaves the round as it was.
-        let mut ops = Vec::with_capacity(events.len() * 4);
+        // Numbers read from disk: an overflow is damage, never a panic.
+        let n = u64::try_from(events.len()).unwrap_or(u64::MAX);
+        let (first_position, last_position) = match (after.checked_add(1), after.checked_add(n)) {
+            (Some(first), Some(last)) => (first, last),
+            _ => {
+                return Err(Error::corruption(
+                    CorruptionAt::Key(layout::STORE_META_KEY.to_vec()),
+                    format!(
+                        "store metadata: the log is at position {after}, which leaves no \
+                         position for {n} more events"
+                    ),
+                ));
+            }
+        };
+        let first_version = meta.next_version;
+        let Some(next_version) = first_version.checked_add(n) else {
+            return Err(Error::corruption(
+                CorruptionAt::Key(layout::stream_meta_key(stream.as_str())),
+                format!(
+                    "metadata of stream {stream}: its next version is {first_version}, which \
+                     leaves no version for {n} more events"
+                ),
+            ));
+        };
+        let mut ops = Vec::with_capacity(events.len().saturating_mul(4));
         let mut pending = Vec::with_capacity(events.len());
-        for (i, event) in events.iter().enumerate() {
-            let offset = i as u64;
-            let position = Position(first_position.0 + offset);
-            let version = Version(first_version.0 + offset);
+        for ((position, version), event) in (first_position..=last_position)
+            .zip(first_version..next_version)
+            .zip(events)
+        {
             ops.extend(
-                codec::event_entries(stream.as_str(), version, position, recorded_at, event)?
-                    .into_iter()
-                    .map(|(key, value)| (key, Some(value))),
+                codec::event_entries(
+                    stream.as_str(),
+                    Version(version),
+                    Position(position),
+                    recorded_at,
+                    event,
+                )?
+                .into_iter()
+                .map(|(key, value)| (key, Some(value))),
             );
             pending.push(PendingEvent {
                 stream: stream.as_str().to_string(),
-                version: version.0,
-                position: position.0,
+                version,
+                position,
                 event_type: event.event_type.clone(),
                 tags: event.tags.clone(),
             });
         }
-        let n = events.len() as u64;
-        self.next_position += n;
-        meta.next_version += n;
+        meta.next_version = next_version;
+        Ok(Staged {
+            stream: stream.as_str().to_string(),
+            meta,
+            ops,
+            pending,
+            recorded_at,
+            result: AppendResult {
+                first_version: Version(first_version),
+                last_version: Version(next_version - 1),
+                first_position: Position(first_position),
+                last_position: Position(last_position),
+            },
+        })
+    }
+
+    /// Adds a staged write to the round.
+    fn apply_staged(&mut self, round: &mut Round<E::Snapshot>, staged: Staged) -> AppendResult {
+        let Staged {
+            stream,
+            meta,
+            ops,
+            pending,
+            recorded_at,
+            result,
+        } = staged;
+        self.last_position = result.last_position.0;
+        self.last_recorded_at = recorded_at.0;
         round.batch.ops.extend(ops);
         round.pending.extend(pending);
-        round
-            .streams_with_events
-            .insert(stream.as_str().to_string());
-        round.metas.insert(stream.as_str().to_string(), meta);
-        Ok(AppendResult {
-            first_version,
-            last_version: Version(first_version.0 + n - 1),
-            first_position,
-            last_position: Position(first_position.0 + n - 1),
-        })
+        round.streams_with_events.insert(stream.clone());
+        round.metas.insert(stream, meta);
+        result
     }
 
     /// Commits the round, publishes the head, and answers every caller.
@@ -447,6 +593,7 @@ impl<E: KvEngine> Writer<E> {
             metas,
             aux,
             answers,
+            permits,
             ..
         } = round;
         // The checks are done; no engine should have to commit while this
@@ -470,6 +617,7 @@ impl<E: KvEngine> Writer<E> {
         for answer in answers {
             answer(commit_error.as_ref());
         }
+        drop(permits);
     }
 
     /// Adds the round's metadata to its batch; returns the store metadata
@@ -496,7 +644,7 @@ impl<E: KvEngine> Writer<E> {
             }
         }
         let mut meta = StoreMeta {
-            head: self.next_position - 1,
+            head: self.last_position,
             last_recorded_at: self.last_recorded_at,
             ..self.committed
         };
@@ -533,8 +681,8 @@ fn fail(request: Request, e: &Arc<Error>) -> Option<Reply<()>> {
         ))
     }
     match request {
-        Request::Append(_, r) => drop(r.send(err(e))),
-        Request::Batch(_, r) => drop(r.send(err(e))),
+        Request::Append(_, _, r) => drop(r.send(err(e))),
+        Request::Batch(_, _, r) => drop(r.send(err(e))),
         Request::Aux(_, r)
         | Request::Delete(_, _, r)
         | Request::Truncate(_, _, r)
@@ -546,8 +694,8 @@ fn fail(request: Request, e: &Arc<Error>) -> Option<Reply<()>> {
 
 fn refuse_closed(request: Request) {
     match request {
-        Request::Append(_, r) => drop(r.send(Err(Error::Closed))),
-        Request::Batch(_, r) => drop(r.send(Err(Error::Closed))),
+        Request::Append(_, _, r) => drop(r.send(Err(Error::Closed))),
+        Request::Batch(_, _, r) => drop(r.send(Err(Error::Closed))),
         Request::Aux(_, r)
         | Request::Delete(_, _, r)
         | Request::Truncate(_, _, r)
@@ -620,12 +768,12 @@ fn result_of(events: &[crate::event::RecordedEvent]) -> AppendResult {
 fn replay_by_condition<S: KvSnapshot>(
     round: &Round<S>,
     a: &Append,
-    condition: &AppendCondition,
+    condition: Condition<'_>,
 ) -> Result<Result<Option<AppendResult>>, NeedsFlush> {
     if !round.pending.is_empty() {
         return Err(NeedsFlush);
     }
-    let Some(from) = condition.after.unwrap_or(Position(0)).0.checked_add(1) else {
+    let Some(from) = condition.from() else {
         return Ok(Ok(None));
     };
     let mut metas = RoundMetas {
@@ -639,7 +787,7 @@ fn replay_by_condition<S: KvSnapshot>(
         Position(from),
         n + 1,
         Direction::Forward,
-        Some(&condition.fail_if_events_match),
+        Some(condition.query),
     );
     Ok(found.map(|found| {
         let own = found.len() == n
@@ -653,11 +801,11 @@ fn replay_by_condition<S: KvSnapshot>(
 
 /// Whether a readable event matching the condition's query lies after its
 /// `after`, in the snapshot or in this round (SPEC A8).
-fn condition_fails<S: KvSnapshot>(round: &Round<S>, condition: &AppendCondition) -> Result<bool> {
-    let Some(from) = condition.after.unwrap_or(Position(0)).0.checked_add(1) else {
+fn condition_fails<S: KvSnapshot>(round: &Round<S>, condition: Condition<'_>) -> Result<bool> {
+    let Some(from) = condition.from() else {
         return Ok(false);
     };
-    let query = &condition.fail_if_events_match;
+    let query = condition.query;
     for p in &round.pending {
         if p.position >= from && query.matches_parts(&p.event_type, &p.tags) {
             let readable = round
@@ -673,15 +821,7 @@ fn condition_fails<S: KvSnapshot>(round: &Round<S>, condition: &AppendCondition)
         round,
         cache: HashMap::new(),
     };
-    let found = read::scan_log(
-        &round.snap,
-        &mut metas,
-        Position(from),
-        1,
-        Direction::Forward,
-        Some(query),
-    )?;
-    Ok(!found.is_empty())
+    read::any_after(&round.snap, &mut metas, Position(from), query)
 }
 
 /// Checks the conditions of aux writes against the round's view (SPEC X2).

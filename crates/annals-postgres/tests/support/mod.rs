@@ -46,6 +46,7 @@ pub async fn open(schema: &str, config: StoreConfig) -> Result<PostgresStore> {
         config,
         schema: schema.to_string(),
         pool_size: 8,
+        ..PostgresOptions::default()
     };
     annals_postgres::open(&cluster().conninfo(), options).await
 }
@@ -53,4 +54,28 @@ pub async fn open(schema: &str, config: StoreConfig) -> Result<PostgresStore> {
 /// Whether the tests must fail rather than be ignored without a server.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A connection to the cluster's `postgres` database as `user` (with
+/// `search_path` set to `schema` when given), for SQL behind the store's back.
+pub async fn connect_as(user: &str, schema: Option<&str>) -> tokio_postgres::Client {
+    let conninfo = cluster()
+        .conninfo()
+        .replace("user=annals", &format!("user={user}"));
+    let (client, connection) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connecting as {user}: {e}"));
+    tokio::spawn(connection);
+    if let Some(schema) = schema {
+        client
+            .batch_execute(&format!("SET search_path TO {schema}"))
+            .await
+            .unwrap_or_else(|e| panic!("search_path: {e}"));
+    }
+    client
+}
+
+/// The cluster's superuser, in `schema`.
+pub async fn admin(schema: &str) -> tokio_postgres::Client {
+    connect_as("annals", Some(schema)).await
 }

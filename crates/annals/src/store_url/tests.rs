@@ -12,9 +12,10 @@ fn parse_err(url: &str) -> String {
     match StoreUrl::parse(url) {
         Ok(parsed) => panic!("{url:?} should not parse, got {parsed:?}"),
         Err(Error::InvalidInput { message: msg, .. }) => {
+            let shown = redact(url);
             assert!(
-                msg.contains(&format!("{url:?}")),
-                "{msg:?} does not name {url:?}"
+                msg.contains(&format!("{shown:?}")),
+                "{msg:?} does not name {shown:?}"
             );
             msg
         }
@@ -87,7 +88,9 @@ fn redb_paths() {
         ("redb:///abs/path/file.redb", "/abs/path/file.redb"),
         ("redb://./relative/file.redb", "./relative/file.redb"),
         ("redb://relative.redb", "relative.redb"),
-        ("redb://../up.redb", "../up.redb"),
+        ("redb:///a/..b/c..", "/a/..b/c.."),
+        ("redb:///a/./b.redb", "/a/./b.redb"),
+        ("redb://.../x", ".../x"),
         ("REDB:///x.redb", "/x.redb"),
         ("redb:///a%20b/c%3Fd%23e%25f.redb", "/a b/c?d#e%f.redb"),
         // `+` is literal in a path; only options use it for spaces.
@@ -143,15 +146,40 @@ fn bad_paths() {
     assert!(msg.contains("%23"), "{msg}");
 }
 
+#[test]
+fn parent_components_are_refused() {
+    for url in [
+        "redb:///../../etc/x",
+        "redb://../up.redb",
+        "redb:///srv/app/../../etc/passwd",
+        "redb:///a/%2E%2E/b.redb",
+        "redb:///a/%2e%2e",
+        "redb://..",
+        "sled:///data/..",
+        "rocksdb://x/../y?durability=relaxed",
+    ] {
+        let msg = parse_err(url);
+        assert!(msg.contains("\"..\" component"), "{url}: {msg}");
+        assert!(msg.contains("trusted configuration"), "{url}: {msg}");
+    }
+    // A postgres URL's "path" is its connection part, not a file path.
+    assert!(StoreUrl::parse("postgres://u:a/../b@host/db").is_ok());
+    let err = Scheme::Redb
+        .url_for("/srv/../etc/x.redb")
+        .expect_err("a .. component");
+    assert!(err.to_string().contains("\"..\" component"), "{err}");
+}
+
 /// The message of the `InvalidInput` that `check_compiled` must give for
 /// `url`, which parses.
 fn compiled_err(url: &str) -> String {
     match parse(url).check_compiled() {
         Ok(()) => panic!("{url:?} should not be compiled in"),
         Err(Error::InvalidInput { message: msg, .. }) => {
+            let shown = redact(url);
             assert!(
-                msg.contains(&format!("{url:?}")),
-                "{msg:?} does not name {url:?}"
+                msg.contains(&format!("{shown:?}")),
+                "{msg:?} does not name {shown:?}"
             );
             msg
         }
@@ -282,6 +310,10 @@ fn url_for_refuses_what_a_url_cannot_carry() {
         .url_for("/tmp/x")
         .expect_err("memory takes no path");
     assert!(err.to_string().contains("takes no path"), "{err}");
+    let err = Scheme::Postgres
+        .url_for("/tmp/x")
+        .expect_err("postgres names a server");
+    assert!(err.to_string().contains("names a server"), "{err}");
     let err = Scheme::Redb.url_for("").expect_err("empty path");
     assert!(err.to_string().contains("needs a path"), "{err}");
     #[cfg(unix)]
@@ -313,8 +345,8 @@ fn scheme_names_and_features() {
 /// panic, and what parses keeps its path free of NUL.
 #[test]
 fn never_panics() {
-    const ALPHABET: [&str; 14] = [
-        ":", "/", "?", "#", "%", "=", "&", "+", "a", "F", "é", "\0", "%0", "://",
+    const ALPHABET: [&str; 16] = [
+        ":", "/", "?", "#", "%", "=", "&", "+", "a", "F", "é", "\0", "%0", "://", "..", "%2E",
     ];
     let mut tails = vec![String::new()];
     for _ in 0..3 {
@@ -339,12 +371,60 @@ fn never_panics() {
             let url = format!("{prefix}{tail}");
             match StoreUrl::parse(&url) {
                 Ok(parsed) => {
-                    let path = parsed.path().and_then(Path::to_str).unwrap_or("");
-                    assert!(!path.contains('\0'), "{url:?}");
+                    let path = parsed.path().unwrap_or(Path::new(""));
+                    assert!(!path.to_string_lossy().contains('\0'), "{url:?}");
+                    assert!(
+                        !path
+                            .components()
+                            .any(|c| c == std::path::Component::ParentDir),
+                        "{url:?}"
+                    );
                 }
                 Err(Error::InvalidInput { .. }) => {}
                 Err(other) => panic!("{url:?}: {other:?}"),
             }
         }
     }
+}
+
+#[test]
+fn postgres_urls_name_a_server_and_hide_the_password() {
+    assert!(!Scheme::Postgres.takes_path() && Scheme::Postgres.takes_server());
+    let url = parse("postgres://alice:s3cret@db.example:5432/app?schema=shop&sslmode=require");
+    assert_eq!(url.scheme(), Scheme::Postgres);
+    assert_eq!(url.path(), None);
+    assert_eq!(params(&url), [("schema", "shop"), ("sslmode", "require")]);
+    assert_eq!(
+        url.as_str(),
+        "postgres://alice:s3cret@db.example:5432/app?schema=shop&sslmode=require"
+    );
+    for (given, shown) in [
+        (
+            "postgres://alice:s3cret@db.example:5432/app?schema=shop",
+            "postgres://alice:***@db.example:5432/app?schema=shop",
+        ),
+        ("postgres://alice@db/app", "postgres://alice@db/app"),
+        (
+            "postgres://db/app?password=s3cret",
+            "postgres://db/app?password=***",
+        ),
+        ("postgres://a:s3c/ret@db/app", "postgres://a:***@db/app"),
+        (
+            "postgres://a:s3c?ret@db/app?schema=x",
+            "postgres://a:***@db/app?schema=x",
+        ),
+        (
+            "postgres://db/app?sslrootcert=/etc/a@b.pem",
+            "postgres://db/app?sslrootcert=/etc/a@b.pem",
+        ),
+        // A path may hold `@` and `:`: it is shown as it is.
+        ("redb:///data/a:b@c.redb", "redb:///data/a:b@c.redb"),
+        ("postgres:alice:s3cret@db/app", "postgres:***@db/app"),
+    ] {
+        assert_eq!(redact(given), shown, "{given}");
+    }
+    // A socket folder as the host, percent-encoded, is no path either.
+    let socket = parse("postgres://annals@%2Ftmp%2Fpg/postgres");
+    assert_eq!(socket.path(), None);
+    assert!(!format!("{url:?}").contains("s3cret"));
 }
