@@ -1,8 +1,12 @@
 //! # annals-backend-tests — the annals conformance suite
 //!
-//! Every storage backend of annals runs this suite, unmodified: it checks the
-//! contract of `SPEC.md` clause by clause (each case names its clause IDs in
-//! brackets, e.g. `[A4]`, in the comment above it).
+//! Every storage backend of annals runs this suite, unmodified: it checks
+//! the contract, [`docs/contract.md`][contract] in the repository, clause
+//! by clause (each case names its clause IDs in brackets, e.g. `[A4]`, in
+//! the comment above it; the test `contract` of this crate fails when a
+//! clause is named by no case).
+//!
+//! [contract]: https://github.com/annals-rs/annals/blob/main/docs/contract.md
 //!
 //! A backend implements [`Harness`] and calls [`run`] from a test with
 //! `harness = false`:
@@ -28,9 +32,11 @@
 //! ```
 //!
 //! Each case runs as its own libtest test, on its own multi-threaded tokio
-//! runtime, with a fresh [`Harness`] and a time limit. A case whose
+//! runtime, with a fresh [`Harness`] and a time limit; every store it
+//! opened through the harness is closed after it, so that no store (and no
+//! engine thread) outlives its case or the process. A case whose
 //! capability the backend lacks ([`Harness::capabilities`]) is reported as
-//! *ignored*, never as passed ([C1]).
+//! *ignored*, never as passed (\[C1\]).
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
@@ -43,8 +49,12 @@ use std::time::Duration;
 use annals_core::{Capabilities, LogBackend, Result, StoreConfig};
 use libtest_mimic::{Arguments, Failed, Trial};
 
+use crate::teardown::Closing;
+
 pub mod cases;
+pub mod files;
 pub mod support;
+mod teardown;
 pub mod workload;
 
 pub use cases::Case;
@@ -52,6 +62,10 @@ pub use support::{CaseResult, Failure};
 
 /// How long one case may run before it counts as hung and fails.
 pub const CASE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long closing a case's stores may take once it is over (a RocksDB
+/// store waits up to a minute for reads still in flight).
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Worker threads of each case's runtime.
 pub const WORKER_THREADS: usize = 4;
@@ -109,7 +123,7 @@ pub fn run_with<H: Harness>(args: Arguments) -> ExitCode {
 /// `H` lacks flagged as ignored.
 pub fn trials<H: Harness>() -> Vec<Trial> {
     let capabilities = H::capabilities();
-    cases::all::<H>()
+    cases::all::<Closing<H>>()
         .into_iter()
         .map(|case| {
             let ignored = !(case.runs_if)(&capabilities);
@@ -119,17 +133,21 @@ pub fn trials<H: Harness>() -> Vec<Trial> {
         .collect()
 }
 
-/// Runs one case body on a fresh runtime with a fresh harness.
-fn run_case<H: Harness>(body: cases::CaseFn<H>) -> Result<(), Failed> {
+/// Runs one case body on a fresh runtime with a fresh harness, then closes
+/// every store the case opened (see [`teardown`]): once this returns, no
+/// store of the case is open and none of their threads runs.
+fn run_case<H: Harness>(body: cases::CaseFn<Closing<H>>) -> Result<(), Failed> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKER_THREADS)
         .enable_all()
         .build()
         .map_err(|e| Failed::from(format!("cannot build the tokio runtime: {e}")))?;
-    let task = runtime.spawn(async move {
-        let harness = H::new().await;
-        body(harness).await
+    let (harness, opened) = runtime.block_on(async {
+        let harness = Closing::wrap(H::new().await);
+        let opened = harness.opened();
+        (harness, opened)
     });
+    let task = runtime.spawn(body(harness));
     // The timer must be made inside the runtime.
     let outcome = runtime.block_on(async { tokio::time::timeout(CASE_TIMEOUT, task).await });
     let result = match outcome {
@@ -147,8 +165,22 @@ fn run_case<H: Harness>(body: cases::CaseFn<H>) -> Result<(), Failed> {
         Ok(Ok(Err(failure))) => Err(Failed::from(failure.into_message())),
         Ok(Ok(Ok(()))) => Ok(()),
     };
+    // Also after a failure: a store left open would outlive the process.
+    let closed = runtime.block_on(async {
+        match tokio::time::timeout(CLOSE_TIMEOUT, teardown::close_all(&opened)).await {
+            Ok(closed) => closed,
+            Err(_) => Err(format!(
+                "the case's stores did not close within {CLOSE_TIMEOUT:?}"
+            )),
+        }
+    });
     runtime.shutdown_timeout(Duration::from_secs(10));
-    result
+    // Only now: its temporary folder goes with it.
+    drop(opened);
+    match (result, closed) {
+        (Ok(()), Err(message)) => Err(Failed::from(message)),
+        (result, _) => result,
+    }
 }
 
 fn panic_message(payload: Box<dyn Any + Send>) -> String {

@@ -238,7 +238,7 @@ pub fn positions(events: &[RecordedEvent]) -> Vec<u64> {
     events.iter().map(|e| e.position.0).collect()
 }
 
-/// Checks that `recorded` holds `new` byte for byte ([D3]).
+/// Checks that `recorded` holds `new` byte for byte (\[D3\]).
 #[track_caller]
 pub fn assert_recorded(new: &NewEvent, recorded: &RecordedEvent) {
     assert_eq!(recorded.event_id, new.event_id, "event id");
@@ -326,7 +326,7 @@ pub fn assert_condition_failed<T: Debug>(result: Result<T>, what: &str) -> Strin
 }
 
 /// Checks that `result` is `AppendConditionFailed` for the DCB condition
-/// `condition` ([A8]): the error carries it, query and `after`.
+/// `condition` (\[A8\]): the error carries it, query and `after`.
 #[track_caller]
 pub fn assert_events_condition_failed<T: Debug>(
     result: Result<T>,
@@ -343,7 +343,7 @@ pub fn assert_events_condition_failed<T: Debug>(
 }
 
 /// Checks that `result` is `AppendConditionFailed` naming the aux `key`
-/// ([X2]), in its field and in its message.
+/// (\[X2\]), in its field and in its message.
 #[track_caller]
 pub fn assert_aux_condition_failed<T: Debug>(result: Result<T>, key: &[u8], what: &str) {
     let e = expect_err(result, what);
@@ -389,7 +389,7 @@ pub fn assert_limit<T: Debug>(
     e
 }
 
-/// Checks that `e` is `BatchPart` naming `part` ([A6]).
+/// Checks that `e` is `BatchPart` naming `part` (\[A6\]).
 #[track_caller]
 pub fn assert_part(e: &Error, part: usize, what: &str) {
     assert_eq!(

@@ -1,11 +1,12 @@
 //! Model-based tests: random sequences of operations — appends with every
 //! expectation kind, batches, DCB conditions, truncations, deletions, aux
 //! writes, close/reopen — run against every backend and against a naive
-//! model written here from SPEC.md (a list of events and a map of streams,
-//! not any backend). After every operation the store must answer as the
-//! model does: the same outcome, and the same reads (each stream both ways,
-//! the log both ways, a tag query, stream versions, the stream list, the
-//! aux space). Proptest shrinks a failing sequence to a small one.
+//! model written here from the contract, docs/contract.md (a list of events
+//! and a map of streams, not any backend). After every operation the store
+//! must answer as the model does: the same outcome, and the same reads
+//! (each stream both ways, the log both ways, a tag query, stream versions,
+//! the stream list, the aux space). Proptest shrinks a failing sequence to
+//! a small one.
 //!
 //! Cases per backend: `ANNALS_MODEL_CASES` (default 200); the long mode is e.g.
 //! `ANNALS_MODEL_CASES=10000 cargo test --workspace --release --test model`.

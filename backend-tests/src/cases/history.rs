@@ -3,10 +3,10 @@
 //! (sealed data, `forget`, the erased marker, the key check of the master
 //! key, no plaintext anywhere in the store) and retention (policies per
 //! stream and by prefix, honoured by reads at once, enforced with
-//! `truncate_stream` [S3]).
+//! `truncate_stream` \[S3\]).
 //!
 //! Everything here is built on the public `LogBackend` contract: keys and
-//! policies live in the aux space ([X1]) and commit with appends ([X2]), so
+//! policies live in the aux space (\[X1\]) and commit with appends (\[X2\]), so
 //! these cases check the layer and what it relies on.
 
 use std::path::Path;
@@ -146,7 +146,7 @@ async fn write_history(backend: &Store) -> CaseResult {
     Ok(())
 }
 
-/// [D3] [R1] typed events carry their schema version; reads through the
+/// \[D3\] \[R1\] typed events carry their schema version; reads through the
 /// store (read_typed, a subscription with decode, load) bring v1 and v2
 /// events to v3 through the chain 1 → 2 → 3, while the backend keeps the
 /// events exactly as written.
@@ -210,7 +210,7 @@ pub async fn d3_upcasting_reads_v1_and_v2_events_as_v3<H: Harness>(h: H) -> Case
     Ok(())
 }
 
-/// [D3] a chain with a missing step is Error::Decode naming the event's
+/// \[D3\] a chain with a missing step is Error::Decode naming the event's
 /// type, its position in the stream and the schema version that has no
 /// upcaster; a version newer than the Rust type is refused too; a raw
 /// subscription is not stopped by the event it cannot upcast.
@@ -313,7 +313,7 @@ impl TypedEvent for OldProfile {
     const EVENT_TYPE: &'static str = "UserProfileChanged";
 }
 
-/// [D3] an alias renames a type on read: events stored under the old name
+/// \[D3\] an alias renames a type on read: events stored under the old name
 /// read under the new one and then go through its upcasters; cycles are
 /// refused.
 pub async fn d3_an_alias_reads_a_renamed_type<H: Harness>(h: H) -> CaseResult {
@@ -442,7 +442,7 @@ fn contact_of(item: &Decoded<ContactChanged>) -> Option<&str> {
     item.event().map(|c| c.email.as_str())
 }
 
-/// [X2] [X1] forget deletes the subject's key in one aux write: its events
+/// \[X2\] \[X1\] forget deletes the subject's key in one aux write: its events
 /// then read as erased — through read_typed, a subscription, load, and
 /// another store handle — while every other subject's events and the
 /// events' other fields read as before; a new event of the forgotten
@@ -583,7 +583,7 @@ const SECRETS: [&str; 4] = [
 ];
 const CANARY: &str = "canary-order-note-visible-in-the-clear";
 
-/// [X1] [S3] no plaintext of a sealed event, nor its subject, is written
+/// \[X1\] \[S3\] no plaintext of a sealed event, nor its subject, is written
 /// anywhere the store keeps bytes — events, aux entries (keys, indexes,
 /// snapshots), and, for a store with files, any byte of any file — after
 /// sealing, reading, subscribing, forgetting, rebuilding an index and an
@@ -717,7 +717,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// [X1] a store opened with another master key than the one its data keys
+/// \[X1\] a store opened with another master key than the one its data keys
 /// were made with is refused with a clear InvalidInput (instead of reading
 /// everything as erased); the right key still opens it.
 pub async fn x1_a_wrong_master_key_is_a_clear_error<H: Harness>(h: H) -> CaseResult {
@@ -748,7 +748,7 @@ pub async fn x1_a_wrong_master_key_is_a_clear_error<H: Harness>(h: H) -> CaseRes
     Ok(())
 }
 
-/// [X2] [R8] a projection that follows a subscription and decodes through
+/// \[X2\] \[R8\] a projection that follows a subscription and decodes through
 /// the store meets the erased event as Decoded::Erased and goes on: events
 /// after it, and live ones, still arrive.
 pub async fn x2_an_erased_event_does_not_stop_a_projection<H: Harness>(h: H) -> CaseResult {
@@ -811,7 +811,7 @@ async fn store_versions(store: &EventStore, s: &annals_core::StreamId) -> Result
     ))
 }
 
-/// [S3] [S1] a policy is honoured by reads through the store the moment it
+/// \[S3\] \[S1\] a policy is honoured by reads through the store the moment it
 /// is set (read_stream, subscriptions, load) while the backend still
 /// returns everything; enforce_retention then truncates the stream through
 /// the contract — never deleting it, its numbering carrying on.
@@ -918,7 +918,7 @@ pub async fn s3_retention_by_count_hides_at_once_then_enforce_truncates<H: Harne
     Ok(())
 }
 
-/// [S3] [D3] retention by age follows the store's clock: events older than
+/// \[S3\] \[D3\] retention by age follows the store's clock: events older than
 /// max_age are hidden as the clock moves, and enforce truncates exactly
 /// those (recorded_at never decreases along a stream).
 pub async fn s3_retention_by_age_follows_the_clock<H: Harness>(h: H) -> CaseResult {
@@ -960,7 +960,7 @@ pub async fn s3_retention_by_age_follows_the_clock<H: Harness>(h: H) -> CaseResu
     Ok(())
 }
 
-/// [S3] [S2] a default policy applies to every stream whose id starts with
+/// \[S3\] \[S2\] a default policy applies to every stream whose id starts with
 /// its prefix (the longest prefix wins); a stream's own policy overrides
 /// it; enforce truncates each stream by the policy that applies, and
 /// leaves streams without one alone.

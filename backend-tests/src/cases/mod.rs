@@ -1,6 +1,6 @@
-//! The conformance cases, one module per area of `SPEC.md`. Each module
-//! exports its cases as `pub async fn`s generic over the [`Harness`], and
-//! `cases::<H>()`, its registration list.
+//! The conformance cases, one module per area of the contract
+//! (`docs/contract.md`). Each module exports its cases as `pub async fn`s
+//! generic over the [`Harness`], and `cases::<H>()`, its registration list.
 
 use futures::future::BoxFuture;
 

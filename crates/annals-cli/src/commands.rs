@@ -1,13 +1,14 @@
 //! The subcommands, over any store opened by URL through the facade.
 
-use std::io::{self, BufWriter, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use annals::{
-    Capabilities, Direction, ExpectedVersion, NewEvent, Position, Query, QueryItem, RecordedEvent,
-    Store, StoreUrl, StreamId, VerifyProgress, Version,
+    Capabilities, Direction, ExpectedVersion, Limits, NewEvent, Position, Query, QueryItem,
+    RecordedEvent, Store, StoreUrl, StreamId, VerifyProgress, Version,
 };
 
 use crate::Command;
@@ -56,8 +57,8 @@ pub async fn run(command: Command) -> Result<(), Failure> {
             backward,
             json,
         } => {
-            let store = open_existing(&url).await?;
             let stream = StreamId::new(stream).fail()?;
+            let store = open_for_reading(&url).await?;
             let direction = direction(backward);
             let from = Version(from.unwrap_or(start(direction)));
             let result = read_stream_cmd(&store, &stream, from, count, direction, json).await;
@@ -84,11 +85,13 @@ pub async fn run(command: Command) -> Result<(), Failure> {
         } => append(&url, stream, event_type, data, metadata, tags, expect).await,
         Command::Verify { url } => verify(&url).await,
         Command::Compact { url } => {
-            let store = open_existing(&url).await?;
-            let before = store.disk_bytes().await.fail()?;
-            store.compact().await.fail()?;
-            let after = store.disk_bytes().await.fail()?;
-            close(&store).await?;
+            let store = open_for_maintenance(&url).await?;
+            let compacted = async {
+                let before = store.disk_bytes().await.fail()?;
+                store.compact().await.fail()?;
+                Ok((before, store.disk_bytes().await.fail()?))
+            };
+            let (before, after) = closing(&store, compacted.await).await?;
             println!("compacted: {before} → {after} bytes on disk");
             Ok(())
         }
@@ -97,10 +100,10 @@ pub async fn run(command: Command) -> Result<(), Failure> {
             stream,
             before,
         } => {
-            let store = open_existing(&url).await?;
             let id = StreamId::new(stream).fail()?;
-            store.truncate_stream(&id, Version(before)).await.fail()?;
-            close(&store).await?;
+            let store = open_for_maintenance(&url).await?;
+            let truncated = store.truncate_stream(&id, Version(before)).await.fail();
+            closing(&store, truncated).await?;
             println!("truncated {:?} before version {before}", id.as_str());
             Ok(())
         }
@@ -109,10 +112,10 @@ pub async fn run(command: Command) -> Result<(), Failure> {
             stream,
             expect,
         } => {
-            let store = open_existing(&url).await?;
             let id = StreamId::new(stream).fail()?;
-            store.delete_stream(&id, expect.0).await.fail()?;
-            close(&store).await?;
+            let store = open_for_maintenance(&url).await?;
+            let deleted = store.delete_stream(&id, expect.0).await.fail();
+            closing(&store, deleted).await?;
             println!("deleted {:?}", id.as_str());
             Ok(())
         }
@@ -128,12 +131,11 @@ pub async fn run(command: Command) -> Result<(), Failure> {
     }
 }
 
-/// Opens a store that must already exist: a path-based URL whose path is
-/// missing, or a database schema without a store, is an error, not a new
-/// empty store.
-pub async fn open_existing(url: &str) -> Result<Store, Failure> {
+/// A path-based URL whose path is missing is an error naming it.
+fn check_exists(url: &str) -> Result<(), Failure> {
     let parsed = StoreUrl::parse(url).fail()?;
     if let Some(path) = parsed.path()
+        && parsed.scheme() != annals::Scheme::Postgres
         && !path.exists()
     {
         return Err(Failure::input(format!(
@@ -142,23 +144,52 @@ pub async fn open_existing(url: &str) -> Result<Store, Failure> {
             parsed.redacted()
         )));
     }
-    if parsed.scheme().takes_server() && !parsed.params().any(|(key, _)| key == "create") {
-        let separator = if url.contains('?') { '&' } else { '?' };
-        return annals::open(&format!("{url}{separator}create=false"))
-            .await
-            .fail();
-    }
+    Ok(())
+}
+
+/// Opens a store that must already exist, for reading only: nothing is
+/// created and, as far as the backend allows, no file changes (see
+/// `annals::open_read_only`).
+pub async fn open_for_reading(url: &str) -> Result<Store, Failure> {
+    check_exists(url)?;
+    annals::open_read_only(url).await.fail()
+}
+
+/// Opens a store that must already exist, to change it: nothing is
+/// created.
+pub async fn open_for_maintenance(url: &str) -> Result<Store, Failure> {
+    check_exists(url)?;
+    annals::open_existing(url).await.fail()
+}
+
+/// Opens a store, creating it if missing (unless its URL says
+/// `create=false`). Call it only once the input is checked.
+pub async fn open_or_create(url: &str) -> Result<Store, Failure> {
     annals::open(url).await.fail()
 }
 
-/// Opens a store, creating it if missing.
-pub async fn open_or_create(url: &str) -> Result<Store, Failure> {
-    annals::open(url).await.fail()
+/// The limits of the store a URL names, from its options, without
+/// opening it: input is checked against them before anything is created.
+pub fn url_limits(url: &str) -> Result<Limits, Failure> {
+    Ok(StoreUrl::parse(url)
+        .and_then(|parsed| parsed.config())
+        .fail()?
+        .limits)
 }
 
 /// Closes a store, so its files are released cleanly.
 pub async fn close(store: &Store) -> Result<(), Failure> {
     store.close().await.fail()
+}
+
+/// Closes a store whatever `result` is (a store left open is not closed
+/// cleanly: redb would then need recovery before a read-only open), and
+/// answers `result`, or else the close's failure.
+pub async fn closing<T>(store: &Store, result: Result<T, Failure>) -> Result<T, Failure> {
+    let closed = close(store).await;
+    let value = result?;
+    closed?;
+    Ok(value)
 }
 
 fn direction(backward: bool) -> Direction {
@@ -298,7 +329,7 @@ async fn read_all(
     tags: Vec<String>,
     json: bool,
 ) -> Result<(), Failure> {
-    let store = open_existing(url).await?;
+    let store = open_for_reading(url).await?;
     let direction = direction(backward);
     let query =
         (!types.is_empty() || !tags.is_empty()).then(|| Query::single(QueryItem { types, tags }));
@@ -325,19 +356,21 @@ async fn read_all(
 }
 
 async fn info(url: &str) -> Result<(), Failure> {
-    let store = open_existing(url).await?;
     let scheme = StoreUrl::parse(url).fail()?.scheme();
-    let head = store
-        .read_all(Position(0), 1, Direction::Backward, None)
-        .await
-        .fail()?
-        .head;
-    let streams = count_streams(&store).await?;
-    let events = transfer::count_events(&store).await?;
-    let disk = store.disk_bytes().await.fail()?;
+    let store = open_for_reading(url).await?;
+    let counted = async {
+        let head = store
+            .read_all(Position(0), 1, Direction::Backward, None)
+            .await
+            .fail()?
+            .head;
+        let streams = count_streams(&store).await?;
+        let events = transfer::count_events(&store).await?;
+        Ok((head, streams, events, store.disk_bytes().await.fail()?))
+    };
+    let (head, streams, events, disk) = closing(&store, counted.await).await?;
     let limits = store.limits();
     let caps = store.capabilities();
-    close(&store).await?;
     println!("backend:       {scheme}");
     println!("capabilities:  {}", capability_list(&caps));
     println!("head position: {head}");
@@ -399,8 +432,19 @@ async fn streams(
     limit: Option<u64>,
     json: bool,
 ) -> Result<(), Failure> {
-    let store = open_existing(url).await?;
-    let mut after = after.map(StreamId::new).transpose().fail()?;
+    let after = after.map(StreamId::new).transpose().fail()?;
+    let store = open_for_reading(url).await?;
+    let listed = list_streams(&store, after, limit, json).await;
+    closing(&store, listed).await
+}
+
+/// Prints the streams after `after`, at most `limit`.
+async fn list_streams(
+    store: &Store,
+    mut after: Option<StreamId>,
+    limit: Option<u64>,
+    json: bool,
+) -> Result<(), Failure> {
     let mut remaining = limit;
     let mut out = BufWriter::new(io::stdout());
     let mut printed = 0u64;
@@ -435,18 +479,38 @@ async fn streams(
     if !json && printed == 0 {
         writeln!(out, "(no streams)").map_err(write_err)?;
     }
-    out.flush().map_err(write_err)?;
-    close(&store).await
+    out.flush().map_err(write_err)
 }
 
-/// `--data` / `--metadata`: JSON text (checked), or `@FILE`'s bytes.
-fn payload(arg: Option<String>, what: &str) -> Result<Vec<u8>, Failure> {
+/// `--data` / `--metadata`: JSON text (checked), or `@FILE`'s bytes —
+/// at most `max` bytes (the store's `max_event_bytes`): a larger file is
+/// refused after reading `max + 1` bytes of it, however large it is
+/// (`@/dev/zero` too).
+fn payload(arg: Option<String>, what: &str, max: usize) -> Result<Vec<u8>, Failure> {
     let Some(arg) = arg else {
         return Ok(Vec::new());
     };
+    let too_large = |source: &str| {
+        Failure::input(format!(
+            "--{what} {source} has more than {max} bytes, the store's max_event_bytes (data and \
+             metadata together)"
+        ))
+    };
     if let Some(file) = arg.strip_prefix('@') {
-        return std::fs::read(Path::new(file))
-            .map_err(|e| Failure::io(&format!("reading --{what} file {file:?}"), e));
+        let reading = |e| Failure::io(&format!("reading --{what} file {file:?}"), e);
+        let opened = File::open(Path::new(file)).map_err(reading)?;
+        let mut bytes = Vec::new();
+        opened
+            .take(u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(reading)?;
+        if bytes.len() > max {
+            return Err(too_large(&format!("file {file:?}")));
+        }
+        return Ok(bytes);
+    }
+    if arg.len() > max {
+        return Err(too_large("text"));
     }
     serde_json::from_str::<serde::de::IgnoredAny>(&arg).map_err(|e| {
         Failure::input(format!(
@@ -466,12 +530,16 @@ async fn append(
     tags: Vec<String>,
     expect: ExpectArg,
 ) -> Result<(), Failure> {
+    // Everything is checked before the store is opened, so a bad
+    // argument creates nothing.
+    let limits = url_limits(url)?;
     let stream = StreamId::new(stream).fail()?;
     let event = NewEvent::builder(event_type)
-        .data(payload(data, "data")?)
-        .metadata(payload(metadata, "metadata")?)
+        .data(payload(data, "data", limits.max_event_bytes)?)
+        .metadata(payload(metadata, "metadata", limits.max_event_bytes)?)
         .tags(tags)
         .build();
+    event.validate(&limits).fail()?;
     let store = open_or_create(url).await?;
     let result = store.append(&stream, expect.0, vec![event]).await;
     close(&store).await?;
@@ -486,7 +554,7 @@ async fn append(
 }
 
 async fn verify(url: &str) -> Result<(), Failure> {
-    let store = open_existing(url).await?;
+    let store = open_for_reading(url).await?;
     let bar = progress::bar(None, "records");
     let shown = bar.clone();
     let report_progress: VerifyProgress = Arc::new(move |n| shown.set_position(n));

@@ -39,9 +39,13 @@ impl Failure {
         }
     }
 
-    /// What went wrong.
-    pub fn message(&self) -> &str {
-        &self.message
+    /// The same failure, its message put after `place` (e.g. `FILE line
+    /// 7`).
+    pub fn at(self, place: &str) -> Failure {
+        Failure {
+            message: format!("{place}: {}", self.message),
+            code: self.code,
+        }
     }
 
     /// Prints the message on one line and gives the exit code.

@@ -1,7 +1,7 @@
 //! How events are shown: one JSON object per line (`--json`, and the lines
 //! of an export), or a table for people.
 
-use annals::{NewEvent, RecordedEvent, StreamId, Uuid};
+use annals::{NewEvent, RecordedEvent, StreamId, Timestamp, Uuid};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
@@ -156,7 +156,59 @@ impl EventLine {
 
 /// `recorded_at` in RFC 3339, to the microsecond.
 fn timestamp(event: &RecordedEvent) -> String {
-    humantime::format_rfc3339_micros(event.recorded_at.to_system_time()).to_string()
+    rfc3339(event.recorded_at, 6)
+}
+
+/// Microseconds in a day.
+const MICROS_PER_DAY: u64 = 86_400_000_000;
+
+/// A timestamp in RFC 3339, UTC, with `digits` digits of the second's
+/// fraction (0 to 6): `2026-11-24T00:24:20.048123Z`. Every `u64` of
+/// microseconds has one: a year after 9999, which RFC 3339 cannot write
+/// (and `humantime` fails on), is written with a sign and six digits, as
+/// ISO 8601's expanded years and JavaScript's `toISOString` do:
+/// `+010000-01-01T00:00:00.000000Z`. Stored timestamps are read from disk,
+/// so the tool must show whatever is there.
+pub fn rfc3339(at: Timestamp, digits: usize) -> String {
+    let (days, micros_of_day) = (at.0 / MICROS_PER_DAY, at.0 % MICROS_PER_DAY);
+    let (year, month, day) = civil_from_days(days);
+    let seconds = micros_of_day / 1_000_000;
+    let (hour, minute, second) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    let year = if year <= 9999 {
+        format!("{year:04}")
+    } else {
+        format!("+{year:06}")
+    };
+    let mut text = format!("{year}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}");
+    let digits = digits.min(6);
+    if digits > 0 {
+        let fraction = format!("{:06}", micros_of_day % 1_000_000);
+        text.push('.');
+        text.push_str(fraction.get(..digits).unwrap_or(&fraction));
+    }
+    text.push('Z');
+    text
+}
+
+/// The proleptic Gregorian date `days` days after 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`, for days on or after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    // Counted from 0000-03-01, so that the leap day ends each 4-year cycle.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 /// The header of the event table.
@@ -169,7 +221,7 @@ pub fn table_header() -> String {
 
 /// One event as a table row.
 pub fn table_row(event: &RecordedEvent) -> String {
-    let recorded = humantime::format_rfc3339_millis(event.recorded_at.to_system_time()).to_string();
+    let recorded = rfc3339(event.recorded_at, 3);
     format!(
         "{:>9}  {:<24} {:>7}  {:<20} {:<27} {:<16} {}",
         event.position.0,
@@ -180,4 +232,51 @@ pub fn table_row(event: &RecordedEvent) -> String {
         event.tags.join(","),
         Bytes::new(&event.data).preview(60)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Random timestamps up to the end of year 9999 format exactly as
+    /// `humantime` does; later ones, up to `u64::MAX`, as expanded years.
+    #[test]
+    fn timestamps_match_humantime_and_never_fail() {
+        let limit = 253_402_300_800_000_000u64; // 10000-01-01T00:00:00Z
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut samples: Vec<u64> = vec![0, 1, 951_782_400_000_000, limit - 1];
+        samples.extend((0..100_000).map(|_| next() % limit));
+        for micros in &samples {
+            let time = Timestamp(*micros).to_system_time();
+            assert_eq!(
+                rfc3339(Timestamp(*micros), 6),
+                humantime::format_rfc3339_micros(time).to_string(),
+                "{micros}"
+            );
+            assert_eq!(
+                rfc3339(Timestamp(*micros), 3),
+                humantime::format_rfc3339_millis(time).to_string(),
+                "{micros}"
+            );
+        }
+        assert_eq!(
+            rfc3339(Timestamp(limit), 6),
+            "+010000-01-01T00:00:00.000000Z"
+        );
+        assert_eq!(
+            rfc3339(Timestamp(u64::MAX), 6),
+            "+586524-01-19T08:01:49.551615Z"
+        );
+        for _ in 0..100_000 {
+            let micros = limit + next() % (u64::MAX - limit);
+            let text = rfc3339(Timestamp(micros), 6);
+            assert!(text.starts_with('+') && text.ends_with('Z'), "{text}");
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use annals::store::shred::KEYS_PREFIX;
 use annals::{AuxWrite, Error, EventStore, MasterKey, RetentionPolicy, Store, StreamId, Version};
 
-use crate::commands::{close, open_existing};
+use crate::commands::{close, open_for_maintenance};
 use crate::fail::{Fail, Failure};
 
 /// The environment variable the master key is read from: never a flag,
@@ -76,7 +76,7 @@ pub enum RetentionCommand {
 /// `annals forget URL SUBJECT`: deletes the subject's data key.
 pub async fn forget(url: &str, subject: &str, compact: bool) -> Result<(), Failure> {
     let master = MasterKey::from_env(MASTER_KEY_VAR).fail()?;
-    let backend = open_existing(url).await?;
+    let backend = open_for_maintenance(url).await?;
     let result = forget_open(&backend, master, subject, compact).await;
     let closed = close(&backend).await;
     result?;
@@ -114,7 +114,7 @@ pub async fn retention(command: RetentionCommand) -> Result<(), Failure> {
         | RetentionCommand::Show { url, .. }
         | RetentionCommand::Enforce { url, .. } => url.clone(),
     };
-    let backend = open_existing(&url).await?;
+    let backend = open_for_maintenance(&url).await?;
     let result = retention_open(EventStore::new(backend.clone()), command).await;
     let closed = close(&backend).await;
     result?;

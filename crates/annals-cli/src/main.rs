@@ -191,7 +191,35 @@ enum Command {
     Retention(history::RetentionCommand),
 }
 
+/// The message of the last panic, reported by `main` if it reaches it.
+static PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
 fn main() -> ExitCode {
+    // The libraries catch the panics of the engines they call (redb and
+    // sled panic on some damaged files) and turn them into errors, which
+    // are reported in one line like every other: Rust's default report on
+    // stderr would come on top of it. So a panic is only remembered, and
+    // reported by `main` should one ever get this far.
+    std::panic::set_hook(Box::new(|info| {
+        let mut last = PANIC
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *last = Some(info.to_string());
+    }));
+    match std::panic::catch_unwind(run) {
+        Ok(code) => code,
+        Err(_) => {
+            let message = PANIC
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+                .unwrap_or_default();
+            fail::Failure::input(format!("internal error (a bug in annals): {message}")).report()
+        }
+    }
+}
+
+fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),

@@ -13,22 +13,33 @@
 //! stream whose first readable event is above version 0 (it was truncated,
 //! or deleted and recreated) cannot start there in a new store: it is
 //! renumbered from 0, and the offset is kept in the target's aux space
-//! (key `annals-import/version-offset/<stream>`) so a re-run finds it.
+//! (key `annals-import/version-offset/<stream>`, or, where that would be
+//! longer than an aux key may be, `annals-import/version-offset-sha256/`
+//! and the hex SHA-256 of the stream id) so a re-run finds it.
+//!
+//! Import reads line by line, each line bounded by what an event within
+//! the target's limits can take, and checks every line before it writes
+//! anything: a whole file first (then the target is opened, or created);
+//! from standard input, the header and the first event before the target
+//! is opened, every later line before it is written.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
-use std::path::Path;
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 
+use annals::files::FileMode;
 use annals::{
-    Append, AuxWrite, Direction, Error, ExpectedVersion, NewEvent, Position, RecordedEvent, Store,
-    StoreUrl, StreamId, Version,
+    Append, AuxWrite, Direction, Error, ExpectedVersion, Limits, MAX_AUX_KEY_BYTES, MAX_NAME_BYTES,
+    MAX_STREAM_ID_BYTES, MAX_TAGS, NewEvent, Position, RecordedEvent, Store, StoreUrl, StreamId,
+    Timestamp, Version,
 };
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-use crate::commands::{PAGE, close, open_existing, open_or_create};
+use crate::commands::{PAGE, close, closing, open_for_reading, open_or_create, url_limits};
 use crate::fail::{Fail, Failure};
-use crate::format::EventLine;
+use crate::format::{EventLine, rfc3339};
 use crate::progress;
 
 /// The version of the export format this build writes and reads.
@@ -52,6 +63,163 @@ const MAX_CHECKED_STREAMS: usize = 100_000;
 
 /// The aux key prefix under which import keeps version offsets.
 const OFFSET_KEY: &str = "annals-import/version-offset/";
+
+/// The aux key prefix of the version offsets of streams whose id is too
+/// long for [`OFFSET_KEY`]: the hex SHA-256 of the id follows.
+const OFFSET_HASH_KEY: &str = "annals-import/version-offset-sha256/";
+
+/// The longest header line read.
+const MAX_HEADER_BYTES: usize = 64 << 10;
+
+/// The longest line an export of a store with `limits` can have: data and
+/// metadata of at most `max_event_bytes` together, each byte at most 6 in
+/// JSON text (`\u00XX`; base64 takes 4/3, `json` 1), the stream id, type
+/// and tags escaped the same way, and room for the fixed fields.
+fn max_line_bytes(limits: &Limits) -> usize {
+    let names = MAX_STREAM_ID_BYTES + MAX_NAME_BYTES + MAX_TAGS * (MAX_NAME_BYTES + 3);
+    limits
+        .max_event_bytes
+        .saturating_add(names)
+        .saturating_mul(6)
+        .saturating_add(64 << 10)
+}
+
+/// Reads lines of at most a given length (without the line end), so that a
+/// line of any length costs at most that much memory.
+struct BoundedLines<R> {
+    reader: R,
+    /// The 1-based number of the last line read.
+    number: usize,
+    name: String,
+}
+
+impl<R: BufRead> BoundedLines<R> {
+    fn new(reader: R, name: &str) -> Self {
+        BoundedLines {
+            reader,
+            number: 0,
+            name: name.to_string(),
+        }
+    }
+
+    /// Where the last line read is: `FILE line N`.
+    fn place(&self) -> String {
+        format!("{} line {}", self.name, self.number)
+    }
+
+    /// The next line, of at most `max` bytes; `None` at the end.
+    fn next(&mut self, max: usize) -> Result<Option<String>, Failure> {
+        let mut bytes = Vec::new();
+        let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(2);
+        let read = (&mut self.reader)
+            .take(limit)
+            .read_until(b'\n', &mut bytes)
+            .map_err(|e| Failure::io(&format!("reading {}", self.name), e))?;
+        if read == 0 {
+            return Ok(None);
+        }
+        self.number += 1;
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+            if bytes.last() == Some(&b'\r') {
+                bytes.pop();
+            }
+        }
+        if bytes.len() > max {
+            return Err(Failure::input(format!(
+                "longer than {max} bytes, more than any event within the target's limits can \
+                 take (max_event_bytes etc.)"
+            ))
+            .at(&self.place()));
+        }
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| Failure::input("not UTF-8 text").at(&self.place()))
+    }
+}
+
+/// One event of an export, checked: its stream, its version, the event,
+/// and the line it came from.
+struct ImportedEvent {
+    stream: StreamId,
+    version: u64,
+    position: u64,
+    event: NewEvent,
+    place: String,
+}
+
+/// An export being read: its header, then its events, each line checked
+/// against the target's limits.
+struct ExportReader<R> {
+    lines: BoundedLines<R>,
+    header: Header,
+    limits: Limits,
+    max_line: usize,
+}
+
+impl<R: BufRead> ExportReader<R> {
+    /// Reads and checks the header.
+    fn new(reader: R, name: &str, limits: Limits) -> Result<Self, Failure> {
+        let mut lines = BoundedLines::new(reader, name);
+        let Some(line) = lines.next(MAX_HEADER_BYTES)? else {
+            return Err(Failure::input(format!(
+                "{name} is empty, not an annals export"
+            )));
+        };
+        let header: Header = serde_json::from_str(&line).map_err(|e| {
+            Failure::input(format!("not an annals export header ({e})")).at(&lines.place())
+        })?;
+        if header.annals_export != EXPORT_FORMAT {
+            return Err(Failure::input(format!(
+                "{name} is export format {}, this build reads format {EXPORT_FORMAT}",
+                header.annals_export
+            )));
+        }
+        Ok(ExportReader {
+            lines,
+            header,
+            max_line: max_line_bytes(&limits),
+            limits,
+        })
+    }
+
+    /// The next event, checked; `None` at the end. Empty lines are skipped.
+    fn next(&mut self) -> Result<Option<ImportedEvent>, Failure> {
+        loop {
+            let Some(line) = self.lines.next(self.max_line)? else {
+                return Ok(None);
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let place = self.lines.place();
+            let parsed: EventLine = serde_json::from_str(&line)
+                .map_err(|e| Failure::input(format!("invalid event ({e})")).at(&place))?;
+            let (stream, event) = parsed.to_new_event().map_err(|f| f.at(&place))?;
+            event
+                .validate(&self.limits)
+                .fail()
+                .map_err(|f| f.at(&place))?;
+            return Ok(Some(ImportedEvent {
+                stream,
+                version: parsed.version,
+                position: parsed.position,
+                event,
+                place,
+            }));
+        }
+    }
+}
+
+/// Opens an export file, or standard input for `-`.
+fn open_export(file: &Path) -> Result<Box<dyn BufRead>, Failure> {
+    if file.as_os_str() == "-" {
+        return Ok(Box::new(BufReader::new(io::stdin())));
+    }
+    let opened =
+        File::open(file).map_err(|e| Failure::io(&format!("opening {}", file.display()), e))?;
+    Ok(Box::new(BufReader::new(opened)))
+}
 
 /// The whole log forward, a page at a time.
 struct LogPages<'a> {
@@ -131,21 +299,75 @@ async fn head(store: &Store) -> Result<Position, Failure> {
 }
 
 /// `export URL [-o FILE]`.
+///
+/// A file is written whole or not at all: into a new owner-only (`0600`)
+/// file beside it, renamed over it once complete, and removed on failure.
+/// (Anything but a regular file, e.g. `/dev/stdout` or a pipe, is written
+/// to directly.)
 pub async fn export(url: &str, output: Option<&Path>) -> Result<(), Failure> {
-    let store = open_existing(url).await?;
-    let writer: Box<dyn Write> = match output {
-        Some(path) => Box::new(
-            File::create(path)
-                .map_err(|e| Failure::io(&format!("creating {}", path.display()), e))?,
-        ),
-        None => Box::new(io::stdout()),
+    let store = open_for_reading(url).await?;
+    let result = async {
+        match output {
+            None => write_export(url, &store, Box::new(io::stdout())).await,
+            Some(path) if is_special_file(path) => {
+                let file = fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| Failure::io(&format!("opening {}", path.display()), e))?;
+                write_export(url, &store, Box::new(file)).await
+            }
+            Some(path) => {
+                let temporary = temporary_beside(path);
+                let file = FileMode::PRIVATE
+                    .create_new_file(&temporary)
+                    .map_err(|e| Failure::io(&format!("creating {}", temporary.display()), e))?;
+                let written = write_export(url, &store, Box::new(file))
+                    .await
+                    .and_then(|n| {
+                        fs::rename(&temporary, path)
+                            .map(|()| n)
+                            .map_err(|e| Failure::io(&format!("renaming to {}", path.display()), e))
+                    });
+                if written.is_err() {
+                    // Ours: made by this export a moment ago.
+                    let _ = fs::remove_file(&temporary);
+                }
+                written
+            }
+        }
     };
+    let result = result.await;
+    let closed = close(&store).await;
+    let events = result?;
+    closed?;
+    if output.is_some() {
+        println!("exported {events} events");
+    }
+    Ok(())
+}
+
+/// Whether `path` exists and is not a regular file (a device, a pipe).
+fn is_special_file(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|meta| !meta.is_file())
+}
+
+/// A new file name in the folder of `path`, for writing it whole.
+fn temporary_beside(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.annals-export", std::process::id()))
+}
+
+/// Writes the export of `store` to `writer`; answers the events written.
+async fn write_export(url: &str, store: &Store, writer: Box<dyn Write>) -> Result<u64, Failure> {
     let mut out = BufWriter::new(writer);
     let write_err = |e: io::Error| Failure::io("writing the export", e);
-    let head = head(&store).await?;
+    let head = head(store).await?;
     let header = Header {
         annals_export: EXPORT_FORMAT,
-        exported_at: humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
+        exported_at: rfc3339(Timestamp::now(), 6),
         source_backend: StoreUrl::parse(url).fail()?.scheme().to_string(),
         head: head.0,
     };
@@ -154,68 +376,43 @@ pub async fn export(url: &str, output: Option<&Path>) -> Result<(), Failure> {
     writeln!(out, "{header}").map_err(write_err)?;
     let bar = progress::bar(Some(head.0), "positions");
     let mut events = 0u64;
-    for_each_event(&store, |event| {
+    for_each_event(store, |event| {
         writeln!(out, "{}", EventLine::new(&event).to_json()?).map_err(write_err)?;
         bar.set_position(event.position.0);
         events += 1;
         Ok(())
     })
     .await?;
-    out.flush().map_err(write_err)?;
+    let file = out
+        .into_inner()
+        .map_err(|e| Failure::io("writing the export", e.error()))?;
+    drop(file);
     bar.finish_and_clear();
-    close(&store).await?;
-    if output.is_some() {
-        println!("exported {events} events");
-    }
-    Ok(())
+    Ok(events)
 }
 
 /// `import URL FILE`.
 pub async fn import(url: &str, file: &Path) -> Result<(), Failure> {
     let name = file.display().to_string();
-    let reader: Box<dyn BufRead> = if name == "-" {
-        Box::new(BufReader::new(io::stdin()))
-    } else {
-        Box::new(BufReader::new(
-            File::open(file).map_err(|e| Failure::io(&format!("opening {name}"), e))?,
-        ))
-    };
-    let mut lines = reader.lines().enumerate();
-    let line_err = |n: usize, why: String| Failure::input(format!("{name} line {}: {why}", n + 1));
-    let header: Header = match lines.next() {
-        Some((n, line)) => {
-            let line = line.map_err(|e| Failure::io(&format!("reading {name}"), e))?;
-            serde_json::from_str(&line)
-                .map_err(|e| line_err(n, format!("not an annals export header ({e})")))?
-        }
-        None => {
-            return Err(Failure::input(format!(
-                "{name} is empty, not an annals export"
-            )));
-        }
-    };
-    if header.annals_export != EXPORT_FORMAT {
-        return Err(Failure::input(format!(
-            "{name} is export format {}, this build reads format {EXPORT_FORMAT}",
-            header.annals_export
-        )));
+    let limits = url_limits(url)?;
+    if name != "-" {
+        // Every line is checked before anything is created or written.
+        let mut reader = ExportReader::new(open_export(file)?, &name, limits)?;
+        while reader.next()?.is_some() {}
     }
+    let mut reader = ExportReader::new(open_export(file)?, &name, limits)?;
+    let first = reader.next()?;
     let store = open_or_create(url).await?;
     let mut importer = Importer::new(store.clone());
-    let bar = progress::bar(Some(header.head), "positions");
+    let bar = progress::bar(Some(reader.header.head), "positions");
     let result = async {
-        for (n, line) in lines {
-            let line = line.map_err(|e| Failure::io(&format!("reading {name}"), e))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let event: EventLine = serde_json::from_str(&line)
-                .map_err(|e| line_err(n, format!("invalid event ({e})")))?;
-            let (stream, new) = event
-                .to_new_event()
-                .map_err(|f| line_err(n, f.message().to_string()))?;
-            importer.push(stream, event.version, new).await?;
+        let mut next = first;
+        while let Some(event) = next {
             bar.set_position(event.position);
+            importer
+                .push(event.stream, event.version, event.event, event.place)
+                .await?;
+            next = reader.next()?;
         }
         importer.finish().await
     }
@@ -229,8 +426,11 @@ pub async fn import(url: &str, file: &Path) -> Result<(), Failure> {
 
 /// `migrate FROM TO`: import straight from a store, then compare.
 pub async fn migrate(from: &str, to: &str) -> Result<(), Failure> {
-    let source = open_existing(from).await?;
-    let target = open_or_create(to).await?;
+    let source = open_for_reading(from).await?;
+    let target = match open_or_create(to).await {
+        Ok(target) => target,
+        Err(failure) => return closing(&source, Err(failure)).await,
+    };
     let result = migrate_open(&source, &target).await;
     let closed = (close(&source).await, close(&target).await);
     let summary = result?;
@@ -255,7 +455,10 @@ async fn migrate_open(source: &Store, target: &Store) -> Result<String, Failure>
         for event in events {
             bar.set_position(event.position.0);
             let (stream, version) = (event.stream_id.clone(), event.stream_version.0);
-            importer.push(stream, version, new_event(event)).await?;
+            let place = format!("source position {}", event.position);
+            importer
+                .push(stream, version, new_event(event), place)
+                .await?;
         }
     }
     importer.finish().await?;
@@ -338,8 +541,9 @@ async fn compare(
 /// together (within the target's limits).
 pub struct Importer {
     store: Store,
-    /// The run being gathered: its stream, first version and events.
-    run: Option<(StreamId, u64, Vec<NewEvent>)>,
+    /// The run being gathered: its stream, first version and events, and
+    /// where its first event came from (for errors).
+    run: Option<(StreamId, u64, Vec<NewEvent>, String)>,
     run_bytes: usize,
     /// Streams renumbered from 0, with the version subtracted.
     offsets: HashMap<StreamId, u64>,
@@ -384,57 +588,71 @@ impl Importer {
         text
     }
 
-    /// Adds the event at `version` of `stream`.
+    /// Adds the event at `version` of `stream`, read at `place`.
     async fn push(
         &mut self,
         stream: StreamId,
         version: u64,
         event: NewEvent,
+        place: String,
     ) -> Result<(), Failure> {
         let limits = self.store.limits();
         let bytes = event.payload_bytes();
         let joins = match &self.run {
-            Some((s, first, events)) => {
+            Some((s, first, events, _)) => {
                 *s == stream
-                    && *first + events.len() as u64 == version
+                    && first.checked_add(events.len() as u64) == Some(version)
                     && events.len() < limits.max_append_events
-                    && self.run_bytes + bytes <= limits.max_append_bytes
+                    && self.run_bytes.saturating_add(bytes) <= limits.max_append_bytes
             }
             None => false,
         };
         if !joins {
             self.finish().await?;
-            self.run = Some((stream, version, Vec::new()));
+            self.run = Some((stream, version, Vec::new(), place));
         }
-        if let Some((_, _, events)) = &mut self.run {
+        if let Some((_, _, events, _)) = &mut self.run {
             events.push(event);
-            self.run_bytes += bytes;
+            self.run_bytes = self.run_bytes.saturating_add(bytes);
         }
         Ok(())
     }
 
-    /// Writes what is gathered.
+    /// Writes what is gathered; an error names where its events came from.
     async fn finish(&mut self) -> Result<(), Failure> {
         self.run_bytes = 0;
         match self.run.take() {
-            Some((stream, first, events)) => self.write_run(stream, first, events).await,
+            Some((stream, first, events, place)) => self
+                .write_run(stream, first, events)
+                .await
+                .map_err(|f| f.at(&place)),
             None => Ok(()),
         }
     }
 
+    /// Where the version offset of `stream` is kept: under its id, or where
+    /// that would be longer than an aux key may be, under the SHA-256 of
+    /// its id.
     fn offset_key(stream: &StreamId) -> Vec<u8> {
-        format!("{OFFSET_KEY}{}", stream.as_str()).into_bytes()
+        let key = format!("{OFFSET_KEY}{}", stream.as_str());
+        if key.len() <= MAX_AUX_KEY_BYTES {
+            return key.into_bytes();
+        }
+        let digest = Sha256::digest(stream.as_str().as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{OFFSET_HASH_KEY}{hex}").into_bytes()
     }
 
     async fn stored_offset(&self, stream: &StreamId) -> Result<Option<u64>, Failure> {
-        let Some(value) = self.store.aux_get(&Self::offset_key(stream)).await.fail()? else {
+        let key = Self::offset_key(stream);
+        let Some(value) = self.store.aux_get(&key).await.fail()? else {
             return Ok(None);
         };
         let text = String::from_utf8_lossy(&value);
         text.parse().map(Some).map_err(|_| {
             Failure::input(format!(
-                "aux key {OFFSET_KEY}{} holds {text:?}, not a version offset",
-                stream.as_str()
+                "aux key {} holds {text:?}, not a version offset",
+                String::from_utf8_lossy(&key)
             ))
         })
     }
@@ -468,9 +686,9 @@ impl Importer {
                     stream.as_str()
                 )));
             };
-            let expected = match at {
-                0 => ExpectedVersion::NoStream,
-                v => ExpectedVersion::exact(v - 1),
+            let expected = match at.checked_sub(1) {
+                None => ExpectedVersion::NoStream,
+                Some(before) => ExpectedVersion::exact(before),
             };
             let actual = match self.store.append(&stream, expected, events.clone()).await {
                 Ok(_) => {
@@ -505,8 +723,11 @@ impl Importer {
             let same = there
                 .iter()
                 .zip(&events)
-                .zip(at..)
-                .take_while(|((t, e), v)| t.event_id == e.event_id && t.stream_version.0 == *v)
+                .enumerate()
+                .take_while(|(i, (t, e))| {
+                    t.event_id == e.event_id
+                        && at.checked_add(*i as u64) == Some(t.stream_version.0)
+                })
                 .count();
             if same == events.len() {
                 self.imported += same as u64;
@@ -526,7 +747,15 @@ impl Importer {
             }
             self.imported += same as u64;
             events.drain(..same);
-            first += same as u64;
+            // The run's versions are consecutive and end at most at
+            // u64::MAX, so this cannot overflow; checked all the same.
+            first = first.checked_add(same as u64).ok_or_else(|| {
+                Failure::input(format!(
+                    "stream {:?}: versions beyond {}",
+                    stream.as_str(),
+                    u64::MAX
+                ))
+            })?;
         }
     }
 }

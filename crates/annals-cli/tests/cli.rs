@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use annals_backend_tests::files::Tree;
 use annals_postgres::cluster::{ClusterOptions, TempCluster};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -56,8 +57,8 @@ struct Stores {
     _cluster: Option<TempCluster>,
 }
 
-/// The stores of each persistent backend compiled in, in `dir`.
-fn persistent_stores(dir: &Path) -> Stores {
+/// A store URL in `dir` for each backend compiled in that keeps files.
+fn persistent_urls(dir: &Path) -> Vec<String> {
     let mut urls = vec![format!("redb://{}/events.redb", dir.display())];
     if annals::Scheme::Sled.is_compiled() {
         urls.push(format!("sled://{}/sled", dir.display()));
@@ -65,6 +66,12 @@ fn persistent_stores(dir: &Path) -> Stores {
     if annals::Scheme::RocksDb.is_compiled() {
         urls.push(format!("rocksdb://{}/rocks", dir.display()));
     }
+    urls
+}
+
+/// The stores of each persistent backend compiled in, in `dir`.
+fn persistent_stores(dir: &Path) -> Stores {
+    let mut urls = persistent_urls(dir);
     let cluster = postgres_cluster();
     if let Some(cluster) = &cluster {
         urls.push(format!("{}?schema=cli", cluster.url()));
@@ -437,7 +444,12 @@ fn verify_catches_a_damaged_store() {
     let output = annals(&["verify", &url]);
     assert_ne!(output.status.code(), Some(0), "{}", stdout(&output));
     let err = stderr(&output);
-    assert!(!err.contains("panicked"), "{err}");
+    // A panic of redb's on the damaged file is caught and reported in one
+    // line; nothing of Rust's panic report reaches stderr.
+    assert!(
+        !err.contains("panicked at") && !err.contains("thread '"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
 
@@ -513,9 +525,12 @@ fn postgres_urls_open_and_never_show_their_password() {
     fails(&["read", &url, "s"], 1, "no annals store in schema empty");
     // Still none: the read-only commands created nothing.
     fails(&["info", &url], 1, "no annals store in schema empty");
-    // `create` given in the URL is the user's choice.
+    // Not even when the URL says `create=true`: reading commands never
+    // create (as for a path); a writing command does.
     let created = format!("{url}&create=true");
-    assert!(ok(&["info", &created]).contains("events:        0"));
+    fails(&["info", &created], 1, "no annals store in schema empty");
+    ok(&["append", &created, "s", "--type", "T"]);
+    assert!(ok(&["info", &url]).contains("events:        1"));
 
     // A password in the URL is never shown, whatever fails.
     let secret_urls = [
@@ -546,4 +561,387 @@ fn postgres_urls_open_and_never_show_their_password() {
             assert!(!shown.contains("panicked"), "{shown}");
         }
     }
+}
+
+/// Runs `annals` with `input` on its standard input.
+fn annals_with_input(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_annals"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // The tool may stop reading early (a bad line): a broken pipe is fine.
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    child.wait_with_output().expect("the binary ends")
+}
+
+/// Expects `output` to be a failure with exit code 1 and one line naming
+/// `message`, no panic.
+fn failed_with(output: &Output, message: &str) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(err.contains(message), "expected {message:?} in {err:?}");
+}
+
+const READ_ONLY_COMMANDS: [&[&str]; 8] = [
+    &["info"],
+    &["streams"],
+    &["streams", "--json"],
+    &["read", "order-1"],
+    &["read-all"],
+    &["read-all", "--json", "--tag", "customer:7"],
+    &["verify"],
+    &["export"],
+];
+
+#[test]
+fn read_only_commands_change_no_file_and_create_nothing() {
+    let dir = TempDir::new().expect("temp dir");
+    for url in persistent_urls(dir.path()) {
+        fill(&url, dir.path());
+        let path = annals::StoreUrl::parse(&url)
+            .expect("a URL")
+            .path()
+            .expect("a path")
+            .to_path_buf();
+        // sled rewrites files of its own when it opens a database: only
+        // annals' files count there (README, "Hostile input").
+        let sled = url.starts_with("sled:");
+        let annals_files = |tree: Tree| {
+            let mut entries = tree.0;
+            if sled {
+                entries.retain(|p, _| {
+                    p.parent() == Some(path.as_path())
+                        && !p.file_name().is_some_and(|n| n == "gen-0")
+                });
+            }
+            entries
+        };
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let before = Tree::of(&path);
+        for command in READ_ONLY_COMMANDS {
+            let mut args = vec![command[0], url.as_str()];
+            args.extend_from_slice(&command[1..]);
+            ok(&args);
+            assert_eq!(
+                annals_files(Tree::of(&path)),
+                annals_files(before.clone()),
+                "annals {args:?} changed {}",
+                path.display()
+            );
+        }
+        if !sled {
+            before.assert_same(&Tree::of(&path), &format!("read-only commands on {url}"));
+        }
+    }
+
+    // Nothing is created for a missing store, nor next to it.
+    let missing_dir = dir.path().join("missing");
+    for scheme in ["redb", "sled", "rocksdb"] {
+        let url = format!("{scheme}://{}/store", missing_dir.display());
+        for command in READ_ONLY_COMMANDS {
+            let mut args = vec![command[0], url.as_str()];
+            args.extend_from_slice(&command[1..]);
+            failed_with(&annals(&args), "no store at");
+        }
+    }
+    assert!(
+        !missing_dir.exists(),
+        "a read-only command created a folder"
+    );
+
+    // An empty file is not a store, and stays an empty file (the first
+    // release turned it into a redb database).
+    let empty = dir.path().join("empty.redb");
+    std::fs::write(&empty, b"").expect("writes");
+    let url = format!("redb://{}", empty.display());
+    for command in READ_ONLY_COMMANDS {
+        let mut args = vec![command[0], url.as_str()];
+        args.extend_from_slice(&command[1..]);
+        failed_with(&annals(&args), "empty file");
+    }
+    for command in [
+        &["append", url.as_str(), "s", "--type", "T"][..],
+        &["compact", url.as_str()],
+    ] {
+        failed_with(&annals(command), "empty file");
+    }
+    assert_eq!(std::fs::read(&empty).expect("reads"), b"");
+
+    // A folder of someone else's with a folder named like a sled
+    // generation (the first release deleted it).
+    let theirs = dir.path().join("theirs");
+    std::fs::create_dir_all(theirs.join("gen-1")).expect("mkdir");
+    std::fs::write(theirs.join("gen-1/photo.jpg"), b"a photo").expect("writes");
+    let before = Tree::of(&theirs);
+    let url = format!("sled://{}", theirs.display());
+    failed_with(&annals(&["info", &url]), "holds no annals sled store");
+    failed_with(
+        &annals(&["append", &url, "s", "--type", "T"]),
+        "holds no annals sled store",
+    );
+    before.assert_same(&Tree::of(&theirs), "opening a foreign folder");
+}
+
+#[test]
+fn writing_commands_check_their_input_before_creating_anything() {
+    let dir = TempDir::new().expect("temp dir");
+    let store = dir.path().join("new/store.redb");
+    let url = format!("redb://{}?max_event_bytes=1000", store.display());
+    let bad_appends: [(&[&str], &str); 6] = [
+        (&["s", "--type", ""], "event type"),
+        (&["", "--type", "T"], "stream id"),
+        (&["s", "--type", "T", "--tag", ""], "tag"),
+        (&["s", "--type", "T", "--data", "@/dev/zero"], "--data file"),
+        (
+            &["s", "--type", "T", "--metadata", "@/dev/urandom"],
+            "--metadata file",
+        ),
+        (&["s", "--type", "T", "--data", "{bad"], "not valid JSON"),
+    ];
+    for (args, message) in bad_appends {
+        let mut all = vec!["append", url.as_str()];
+        all.extend_from_slice(args);
+        failed_with(&annals(&all), message);
+    }
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, vec![7u8; 1001]).expect("writes");
+    let arg = format!("@{}", big.display());
+    failed_with(
+        &annals(&["append", &url, "s", "--type", "T", "--data", &arg]),
+        "more than 1000 bytes",
+    );
+    assert!(!dir.path().join("new").exists(), "append created the store");
+
+    // An import checks every line before it creates the target.
+    let source = format!("redb://{}/source.redb", dir.path().display());
+    fill(&source, dir.path());
+    let export = dir.path().join("all.ndjson");
+    ok(&["export", &source, "-o", export.to_str().expect("utf-8")]);
+    let text = std::fs::read_to_string(&export).expect("reads");
+    let lines: Vec<&str> = text.lines().collect();
+    let bad_line = |n: usize, replacement: &str| -> String {
+        let mut changed: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        changed[n - 1] = replacement.to_string();
+        changed.join("\n") + "\n"
+    };
+    let empty_type = lines[3].replacen("\"type\":\"OrderPlaced\"", "\"type\":\"\"", 1);
+    let long_line = format!("{{\"stream\":\"{}\"}}", "x".repeat(400_000));
+    for (n, replacement, message) in [
+        (1, "not json", "line 1: not an annals export header"),
+        (2, "{\"stream\":1}", "line 2: invalid event"),
+        (4, empty_type.as_str(), "line 4: invalid input"),
+        (5, long_line.as_str(), "line 5: longer than"),
+        (6, "\u{1}", "line 6: invalid event"),
+    ] {
+        let file = dir.path().join("bad.ndjson");
+        std::fs::write(&file, bad_line(n, replacement)).expect("writes");
+        failed_with(
+            &annals(&["import", &url, file.to_str().expect("utf-8")]),
+            message,
+        );
+        // From standard input: nothing is created before the first event
+        // is known to be good; later lines are checked before they are
+        // written.
+        let output = annals_with_input(&["import", &url, "-"], bad_line(n, replacement).as_bytes());
+        failed_with(&output, message);
+        if n <= 2 {
+            assert!(!dir.path().join("new").exists(), "line {n}: created");
+        } else {
+            let _ = std::fs::remove_dir_all(dir.path().join("new"));
+        }
+    }
+    assert!(!dir.path().join("new").exists(), "import created the store");
+    let output = annals_with_input(&["import", &url, "-"], text.as_bytes());
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("imported 5 events"));
+}
+
+/// Writes one event of stream `s` at position 2, version 1, recorded at
+/// `recorded_at` microseconds, straight into the redb store at `path`
+/// (made by the tool with one event before): what a damaged or crafted
+/// file can hold.
+fn craft_event(path: &Path, recorded_at: u64) {
+    use annals::kv::layout::{STORE_META_KEY, StoreMeta, StreamMeta, stream_meta_key};
+    use annals::kv::{KvEngine, WriteBatch, codec};
+    use annals::{NewEvent, Position, Timestamp, Version};
+    let engine =
+        annals::redb::RedbEngine::open(path, &annals::redb::RedbOptions::default()).expect("opens");
+    let event = NewEvent::builder("FromTheFuture").tag("t").build();
+    let mut batch = WriteBatch::new();
+    for (key, value) in
+        codec::event_entries("s", Version(1), Position(2), Timestamp(recorded_at), &event)
+            .expect("entries")
+    {
+        batch.put(key, value);
+    }
+    let meta = StreamMeta {
+        next_version: 2,
+        ..StreamMeta::default()
+    };
+    let key = stream_meta_key("s");
+    batch.put(key.clone(), codec::encode(&key, &meta).expect("encodes"));
+    let store_meta = StoreMeta {
+        head: 2,
+        reserved: 2,
+        last_recorded_at: recorded_at,
+    };
+    let value = codec::encode(STORE_META_KEY, &store_meta).expect("encodes");
+    batch.put(STORE_META_KEY.to_vec(), value);
+    engine.commit(batch, true).expect("commits");
+    engine.close().expect("closes");
+}
+
+#[test]
+fn timestamps_after_the_year_9999_are_shown_not_a_crash() {
+    let dir = TempDir::new().expect("temp dir");
+    for (name, micros, shown) in [
+        (
+            "y10000.redb",
+            253_402_300_800_000_000,
+            "+010000-01-01T00:00:00",
+        ),
+        ("max.redb", u64::MAX, "+586524-01-19T08:01:49"),
+    ] {
+        let path = dir.path().join(name);
+        let url = format!("redb://{}", path.display());
+        ok(&["append", &url, "s", "--type", "T"]);
+        craft_event(&path, micros);
+        let table = ok(&["read-all", &url]);
+        assert!(table.contains(shown), "{table}");
+        let json = ok(&["read-all", &url, "--json"]);
+        assert!(
+            json.contains(&format!("\"recorded_at\":\"{shown}")),
+            "{json}"
+        );
+        ok(&["read", &url, "s", "--json"]);
+        let export = dir.path().join(format!("{name}.ndjson"));
+        ok(&["export", &url, "-o", export.to_str().expect("utf-8")]);
+        let text = std::fs::read_to_string(&export).expect("reads");
+        assert_eq!(text.lines().count(), 3, "{text}");
+        // And the export imports (positions and timestamps are the
+        // target's own).
+        let copy = format!("redb://{}/copy-{name}", dir.path().display());
+        let out = ok(&["import", &copy, export.to_str().expect("utf-8")]);
+        assert!(out.contains("imported 2 events"), "{out}");
+    }
+}
+
+#[test]
+fn hostile_exports_are_errors_naming_the_line_and_every_valid_export_imports() {
+    let dir = TempDir::new().expect("temp dir");
+    let header = r#"{"annals_export":1,"exported_at":"x","source_backend":"redb","head":2}"#;
+    let line = |stream: &str, version: u64, id: u32| {
+        format!(
+            r#"{{"stream":"{stream}","version":{version},"position":1,"event_id":"00000000-0000-7000-8000-{id:012}","type":"T","recorded_at":"x","data":{{}}}}"#
+        )
+    };
+    // Versions u64::MAX, then 0, of one stream: the first release's import
+    // overflowed and crashed.
+    let file = dir.path().join("max.ndjson");
+    std::fs::write(
+        &file,
+        [header.to_string(), line("s", u64::MAX, 1), line("s", 0, 2)].join("\n"),
+    )
+    .expect("writes");
+    let url = format!("redb://{}/max.redb", dir.path().display());
+    failed_with(
+        &annals(&["import", &url, file.to_str().expect("utf-8")]),
+        "line 3: stream \"s\": version 0 comes before",
+    );
+
+    // A valid export: a stream id of 1000 bytes whose first event is above
+    // version 0 (truncated): renumbered, its offset kept under a hashed
+    // key, and a re-run recognises it.
+    let long = "L".repeat(1000);
+    let file = dir.path().join("long.ndjson");
+    std::fs::write(
+        &file,
+        [
+            header.to_string(),
+            line(&long, 7, 1),
+            line(&long, 8, 2),
+            line("short", 3, 3),
+        ]
+        .join("\n"),
+    )
+    .expect("writes");
+    let url = format!("redb://{}/long.redb", dir.path().display());
+    for _ in 0..2 {
+        let out = ok(&["import", &url, file.to_str().expect("utf-8")]);
+        assert!(out.contains("imported 3 events"), "{out}");
+        assert!(
+            out.contains("(-7)") && out.contains("\"short\" (-3)"),
+            "{out}"
+        );
+    }
+    let info = ok(&["info", &url]);
+    assert!(info.contains("events:        3"), "{info}");
+
+    // Random damage to a valid export: every outcome is a success or one
+    // line naming the line, never a panic.
+    let source = format!("redb://{}/source.redb", dir.path().display());
+    fill(&source, dir.path());
+    let export = dir.path().join("source.ndjson");
+    ok(&["export", &source, "-o", export.to_str().expect("utf-8")]);
+    let good = std::fs::read(&export).expect("reads");
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut failed, mut imported) = (0, 0);
+    for trial in 0..40 {
+        let mut bad = good.clone();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() % bad.len() as u64) as usize;
+            bad[at] = next() as u8;
+        }
+        let url = format!("redb://{}/damaged-{trial}.redb", dir.path().display());
+        let output = annals_with_input(&["import", &url, "-"], &bad);
+        let err = stderr(&output);
+        assert!(!err.contains("panicked"), "trial {trial}: {err}");
+        match output.status.code() {
+            Some(0) => imported += 1,
+            Some(1) => {
+                assert_eq!(err.lines().count(), 1, "{err}");
+                failed += 1;
+            }
+            other => panic!("trial {trial}: exit {other:?}: {err}"),
+        }
+    }
+    assert!(failed > 0, "no damage was noticed ({imported} imported)");
+}
+
+#[cfg(unix)]
+#[test]
+fn stores_and_exports_are_owner_only() {
+    use annals_backend_tests::files::mode;
+    let dir = TempDir::new().expect("temp dir");
+    let url = format!("redb://{}/a/e.redb", dir.path().display());
+    ok(&["append", &url, "s", "--type", "T"]);
+    assert_eq!(mode(&dir.path().join("a")), 0o700);
+    assert_eq!(mode(&dir.path().join("a/e.redb")), 0o600);
+    let export = dir.path().join("e.ndjson");
+    ok(&["export", &url, "-o", export.to_str().expect("utf-8")]);
+    assert_eq!(mode(&export), 0o600);
+    // Exporting again replaces the file whole; no temporary file is left.
+    ok(&["export", &url, "-o", export.to_str().expect("utf-8")]);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("lists")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let shared = format!("redb://{}/b/e.redb?file_mode=0640", dir.path().display());
+    ok(&["append", &shared, "s", "--type", "T"]);
+    assert_eq!(mode(&dir.path().join("b/e.redb")), 0o640);
+    assert_eq!(mode(&dir.path().join("b")), 0o750);
 }

@@ -14,7 +14,7 @@ use crate::expect::{
 };
 use crate::verify::{VerifyProgress, VerifyReport};
 
-/// When an append may return ([D5]).
+/// When an append may return (\[D5\]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub enum Durability {
     /// Only after its events are on stable storage (the default of every
@@ -44,16 +44,16 @@ impl std::str::FromStr for Durability {
     }
 }
 
-/// Size limits of a store ([D2], [R1]). The defaults are the SPEC's.
+/// Size limits of a store (\[D2\], \[R1\]). The defaults are the SPEC's.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Limits {
     /// Most bytes of `data` + `metadata` in one event (16 MiB).
     pub max_event_bytes: usize,
     /// Most events in one append or batch (10 000); each aux write of it
-    /// (or of an aux-only write) counts as one too ([X1]).
+    /// (or of an aux-only write) counts as one too (\[X1\]).
     pub max_append_events: usize,
     /// Most bytes of `data` + `metadata` in one append or batch (64 MiB),
-    /// with the key and value bytes of its aux writes ([X1]).
+    /// with the key and value bytes of its aux writes (\[X1\]).
     pub max_append_bytes: usize,
     /// Largest `count` of one read (10 000).
     pub max_read_count: usize,
@@ -106,7 +106,7 @@ impl Limits {
         Ok(())
     }
 
-    /// Checks a read's `count` against [R1].
+    /// Checks a read's `count` against \[R1\].
     pub fn check_read_count(&self, count: usize) -> Result<()> {
         if count == 0 || count > self.max_read_count {
             return Err(Error::limit(
@@ -222,7 +222,7 @@ pub enum Direction {
     Backward,
 }
 
-/// One page of a read ([D6]).
+/// One page of a read (\[D6\]).
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct Page {
     /// The events, in the read's order.
@@ -233,7 +233,7 @@ pub struct Page {
     pub head: Position,
 }
 
-/// Where an append landed ([A1]).
+/// Where an append landed (\[A1\]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct AppendResult {
     /// Version of the first event written.
@@ -256,7 +256,7 @@ pub struct StreamInfo {
 }
 
 /// An append with everything it may carry: an expectation, a DCB condition
-/// ([A8]) and aux writes that commit with it ([X2]).
+/// (\[A8\]) and aux writes that commit with it (\[X2\]).
 ///
 /// ```
 /// use annals_core::{Append, AuxWrite, ExpectedVersion, NewEvent, StreamId};
@@ -307,7 +307,7 @@ impl Append {
         self
     }
 
-    /// Checks the append against [D1], [D2], [A7], [R6] and [X1].
+    /// Checks the append against \[D1\], \[D2\], \[A7\], \[R6\] and \[X1\].
     pub fn validate(&self, limits: &Limits) -> Result<()> {
         // A StreamId is valid however it was made; checked again as the
         // door every backend's write path goes through.
@@ -351,7 +351,7 @@ impl BatchPart {
     }
 }
 
-/// An all-or-nothing write to several streams ([A6]), with an optional
+/// An all-or-nothing write to several streams (\[A6\]), with an optional
 /// condition and aux writes.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct Batch {
@@ -396,7 +396,7 @@ impl Batch {
         self
     }
 
-    /// Checks the batch against [A6] and the limits of [D2].
+    /// Checks the batch against \[A6\] and the limits of \[D2\].
     pub fn validate(&self, limits: &Limits) -> Result<()> {
         if self.parts.is_empty() {
             return Err(Error::empty(Field::BatchParts, "append_batch has no parts"));
@@ -438,15 +438,15 @@ impl Batch {
 #[derive(Clone, Copy)]
 enum Parts {
     One,
-    /// An error about an event names its part ([A6]).
+    /// An error about an event names its part (\[A6\]).
     Batch,
 }
 
 /// Checks what one write carries — the events of an append or of a
-/// batch's parts, and its aux writes: each event ([D2]) and aux write
-/// ([X1]), no event id or aux key twice, and the count and byte limits over
+/// batch's parts, and its aux writes: each event (\[D2\]) and aux write
+/// (\[X1\]), no event id or aux key twice, and the count and byte limits over
 /// all of them (an aux write counts as one, with its key and value bytes,
-/// [X1]). `what` names the write in messages.
+/// \[X1\]). `what` names the write in messages.
 fn validate_write<'a>(
     what: &str,
     groups: impl IntoIterator<Item = &'a [NewEvent]> + Clone,
@@ -532,7 +532,7 @@ fn validate_condition(condition: Option<&AppendCondition>) -> Result<()> {
     }
 }
 
-/// Checks one aux write against [X1]: its key, and its value and the value
+/// Checks one aux write against \[X1\]: its key, and its value and the value
 /// its condition compares with, each at most `max_event_bytes`.
 fn validate_aux_write(w: &AuxWrite, limits: &Limits) -> Result<()> {
     validate_aux_key(&w.key)?;
@@ -564,14 +564,14 @@ fn validate_aux_write(w: &AuxWrite, limits: &Limits) -> Result<()> {
     Ok(())
 }
 
-/// Checks an aux-only write against [X1]: each key and value, no key
+/// Checks an aux-only write against \[X1\]: each key and value, no key
 /// twice, and the count and bytes of all of them against
 /// `max_append_events` and `max_append_bytes`.
 pub fn validate_aux_writes(writes: &[AuxWrite], limits: &Limits) -> Result<()> {
     validate_write("aux write", [], Parts::One, writes, limits)
 }
 
-/// What a backend offers ([C1]). A capability it lacks answers
+/// What a backend offers (\[C1\]). A capability it lacks answers
 /// [`Error::Unsupported`], and the conformance suite reports its cases as
 /// ignored.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
@@ -632,7 +632,7 @@ impl Capabilities {
     };
 }
 
-/// Watches a store's head: the last committed position ([R8]). The value
+/// Watches a store's head: the last committed position (\[R8\]). The value
 /// seen never runs ahead of what reads return; `changed()` fails once the
 /// store is closed.
 pub type HeadWatch = watch::Receiver<Position>;
@@ -650,8 +650,13 @@ fn unsupported<T>(what: &str) -> Result<T> {
     Err(Error::Unsupported(what.to_string()))
 }
 
-/// A storage backend for an append-only event log: the contract of
-/// `SPEC.md`. Use it as `Arc<dyn LogBackend>`.
+/// A storage backend for an append-only event log. Use it as
+/// `Arc<dyn LogBackend>`.
+///
+/// What every method must do, clause by clause (the IDs in brackets below),
+/// is the contract: [`docs/contract.md`](https://github.com/annals-rs/annals/blob/main/docs/contract.md) in the repository. The
+/// conformance suite, crate `annals-backend-tests`, checks a backend
+/// against it.
 ///
 /// Optional capabilities ([`Capabilities`]) have default methods that answer
 /// [`Error::Unsupported`]; a backend overrides those it offers.
@@ -663,7 +668,7 @@ pub trait LogBackend: Send + Sync + fmt::Debug {
     /// The store's size limits.
     fn limits(&self) -> Limits;
 
-    /// Appends `events` to `stream` if `expected` holds ([A1]–[A5]).
+    /// Appends `events` to `stream` if `expected` holds (\[A1\]–\[A5\]).
     async fn append(
         &self,
         stream: &StreamId,
@@ -675,16 +680,16 @@ pub trait LogBackend: Send + Sync + fmt::Debug {
     }
 
     /// Appends with everything an [`Append`] may carry: expectation,
-    /// condition ([A8]) and aux writes ([X2]).
+    /// condition (\[A8\]) and aux writes (\[X2\]).
     async fn append_with(&self, append: Append) -> Result<AppendResult>;
 
-    /// Appends to several streams, all or nothing ([A6]).
+    /// Appends to several streams, all or nothing (\[A6\]).
     async fn append_batch(&self, batch: Batch) -> Result<Vec<AppendResult>> {
         let _ = batch;
         unsupported("append_batch")
     }
 
-    /// Reads a stream ([R1], [R2]).
+    /// Reads a stream (\[R1\], \[R2\]).
     async fn read_stream(
         &self,
         stream: &StreamId,
@@ -694,7 +699,7 @@ pub trait LogBackend: Send + Sync + fmt::Debug {
     ) -> Result<Page>;
 
     /// Reads the global log, optionally only events matching `query`
-    /// ([R3]–[R6]).
+    /// (\[R3\]–\[R6\]).
     async fn read_all(
         &self,
         from: Position,
@@ -703,10 +708,10 @@ pub trait LogBackend: Send + Sync + fmt::Debug {
         query: Option<&Query>,
     ) -> Result<Page>;
 
-    /// The stream's last version, or [`Error::StreamNotFound`] ([S1]).
+    /// The stream's last version, or [`Error::StreamNotFound`] (\[S1\]).
     async fn stream_version(&self, stream: &StreamId) -> Result<Version>;
 
-    /// Whether the stream exists ([S1]). The default asks
+    /// Whether the stream exists (\[S1\]). The default asks
     /// [`stream_version`](LogBackend::stream_version).
     async fn stream_exists(&self, stream: &StreamId) -> Result<bool> {
         match self.stream_version(stream).await {
@@ -716,41 +721,41 @@ pub trait LogBackend: Send + Sync + fmt::Debug {
         }
     }
 
-    /// Existing streams in byte order of their ids, after `after` ([S2]).
+    /// Existing streams in byte order of their ids, after `after` (\[S2\]).
     async fn list_streams(&self, after: Option<&StreamId>, limit: usize)
     -> Result<Vec<StreamInfo>>;
 
-    /// Deletes a stream if `expected` holds ([S4]).
+    /// Deletes a stream if `expected` holds (\[S4\]).
     async fn delete_stream(&self, stream: &StreamId, expected: ExpectedVersion) -> Result<()> {
         let _ = (stream, expected);
         unsupported("delete_stream")
     }
 
-    /// Removes the stream's events with a version below `before` ([S3]).
+    /// Removes the stream's events with a version below `before` (\[S3\]).
     async fn truncate_stream(&self, stream: &StreamId, before: Version) -> Result<()> {
         let _ = (stream, before);
         unsupported("truncate_stream")
     }
 
-    /// Reclaims the space of truncated and deleted events ([M1]).
+    /// Reclaims the space of truncated and deleted events (\[M1\]).
     async fn compact(&self) -> Result<()> {
         unsupported("compact")
     }
 
-    /// Bytes the store holds on disk; 0 in memory ([M2]).
+    /// Bytes the store holds on disk; 0 in memory (\[M2\]).
     async fn disk_bytes(&self) -> Result<u64>;
 
-    /// Whether any event is readable ([S5]).
+    /// Whether any event is readable (\[S5\]).
     async fn has_events(&self) -> Result<bool>;
 
-    /// Ok on a usable store ([M3]).
+    /// Ok on a usable store (\[M3\]).
     async fn health(&self) -> Result<()>;
 
     /// Closes the store: every later call on any handle is
-    /// [`Error::Closed`] and head watches end ([M4]).
+    /// [`Error::Closed`] and head watches end (\[M4\]).
     async fn close(&self) -> Result<()>;
 
-    /// A watch of the head ([R8]).
+    /// A watch of the head (\[R8\]).
     fn watch_head(&self) -> Result<HeadWatch>;
 
     /// Checks the integrity of the whole store on one consistent view (an
@@ -765,14 +770,14 @@ pub trait LogBackend: Send + Sync + fmt::Debug {
         unsupported("verify")
     }
 
-    /// The aux value at `key` ([X1]).
+    /// The aux value at `key` (\[X1\]).
     async fn aux_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let _ = key;
         unsupported("aux space")
     }
 
     /// Aux entries whose key starts with `prefix`, in key order, after
-    /// `after` ([X1]).
+    /// `after` (\[X1\]).
     async fn aux_scan(
         &self,
         prefix: &[u8],
@@ -783,18 +788,18 @@ pub trait LogBackend: Send + Sync + fmt::Debug {
         unsupported("aux space")
     }
 
-    /// Aux writes alone, all or nothing, conditions checked ([X2]).
+    /// Aux writes alone, all or nothing, conditions checked (\[X2\]).
     async fn aux_write(&self, writes: Vec<AuxWrite>) -> Result<()> {
         let _ = writes;
         unsupported("aux space")
     }
 
-    /// Puts `value` at `key` ([X1]).
+    /// Puts `value` at `key` (\[X1\]).
     async fn aux_put(&self, key: &[u8], value: &[u8]) -> Result<()> {
         self.aux_write(vec![AuxWrite::put(key, value)]).await
     }
 
-    /// Deletes `key` ([X1]).
+    /// Deletes `key` (\[X1\]).
     async fn aux_delete(&self, key: &[u8]) -> Result<()> {
         self.aux_write(vec![AuxWrite::delete(key)]).await
     }

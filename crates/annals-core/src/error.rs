@@ -1,4 +1,4 @@
-//! The one error type of annals ([E1]), with the fields a program matches
+//! The one error type of annals (\[E1\]), with the fields a program matches
 //! on: why an input was refused ([`InvalidReason`], naming the [`Limit`] or
 //! the [`Field`]), which condition failed ([`FailedCondition`]), where
 //! stored bytes are damaged ([`CorruptionAt`]), and which part of a batch
@@ -75,7 +75,7 @@ pub enum Error {
     StreamNotFound(StreamId),
 
     /// One part of an `append_batch` failed; nothing of the batch was
-    /// written. `part` is the index of the first failing part ([A6]).
+    /// written. `part` is the index of the first failing part (\[A6\]).
     #[error("batch part {part} failed: {source}")]
     BatchPart {
         /// Index of the first failing part.
@@ -85,7 +85,7 @@ pub enum Error {
         source: Box<Error>,
     },
 
-    /// Stored bytes are damaged ([M6]).
+    /// Stored bytes are damaged (\[M6\]).
     #[error("corruption: {message}")]
     Corruption {
         /// Where: the position of a damaged event, a key, a file…
@@ -273,10 +273,10 @@ pub enum Field {
 #[derive(Clone, PartialEq, Eq, Debug)]
 #[non_exhaustive]
 pub enum FailedCondition {
-    /// The DCB condition of the append or batch ([A8]): an event matching
+    /// The DCB condition of the append or batch (\[A8\]): an event matching
     /// its query was appended after its `after`.
     Events(AppendCondition),
-    /// The condition of the aux write to this key ([X2]) does not hold.
+    /// The condition of the aux write to this key (\[X2\]) does not hold.
     AuxKey(Vec<u8>),
 }
 
@@ -450,7 +450,7 @@ impl Error {
         }
     }
 
-    /// The index of the failing part of a batch ([A6]), when this is an
+    /// The index of the failing part of a batch (\[A6\]), when this is an
     /// [`Error::BatchPart`].
     ///
     /// ```

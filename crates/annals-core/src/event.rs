@@ -9,14 +9,14 @@ use uuid::Uuid;
 use crate::backend::Limits;
 use crate::error::{Error, Field, Limit, Result, show_text};
 
-/// Longest stream id, in bytes ([D1]).
+/// Longest stream id, in bytes (\[D1\]).
 pub const MAX_STREAM_ID_BYTES: usize = 1024;
-/// Longest event type or tag, in bytes ([D2]).
+/// Longest event type or tag, in bytes (\[D2\]).
 pub const MAX_NAME_BYTES: usize = 255;
-/// Most tags on one event ([D2]).
+/// Most tags on one event (\[D2\]).
 pub const MAX_TAGS: usize = 64;
 
-/// The id of a stream: UTF-8, 1 to 1024 bytes, no NUL byte ([D1]).
+/// The id of a stream: UTF-8, 1 to 1024 bytes, no NUL byte (\[D1\]).
 ///
 /// Every way to make one checks it — [`StreamId::new`], `TryFrom` and
 /// `Deserialize` (it deserializes from a string and refuses an invalid
@@ -34,7 +34,7 @@ pub const MAX_TAGS: usize = 64;
 pub struct StreamId(String);
 
 impl StreamId {
-    /// A stream id, checked against [D1].
+    /// A stream id, checked against \[D1\].
     pub fn new(id: impl Into<String>) -> Result<Self> {
         let id = id.into();
         check_stream_id(&id)?;
@@ -90,13 +90,13 @@ impl AsRef<str> for StreamId {
     }
 }
 
-/// Checks a stream id against [D1]: what every door that takes or stores
+/// Checks a stream id against \[D1\]: what every door that takes or stores
 /// one calls.
 pub(crate) fn check_stream_id(id: &str) -> Result<()> {
     check_name("stream id", Field::StreamId, id)
 }
 
-/// Checks a name — a stream id ([D1]), an event type or a tag ([D2]), also
+/// Checks a name — a stream id (\[D1\]), an event type or a tag (\[D2\]), also
 /// in a query — `what` and `field` say which: 1 to the limit's bytes, no
 /// NUL.
 pub(crate) fn check_name(what: &str, field: Field, value: &str) -> Result<()> {
@@ -129,7 +129,7 @@ pub(crate) fn check_name(what: &str, field: Field, value: &str) -> Result<()> {
 }
 
 /// A stream's version: the number of an event within its stream; a new
-/// stream's first event is 0 ([D3]).
+/// stream's first event is 0 (\[D3\]).
 #[derive(
     Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug, Serialize, Deserialize,
 )]
@@ -137,7 +137,7 @@ pub(crate) fn check_name(what: &str, field: Field, value: &str) -> Result<()> {
 pub struct Version(pub u64);
 
 /// A global position in the log; the store's first event is 1 and
-/// `Position(0)` means "before everything" ([D3]).
+/// `Position(0)` means "before everything" (\[D3\]).
 #[derive(
     Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug, Serialize, Deserialize,
 )]
@@ -208,7 +208,7 @@ impl Timestamp {
     }
 }
 
-/// An event to append ([D2]). Build it with [`NewEvent::builder`]; its id is
+/// An event to append (\[D2\]). Build it with [`NewEvent::builder`]; its id is
 /// a UUIDv7 made when it is built, so a retry of the same value carries the
 /// same id (which is what makes retries idempotent, SPEC A5).
 ///
@@ -253,7 +253,7 @@ impl NewEvent {
         self.data.len().saturating_add(self.metadata.len())
     }
 
-    /// Checks the event against [D2] and `limits`.
+    /// Checks the event against \[D2\] and `limits`.
     pub fn validate(&self, limits: &Limits) -> Result<()> {
         let in_event = |e: Error| e.in_context(format_args!("event {}", self.event_id));
         check_name("event type", Field::EventType, &self.event_type).map_err(in_event)?;
@@ -354,7 +354,7 @@ impl NewEventBuilder {
 }
 
 /// An event as stored: the [`NewEvent`] byte for byte, plus where and when
-/// it was recorded ([D3]).
+/// it was recorded (\[D3\]).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct RecordedEvent {
     /// The stream it belongs to.

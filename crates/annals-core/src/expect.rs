@@ -1,4 +1,4 @@
-//! What an append expects of the store: stream versions ([D4], A3),
+//! What an append expects of the store: stream versions (\[D4\], A3),
 //! DCB queries and conditions (R6, A8), and conditional aux writes (X2).
 
 use std::fmt;
@@ -6,7 +6,7 @@ use std::fmt;
 use crate::error::{Error, FailedCondition, Field, Limit, Result, show_bytes};
 use crate::event::{Position, RecordedEvent, Version, check_name};
 
-/// What an append expects of its stream's version ([D4]).
+/// What an append expects of its stream's version (\[D4\]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub enum ExpectedVersion {
     /// No expectation; never fails.
@@ -49,7 +49,7 @@ impl fmt::Display for ExpectedVersion {
     }
 }
 
-/// Most items in a [`Query`], and most types or tags in one item ([R6]).
+/// Most items in a [`Query`], and most types or tags in one item (\[R6\]).
 pub const MAX_QUERY_ITEMS: usize = 64;
 
 /// One alternative of a [`Query`]: an event matches it if its type is one of
@@ -114,7 +114,7 @@ fn sorted_unique(names: &[String]) -> Vec<String> {
     names
 }
 
-/// A tag/type query over the global log ([R6]): an event matches if it
+/// A tag/type query over the global log (\[R6\]): an event matches if it
 /// matches any item; the empty query matches everything.
 ///
 /// ```
@@ -184,7 +184,7 @@ impl Query {
     /// covers (the same item again, or one that asks more of an event), and
     /// the empty query when some item matches everything. It matches
     /// exactly the events this query matches; a store reads with it, so a
-    /// query costs what its distinct items cost ([R6]).
+    /// query costs what its distinct items cost (\[R6\]).
     ///
     /// ```
     /// use annals_core::{Query, QueryItem};
@@ -213,7 +213,7 @@ impl Query {
         Query { items }
     }
 
-    /// Checks the limits of [R6] and the names in it.
+    /// Checks the limits of \[R6\] and the names in it.
     pub fn validate(&self) -> Result<()> {
         if self.items.len() > MAX_QUERY_ITEMS {
             return Err(Error::limit(
@@ -290,7 +290,7 @@ impl fmt::Display for Query {
     }
 }
 
-/// A Dynamic Consistency Boundary condition ([A8]): the append fails if any
+/// A Dynamic Consistency Boundary condition (\[A8\]): the append fails if any
 /// readable event matching `fail_if_events_match` has a position greater
 /// than `after` (any position when `None`).
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -325,10 +325,10 @@ impl AppendCondition {
     }
 }
 
-/// Longest aux key, in bytes ([X1]).
+/// Longest aux key, in bytes (\[X1\]).
 pub const MAX_AUX_KEY_BYTES: usize = 1024;
 
-/// What an [`AuxWrite`] requires of its key's current value ([X2]).
+/// What an [`AuxWrite`] requires of its key's current value (\[X2\]).
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub enum AuxCondition {
     /// No requirement.
@@ -340,7 +340,7 @@ pub enum AuxCondition {
     Equals(Vec<u8>),
 }
 
-/// A put or delete in the aux space, optionally conditional ([X2]).
+/// A put or delete in the aux space, optionally conditional (\[X2\]).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct AuxWrite {
     /// The key, 1 to 1024 bytes.
@@ -381,7 +381,7 @@ impl AuxWrite {
         self
     }
 
-    /// Bytes this write counts against `max_append_bytes` ([X1]): its key,
+    /// Bytes this write counts against `max_append_bytes` (\[X1\]): its key,
     /// its value, and the value its condition compares with.
     pub fn payload_bytes(&self) -> usize {
         let compared = match &self.condition {
@@ -395,7 +395,7 @@ impl AuxWrite {
     }
 
     /// Checks this write's condition against its key's `current` value
-    /// ([X2]): [`Error::AppendConditionFailed`] naming the key when it
+    /// (\[X2\]): [`Error::AppendConditionFailed`] naming the key when it
     /// does not hold.
     ///
     /// ```
@@ -424,7 +424,7 @@ impl AuxWrite {
     }
 }
 
-/// Checks an aux key against [X1].
+/// Checks an aux key against \[X1\].
 pub fn validate_aux_key(key: &[u8]) -> Result<()> {
     if key.is_empty() {
         return Err(Error::empty(Field::AuxKey, "aux key is empty"));

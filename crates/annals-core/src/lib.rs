@@ -6,13 +6,15 @@
 //! become a backend: record codec, key layout, and a generic store with a
 //! single group-committing writer.
 //!
-//! Clause IDs in brackets (`[A4]`) refer to the project's `SPEC.md`.
+//! Clause IDs in brackets (`[A4]`) refer to the contract,
+//! [`docs/contract.md`](https://github.com/annals-rs/annals/blob/main/docs/contract.md) in the repository.
 #![forbid(unsafe_code)]
 
 mod backend;
 mod error;
 mod event;
 mod expect;
+pub mod files;
 pub mod kv;
 mod verify;
 

@@ -590,7 +590,7 @@ impl HeadSource {
     }
 }
 
-/// Publishes the heads that other stores' commits reach ([R8]) until
+/// Publishes the heads that other stores' commits reach (\[R8\]) until
 /// `stop`.
 ///
 /// Where it can, it LISTENs: a notification is only a hint that the head

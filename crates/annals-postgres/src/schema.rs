@@ -2,8 +2,8 @@
 //!
 //! | table          | what                                                        |
 //! |----------------|-------------------------------------------------------------|
-//! | `annals_head`  | one row: last position, reserved positions, last recorded_at; every write locks it, which orders commits ([R4]) |
-//! | `annals_live`  | UNLOGGED, one row: emptied by PostgreSQL after a crash, which tells the next writer to skip the positions a `Relaxed` store may have lost ([D5]) |
+//! | `annals_head`  | one row: last position, reserved positions, last recorded_at; every write locks it, which orders commits (\[R4\]) |
+//! | `annals_live`  | UNLOGGED, one row: emptied by PostgreSQL after a crash, which tells the next writer to skip the positions a `Relaxed` store may have lost (\[D5\]) |
 //! | `annals_streams` | per stream: next version, truncation floor, first version since (re)creation, deleted |
 //! | `annals_events`  | the log by position, with `(stream_id, version)` and `(event_type, position)` indexes |
 //! | `annals_event_tags` | `(tag, position)`: the tag index |

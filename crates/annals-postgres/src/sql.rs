@@ -121,7 +121,7 @@ fn order(direction: Direction) -> &'static str {
 /// Events of the log (matching `query`, if any) from `from` in
 /// `direction`, at most `count`, and the head, all from one snapshot
 /// (one statement, prepared once per connection). Every part is an index
-/// range scan ([R7]): the log by position, or per distinct query item one
+/// range scan (\[R7\]): the log by position, or per distinct query item one
 /// walk of the tag index (its first tag) or of the type index (per type),
 /// each stopping at `count`.
 pub async fn scan_log(
@@ -272,7 +272,7 @@ fn matching_positions(
     }
 }
 
-/// [A8]: whether an event matching `query` lies at or after `from`.
+/// \[A8\]: whether an event matching `query` lies at or after `from`.
 pub async fn any_match_from(
     client: &impl GenericClient,
     from: Position,
@@ -326,7 +326,7 @@ pub fn meta_from(row: &Row, at: usize) -> Result<StreamMeta> {
 }
 
 /// The SQL of [`read_stream`]: its parameters are the stream, `from` and
-/// the count. One walk of the `(stream_id, version)` index ([R7]).
+/// the count. One walk of the `(stream_id, version)` index (\[R7\]).
 pub fn read_stream_sql(direction: Direction) -> String {
     let (cmp, ord) = bounds(direction);
     format!(
@@ -339,7 +339,7 @@ pub fn read_stream_sql(direction: Direction) -> String {
     )
 }
 
-/// Reads a stream ([R1], [R2]) and the head, in one statement.
+/// Reads a stream (\[R1\], \[R2\]) and the head, in one statement.
 pub async fn read_stream(
     client: &impl GenericClient,
     stream: &StreamId,

@@ -1,7 +1,7 @@
 //! The writer of a store: one task that drains the waiting write requests
 //! and commits them in one transaction (group commit), holding the lock on
 //! the one `annals_head` row that orders every writer of every process
-//! ([R4]).
+//! (\[R4\]).
 //!
 //! A round costs two round trips to the server, whatever it holds:
 //!
@@ -10,12 +10,12 @@
 //!    and per DCB condition whether a committed event matches it — all
 //!    read after the lock, so they see everything committed before;
 //! 2. the requests are checked in order in memory, against that state plus
-//!    what the round already accepted ([A3]–[A8], [X2]), like the
+//!    what the round already accepted (\[A3\]–\[A8\], \[X2\]), like the
 //!    key-value writer's; then, pipelined: the events (one `INSERT … SELECT
 //!    FROM unnest(…)`), their tags, the stream rows, the aux writes, the
 //!    head, one `NOTIFY` and `COMMIT`.
 //!
-//! Only an idempotent retry ([A5]) reads more (the events it may repeat);
+//! Only an idempotent retry (\[A5\]) reads more (the events it may repeat);
 //! when those are events of this very round, the round is committed first
 //! and the retry checked in the next one. A delete or a truncation ends a
 //! round, so no check ever has to see rows it removes.
@@ -49,7 +49,7 @@ const MAX_ROUND_BYTES: usize = 16 << 20;
 /// wait for room (back-pressure), they are not refused.
 pub const QUEUE: usize = 1024;
 /// How many positions a `Relaxed` store reserves with one durable commit
-/// ([D5]): after a crash, writers continue above the reservation.
+/// (\[D5\]): after a crash, writers continue above the reservation.
 const RESERVATION: u64 = 1 << 16;
 
 /// What a write request answers.
@@ -134,7 +134,7 @@ pub struct Request {
 /// How the writer commits.
 #[derive(Clone, Copy, Debug)]
 pub struct Settings {
-    /// The store's durability ([D5]).
+    /// The store's durability (\[D5\]).
     pub durability: Durability,
     /// How long a round may take before it is abandoned.
     pub timeout: Duration,
@@ -876,7 +876,7 @@ impl Round<'_> {
         self.changed.insert(stream.as_str().to_string());
     }
 
-    /// [A8]: whether a readable event matching the condition lies after its
+    /// \[A8\]: whether a readable event matching the condition lies after its
     /// `after`, committed or in this round.
     fn condition_fails(&self, index: usize, condition: &AppendCondition) -> bool {
         let Some(from) = condition.after.unwrap_or(Position(0)).0.checked_add(1) else {
@@ -989,7 +989,7 @@ fn result_of(events: &[RecordedEvent]) -> Option<AppendResult> {
     })
 }
 
-/// [A5] for `NoStream` and `Exact(v)`.
+/// \[A5\] for `NoStream` and `Exact(v)`.
 async fn replay_by_expectation(
     round: &Round<'_>,
     a: &Append,
@@ -1032,7 +1032,7 @@ async fn replay_by_expectation(
     })
 }
 
-/// [A5] for conditional appends: the condition fails only because of the
+/// \[A5\] for conditional appends: the condition fails only because of the
 /// append's own events, right after `after`.
 async fn replay_by_condition(
     round: &Round<'_>,
@@ -1065,7 +1065,7 @@ async fn replay_by_condition(
     })
 }
 
-/// [X2]: the conditions of aux writes, against the round's view.
+/// \[X2\]: the conditions of aux writes, against the round's view.
 fn check_aux(round: &Round<'_>, writes: &[AuxWrite]) -> Result<()> {
     for w in writes {
         w.check_condition(round.aux.get(&w.key).and_then(Option::as_deref))?;
@@ -1150,7 +1150,7 @@ fn text_array_literal(tags: &[String]) -> String {
     literal
 }
 
-/// [S4].
+/// \[S4\].
 fn delete(round: &mut Round<'_>, stream: &StreamId, expected: ExpectedVersion) -> Result<()> {
     let meta = round.meta(stream);
     let actual = meta.and_then(|m| m.last_version());
@@ -1172,7 +1172,7 @@ fn delete(round: &mut Round<'_>, stream: &StreamId, expected: ExpectedVersion) -
     Ok(())
 }
 
-/// [S3].
+/// \[S3\].
 fn truncate(round: &mut Round<'_>, stream: &StreamId, before: Version) -> Result<()> {
     let mut meta = match round.meta(stream) {
         Some(m) if !m.deleted => m,

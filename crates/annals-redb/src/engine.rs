@@ -7,19 +7,55 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use annals_core::files::{self, FileMode};
 use annals_core::kv::{KvEngine, KvSnapshot, Scan, Visitor, WriteBatch};
 use annals_core::{Capabilities, Direction, Error, Result};
+use redb::backends::FileBackend;
 use redb::{
-    CompactionError, Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, TableDefinition,
-    TableError,
+    CompactionError, Database, DatabaseError, ReadOnlyDatabase, ReadOnlyTable, ReadTransaction,
+    ReadableDatabase, TableDefinition, TableError, TableHandle,
 };
 
 use crate::error::{from_io, from_redb, no_panic};
 use crate::options::RedbOptions;
 
+/// The name of the one table that holds every key of the store.
+const TABLE_NAME: &str = "annals";
+
 /// The one table that holds every key of the store (annals' key layout
 /// puts a prefix byte on each key).
-const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("annals");
+const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new(TABLE_NAME);
+
+/// The open database: for reading and writing, or read-only.
+enum Db {
+    Write(Database),
+    Read(ReadOnlyDatabase),
+}
+
+impl Db {
+    fn begin_read(&self) -> std::result::Result<ReadTransaction, redb::TransactionError> {
+        match self {
+            Db::Write(db) => db.begin_read(),
+            Db::Read(db) => db.begin_read(),
+        }
+    }
+
+    fn close(self) -> std::result::Result<(), DatabaseError> {
+        match self {
+            Db::Write(db) => db.close(),
+            Db::Read(db) => db.close(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Db::Write(_) => "Db::Write",
+            Db::Read(_) => "Db::Read",
+        })
+    }
+}
 
 /// How long `compact` holds the database, waiting for live snapshots to
 /// end, before it lets them (and commits) go on for a while and tries again.
@@ -75,7 +111,7 @@ pub struct RedbEngine {
     path: Arc<Path>,
     /// The database; `None` once closed. Commits and the creation of
     /// snapshots hold it shared, `compact` and `close` exclusively.
-    db: RwLock<Option<Database>>,
+    db: RwLock<Option<Db>>,
     /// The snapshots alive now (each holds a redb read transaction, which
     /// outlives the lock guard it was created under).
     live: Arc<LiveSnapshots>,
@@ -83,6 +119,115 @@ pub struct RedbEngine {
     sync_interval: Option<Duration>,
     /// When the last durable commit was made.
     last_durable: Mutex<Instant>,
+    /// Opened with `read_only`: nothing is ever written.
+    read_only: bool,
+}
+
+/// Creates a new store file at `path` — a new file (never over one that
+/// exists), with `mode`, in folders created with `mode` where missing.
+fn create(builder: &redb::Builder, path: &Path, mode: FileMode) -> Result<Database> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        mode.create_folder_all(parent)
+            .map_err(|e| from_io("creating the folder of", path, e))?;
+    }
+    let file = mode
+        .create_new_file(path)
+        .map_err(|e| from_io("creating", path, e))?;
+    let backend = FileBackend::new(file).map_err(|e| from_redb("creating", path, e))?;
+    no_panic("creating", path, || builder.create_with_backend(backend))?
+        .map_err(|e| from_redb("creating", path, e))
+}
+
+/// Opens an existing file, after checking read-only that it is an annals
+/// store (see [`RedbEngine::open`]).
+///
+/// A file the read-only look finds damaged is opened for writing all the
+/// same (unless `read_only`), so that redb's integrity check reports the
+/// damage as it always did ([`Error::Corruption`]).
+fn open_existing(builder: &redb::Builder, path: &Path, read_only: bool) -> Result<Db> {
+    let open_for_writing = || -> Result<Database> {
+        no_panic("opening", path, || builder.open(path))?.map_err(|e| from_redb("opening", path, e))
+    };
+    let damaged = match no_panic("opening", path, || builder.open_read_only(path)) {
+        Ok(Ok(db)) => match check_tables(&db, path) {
+            Ok(()) if read_only => return Ok(Db::Read(db)),
+            Ok(()) => {
+                no_panic("opening", path, || db.close())?
+                    .map_err(|e| from_redb("opening", path, e))?;
+                return open_for_writing().map(Db::Write);
+            }
+            Err(e) => {
+                let _ = no_panic("closing", path, || db.close());
+                if e.is_invalid_input() {
+                    return Err(e);
+                }
+                e
+            }
+        },
+        // Not closed cleanly: redb must recover it, which writes.
+        Ok(Err(DatabaseError::RepairAborted)) if read_only => {
+            return Err(Error::backend(
+                format!(
+                    "opening {} read-only: it was not closed cleanly (a crash?), and redb \
+                     recovers such a file only when it opens it for writing; open it once \
+                     without read_only",
+                    path.display()
+                ),
+                DatabaseError::RepairAborted,
+            ));
+        }
+        Ok(Err(DatabaseError::RepairAborted)) => {
+            let db = open_for_writing()?;
+            return match check_tables(&db, path) {
+                Ok(()) => Ok(Db::Write(db)),
+                Err(e) => {
+                    let _ = no_panic("closing", path, || db.close());
+                    Err(e)
+                }
+            };
+        }
+        Ok(Err(e @ DatabaseError::Storage(redb::StorageError::Corrupted(_)))) => {
+            from_redb("opening", path, e)
+        }
+        Ok(Err(e)) => return Err(from_redb("opening", path, e)),
+        // redb panicked on the file.
+        Err(e) => e,
+    };
+    if read_only {
+        return Err(damaged);
+    }
+    open_for_writing().map(Db::Write)
+}
+
+/// Whether the tables of `db` are an annals store's: annals' table, or no
+/// table at all; otherwise [`Error::InvalidInput`] naming the file and its
+/// tables.
+fn check_tables(db: &impl ReadableDatabase, path: &Path) -> Result<()> {
+    let names = no_panic("opening", path, || -> Result<Vec<String>, redb::Error> {
+        let txn = db.begin_read()?;
+        let mut names: Vec<String> = txn.list_tables()?.map(|t| t.name().to_string()).collect();
+        names.extend(
+            txn.list_multimap_tables()?
+                .map(|t| redb::MultimapTableHandle::name(&t).to_string()),
+        );
+        Ok(names)
+    })?
+    .map_err(|e| from_redb("opening", path, e))?;
+    if names.is_empty() || names.iter().any(|name| name == TABLE_NAME) {
+        return Ok(());
+    }
+    let shown: Vec<String> = names.iter().take(10).map(|n| format!("{n:?}")).collect();
+    Err(files::not_a_store(format!(
+        "{} is a redb database of another program, not an annals store (it has no {TABLE_NAME:?} \
+         table, but {}{}); annals leaves it alone",
+        path.display(),
+        shown.join(", "),
+        if names.len() > shown.len() {
+            ", …"
+        } else {
+            ""
+        }
+    )))
 }
 
 /// Counts the live snapshots, so that `compact` can wait for them to end.
@@ -131,14 +276,25 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl RedbEngine {
     /// Opens the redb database at `path` — creating it, and its parent
-    /// folder, if it is missing and `options.create` is set — and checks
-    /// that it can hold an annals store.
+    /// folders, if it is missing and `options.create` is set (with
+    /// `options.file_mode`) — and checks that it can hold an annals store.
     ///
-    /// Errors name the path: a file that is not a redb database, or is
-    /// already open (by another store of this process, or another
-    /// process), is [`Error::Backend`]; a damaged file (found by the
-    /// integrity check, see [`RedbOptions::check_integrity`]) is
-    /// [`Error::Corruption`].
+    /// Whose files: an existing file is opened only if it is an annals
+    /// store — a redb database holding annals' table, or no table at all
+    /// (what an earlier release left when nothing was appended) — and it
+    /// is checked read-only first, so nothing is written to a file that is
+    /// not one: an empty file, a file that is not a redb database, or a
+    /// redb database of another program ([`Error::InvalidInput`] naming
+    /// it). (A redb database that needs recovery after a crash cannot be
+    /// read without being recovered: redb recovers it when it is opened
+    /// for writing, before annals can look at its tables.)
+    ///
+    /// Other errors name the path: a file that is already open (by another
+    /// store of this process, or another process) is [`Error::Backend`]; a
+    /// damaged file (found by the integrity check, see
+    /// [`RedbOptions::check_integrity`]) is [`Error::Corruption`]. With
+    /// [`RedbOptions::read_only`] the file is opened read-only and never
+    /// written.
     ///
     /// Most callers want [`crate::open`], which also opens the store.
     ///
@@ -160,24 +316,37 @@ impl RedbEngine {
             builder.set_cache_size(bytes);
         }
         builder.set_check_integrity_on_open(options.check_integrity);
-        let opened = if options.create {
-            if let Some(parent) = path.parent()
-                && !parent.as_os_str().is_empty()
-            {
-                fs::create_dir_all(parent)
-                    .map_err(|e| from_io("creating the folder of", &path, e))?;
+        let db = match fs::metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if options.read_only || !options.create {
+                    return Err(from_io("opening", &path, e));
+                }
+                Db::Write(create(&builder, &path, options.file_mode)?)
             }
-            no_panic("opening", &path, || builder.create(&path))?
-        } else {
-            no_panic("opening", &path, || builder.open(&path))?
+            Err(e) => return Err(from_io("opening", &path, e)),
+            Ok(meta) if meta.is_dir() => {
+                return Err(files::not_a_store(format!(
+                    "{} is a folder; the redb backend keeps a store in one file: name a file",
+                    path.display()
+                )));
+            }
+            Ok(meta) if meta.len() == 0 => {
+                return Err(files::not_a_store(format!(
+                    "{} is an empty file, not an annals store; annals creates its files itself \
+                     and writes into no file it did not create: remove it (an interrupted \
+                     creation may have left it) or name a path that does not exist",
+                    path.display()
+                )));
+            }
+            Ok(_) => open_existing(&builder, &path, options.read_only)?,
         };
-        let db = opened.map_err(|e| from_redb("opening", &path, e))?;
         let engine = RedbEngine {
             path,
             db: RwLock::new(Some(db)),
             live: Arc::default(),
             sync_interval: options.sync_interval,
             last_durable: Mutex::new(Instant::now()),
+            read_only: options.read_only,
         };
         // Opens the table once: a file whose "annals" table has other key or
         // value types is refused here, not at the first read.
@@ -199,11 +368,11 @@ impl RedbEngine {
         &self.path
     }
 
-    fn read_db(&self) -> std::sync::RwLockReadGuard<'_, Option<Database>> {
+    fn read_db(&self) -> std::sync::RwLockReadGuard<'_, Option<Db>> {
         self.db.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write_db(&self) -> std::sync::RwLockWriteGuard<'_, Option<Database>> {
+    fn write_db(&self) -> std::sync::RwLockWriteGuard<'_, Option<Db>> {
         self.db.write().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -245,7 +414,10 @@ impl KvEngine for RedbEngine {
 
     fn commit(&self, batch: WriteBatch, sync: bool) -> Result<()> {
         let guard = self.read_db();
-        let db = guard.as_ref().ok_or(Error::Closed)?;
+        let db = match guard.as_ref().ok_or(Error::Closed)? {
+            Db::Write(db) => db,
+            Db::Read(_) => return Err(files::read_only_error(&self.path)),
+        };
         if batch.is_empty() && !sync {
             return Ok(());
         }
@@ -301,7 +473,10 @@ impl KvEngine for RedbEngine {
         loop {
             {
                 let mut guard = self.write_db();
-                let db = guard.as_mut().ok_or(Error::Closed)?;
+                let db = match guard.as_mut().ok_or(Error::Closed)? {
+                    Db::Write(db) => db,
+                    Db::Read(_) => return Err(files::read_only_error(&self.path)),
+                };
                 if self.live.wait_none(COMPACT_WAIT) {
                     match no_panic("compacting", &self.path, || db.compact())? {
                         Ok(_) => {
@@ -345,6 +520,10 @@ impl KvEngine for RedbEngine {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities::ALL
+    }
+
+    fn read_only(&self) -> bool {
+        self.read_only
     }
 
     /// Closes the database (making pending non-durable commits durable) and

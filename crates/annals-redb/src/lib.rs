@@ -21,6 +21,17 @@
 //! | `create` | `true` | create the file and its folder if missing |
 //! | `check_integrity` | `true` | verify every page's checksum when opening |
 //! | `sync_interval_ms` | `1000` | with `relaxed`: make a commit durable at least this often (0: only on close) |
+//! | `read_only` | `false` | redb's read-only open: the file never changes, writes are `Unsupported` |
+//! | `file_mode` | `0600` | permissions of the file and folders the store creates |
+//!
+//! ## Whose files
+//!
+//! A new store file is created with `create_new` (never over an existing
+//! file). An existing file is opened only if it is an annals store — a
+//! redb database holding annals' table, or no table at all — and that is
+//! checked with a read-only open first, so an empty file, a file that is
+//! not a redb database or another program's redb database is refused
+//! (`InvalidInput`) without a byte changing.
 //!
 //! ## Durability
 //!
@@ -39,7 +50,7 @@
 //! itself: it waits for the reads in progress to end, and holds new reads
 //! and appends back while it runs.
 //!
-//! ## Damaged files ([M6])
+//! ## Damaged files (\[M6\])
 //!
 //! annals checks a crc32c over the key and value of every record it reads.
 //! redb trusts a file that was closed cleanly and may panic on bytes

@@ -2,15 +2,18 @@
 
 use std::time::Duration;
 
+use annals_core::files::FileMode;
 use annals_core::{Result, StoreConfig, parse_param};
 
 /// The options of this backend's own, with their URL parameter names, in
 /// the order error messages list them.
-const OWN_PARAMS: [&str; 4] = [
+const OWN_PARAMS: [&str; 6] = [
     "cache_size",
     "create",
     "check_integrity",
     "sync_interval_ms",
+    "read_only",
+    FileMode::PARAM,
 ];
 
 /// How to open a redb store.
@@ -19,7 +22,7 @@ const OWN_PARAMS: [&str; 4] = [
 /// `Durability::Immediate`, the default limits, redb's default cache (1 GiB
 /// at most), create the file if missing, check the file's integrity on
 /// open, and, with `Durability::Relaxed`, make a commit durable at least
-/// once a second.
+/// once a second; read and write; an owner-only file (`0600`).
 ///
 /// ```
 /// use annals_core::Durability;
@@ -43,14 +46,16 @@ pub struct RedbOptions {
     /// Bytes redb may use to cache pages (`cache_size`); `None` keeps
     /// redb's default (1 GiB). redb allocates it as it is used.
     pub cache_size: Option<usize>,
-    /// Create the file (and its parent folder) when it is missing
+    /// Create the file (and its parent folders) when it is missing
     /// (`create`, default `true`). With `false`, a missing file is an
-    /// error.
+    /// error. An existing file that is not an annals store is always
+    /// refused, unchanged (see [`RedbEngine::open`](crate::RedbEngine::open)).
     pub create: bool,
     /// Verify the checksum of every page of the file when it is opened
     /// (`check_integrity`, default `true`), so that a file damaged outside
-    /// redb is refused with [`Error::Corruption`] before anything is read
-    /// from it. Opening then reads the whole file once (redb does the same
+    /// redb is refused with
+    /// [`Error::Corruption`](annals_core::Error::Corruption) before anything
+    /// is read from it. Opening then reads the whole file once (redb does the same
     /// after a crash anyway). With `false`, a cleanly closed file is trusted
     /// as it is: opens are instant, and damage shows up only when a damaged
     /// page is read (as an error: see the crate's documentation).
@@ -64,6 +69,18 @@ pub struct RedbOptions {
     /// everything durable. `None`: only `close` and `compact` do. Default: 1
     /// second.
     pub sync_interval: Option<Duration>,
+    /// Open an existing store read-only (`read_only`, default `false`): the
+    /// file is never written (nor created), and every write answers
+    /// [`Error::Unsupported`](annals_core::Error::Unsupported). redb's
+    /// integrity check (`check_integrity`) needs write access and is not
+    /// run; the checksums of annals' records still are. A file that was not
+    /// closed cleanly cannot be opened read-only (redb must recover it,
+    /// which writes).
+    pub read_only: bool,
+    /// The permissions of the file, and of the folders, the store creates
+    /// (`file_mode`, octal; default `0600`, folders `0700`); an existing
+    /// file keeps its own. See [`FileMode`].
+    pub file_mode: FileMode,
 }
 
 impl Default for RedbOptions {
@@ -74,6 +91,8 @@ impl Default for RedbOptions {
             create: true,
             check_integrity: true,
             sync_interval: Some(Duration::from_secs(1)),
+            read_only: false,
+            file_mode: FileMode::PRIVATE,
         }
     }
 }
@@ -102,9 +121,11 @@ impl RedbOptions {
     /// Every backend's options ([`StoreConfig::apply_param`]: `durability`,
     /// `max_event_bytes`, `max_append_events`, `max_append_bytes`,
     /// `max_read_count`), then this backend's: `cache_size` (bytes),
-    /// `create` (`true`/`false`), `check_integrity` (`true`/`false`) and
-    /// `sync_interval_ms` (milliseconds, 0 = only on close). An unknown key,
-    /// or a value that does not parse, is [`Error::InvalidInput`] naming it.
+    /// `create` (`true`/`false`), `check_integrity` (`true`/`false`),
+    /// `sync_interval_ms` (milliseconds, 0 = only on close), `read_only`
+    /// (`true`/`false`) and `file_mode` (octal, e.g. `0640`). An unknown key,
+    /// or a value that does not parse, is
+    /// [`Error::InvalidInput`](annals_core::Error::InvalidInput) naming it.
     ///
     /// ```
     /// use annals_redb::RedbOptions;
@@ -146,6 +167,8 @@ impl RedbOptions {
             "cache_size" => self.cache_size = Some(parse_param(key, value)?),
             "create" => self.create = parse_param(key, value)?,
             "check_integrity" => self.check_integrity = parse_param(key, value)?,
+            "read_only" => self.read_only = parse_param(key, value)?,
+            FileMode::PARAM => self.file_mode = FileMode::parse(value)?,
             "sync_interval_ms" => {
                 let ms: u64 = parse_param(key, value)?;
                 self.sync_interval = (ms > 0).then(|| Duration::from_millis(ms));
@@ -171,6 +194,8 @@ mod tests {
         assert_eq!(o.config.durability, Durability::Immediate);
         assert!(o.create);
         assert!(o.check_integrity);
+        assert!(!o.read_only);
+        assert_eq!(o.file_mode, FileMode::PRIVATE);
         assert_eq!(o.cache_size, None);
         assert_eq!(o.sync_interval, Some(Duration::from_secs(1)));
     }
@@ -184,8 +209,12 @@ mod tests {
             ("create", "false"),
             ("check_integrity", "false"),
             ("sync_interval_ms", "250"),
+            ("read_only", "true"),
+            ("file_mode", "660"),
         ])
         .expect("valid params");
+        assert!(o.read_only);
+        assert_eq!(o.file_mode.file_bits(), 0o660);
         assert_eq!(o.config.durability, Durability::Relaxed);
         assert_eq!(o.config.limits.max_read_count, 5);
         assert_eq!(o.cache_size, Some(1024));
@@ -213,6 +242,8 @@ mod tests {
             ("create", "yes"),
             ("check_integrity", "1"),
             ("sync_interval_ms", "soon"),
+            ("read_only", "yes"),
+            ("file_mode", "0700"),
             ("durability", "eventually"),
             ("max_read_count", "0"),
         ] {

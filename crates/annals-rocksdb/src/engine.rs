@@ -7,11 +7,13 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
+use annals_core::files::{self, Claim, Claimed, FileMode};
 use annals_core::kv::{KvEngine, KvSnapshot, Scan, Visitor, WriteBatch, layout};
 use annals_core::{Capabilities, Direction, Durability, Error, Result};
 use rocksdb::{
     BlockBasedOptions, BottommostLevelCompaction, Cache, ColumnFamily, ColumnFamilyDescriptor,
-    CompactOptions, DB, DBRecoveryMode, FlushOptions, Options, ReadOptions, Snapshot, WriteOptions,
+    CompactOptions, DB, DBRecoveryMode, FlushOptions, InfoLogger, LogLevel, Options, ReadOptions,
+    Snapshot, WriteOptions,
 };
 
 use crate::error::{from_io, from_rocksdb};
@@ -129,6 +131,35 @@ fn db_options(options: &RocksDbOptions) -> Options {
     db
 }
 
+/// The options of a read-only open: RocksDB's diagnostic log would go to a
+/// new `LOG` file in the folder (renaming the old one), so it is dropped
+/// instead, and the folder is left exactly as it is.
+fn read_only_options(options: &RocksDbOptions) -> Options {
+    let mut db = db_options(options);
+    db.create_if_missing(false);
+    db.create_missing_column_families(false);
+    db.set_info_logger(InfoLogger::new_callback_logger(LogLevel::Fatal, |_, _| {}));
+    db
+}
+
+/// Whether the folder `dir`, which has no marker, is a store of an
+/// earlier release of annals (which wrote none): it has annals' close mark,
+/// or it is a RocksDB database with exactly annals' two column families
+/// (listed from its MANIFEST, which writes nothing).
+fn is_earlier_store(dir: &Path) -> Result<bool> {
+    if dir.join(mark::MARK_FILE).is_file() {
+        return Ok(true);
+    }
+    if !dir.join("CURRENT").is_file() {
+        return Ok(false);
+    }
+    let Ok(mut families) = DB::list_cf(&Options::default(), dir) else {
+        return Ok(false);
+    };
+    families.sort();
+    Ok(families == [MAIN_FAMILY, LOG_FAMILY])
+}
+
 /// How RocksDB replays its write-ahead log when it opens after a crash.
 ///
 /// - `Immediate`: every acknowledged commit was synced, so only the record
@@ -225,6 +256,10 @@ pub struct RocksDbEngine {
     db: RwLock<Option<Arc<DB>>>,
     /// The snapshots alive now, so that `close` can wait for them.
     live: Arc<LiveSnapshots>,
+    /// Opened with `read_only`: RocksDB's read-only mode, nothing written.
+    read_only: bool,
+    /// The permissions of the files the store creates itself.
+    file_mode: FileMode,
 }
 
 /// Counts the live snapshots, so that `close` can wait for them to end.
@@ -273,8 +308,15 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl RocksDbEngine {
     /// Opens the RocksDB database in the folder `path` — creating the
-    /// folder (and its parents) and the database if they are missing and
-    /// `options.create_if_missing` is set — with annals' column families.
+    /// folder (and its parents) and the database if they are missing, or
+    /// the folder is empty, and `options.create_if_missing` is set — with
+    /// annals' column families.
+    ///
+    /// A folder that is not empty and is not an annals store (see the
+    /// crate's documentation, "Whose files") is [`Error::InvalidInput`]
+    /// naming it, and nothing in it is touched. With `options.read_only`
+    /// the database is opened in RocksDB's read-only mode and no file
+    /// changes.
     ///
     /// Invalid options are [`Error::InvalidInput`]. Errors of RocksDB name
     /// the path: a damaged database (a bad MANIFEST or CURRENT file, a
@@ -306,18 +348,27 @@ impl RocksDbEngine {
     pub fn open(path: impl AsRef<Path>, options: &RocksDbOptions) -> Result<RocksDbEngine> {
         options.validate()?;
         let path: Arc<Path> = Arc::from(path.as_ref());
-        if options.create_if_missing {
-            fs::create_dir_all(&path).map_err(|e| from_io("creating the folder of", &path, e))?;
-        } else if !path.join("CURRENT").is_file() {
-            // Checked here: RocksDB would create the folder and its
-            // diagnostic log before it found that the database is missing.
+        let read_only = options.read_only;
+        let claim = Claim {
+            backend: "rocksdb",
+            create: options.create_if_missing,
+            read_only,
+            mode: options.file_mode,
+        };
+        let claimed = files::claim_folder(&path, claim, is_earlier_store)?;
+        if claimed == Claimed::Existing
+            && (read_only || !options.create_if_missing)
+            && !path.join("CURRENT").is_file()
+        {
+            // Checked here: RocksDB would create its diagnostic log before
+            // it found that the database is missing.
             return Err(from_io(
                 "opening",
                 &path,
                 io::Error::new(
                     io::ErrorKind::NotFound,
-                    "there is no RocksDB database there (no CURRENT file) and \
-                     create_if_missing is false",
+                    "there is no RocksDB database there (no CURRENT file), and the store may \
+                     not create one (create_if_missing is false, or read_only)",
                 ),
             ));
         }
@@ -332,21 +383,41 @@ impl RocksDbEngine {
                 )
             })
         };
-        let db_options = db_options(options);
-        if let Some(recorded) = mark::read(&path)? {
+        let open_read_only = |what: &str| {
+            DB::open_cf_descriptors_read_only(
+                &read_only_options(options),
+                &*path,
+                families(),
+                false,
+            )
+            .map_err(|e| from_rocksdb(what, &path, e))
+        };
+        let recorded = mark::read(&path)?;
+        if read_only {
+            let db = open_read_only("opening (read-only)")?;
+            if let Some(recorded) = recorded {
+                mark::check(&path, recorded, db.latest_sequence_number())?;
+            }
+            return Ok(RocksDbEngine::new(path, db, options));
+        }
+        if let Some(recorded) = recorded {
             // Opened read-only first, which deletes nothing: see `mark`.
-            let found = DB::open_cf_descriptors_read_only(&db_options, &*path, families(), false)
-                .map_err(|e| from_rocksdb("opening (read-only, to check)", &path, e))?
-                .latest_sequence_number();
+            let found = open_read_only("opening (read-only, to check)")?.latest_sequence_number();
             mark::check(&path, recorded, found)?;
         }
-        let db = DB::open_cf_descriptors(&db_options, &*path, families())
+        let db = DB::open_cf_descriptors(&db_options(options), &*path, families())
             .map_err(|e| from_rocksdb("opening", &path, e))?;
-        Ok(RocksDbEngine {
+        Ok(RocksDbEngine::new(path, db, options))
+    }
+
+    fn new(path: Arc<Path>, db: DB, options: &RocksDbOptions) -> RocksDbEngine {
+        RocksDbEngine {
             path,
             db: RwLock::new(Some(Arc::new(db))),
             live: Arc::default(),
-        })
+            read_only: options.read_only,
+            file_mode: options.file_mode,
+        }
     }
 
     /// The database folder's path.
@@ -410,6 +481,9 @@ impl KvEngine for RocksDbEngine {
     fn commit(&self, batch: WriteBatch, sync: bool) -> Result<()> {
         let guard = self.read_db();
         let db = guard.as_ref().ok_or(Error::Closed)?;
+        if self.read_only {
+            return Err(files::read_only_error(&self.path));
+        }
         if batch.is_empty() {
             // Nothing to write; a sync still makes earlier commits durable.
             return if sync {
@@ -452,6 +526,9 @@ impl KvEngine for RocksDbEngine {
     fn compact(&self) -> Result<()> {
         let guard = self.read_db();
         let db = guard.as_ref().ok_or(Error::Closed)?;
+        if self.read_only {
+            return Err(files::read_only_error(&self.path));
+        }
         let errors_before = background_errors(db, &self.path)?;
         let mut options = CompactOptions::default();
         options.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
@@ -506,6 +583,10 @@ impl KvEngine for RocksDbEngine {
         Capabilities::ALL
     }
 
+    fn read_only(&self) -> bool {
+        self.read_only
+    }
+
     /// Syncs the write-ahead log, flushes the memtables to table files,
     /// records RocksDB's sequence number in the close mark (see the crate's
     /// documentation, "Damaged files"), waits for the snapshots still alive to be dropped (reads in flight;
@@ -522,9 +603,15 @@ impl KvEngine for RocksDbEngine {
         let Some(db) = self.write_db().take() else {
             return Ok(());
         };
-        let flushed = self
-            .flush_everything(&db)
-            .and_then(|()| mark::write(&self.path, db.latest_sequence_number()));
+        // A read-only database has nothing to flush, and leaves the mark of
+        // the last close as it is.
+        let flushed = if self.read_only {
+            Ok(())
+        } else {
+            self.flush_everything(&db)
+                .and_then(|()| mark::write(&self.path, db.latest_sequence_number(), self.file_mode))
+        };
+        stop_background_work(&db);
         let alive = self.live.wait_none(CLOSE_PATIENCE);
         match Arc::try_unwrap(db) {
             // Dropping the last handle closes RocksDB and releases `LOCK`.
@@ -545,6 +632,31 @@ impl KvEngine for RocksDbEngine {
             }
         }
         flushed
+    }
+}
+
+/// Stops RocksDB's background work on `db` (flushes and compactions:
+/// those running are stopped at their next check, and waited for) and
+/// schedules no more: after this, no RocksDB thread works for `db`, even if
+/// snapshots keep it open a while. RocksDB's own close would wait for them
+/// too, but later, on whichever thread drops the last handle; a process
+/// that exits while RocksDB still works for one of its databases aborts in
+/// RocksDB's static destructors (`pthread lock: Invalid argument`). Reads
+/// through `db` keep working.
+fn stop_background_work(db: &DB) {
+    db.cancel_all_background_work(true);
+}
+
+/// A store dropped without [`close`](KvEngine::close) (`KvStore` closes
+/// its engine, even when dropped: this is for an engine used alone, or
+/// one whose store failed to open) stops its background work before the
+/// database is released. Nothing is flushed: the write-ahead log holds
+/// every commit, and the next open replays it.
+impl Drop for RocksDbEngine {
+    fn drop(&mut self) {
+        if let Some(db) = self.write_db().take() {
+            stop_background_work(&db);
+        }
     }
 }
 

@@ -23,6 +23,21 @@
 //! atomic through the write-ahead log, and every read runs on one RocksDB
 //! snapshot, so a page never mixes two commits.
 //!
+//! ## Whose files
+//!
+//! The store writes only into a folder it created, or found empty, and
+//! marked first with an `ANNALS-STORE` file. A folder that is not empty and
+//! not marked — another program's files, another application's RocksDB —
+//! is refused with [`Error::InvalidInput`](annals_core::Error::InvalidInput)
+//! before RocksDB sees it, so nothing there changes. A store of an earlier
+//! release (which wrote no marker) is recognised by its own files — annals'
+//! close mark `ANNALS-CLOSED`, or a RocksDB database whose column families
+//! are exactly `default` and `log` (read from its MANIFEST, which writes
+//! nothing) — and marked when it is first opened for writing. The folders
+//! and files the store creates are owner-only (`0700`/`0600`) unless
+//! `file_mode` says otherwise; RocksDB's own files get the process umask,
+//! inside that folder.
+//!
 //! ## Options
 //!
 //! [`RocksDbOptions`], also as URL parameters
@@ -37,6 +52,8 @@
 //! | `create_if_missing` | `true` | create the folder and the database if missing |
 //! | `write_buffer_bytes` | `67108864` (64 MiB) | memtable size per column family (at least 64 KiB) |
 //! | `max_background_jobs` | `2` | threads for flushes and compactions (1 to 256) |
+//! | `read_only` | `false` | open an existing store in RocksDB's read-only mode: no file changes, writes are `Unsupported` |
+//! | `file_mode` | `0600` | permissions of the folders (`0700`) and files the store creates |
 //!
 //! An unknown parameter, or a value out of range, is
 //! [`Error::InvalidInput`](annals_core::Error::InvalidInput) naming it.

@@ -20,6 +20,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 
+use annals_core::files::FileMode;
 use annals_core::{CorruptionAt, Error, Result};
 
 use crate::error::from_io;
@@ -59,10 +60,12 @@ pub(crate) fn read(folder: &Path) -> Result<Option<u64>> {
 
 /// Records `sequence` as the last clean close: written to a temporary file,
 /// synced, renamed over the mark, and the folder synced.
-pub(crate) fn write(folder: &Path, sequence: u64) -> Result<()> {
+pub(crate) fn write(folder: &Path, sequence: u64, mode: FileMode) -> Result<()> {
     let what = "writing the close mark of";
     let temporary = folder.join(format!("{MARK_FILE}.tmp"));
-    let mut file = File::create(&temporary).map_err(|e| from_io(what, folder, e))?;
+    let mut file = mode
+        .create_file(&temporary)
+        .map_err(|e| from_io(what, folder, e))?;
     file.write_all(format!("{PREFIX}{sequence}\n").as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| from_io(what, folder, e))?;
@@ -98,9 +101,9 @@ mod tests {
     fn round_trip_and_damage() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read(dir.path()).unwrap(), None);
-        write(dir.path(), 42).unwrap();
+        write(dir.path(), 42, FileMode::PRIVATE).unwrap();
         assert_eq!(read(dir.path()).unwrap(), Some(42));
-        write(dir.path(), u64::MAX).unwrap();
+        write(dir.path(), u64::MAX, FileMode::PRIVATE).unwrap();
         assert_eq!(read(dir.path()).unwrap(), Some(u64::MAX));
         for bad in [
             &b""[..],

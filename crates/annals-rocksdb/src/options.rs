@@ -3,16 +3,19 @@
 use std::fmt;
 use std::str::FromStr;
 
+use annals_core::files::FileMode;
 use annals_core::{Error, Field, Result, StoreConfig, parse_param};
 
 /// The options of this backend's own, with their URL parameter names, in
 /// the order error messages list them.
-const OWN_PARAMS: [&str; 5] = [
+const OWN_PARAMS: [&str; 7] = [
     "block_cache_bytes",
     "compression",
     "create_if_missing",
     "write_buffer_bytes",
     "max_background_jobs",
+    "read_only",
+    FileMode::PARAM,
 ];
 
 /// The smallest memtable RocksDB accepts (it silently raises smaller
@@ -125,8 +128,10 @@ pub struct RocksDbOptions {
     /// How table files are compressed (`compression`). Default: LZ4.
     pub compression: Compression,
     /// Create the store's folder (and its parents) and the database when
-    /// they are missing (`create_if_missing`, default `true`). With
-    /// `false`, opening a missing store is an error.
+    /// they are missing, or the folder is empty (`create_if_missing`,
+    /// default `true`). With `false`, opening a missing store is an error.
+    /// A folder that is neither empty nor an annals store is always
+    /// refused, unchanged (see the crate's documentation, "Whose files").
     pub create_if_missing: bool,
     /// Bytes of one memtable (`write_buffer_bytes`, RocksDB's
     /// `write_buffer_size`), per column family: writes are gathered in
@@ -136,6 +141,18 @@ pub struct RocksDbOptions {
     /// Background threads for flushes and compactions
     /// (`max_background_jobs`), 1 to 256. Default: 2.
     pub max_background_jobs: u32,
+    /// Open an existing store read-only (`read_only`, default `false`):
+    /// RocksDB's read-only mode, which writes, deletes and locks nothing
+    /// (its diagnostic log is dropped, not written), and every write
+    /// answers [`Error::Unsupported`]. A store open for writing elsewhere
+    /// can be opened read-only too; it then shows the state of the moment
+    /// it was opened.
+    pub read_only: bool,
+    /// The permissions of the folders and files the store creates itself
+    /// (`file_mode`, octal; default `0600`, folders `0700`; RocksDB's own
+    /// files get the process umask inside the store's owner-only folder).
+    /// See [`FileMode`].
+    pub file_mode: FileMode,
 }
 
 impl Default for RocksDbOptions {
@@ -147,6 +164,8 @@ impl Default for RocksDbOptions {
             create_if_missing: true,
             write_buffer_bytes: 64 << 20,
             max_background_jobs: 2,
+            read_only: false,
+            file_mode: FileMode::PRIVATE,
         }
     }
 }
@@ -176,7 +195,8 @@ impl RocksDbOptions {
     /// `max_event_bytes`, `max_append_events`, `max_append_bytes`,
     /// `max_read_count`), then this backend's: `block_cache_bytes`,
     /// `compression` (`none`/`lz4`/`zstd`), `create_if_missing`
-    /// (`true`/`false`), `write_buffer_bytes` and `max_background_jobs`.
+    /// (`true`/`false`), `write_buffer_bytes`, `max_background_jobs`,
+    /// `read_only` (`true`/`false`) and `file_mode` (octal, e.g. `0640`).
     /// An unknown key, or a value that does not parse or is out of range,
     /// is [`Error::InvalidInput`] naming it.
     ///
@@ -213,6 +233,8 @@ impl RocksDbOptions {
             "create_if_missing" => self.create_if_missing = parse_param(key, value)?,
             "write_buffer_bytes" => self.write_buffer_bytes = parse_param(key, value)?,
             "max_background_jobs" => self.max_background_jobs = parse_param(key, value)?,
+            "read_only" => self.read_only = parse_param(key, value)?,
+            FileMode::PARAM => self.file_mode = FileMode::parse(value)?,
             _ => {
                 return Err(StoreConfig::unknown_param("rocksdb", key, &OWN_PARAMS));
             }
@@ -264,6 +286,8 @@ mod tests {
         assert_eq!(o.block_cache_bytes, 64 << 20);
         assert_eq!(o.compression, Compression::Lz4);
         assert!(o.create_if_missing);
+        assert!(!o.read_only);
+        assert_eq!(o.file_mode, FileMode::PRIVATE);
         assert_eq!(o.write_buffer_bytes, 64 << 20);
         assert_eq!(o.max_background_jobs, 2);
         o.validate().expect("the defaults are valid");
@@ -279,8 +303,12 @@ mod tests {
             ("create_if_missing", "false"),
             ("write_buffer_bytes", "1048576"),
             ("max_background_jobs", "4"),
+            ("read_only", "true"),
+            ("file_mode", "0660"),
         ])
         .expect("valid params");
+        assert!(o.read_only);
+        assert_eq!(o.file_mode.file_bits(), 0o660);
         assert_eq!(o.config.durability, Durability::Relaxed);
         assert_eq!(o.config.limits.max_read_count, 5);
         assert_eq!(o.block_cache_bytes, 0);
@@ -321,6 +349,8 @@ mod tests {
             ("write_buffer_bytes", "big"),
             ("max_background_jobs", "0"),
             ("max_background_jobs", "1000"),
+            ("read_only", "maybe"),
+            ("file_mode", "0601"),
             ("durability", "eventually"),
             ("max_read_count", "0"),
         ] {

@@ -3,12 +3,24 @@
 //! # Layout on disk
 //!
 //! ```text
-//! <dir>/LOCK       empty; locked (flock) while a store has the folder open
-//! <dir>/CURRENT    "gen-N\n": which sled database holds the store
-//! <dir>/CLOSED     "gen-N commits-M\n": left by a clean close, checked and
-//!                  removed by the next open
-//! <dir>/gen-N/     that sled database: sled's conf, db, blobs/, snap.*
+//! <dir>/ANNALS-STORE       "annals: sled store\n": written first, makes the
+//!                          folder the store's own
+//! <dir>/LOCK               empty; locked (flock) while a store has the folder open
+//! <dir>/CURRENT            "gen-N\n": which sled database holds the store
+//! <dir>/CLOSED             "gen-N commits-M\n": left by a clean close, checked and
+//!                          removed by the next open
+//! <dir>/gen-N/             that sled database: sled's conf, db, blobs/, snap.*
+//! <dir>/gen-N/ANNALS-STORE "annals: sled generation N\n": written before sled
+//!                          opens the folder
 //! ```
+//!
+//! Whose files: annals writes only into a folder it created, or found
+//! empty, and marked (`ANNALS-STORE`); a folder that is not empty and not
+//! marked is refused with nothing written, unless it is a store of an
+//! earlier release (which wrote no marker): one whose `CURRENT` names a
+//! generation folder holding sled's `db` file. Such a store is marked when
+//! it is first opened for writing. Only generation folders that carry
+//! annals' generation marker are ever deleted.
 //!
 //! Every key of the store lives in the default tree of that one sled
 //! database, under the prefixes of annals' shared key layout (log, stream
@@ -26,7 +38,7 @@
 //! fresh sled database `gen-N+1`, makes it durable, switches `CURRENT` to it
 //! with an atomic rename, and deletes `gen-N`. A crash before the rename
 //! leaves the old generation in use; after it, the new one is complete.
-//! Opening deletes any generation that `CURRENT` does not name.
+//! Opening deletes any marked generation that `CURRENT` does not name.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -36,6 +48,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use annals_core::files::{self, Claim, Claimed, FileMode, Marker};
 use annals_core::kv::{KvEngine, KvSnapshot, Scan, Visitor, WriteBatch};
 use annals_core::{Capabilities, CorruptionAt, Direction, Error, Result};
 use parking_lot::{ArcRwLockReadGuard, RawRwLock, RwLock};
@@ -121,6 +134,10 @@ const COPY_CHUNK_BYTES: usize = 8 << 20;
 pub struct SledEngine {
     /// The store's folder, for error messages and `compact`.
     dir: Arc<Path>,
+    /// Opened with `read_only`: nothing of annals' is written.
+    read_only: bool,
+    /// The permissions of what the store creates.
+    file_mode: FileMode,
     /// How sled databases are opened (also by `compact`).
     sled_config: SledConfig,
     /// The open database; `None` once closed. Snapshots hold it shared;
@@ -344,9 +361,11 @@ fn read_current(dir: &Path) -> Result<Option<u64>> {
 
 /// Points `CURRENT` at `generation`, durably and atomically (write a
 /// temporary file, sync it, rename it over `CURRENT`, sync the folder).
-fn write_current(dir: &Path, generation: u64) -> Result<()> {
+fn write_current(dir: &Path, generation: u64, mode: FileMode) -> Result<()> {
     let tmp = dir.join(CURRENT_TMP);
-    let mut file = File::create(&tmp).map_err(|e| from_io("creating", &tmp, e))?;
+    let mut file = mode
+        .create_file(&tmp)
+        .map_err(|e| from_io("creating", &tmp, e))?;
     file.write_all(format!("{}\n", generation_name(generation)).as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| from_io("writing", &tmp, e))?;
@@ -363,9 +382,11 @@ fn closed_text(generation: u64, commits: u64) -> String {
 
 /// Records a clean close (see [`check_clean_close`]): writes `CLOSED`
 /// durably and atomically.
-fn write_closed(dir: &Path, generation: u64, commits: u64) -> Result<()> {
+fn write_closed(dir: &Path, generation: u64, commits: u64, mode: FileMode) -> Result<()> {
     let tmp = dir.join(CLOSED_TMP);
-    let mut file = File::create(&tmp).map_err(|e| from_io("creating", &tmp, e))?;
+    let mut file = mode
+        .create_file(&tmp)
+        .map_err(|e| from_io("creating", &tmp, e))?;
     file.write_all(closed_text(generation, commits).as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| from_io("writing", &tmp, e))?;
@@ -402,8 +423,9 @@ fn read_commits(db: &sled::Db, dir: &Path) -> Result<u64> {
 /// close (`CLOSED` exists) the state must be exactly the one closed: same
 /// generation, same number of commits; anything else is
 /// [`Error::Corruption`]. `CLOSED` is then removed (durably) before
-/// anything is committed, so that it never speaks for a later state.
-fn check_clean_close(dir: &Path, generation: u64, commits: u64) -> Result<()> {
+/// anything is committed, so that it never speaks for a later state — but
+/// kept by a read-only open, which commits nothing.
+fn check_clean_close(dir: &Path, generation: u64, commits: u64, read_only: bool) -> Result<()> {
     let path = dir.join(CLOSED);
     let text = match fs::read(&path) {
         Ok(bytes) => bytes,
@@ -439,12 +461,57 @@ fn check_clean_close(dir: &Path, generation: u64, commits: u64) -> Result<()> {
             ),
         ));
     }
+    if read_only {
+        return Ok(());
+    }
     fs::remove_file(&path).map_err(|e| from_io("removing", &path, e))?;
     sync_dir(dir)
 }
 
-/// Deletes every generation folder but `keep`, and a left-over
-/// `CURRENT.tmp`.
+/// What the marker of a generation folder says.
+fn generation_marker(generation: u64) -> String {
+    format!("sled generation {generation}")
+}
+
+/// Whether the folder `gen_dir` is the generation `generation` that this
+/// store made: it carries annals' generation marker.
+fn is_our_generation(gen_dir: &Path, generation: u64) -> Result<bool> {
+    if !gen_dir.is_dir() {
+        return Ok(false);
+    }
+    // A marker that is not annals' is a stranger's folder: left alone.
+    Ok(
+        matches!(files::read_marker(gen_dir), Ok(Marker::Found(what)) if what == generation_marker(generation)),
+    )
+}
+
+/// Creates the folder of a new generation and marks it as the store's own,
+/// before sled writes anything into it. A left-over folder of this store
+/// (a crashed creation or `compact`) is removed first; a folder of that
+/// name that the store did not make is an error naming it.
+fn create_generation(dir: &Path, generation: u64, mode: FileMode) -> Result<PathBuf> {
+    let gen_dir = dir.join(generation_name(generation));
+    if fs::symlink_metadata(&gen_dir).is_ok() {
+        if !is_our_generation(&gen_dir, generation)? {
+            return Err(files::not_a_store(format!(
+                "{} is in the way of the store's generation {generation}, and the store did not \
+                 make it (it has no annals generation marker): move it out of the store's folder",
+                gen_dir.display()
+            )));
+        }
+        fs::remove_dir_all(&gen_dir).map_err(|e| from_io("removing", &gen_dir, e))?;
+    }
+    mode.create_folder(&gen_dir)
+        .map_err(|e| from_io("creating the folder", &gen_dir, e))?;
+    files::write_marker(&gen_dir, &generation_marker(generation), mode)?;
+    sync_dir(dir)?;
+    Ok(gen_dir)
+}
+
+/// Deletes every generation folder but `keep` that the store made (see
+/// [`is_our_generation`]: folders without annals' marker, e.g. left by an
+/// earlier release, are left alone), and left-over temporary files of its
+/// own.
 fn remove_other_generations(dir: &Path, keep: Option<u64>) -> Result<()> {
     let mut removed = false;
     for name in list(dir)? {
@@ -453,7 +520,10 @@ fn remove_other_generations(dir: &Path, keep: Option<u64>) -> Result<()> {
         if text == CURRENT_TMP || text == CLOSED_TMP {
             fs::remove_file(&path).map_err(|e| from_io("removing", &path, e))?;
             removed = true;
-        } else if parse_generation(text).is_some_and(|g| Some(g) != keep) && path.is_dir() {
+        } else if let Some(generation) = parse_generation(text)
+            && Some(generation) != keep
+            && is_our_generation(&path, generation)?
+        {
             fs::remove_dir_all(&path).map_err(|e| from_io("removing", &path, e))?;
             removed = true;
         }
@@ -464,16 +534,14 @@ fn remove_other_generations(dir: &Path, keep: Option<u64>) -> Result<()> {
     Ok(())
 }
 
-/// Opens (or creates) and locks `<dir>/LOCK`.
-fn lock_folder(dir: &Path) -> Result<File> {
+/// Opens (or, unless `read_only`, creates) and locks `<dir>/LOCK`.
+fn lock_folder(dir: &Path, read_only: bool, mode: FileMode) -> Result<File> {
     let path = dir.join(LOCK);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| from_io("opening", &path, e))?;
+    let opened = match OpenOptions::new().read(true).open(&path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !read_only => mode.create_new_file(&path),
+        other => other,
+    };
+    let file = opened.map_err(|e| from_io("opening", &path, e))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(fs::TryLockError::WouldBlock) => Err(Error::backend(
@@ -488,6 +556,16 @@ fn lock_folder(dir: &Path) -> Result<File> {
     }
 }
 
+/// Whether the folder `dir`, which has no marker, is a store of an
+/// earlier release of annals (which wrote none): its `CURRENT` names a
+/// generation folder that holds sled's log file.
+fn is_earlier_store(dir: &Path) -> Result<bool> {
+    Ok(match read_current(dir) {
+        Ok(Some(generation)) => dir.join(generation_name(generation)).join("db").is_file(),
+        _ => false,
+    })
+}
+
 /// Drops a sled database, turning a panic into an error.
 fn drop_db(db: sled::Db, dir: &Path) -> Result<()> {
     no_panic("closing", dir, move || drop(db))
@@ -495,13 +573,17 @@ fn drop_db(db: sled::Db, dir: &Path) -> Result<()> {
 
 impl SledEngine {
     /// Opens the sled store in the folder `dir` — creating it if it is
-    /// missing and `options.create` is set — and checks that it can hold an
-    /// annals store.
+    /// missing or empty and `options.create` is set (with
+    /// `options.file_mode`) — and checks that it can hold an annals store.
     ///
-    /// Errors name the folder: one already open (by another store of this
-    /// process, or another process) is [`Error::Backend`]; a damaged
-    /// `CURRENT` file, or damage sled detects, is [`Error::Corruption`];
-    /// a panic of sled on damaged files is [`Error::Backend`].
+    /// Errors name the folder: a folder that is not empty and is not an
+    /// annals sled store (see the module documentation, "Whose files") is
+    /// [`Error::InvalidInput`], and nothing is written to it; one already
+    /// open (by another store of this process, or another process) is
+    /// [`Error::Backend`]; a damaged `CURRENT` file, or damage sled
+    /// detects, is [`Error::Corruption`]; a panic of sled on damaged files
+    /// is [`Error::Backend`]. With `options.read_only` the store must exist,
+    /// and annals writes none of its files (see [`SledOptions::read_only`]).
     ///
     /// Most callers want [`crate::open`], which also opens the store.
     ///
@@ -518,6 +600,7 @@ impl SledEngine {
     /// ```
     pub fn open(dir: impl AsRef<Path>, options: &SledOptions) -> Result<SledEngine> {
         let dir: Arc<Path> = Arc::from(dir.as_ref());
+        let (read_only, mode) = (options.read_only, options.file_mode);
         let sled_config = SledConfig {
             cache_capacity: options.cache_capacity,
             mode: options.mode,
@@ -525,22 +608,27 @@ impl SledEngine {
                 .flush_every
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
         };
-        if !dir.is_dir() {
-            if !options.create {
-                return Err(Error::backend(
-                    format!("opening {}: no such folder", dir.display()),
-                    io::Error::from(io::ErrorKind::NotFound),
-                ));
-            }
-            fs::create_dir_all(&dir).map_err(|e| from_io("creating the folder", &dir, e))?;
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                sync_dir(parent)?;
-            }
-        }
-        let lock = lock_folder(&dir)?;
+        let claim = Claim {
+            backend: "sled",
+            create: options.create,
+            read_only,
+            mode,
+        };
+        let claimed = files::claim_folder(&dir, claim, is_earlier_store)?;
+        let lock = lock_folder(&dir, read_only, mode)?;
+        let no_store = || {
+            Error::backend(
+                format!(
+                    "opening {}: the folder holds no annals sled store (no CURRENT file)",
+                    dir.display()
+                ),
+                io::Error::from(io::ErrorKind::NotFound),
+            )
+        };
         let generation = match read_current(&dir)? {
             Some(generation) => {
-                if !dir.join(generation_name(generation)).is_dir() {
+                let gen_dir = dir.join(generation_name(generation));
+                if !gen_dir.is_dir() {
                     return Err(Error::corruption(
                         CorruptionAt::Path(dir.to_path_buf()),
                         format!(
@@ -550,34 +638,34 @@ impl SledEngine {
                         ),
                     ));
                 }
-                remove_other_generations(&dir, Some(generation))?;
+                if !read_only {
+                    remove_other_generations(&dir, Some(generation))?;
+                    // CURRENT names it, so it is the store's: an earlier
+                    // release made it without a marker.
+                    if files::read_marker(&gen_dir)? == Marker::Missing {
+                        files::write_marker(&gen_dir, &generation_marker(generation), mode)?;
+                    }
+                }
                 generation
             }
-            None if options.create => {
-                // A new store (or the creation of one that crashed before
-                // `CURRENT` was written, when nothing was acknowledged).
+            // A new store, or the creation of one that crashed before
+            // `CURRENT` was written (when nothing was acknowledged).
+            None if claimed == Claimed::New || (options.create && !read_only) => {
                 remove_other_generations(&dir, None)?;
+                create_generation(&dir, 0, mode)?;
                 0
             }
-            None => {
-                return Err(Error::backend(
-                    format!(
-                        "opening {}: the folder holds no annals sled store",
-                        dir.display()
-                    ),
-                    io::Error::from(io::ErrorKind::NotFound),
-                ));
-            }
+            None => return Err(no_store()),
         };
         let gen_dir = dir.join(generation_name(generation));
         let db = no_panic("opening", &dir, || sled_config.open(&gen_dir))?
             .map_err(|e| from_sled("opening", &dir, e))?;
         let checked = read_commits(&db, &dir).and_then(|commits| {
-            check_clean_close(&dir, generation, commits)?;
+            check_clean_close(&dir, generation, commits, read_only)?;
             let files = DurableFiles::open(&gen_dir)?;
-            if !dir.join(CURRENT).exists() {
+            if !read_only && !dir.join(CURRENT).exists() {
                 // A new store: it exists once `CURRENT` names it.
-                write_current(&dir, generation)?;
+                write_current(&dir, generation, mode)?;
             }
             Ok((commits, files))
         });
@@ -590,6 +678,8 @@ impl SledEngine {
         };
         let engine = SledEngine {
             dir,
+            read_only,
+            file_mode: mode,
             sled_config,
             state: Arc::new(RwLock::new(Some(Open {
                 _lock: lock,
@@ -624,10 +714,7 @@ impl SledEngine {
         from: &sled::Db,
         generation: u64,
     ) -> Result<(sled::Db, DurableFiles)> {
-        let gen_dir = self.dir.join(generation_name(generation));
-        if gen_dir.exists() {
-            fs::remove_dir_all(&gen_dir).map_err(|e| from_io("removing", &gen_dir, e))?;
-        }
+        let gen_dir = create_generation(&self.dir, generation, self.file_mode)?;
         let db = self
             .guarded("compacting", || self.sled_config.open(&gen_dir))?
             .map_err(|e| from_sled("compacting", &self.dir, e))?;
@@ -708,6 +795,9 @@ impl KvEngine for SledEngine {
         let mut guard = self.state.write();
         let open = guard.as_mut().ok_or(Error::Closed)?;
         self.check_poisoned()?;
+        if self.read_only {
+            return Err(files::read_only_error(&self.dir));
+        }
         if !batch.is_empty() {
             let commits = open.commits.checked_add(1).ok_or_else(|| {
                 Error::backend(
@@ -748,6 +838,9 @@ impl KvEngine for SledEngine {
         let mut guard = self.state.write();
         let open = guard.as_mut().ok_or(Error::Closed)?;
         self.check_poisoned()?;
+        if self.read_only {
+            return Err(files::read_only_error(&self.dir));
+        }
         let generation = open.generation.checked_add(1).ok_or_else(|| {
             Error::backend(
                 format!("compacting {}", self.dir.display()),
@@ -755,7 +848,7 @@ impl KvEngine for SledEngine {
             )
         })?;
         let (db, files) = self.write_generation(&open.db, generation)?;
-        if let Err(e) = write_current(&self.dir, generation) {
+        if let Err(e) = write_current(&self.dir, generation, self.file_mode) {
             // `CURRENT` may or may not have been replaced: stay on the
             // generation it names now (both are complete and durable).
             let now = read_current(&self.dir).ok().flatten();
@@ -803,6 +896,10 @@ impl KvEngine for SledEngine {
         Capabilities::ALL
     }
 
+    fn read_only(&self) -> bool {
+        self.read_only
+    }
+
     /// Makes everything durable, closes sled and releases the folder: it
     /// can be opened again as soon as this returns. Later calls of every
     /// other method answer [`Error::Closed`]; closing again does nothing.
@@ -812,12 +909,14 @@ impl KvEngine for SledEngine {
             return Ok(());
         };
         // A poisoned engine leaves no `CLOSED`: its state in memory may not
-        // be what is on disk.
-        let synced = if self.poisoned.load(Ordering::Acquire) {
+        // be what is on disk. A read-only one writes nothing (the `CLOSED`
+        // of the last close stays).
+        let synced = if self.poisoned.load(Ordering::Acquire) || self.read_only {
             Ok(())
         } else {
-            open.sync(&self.dir)
-                .and_then(|()| write_closed(&self.dir, open.generation, open.commits))
+            open.sync(&self.dir).and_then(|()| {
+                write_closed(&self.dir, open.generation, open.commits, self.file_mode)
+            })
         };
         let Open { _lock, db, .. } = open;
         let dropped = drop_db(db, &self.dir);

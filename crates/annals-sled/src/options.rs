@@ -2,11 +2,19 @@
 
 use std::time::Duration;
 
+use annals_core::files::FileMode;
 use annals_core::{Error, Field, Result, StoreConfig, parse_param};
 
 /// This backend's own options, with their URL parameter names, in the order
 /// error messages list them.
-const OWN_PARAMS: [&str; 4] = ["cache_capacity", "mode", "flush_every_ms", "create"];
+const OWN_PARAMS: [&str; 6] = [
+    "cache_capacity",
+    "mode",
+    "flush_every_ms",
+    "create",
+    "read_only",
+    FileMode::PARAM,
+];
 
 /// sled's space/speed trade-off (sled's `Mode`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
@@ -37,7 +45,8 @@ impl std::str::FromStr for SledMode {
 /// The default is what [`SledOptions::from_params`] gives for no parameter:
 /// `Durability::Immediate`, the default limits, sled's default cache (1 GiB
 /// at most) and mode (`low_space`), sled's background flush every 500 ms,
-/// and create the store's folder if it is missing.
+/// create the store's folder if it is missing, read and write, and
+/// owner-only files (`0600`, folders `0700`).
 ///
 /// ```
 /// use annals_core::Durability;
@@ -70,9 +79,21 @@ pub struct SledOptions {
     /// crash can lose; with `Immediate` every commit is synced anyway. The
     /// same thread also cleans sled's segments. Default: 500 ms (sled's).
     pub flush_every: Option<Duration>,
-    /// Create the store's folder when it is missing (`create`, default
-    /// `true`). With `false`, a folder that holds no store is an error.
+    /// Create the store's folder when it is missing or empty (`create`,
+    /// default `true`). With `false`, a folder that holds no store is an
+    /// error. A folder that is neither empty nor a store is always refused
+    /// (see the crate's README, "Whose files").
     pub create: bool,
+    /// Open an existing store for reading only (`read_only`, default
+    /// `false`): annals then creates, removes and writes none of its files,
+    /// and every write answers [`Error::Unsupported`]. sled itself cannot
+    /// open a database without writing to it: it may still rewrite its own
+    /// log and snapshot files (never the events in them).
+    pub read_only: bool,
+    /// The permissions of the folders and files the store creates
+    /// (`file_mode`, octal; default `0600`, folders `0700`): see
+    /// [`FileMode`].
+    pub file_mode: FileMode,
 }
 
 impl Default for SledOptions {
@@ -83,6 +104,8 @@ impl Default for SledOptions {
             mode: SledMode::LowSpace,
             flush_every: Some(Duration::from_millis(500)),
             create: true,
+            read_only: false,
+            file_mode: FileMode::PRIVATE,
         }
     }
 }
@@ -112,8 +135,9 @@ impl SledOptions {
     /// `max_event_bytes`, `max_append_events`, `max_append_bytes`,
     /// `max_read_count`), then this backend's: `cache_capacity` (bytes),
     /// `mode` (`low_space` / `high_throughput`), `flush_every_ms`
-    /// (milliseconds, 0 = never in the background) and `create`
-    /// (`true`/`false`). An unknown key, or a value that does not parse, is
+    /// (milliseconds, 0 = never in the background), `create` and
+    /// `read_only` (`true`/`false`) and `file_mode` (octal, e.g. `0640`).
+    /// An unknown key, or a value that does not parse, is
     /// [`Error::InvalidInput`] naming it.
     ///
     /// ```
@@ -150,6 +174,8 @@ impl SledOptions {
                 self.flush_every = (ms > 0).then(|| Duration::from_millis(ms));
             }
             "create" => self.create = parse_param(key, value)?,
+            "read_only" => self.read_only = parse_param(key, value)?,
+            FileMode::PARAM => self.file_mode = FileMode::parse(value)?,
             _ => {
                 return Err(StoreConfig::unknown_param("sled", key, &OWN_PARAMS));
             }
@@ -169,6 +195,8 @@ mod tests {
         assert_eq!(o, SledOptions::default());
         assert_eq!(o.config.durability, Durability::Immediate);
         assert!(o.create);
+        assert!(!o.read_only);
+        assert_eq!(o.file_mode, FileMode::PRIVATE);
         assert_eq!(o.cache_capacity, None);
         assert_eq!(o.mode, SledMode::LowSpace);
         assert_eq!(o.flush_every, Some(Duration::from_millis(500)));
@@ -183,8 +211,12 @@ mod tests {
             ("mode", "high_throughput"),
             ("flush_every_ms", "250"),
             ("create", "false"),
+            ("read_only", "true"),
+            ("file_mode", "0640"),
         ])
         .expect("valid params");
+        assert!(o.read_only);
+        assert_eq!(o.file_mode.file_bits(), 0o640);
         assert_eq!(o.config.durability, Durability::Relaxed);
         assert_eq!(o.config.limits.max_read_count, 5);
         assert_eq!(o.cache_capacity, Some(1024));
@@ -216,6 +248,8 @@ mod tests {
             ("mode", "fast"),
             ("flush_every_ms", "soon"),
             ("create", "yes"),
+            ("read_only", "1"),
+            ("file_mode", "0777"),
             ("durability", "eventually"),
             ("max_read_count", "0"),
         ] {

@@ -100,8 +100,8 @@ async fn reopen_keeps_everything_identical_m5() {
 }
 
 // [M5] What an interrupted compaction leaves behind (a generation that
-// `CURRENT` does not name, a `CURRENT.tmp`) is removed on open, and the
-// store is the one `CURRENT` names.
+// `CURRENT` does not name, marked as the store's, a `CURRENT.tmp`) is
+// removed on open, and the store is the one `CURRENT` names.
 #[tokio::test(flavor = "multi_thread")]
 async fn interrupted_compaction_leaves_the_store_intact_m5() {
     let dir = tempfile::tempdir().unwrap();
@@ -115,6 +115,11 @@ async fn interrupted_compaction_leaves_the_store_intact_m5() {
     drop(store);
     // A half-written next generation, and a CURRENT.tmp naming it.
     std::fs::create_dir_all(path.join("gen-1")).unwrap();
+    std::fs::write(
+        path.join("gen-1/ANNALS-STORE"),
+        b"annals: sled generation 1\n",
+    )
+    .unwrap();
     std::fs::write(path.join("gen-1/db"), b"half a sled file").unwrap();
     std::fs::write(path.join("CURRENT.tmp"), b"gen-1\n").unwrap();
     let store = open_blocking(&path, options(Durability::Immediate))
@@ -317,6 +322,12 @@ async fn damage_trials(seed: u64, trials: u64) -> Outcomes {
             }
             Err(e @ Error::Backend { .. }) => {
                 assert!(!is_escaped_panic(&e), "{what}: a panic escaped: {e:?}");
+                outcomes.count(&e);
+                outcomes.backend += 1;
+            }
+            // A marker damaged into another backend's name: the folder is
+            // refused, as one of another backend's.
+            Err(e @ Error::InvalidInput { .. }) if e.to_string().contains("ANNALS-STORE") => {
                 outcomes.count(&e);
                 outcomes.backend += 1;
             }

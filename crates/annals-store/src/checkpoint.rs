@@ -1,5 +1,5 @@
 //! Consumer checkpoints: the last position a named consumer has processed,
-//! kept in the aux space ([X1]) under `annals-store/checkpoint/<name>`.
+//! kept in the aux space (\[X1\]) under `annals-store/checkpoint/<name>`.
 
 use annals_core::{Append, AppendResult, AuxWrite, Batch, Position, Query, Result};
 
@@ -51,7 +51,7 @@ impl EventStore {
     /// The aux write that moves consumer `name`'s checkpoint from
     /// `previous` (the checkpoint it resumed from; `None`: it had none) to
     /// `position`. Add it to an [`Append`], a [`Batch`] or an `aux_write`
-    /// so the checkpoint commits with them, all or nothing ([X2]). If the
+    /// so the checkpoint commits with them, all or nothing (\[X2\]). If the
     /// checkpoint is no longer `previous` — another instance of the
     /// consumer moved it — the whole write fails with
     /// `Error::AppendConditionFailed` and nothing is written.
@@ -69,7 +69,7 @@ impl EventStore {
     }
 
     /// Appends `append` and moves consumer `name`'s checkpoint from
-    /// `previous` to `position` in the same atomic write ([X2]): either the
+    /// `previous` to `position` in the same atomic write (\[X2\]): either the
     /// events are written and the checkpoint says so, or neither. A process
     /// manager that handles the event at `position` this way acts on each
     /// event exactly once, across crashes: after a crash it resumes from the

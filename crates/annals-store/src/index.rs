@@ -12,7 +12,7 @@
 //! An index's entries belong to a *generation*. The generation lookups read
 //! is named by the index's `state` record; a rebuild builds a new one
 //! beside it, named by the `next` record, and when it has caught up with
-//! the log switches `state` to it in one conditional aux write ([X2]).
+//! the log switches `state` to it in one conditional aux write (\[X2\]).
 //! Only then is the old generation deleted. So a lookup during a rebuild is
 //! answered from the previous generation, which stays complete (lookups
 //! keep it caught up), in every process sharing the store.
@@ -87,7 +87,7 @@ pub trait Indexer: Send + Sync + 'static {
     /// fit in one: at most `max_append_events - 1` keys (and 255 at most).
     fn keys(&self, event: &RecordedEvent) -> Vec<String>;
 
-    /// Events this index can care about at all, as a query ([R6]). When
+    /// Events this index can care about at all, as a query (\[R6\]). When
     /// given, catching up reads only those (through the backend's type and
     /// tag indexes) instead of the whole log. Default: every event.
     fn filter(&self) -> Option<Query> {
@@ -498,7 +498,7 @@ impl Index<'_> {
 
     /// Indexes every event after `state`'s cursor into its generation, page
     /// by page, each page's entries written with the move of its record,
-    /// conditional on the record being unchanged ([X2]). Answers the record
+    /// conditional on the record being unchanged (\[X2\]). Answers the record
     /// caught up with the head as of the call, or `None` when it was
     /// replaced by another generation meanwhile.
     async fn catch_up(&self, record: Record, mut state: IndexState) -> Result<Option<IndexState>> {
@@ -683,7 +683,7 @@ impl Index<'_> {
     }
 
     /// Removes the entries of events deleted or truncated since they were
-    /// indexed (they never come back, [S3] [S4]), counting them in the
+    /// indexed (they never come back, \[S3\] \[S4\]), counting them in the
     /// record. Best effort: when others keep changing the record, what is
     /// left is removed by a later lookup.
     async fn remove_stale(&self, mut state: IndexState, mut stale: Vec<Vec<u8>>) -> Result<()> {

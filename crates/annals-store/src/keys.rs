@@ -1,4 +1,4 @@
-//! Where the store keeps its data in the backend's aux space ([X1]), and
+//! Where the store keeps its data in the backend's aux space (\[X1\]), and
 //! how values are encoded. Every key starts with [`PREFIX`], so the store
 //! never collides with an application's own aux keys.
 //!

@@ -6,13 +6,13 @@
 //! - **Subscriptions** ([`EventStore::subscribe_all`],
 //!   [`EventStore::subscribe_stream`]): a [`Subscription`] catches up by
 //!   reading the log in pages, then follows new commits through the head
-//!   watch ([R8]) — no gap and no duplicate at the switch, commit order,
+//!   watch (\[R8\]) — no gap and no duplicate at the switch, commit order,
 //!   at most one page in memory.
 //! - **Consumer checkpoints** ([`EventStore::checkpoint`],
 //!   [`EventStore::save_checkpoint`],
 //!   [`EventStore::subscribe_from_checkpoint`]) in the aux space, and
 //!   [`EventStore::append_with_checkpoint`], which commits a checkpoint
-//!   with the events a consumer emits ([X2]) so it acts on each event
+//!   with the events a consumer emits (\[X2\]) so it acts on each event
 //!   exactly once across crashes.
 //! - **Snapshots** ([`EventStore::save_snapshot`],
 //!   [`EventStore::latest_snapshot`], [`EventStore::load`]), one per
@@ -41,7 +41,7 @@
 //!
 //! Everything the store keeps lives in the backend's aux space under
 //! `annals-store/` (the layout is in the `keys` module's source), so any
-//! backend with the aux capability ([C1]) runs all of it; subscriptions
+//! backend with the aux capability (\[C1\]) runs all of it; subscriptions
 //! and typed events need nothing beyond the core contract.
 //!
 //! ```
@@ -65,7 +65,8 @@
 //! # }
 //! ```
 //!
-//! Clause IDs in brackets (`[X2]`) refer to the project's `SPEC.md`.
+//! Clause IDs in brackets (`[X2]`) refer to the contract,
+//! [`docs/contract.md`](https://github.com/annals-rs/annals/blob/main/docs/contract.md) in the repository.
 #![forbid(unsafe_code)]
 
 use annals_core::FailedCondition;
@@ -180,7 +181,7 @@ impl EventStore {
 
     /// Every event of the global log with a position ≥ `from` (so
     /// `Position::START` is everything), optionally only those matching
-    /// `query` ([R6]), then every new one as it is committed: see
+    /// `query` (\[R6\]), then every new one as it is committed: see
     /// [`Subscription`]. An invalid query is `Error::InvalidInput`; a
     /// closed store is `Error::Closed`.
     pub fn subscribe_all(&self, from: Position, query: Option<Query>) -> Result<Subscription> {
@@ -194,7 +195,7 @@ impl EventStore {
         Subscription::stream(self.clone(), stream.clone(), from, self.inner.page_size)
     }
 
-    /// Closes the backend ([M4]): subscriptions end with `Error::Closed`.
+    /// Closes the backend (\[M4\]): subscriptions end with `Error::Closed`.
     pub async fn close(&self) -> Result<()> {
         self.inner.backend.close().await
     }

@@ -16,8 +16,8 @@
 //! beyond it from the moment it is set. **The backend itself still returns
 //! them** ([`EventStore::backend`] reads, exports) until
 //! [`EventStore::enforce_retention`] removes them for good with the
-//! contract's `truncate_stream` ([S3]) — a stream is truncated, never
-//! deleted, so its numbering carries on — and `compact` ([M1]) gives the
+//! contract's `truncate_stream` (\[S3\]) — a stream is truncated, never
+//! deleted, so its numbering carries on — and `compact` (\[M1\]) gives the
 //! space back. Run it now and then (a daily job, the `annals retention
 //! enforce` command).
 //!
@@ -513,11 +513,11 @@ impl EventStore {
         Ok((page, last.filter(|_| full)))
     }
 
-    /// Removes from the backend, with `truncate_stream` ([S3]), every event
+    /// Removes from the backend, with `truncate_stream` (\[S3\]), every event
     /// that the retention policies leave out: streams with a policy of
     /// their own, then the streams of every prefix default. Streams are
     /// truncated, never deleted. Follow with `backend().compact()` to give
-    /// the space back ([M1]).
+    /// the space back (\[M1\]).
     pub async fn enforce_retention(&self) -> Result<RetentionReport> {
         let mut report = RetentionReport::default();
         // A page at a time: memory stays flat however many streams have

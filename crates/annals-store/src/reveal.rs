@@ -106,7 +106,7 @@ impl EventStore {
     }
 
     /// Reads up to `count` events of `stream` like the backend's
-    /// `read_stream` ([R1], [R2]), through the store's read path:
+    /// `read_stream` (\[R1\], \[R2\]), through the store's read path:
     /// retention (the page starts at the first event kept), decryption,
     /// aliases and upcasting. A backward page stops at the first event
     /// kept, so it may be short.
@@ -134,7 +134,7 @@ impl EventStore {
 
     /// The first version of `stream` retention keeps (0 without a policy):
     /// by count and version, then by age, found by bisection over the
-    /// versions since `recorded_at` never decreases along a stream ([D3]),
+    /// versions since `recorded_at` never decreases along a stream (\[D3\]),
     /// so it costs O(log n) one-event reads, not a walk over old events.
     pub(crate) async fn first_kept(&self, stream: &StreamId) -> Result<Version> {
         let backend = self.backend();

@@ -613,7 +613,7 @@ impl<E> Decoded<E> {
 }
 
 /// The aux writes that make sure `subject`'s key is `key` when the append
-/// they ride on commits ([X2]): the entry is put if absent (a new key) or
+/// they ride on commits (\[X2\]): the entry is put if absent (a new key) or
 /// put again unchanged if equal (an existing one), so an append racing a
 /// `forget` fails instead of writing data under a forgotten key.
 pub(crate) fn key_guard(subject: &[u8; ID_BYTES], entry: Vec<u8>, new: bool) -> AuxWrite {
@@ -675,9 +675,9 @@ impl crate::EventStore {
         ))
     }
 
-    /// Appends `events` to `stream` if `expected` holds ([A1]–[A5]), each
+    /// Appends `events` to `stream` if `expected` holds (\[A1\]–\[A5\]), each
     /// event's data sealed with the key of `subject` (made on first use).
-    /// The key is checked in the same atomic write ([X2]): an append that
+    /// The key is checked in the same atomic write (\[X2\]): an append that
     /// races a [`forget`](crate::EventStore::forget) of the subject never
     /// writes data under the forgotten key.
     pub async fn append_sealed(

@@ -167,7 +167,7 @@ impl EventStore {
         }
     }
 
-    /// Deletes `stream` if `expected` holds ([S4]), and its snapshot, so a
+    /// Deletes `stream` if `expected` holds (\[S4\]), and its snapshot, so a
     /// stream recreated later never starts from the old state.
     ///
     /// The snapshot is removed before and after the stream: a crash in

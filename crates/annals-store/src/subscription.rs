@@ -1,5 +1,5 @@
 //! Subscriptions: catch up by reading the log in pages, then follow new
-//! commits through the head watch ([R8]). Each page goes through the
+//! commits through the head watch (\[R8\]). Each page goes through the
 //! store's read path (retention, decryption, aliases, upcasting).
 
 use std::collections::VecDeque;

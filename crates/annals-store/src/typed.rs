@@ -63,7 +63,7 @@ pub trait TypedEvent: Serialize + DeserializeOwned {
         None
     }
 
-    /// The tags an event carries ([D2]); none by default.
+    /// The tags an event carries (\[D2\]); none by default.
     fn tags(&self) -> Vec<String> {
         Vec::new()
     }
@@ -157,7 +157,7 @@ pub struct Typed<E> {
 }
 
 impl EventStore {
-    /// Appends typed events to `stream` if `expected` holds ([A1]–[A5]).
+    /// Appends typed events to `stream` if `expected` holds (\[A1\]–\[A5\]).
     /// Events with a [`subject`](TypedEvent::subject) have their data
     /// sealed with its key (see [`EventStore::append_sealed`]); that needs
     /// a store opened with the master key, else `Error::InvalidInput`.

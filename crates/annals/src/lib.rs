@@ -144,15 +144,101 @@ pub type Store = Arc<dyn LogBackend>;
 /// # }
 /// ```
 pub async fn open(url: &str) -> Result<Store> {
+    open_as(url, Access::AsTheUrlSays).await
+}
+
+/// Opens the store a URL names only if it exists: like [`open`], but
+/// nothing is created — no file, no folder — whatever the URL's `create`
+/// option says; a missing store is an error naming its path. For
+/// programs that must not create a store by accident (a typo in a path),
+/// e.g. maintenance tools.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> annals::Result<()> {
+/// if annals::Scheme::Redb.is_compiled() {
+///     let dir = tempfile::tempdir().map_err(|e| annals::Error::backend("tempdir", e))?;
+///     let url = annals::Scheme::Redb.url_for(dir.path().join("events.redb"))?;
+///     assert!(annals::open_existing(&url).await.is_err());
+///     assert!(!dir.path().join("events.redb").exists());
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub async fn open_existing(url: &str) -> Result<Store> {
+    open_as(url, Access::Existing).await
+}
+
+/// Opens an existing store for reading only: nothing is created, and
+/// nothing is written — every write (append, aux write, delete, truncate,
+/// compact) answers [`Error::Unsupported`]. What it guarantees depends on
+/// the backend:
+///
+/// - redb (`read_only=true`): the file is opened read-only and never
+///   changes (its modification time neither). redb's page-level integrity
+///   check needs write access and is skipped (annals' record checksums are
+///   still checked on every read), and a file that was not closed cleanly
+///   cannot be opened this way: redb must recover it first, which writes;
+/// - RocksDB (`read_only=true`): RocksDB's read-only mode; no file of the
+///   folder changes (its diagnostic log is dropped);
+/// - sled (`read_only=true`): annals writes none of its files, but sled
+///   cannot open a database without writing to it, and may rewrite its own
+///   log and snapshot files (never the events in them);
+/// - memory: a new, empty store, as always;
+/// - PostgreSQL: nothing is created (`create=false`: a schema without a
+///   store is an error), but writes are not refused (the backend has no
+///   read-only mode yet).
+///
+/// ```
+/// use annals::{ExpectedVersion, NewEvent, StreamId};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> annals::Result<()> {
+/// if annals::Scheme::Redb.is_compiled() {
+///     let dir = tempfile::tempdir().map_err(|e| annals::Error::backend("tempdir", e))?;
+///     let url = annals::Scheme::Redb.url_for(dir.path().join("events.redb"))?;
+///     let store = annals::open(&url).await?;
+///     let cart = StreamId::new("cart-1")?;
+///     store.append(&cart, ExpectedVersion::NoStream, vec![NewEvent::builder("Opened").build()]).await?;
+///     store.close().await?;
+///
+///     let reader = annals::open_read_only(&url).await?;
+///     assert_eq!(reader.stream_version(&cart).await?.0, 0);
+///     let refused = reader.append(&cart, ExpectedVersion::Any, vec![NewEvent::builder("X").build()]).await;
+///     assert!(matches!(refused, Err(annals::Error::Unsupported(_))));
+///     reader.close().await?;
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub async fn open_read_only(url: &str) -> Result<Store> {
+    open_as(url, Access::ReadOnly).await
+}
+
+/// How [`open_as`] may touch the disk.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Access {
+    /// As the URL's options say.
+    AsTheUrlSays,
+    /// Create nothing.
+    Existing,
+    /// Create and write nothing.
+    ReadOnly,
+}
+
+async fn open_as(url: &str, access: Access) -> Result<Store> {
     let url = StoreUrl::parse(url)?;
     url.check_compiled()?;
-    let opener = Opener::new(&url)?;
+    let mut opener = Opener::new(&url)?;
+    opener.restrict(access);
     // A database server is opened over the network, not on the blocking pool.
     #[cfg(feature = "postgres")]
     if let Opener::Postgres(conninfo, options) = opener {
         return Ok(Arc::new(annals_postgres::open(&conninfo, options).await?));
     }
-    run_blocking(move || opener.open()).await
+    // A path the backend refuses (not a store of its) is named with the URL.
+    run_blocking(move || opener.open())
+        .await
+        .map_err(|e| url.in_context(e))
 }
 
 /// Opens a new, empty in-memory store (feature `memory`); the same as
@@ -189,6 +275,57 @@ enum Opener {
 }
 
 impl Opener {
+    /// The durability and limits the store will have.
+    fn config(&self) -> StoreConfig {
+        match self {
+            #[cfg(feature = "memory")]
+            Opener::Memory(config) => *config,
+            #[cfg(feature = "redb")]
+            Opener::Redb(_, options) => options.config,
+            #[cfg(feature = "rocksdb")]
+            Opener::RocksDb(_, options) => options.config,
+            #[cfg(feature = "sled")]
+            Opener::Sled(_, options) => options.config,
+            #[cfg(feature = "postgres")]
+            Opener::Postgres(_, options) => options.config,
+        }
+    }
+
+    /// Takes away what `access` does not allow, whatever the URL says.
+    fn restrict(&mut self, access: Access) {
+        let (create, read_only) = match access {
+            Access::AsTheUrlSays => return,
+            Access::Existing => (false, false),
+            Access::ReadOnly => (false, true),
+        };
+        match self {
+            #[cfg(feature = "redb")]
+            Opener::Redb(_, options) => {
+                options.create &= create;
+                options.read_only |= read_only;
+            }
+            #[cfg(feature = "rocksdb")]
+            Opener::RocksDb(_, options) => {
+                options.create_if_missing &= create;
+                options.read_only |= read_only;
+            }
+            #[cfg(feature = "sled")]
+            Opener::Sled(_, options) => {
+                options.create &= create;
+                options.read_only |= read_only;
+            }
+            // A schema without a store is an error, not a new store; the
+            // backend has no read-only mode.
+            #[cfg(feature = "postgres")]
+            Opener::Postgres(_, options) => options.create &= create,
+            // Nothing on disk (memory).
+            #[allow(unreachable_patterns)]
+            _ => {
+                let _ = (create, read_only);
+            }
+        }
+    }
+
     fn new(url: &StoreUrl) -> Result<Opener> {
         match url.scheme() {
             #[cfg(feature = "memory")]

@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
 use annals_core::{Error, Field, Result};
@@ -83,8 +83,9 @@ impl Scheme {
     /// back. Append options as `?key=value&…`.
     ///
     /// Fails for [`Scheme::Memory`] (it takes no path) and
-    /// [`Scheme::Postgres`] (it names a server), for an empty path,
-    /// and for a path that is not UTF-8 (a store URL cannot carry it; open
+    /// [`Scheme::Postgres`] (it names a server), for an empty path, a path
+    /// with a `..` component (see [`StoreUrl`]), and for a path that is not
+    /// UTF-8 (a store URL cannot carry it; open
     /// such a store through its backend crate, e.g. [`crate::redb::open`]).
     ///
     /// ```
@@ -129,6 +130,11 @@ impl Scheme {
                 format!("the {self} backend needs a path, but got an empty one"),
             ));
         }
+        if self != Scheme::Postgres {
+            check_path(path).map_err(|why| {
+                Error::malformed(Field::StoreUrl, format!("path {path:?}: {why}"))
+            })?;
+        }
         let mut url = format!("{self}://");
         for c in text.chars() {
             match c {
@@ -165,12 +171,22 @@ fn push_escaped(out: &mut String, c: char) {
 ///   `/var/lib/app/events.redb`; `redb://events.redb` or
 ///   `redb://./data/events.redb` are relative to the current directory.
 ///   There is no host part. `memory://` takes no path. Write `%` as `%25`,
-///   `?` as `%3F` and `#` as `%23` ([`Scheme::url_for`] does it);
+///   `?` as `%3F` and `#` as `%23` ([`Scheme::url_for`] does it). A path
+///   with a `..` component (`redb:///srv/app/../../etc/x`, also written
+///   `%2E%2E`) is refused: a store's path says where it is, without
+///   climbing out of a folder;
 /// - options are `key=value` pairs, percent-decoded (`+` is a space), each
 ///   key at most once. Which keys exist depends on the backend; the
 ///   options every backend takes are `durability` (`immediate` |
 ///   `relaxed`), `max_event_bytes`, `max_append_events`, `max_append_bytes`
 ///   and `max_read_count`.
+///
+/// **A store URL is trusted configuration, never user input.** It chooses
+/// which files a program creates, opens and writes (any absolute path the
+/// process may write to) and how (`create`, `file_mode`, …). Take it from
+/// the program's own configuration; never build it from what a user of
+/// the program typed or sent. Refusing `..` only keeps honest mistakes
+/// out: it confines nothing.
 ///
 /// Parsing checks the syntax, the scheme and the path, in any build of
 /// annals; [`open`](crate::open) then checks that the backend is compiled
@@ -236,7 +252,12 @@ impl StoreUrl {
                 if path.contains('\0') {
                     return Err(invalid("the path contains a NUL byte (%00)".into()));
                 }
-                Some(PathBuf::from(path))
+                let path = PathBuf::from(path);
+                // The "path" of a postgres URL is its connection part.
+                if scheme != Scheme::Postgres {
+                    check_path(&path).map_err(|why| invalid(format!("path {path:?}: {why}")))?;
+                }
+                Some(path)
             }
             (true, true) => {
                 return Err(invalid(format!(
@@ -311,6 +332,25 @@ impl StoreUrl {
         } else {
             Err(self.invalid(not_compiled(self.scheme)))
         }
+    }
+
+    /// The durability and limits a store opened from this URL will have,
+    /// from its options, which are all checked as [`open`](crate::open)
+    /// checks them (the backend must be compiled in). No I/O: a program
+    /// can check its input against the store's limits before it opens, or
+    /// creates, anything.
+    ///
+    /// ```
+    /// use annals::StoreUrl;
+    /// if annals::Scheme::Redb.is_compiled() {
+    ///     let url = StoreUrl::parse("redb:///var/lib/app/e.redb?max_event_bytes=1024")?;
+    ///     assert_eq!(url.config()?.limits.max_event_bytes, 1024);
+    /// }
+    /// # Ok::<(), annals::Error>(())
+    /// ```
+    pub fn config(&self) -> Result<annals_core::StoreConfig> {
+        self.check_compiled()?;
+        crate::Opener::new(self).map(|opener| opener.config())
     }
 
     /// The backend.
@@ -523,6 +563,19 @@ fn not_compiled(scheme: Scheme) -> String {
          annals = {{ version = \"{}\", features = [\"{scheme}\"] }}",
         env!("CARGO_PKG_VERSION")
     )
+}
+
+/// Why a store's path is refused: a `..` component.
+fn check_path(path: &Path) -> std::result::Result<(), String> {
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(
+            "it has a \"..\" component; write the path without climbing out of a folder \
+             (a store URL is trusted configuration: build it from the program's own settings, \
+             never from user input)"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// Percent-decodes `raw` (and, in a query, `+` to a space); the result must

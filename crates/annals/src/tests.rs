@@ -243,15 +243,44 @@ mod redb {
         let dir = tempdir();
         // A folder where the file should be.
         std::fs::create_dir(dir.path().join("folder.redb")).expect("mkdir");
-        let err = open(&url(&dir, "folder.redb"))
-            .await
-            .expect_err("a folder is not a redb file");
-        assert!(!matches!(err, Error::InvalidInput { .. }), "{err:?}");
+        let msg = open_err(&url(&dir, "folder.redb")).await;
+        assert!(msg.contains("is a folder"), "{msg}");
         // A missing file with create=false.
         let err = open(&format!("{}?create=false", url(&dir, "missing.redb")))
             .await
             .expect_err("missing file");
         assert!(err.to_string().contains("missing.redb"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn existing_and_read_only_opens_create_nothing() {
+        let dir = tempdir();
+        let missing = url(&dir, "sub/missing.redb");
+        for url in [missing.clone(), format!("{missing}?create=true")] {
+            assert!(open_existing(&url).await.is_err());
+            assert!(open_read_only(&url).await.is_err());
+        }
+        assert!(!dir.path().join("sub").exists(), "nothing created");
+        let url = url(&dir, "events.redb");
+        let store = open(&url).await.expect("created");
+        round_trip(&store).await;
+        store.close().await.expect("close");
+        let store = open_existing(&url).await.expect("exists");
+        round_trip(&store).await;
+        store.close().await.expect("close");
+        let store = open_read_only(&url).await.expect("exists");
+        let refused = store.compact().await;
+        assert!(matches!(refused, Err(Error::Unsupported(_))), "{refused:?}");
+        store.close().await.expect("close");
+        // The URL's limits, checked without opening anything.
+        let config = StoreUrl::parse(&format!("{url}?max_event_bytes=1000&cache_size=10"))
+            .and_then(|u| u.config())
+            .expect("valid");
+        assert_eq!(config.limits.max_event_bytes, 1000);
+        let err = StoreUrl::parse(&format!("{url}?max_event_bytes=x"))
+            .and_then(|u| u.config())
+            .expect_err("invalid");
+        assert!(err.to_string().contains("max_event_bytes"), "{err}");
     }
 
     #[tokio::test]
@@ -317,6 +346,38 @@ mod folder_backends {
         store.close().await.expect("close");
         let msg = open_err(&format!("{base}?no_such_option=1")).await;
         assert!(msg.contains("no_such_option"), "{msg}");
+        existing_and_read_only(scheme, &dir).await;
+    }
+
+    /// `open_existing` and `open_read_only` create nothing, whatever the
+    /// URL says; a read-only store refuses writes.
+    async fn existing_and_read_only(scheme: Scheme, dir: &tempfile::TempDir) {
+        let missing = dir.path().join("missing");
+        let url = scheme.url_for(&missing).expect("a URL");
+        for create in ["", "?create=true", "?create_if_missing=true"] {
+            let url = format!("{url}{create}");
+            // An option of another backend is refused before anything.
+            let _ = open_existing(&url).await.expect_err("missing");
+            let _ = open_read_only(&url).await.expect_err("missing");
+        }
+        assert!(!missing.exists(), "nothing created");
+        let store = open_read_only(&scheme.url_for(dir.path().join("store")).expect("a URL"))
+            .await
+            .expect("opens read-only");
+        let stream = StreamId::new("s").expect("valid id");
+        assert_eq!(
+            store.stream_version(&stream).await.expect("read"),
+            Version(0)
+        );
+        let refused = store
+            .append(
+                &stream,
+                ExpectedVersion::Any,
+                vec![NewEvent::builder("T").build()],
+            )
+            .await;
+        assert!(matches!(refused, Err(Error::Unsupported(_))), "{refused:?}");
+        store.close().await.expect("close");
     }
 
     #[cfg(feature = "rocksdb")]

@@ -148,7 +148,7 @@ pub fn encode_event(key: &[u8], e: &EventParts<'_>) -> Result<Vec<u8>> {
 /// entry and one tag index entry per tag. The writer commits exactly these
 /// for every event (plus the stream and store metadata once per round); the
 /// benchmark writes them straight to a raw engine to measure what annals
-/// costs on top of it. An invalid stream id ([D1]) is refused here too, the
+/// costs on top of it. An invalid stream id (\[D1\]) is refused here too, the
 /// last door before the engine: a record readers would refuse is never
 /// written.
 pub fn event_entries(

@@ -100,6 +100,14 @@ pub trait KvEngine: Send + Sync + 'static {
     /// What the engine offers; the store's capabilities are these.
     fn capabilities(&self) -> Capabilities;
 
+    /// Whether the engine was opened read-only (e.g. a backend's
+    /// `read_only=true`): the store then answers every write, and
+    /// `compact`, with [`Error::Unsupported`](crate::Error::Unsupported)
+    /// before it reaches the engine, whose `commit` must refuse too.
+    fn read_only(&self) -> bool {
+        false
+    }
+
     /// Flushes and releases the engine's files, so that the same path can
     /// be opened again in this process once `close` returns. Called once,
     /// after the writer has stopped.

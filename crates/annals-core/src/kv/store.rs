@@ -61,7 +61,7 @@ pub(crate) fn queue_bytes(limits: &Limits) -> usize {
         .clamp(MIN_QUEUE_BYTES, most)
 }
 
-/// The query of a write's condition, normalized ([R6]): done on the
+/// The query of a write's condition, normalized (\[R6\]): done on the
 /// caller's task, not in the writer.
 fn normalized_condition(condition: Option<&AppendCondition>) -> Option<Query> {
     condition.map(|c| c.fail_if_events_match.normalized())
@@ -251,12 +251,23 @@ impl<E: KvEngine> KvStore<E> {
         }
     }
 
+    /// Refuses a write to a store opened read-only.
+    fn check_writable(&self) -> Result<()> {
+        if self.engine.read_only() {
+            return Err(Error::Unsupported(
+                "writing: the store was opened read-only".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Sends a request to the writer and waits for its answer. `bytes` is
     /// what the request holds in memory: it waits for room in the queue
     /// first (back-pressure), and the room is given back once the writer
     /// has committed it.
     async fn call<T>(&self, bytes: usize, request: impl FnOnce(Reply<T>) -> Request) -> Result<T> {
         self.check_open()?;
+        self.check_writable()?;
         // A request larger than the whole queue waits for all of it.
         let permits = bytes.clamp(1, self.queue_bytes);
         let permits = u32::try_from(permits).unwrap_or(u32::MAX);
@@ -466,6 +477,7 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
     }
 
     async fn compact(&self) -> Result<()> {
+        self.check_writable()?;
         loop {
             let batch = self.read(|snap| dead_entries(snap, PURGE_CHUNK)).await?;
             if batch.is_empty() {

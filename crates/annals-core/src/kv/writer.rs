@@ -171,7 +171,7 @@ struct Staged {
 struct Condition<'a> {
     /// As the caller gave it: its `after`, and what its error names.
     given: &'a AppendCondition,
-    /// Its query, normalized: what the checks walk ([R6]).
+    /// Its query, normalized: what the checks walk (\[R6\]).
     query: &'a Query,
 }
 

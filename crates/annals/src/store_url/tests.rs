@@ -88,7 +88,9 @@ fn redb_paths() {
         ("redb:///abs/path/file.redb", "/abs/path/file.redb"),
         ("redb://./relative/file.redb", "./relative/file.redb"),
         ("redb://relative.redb", "relative.redb"),
-        ("redb://../up.redb", "../up.redb"),
+        ("redb:///a/..b/c..", "/a/..b/c.."),
+        ("redb:///a/./b.redb", "/a/./b.redb"),
+        ("redb://.../x", ".../x"),
         ("REDB:///x.redb", "/x.redb"),
         ("redb:///a%20b/c%3Fd%23e%25f.redb", "/a b/c?d#e%f.redb"),
         // `+` is literal in a path; only options use it for spaces.
@@ -142,6 +144,30 @@ fn bad_paths() {
     assert!(msg.contains("NUL"), "{msg}");
     let msg = parse_err("redb:///x.redb#frag");
     assert!(msg.contains("%23"), "{msg}");
+}
+
+#[test]
+fn parent_components_are_refused() {
+    for url in [
+        "redb:///../../etc/x",
+        "redb://../up.redb",
+        "redb:///srv/app/../../etc/passwd",
+        "redb:///a/%2E%2E/b.redb",
+        "redb:///a/%2e%2e",
+        "redb://..",
+        "sled:///data/..",
+        "rocksdb://x/../y?durability=relaxed",
+    ] {
+        let msg = parse_err(url);
+        assert!(msg.contains("\"..\" component"), "{url}: {msg}");
+        assert!(msg.contains("trusted configuration"), "{url}: {msg}");
+    }
+    // A postgres URL's "path" is its connection part, not a file path.
+    assert!(StoreUrl::parse("postgres://u:a/../b@host/db").is_ok());
+    let err = Scheme::Redb
+        .url_for("/srv/../etc/x.redb")
+        .expect_err("a .. component");
+    assert!(err.to_string().contains("\"..\" component"), "{err}");
 }
 
 /// The message of the `InvalidInput` that `check_compiled` must give for
@@ -319,8 +345,8 @@ fn scheme_names_and_features() {
 /// panic, and what parses keeps its path free of NUL.
 #[test]
 fn never_panics() {
-    const ALPHABET: [&str; 14] = [
-        ":", "/", "?", "#", "%", "=", "&", "+", "a", "F", "é", "\0", "%0", "://",
+    const ALPHABET: [&str; 16] = [
+        ":", "/", "?", "#", "%", "=", "&", "+", "a", "F", "é", "\0", "%0", "://", "..", "%2E",
     ];
     let mut tails = vec![String::new()];
     for _ in 0..3 {
@@ -345,8 +371,14 @@ fn never_panics() {
             let url = format!("{prefix}{tail}");
             match StoreUrl::parse(&url) {
                 Ok(parsed) => {
-                    let path = parsed.path().and_then(Path::to_str).unwrap_or("");
-                    assert!(!path.contains('\0'), "{url:?}");
+                    let path = parsed.path().unwrap_or(Path::new(""));
+                    assert!(!path.to_string_lossy().contains('\0'), "{url:?}");
+                    assert!(
+                        !path
+                            .components()
+                            .any(|c| c == std::path::Component::ParentDir),
+                        "{url:?}"
+                    );
                 }
                 Err(Error::InvalidInput { .. }) => {}
                 Err(other) => panic!("{url:?}: {other:?}"),
