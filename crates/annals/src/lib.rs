@@ -185,9 +185,9 @@ pub async fn open_existing(url: &str) -> Result<Store> {
 ///   cannot open a database without writing to it, and may rewrite its own
 ///   log and snapshot files (never the events in them);
 /// - memory: a new, empty store, as always;
-/// - PostgreSQL: nothing is created (`create=false`: a schema without a
-///   store is an error), but writes are not refused (the backend has no
-///   read-only mode yet).
+/// - PostgreSQL (`read_only=true`): nothing is created or migrated (a
+///   schema without a store is an error) and nothing is sent that writes;
+///   it also opens on a hot standby, where its head watch polls.
 ///
 /// ```
 /// use annals::{ExpectedVersion, NewEvent, StreamId};
@@ -314,10 +314,12 @@ impl Opener {
                 options.create &= create;
                 options.read_only |= read_only;
             }
-            // A schema without a store is an error, not a new store; the
-            // backend has no read-only mode.
+            // A schema without a store is an error, not a new store.
             #[cfg(feature = "postgres")]
-            Opener::Postgres(_, options) => options.create &= create,
+            Opener::Postgres(_, options) => {
+                options.create &= create;
+                options.read_only |= read_only;
+            }
             // Nothing on disk (memory).
             #[allow(unreachable_patterns)]
             _ => {
