@@ -90,21 +90,7 @@ pub async fn migrate(client: &mut Client, schema: &str, create: bool) -> Result<
     .await
     .map_err(db("locking the schema for migration"))?;
     if !create {
-        let row = tx
-            .query_one(
-                "SELECT to_regclass(quote_ident($1) || '.annals_migrations') IS NOT NULL",
-                &[&schema],
-            )
-            .await
-            .map_err(db("looking for the store"))?;
-        if !crate::sql::col::<bool>(&row, 0, "whether the store exists")? {
-            return Err(Error::invalid(
-                InvalidReason::Unknown(Field::StoreUrl),
-                format!(
-                    "no annals store in schema {schema} of this database (option create=false)"
-                ),
-            ));
-        }
+        require_store(&tx, schema, "option create=false").await?;
     }
     tx.batch_execute(&format!(
         "CREATE SCHEMA IF NOT EXISTS {schema};
@@ -159,10 +145,13 @@ fn known_version(schema: &str, applied: i32) -> Result<usize> {
     Ok(count)
 }
 
-/// Checks, without writing anything, that `schema` holds a store at the
-/// version this build writes: what a read-only store (on a hot standby,
-/// where nothing can be created or migrated) opens.
-pub async fn check(client: &Client, schema: &str) -> Result<()> {
+/// [`Error::InvalidInput`] (an unknown store URL) unless `schema` holds a
+/// store; `why` says why none is created.
+async fn require_store(
+    client: &(impl tokio_postgres::GenericClient + Sync),
+    schema: &str,
+    why: &str,
+) -> Result<()> {
     let row = client
         .query_one(
             "SELECT to_regclass(quote_ident($1) || '.annals_migrations') IS NOT NULL",
@@ -170,14 +159,21 @@ pub async fn check(client: &Client, schema: &str) -> Result<()> {
         )
         .await
         .map_err(db("looking for the store"))?;
-    if !crate::sql::col::<bool>(&row, 0, "whether the store exists")? {
-        return Err(Error::invalid(
+    if crate::sql::col::<bool>(&row, 0, "whether the store exists")? {
+        Ok(())
+    } else {
+        Err(Error::invalid(
             InvalidReason::Unknown(Field::StoreUrl),
-            format!(
-                "no annals store in schema {schema} of this database (a read-only store creates none)"
-            ),
-        ));
+            format!("no annals store in schema {schema} of this database ({why})"),
+        ))
     }
+}
+
+/// Checks, without writing anything, that `schema` holds a store at the
+/// version this build writes: what a read-only store (on a hot standby,
+/// where nothing can be created or migrated) opens.
+pub async fn check(client: &Client, schema: &str) -> Result<()> {
+    require_store(client, schema, "a read-only store creates none").await?;
     let row = client
         .query_one(
             &format!("SELECT coalesce(max(version), 0) FROM {schema}.annals_migrations"),

@@ -29,12 +29,11 @@ impl Harness for PostgresHarness {
 }
 
 fn main() -> ExitCode {
-    if let Some(why) = support::unavailable() {
-        if support::in_ci() {
-            eprintln!("error: CI=true but the PostgreSQL tests cannot run: {why}");
-            return ExitCode::FAILURE;
-        }
-        eprintln!("note: every PostgreSQL conformance case is ignored: {why}");
+    let without_server = match support::without_server("PostgreSQL conformance case") {
+        Ok(ignored) => ignored,
+        Err(code) => return code,
+    };
+    if without_server {
         let args = libtest_mimic::Arguments::from_args();
         let trials = annals_backend_tests::trials::<PostgresHarness>()
             .into_iter()

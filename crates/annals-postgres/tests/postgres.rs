@@ -5,6 +5,8 @@
 
 mod support;
 
+use support::runtime;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,14 +21,6 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 type TestResult = std::result::Result<(), Failed>;
 type Test = (&'static str, fn() -> TestResult);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// Runs `test` on a store in a fresh schema (given too), then closes it.
 fn in_fresh_store<F, Fut>(test: F) -> TestResult
@@ -817,17 +811,13 @@ fn main() -> ExitCode {
             relaxed_positions_not_reused_after_crash,
         ),
     ];
-    let unavailable = support::unavailable();
-    if let Some(why) = &unavailable {
-        if support::in_ci() {
-            eprintln!("error: CI=true but the PostgreSQL tests cannot run: {why}");
-            return ExitCode::FAILURE;
-        }
-        eprintln!("note: every PostgreSQL test is ignored: {why}");
-    }
+    let without_server = match support::without_server("PostgreSQL test") {
+        Ok(ignored) => ignored,
+        Err(code) => return code,
+    };
     let trials = tests
         .into_iter()
-        .map(|(name, f)| Trial::test(name, f).with_ignored_flag(unavailable.is_some()))
+        .map(|(name, f)| Trial::test(name, f).with_ignored_flag(without_server))
         .collect();
     // The crash test restarts the shared server: run the tests one by one.
     let args = Arguments {

@@ -13,6 +13,8 @@
 
 mod support;
 
+use support::runtime;
+
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::process::ExitCode;
@@ -39,14 +41,6 @@ type TestResult = std::result::Result<(), Failed>;
 /// documented bound is `connect_timeout` (5 s by default) per host named;
 /// the cluster names two.
 const FAIL_FAST: Duration = Duration::from_secs(12);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn options(schema: &str) -> PostgresOptions {
     PostgresOptions {
@@ -236,6 +230,28 @@ async fn subscriber(
     }
 }
 
+/// The head of `store`.
+async fn head(store: &dyn LogBackend) -> Result<Position, Error> {
+    Ok(store
+        .read_all(Position::MAX, 1, Direction::Backward, None)
+        .await?
+        .head)
+}
+
+/// What `subscription` delivered once it has reached the head of `store`
+/// as it is now (which `until` tells it), within a minute.
+async fn caught_up(
+    store: &dyn LogBackend,
+    until: &watch::Sender<u64>,
+    subscription: tokio::task::JoinHandle<Result<Delivered, String>>,
+) -> Result<Delivered, Failed> {
+    until.send(head(store).await?.0).unwrap();
+    tokio::time::timeout(Duration::from_secs(60), subscription)
+        .await
+        .map_err(|_| Failed::from("the subscription never caught up"))??
+        .map_err(Failed::from)
+}
+
 /// The figures of a failover run.
 #[derive(Default, Debug)]
 struct Figures {
@@ -366,15 +382,8 @@ async fn failover_run(failovers: usize, writers: usize) -> Result<Figures, Faile
         if let Some(standby_subscription) = standby_subscription.take() {
             // The standby's subscription has what was acknowledged before
             // now (bounded wait), then stops: its server is promoted next.
-            let head = store
-                .read_all(Position::MAX, 1, Direction::Backward, None)
-                .await?
-                .head;
-            standby_until_tx.send(head.0).unwrap();
-            let delivered = tokio::time::timeout(Duration::from_secs(30), standby_subscription)
-                .await
-                .map_err(|_| Failed::from("the standby's subscription never caught up"))??
-                .map_err(Failed::from)?;
+            let delivered =
+                caught_up(store.as_ref(), &standby_until_tx, standby_subscription).await?;
             let acked_at: HashMap<Uuid, Instant> = tally
                 .lock()
                 .unwrap()
@@ -457,15 +466,7 @@ async fn failover_run(failovers: usize, writers: usize) -> Result<Figures, Faile
     }
 
     let all = all_events(store.as_ref()).await?;
-    let head = store
-        .read_all(Position::MAX, 1, Direction::Backward, None)
-        .await?
-        .head;
-    until_tx.send(head.0).unwrap();
-    let delivered = tokio::time::timeout(Duration::from_secs(60), subscription)
-        .await
-        .map_err(|_| Failed::from("the subscription never caught up"))??
-        .map_err(Failed::from)?;
+    let delivered = caught_up(store.as_ref(), &until_tx, subscription).await?;
 
     let tally = std::mem::take(&mut *tally.lock().unwrap());
     figures.acked_appends = tally.acked.len();
@@ -778,11 +779,7 @@ fn reads_from_a_hot_standby() -> TestResult {
 
         // A subscription on the standby follows the primary's appends.
         let es = EventStore::new(standby.clone() as Arc<dyn LogBackend>);
-        let head = standby
-            .read_all(Position::MAX, 1, Direction::Backward, None)
-            .await?
-            .head;
-        let mut subscription = es.subscribe_all(head.next(), None)?;
+        let mut subscription = es.subscribe_all(head(standby.as_ref()).await?.next(), None)?;
         let mut lags = Vec::new();
         for _ in 0..20 {
             let new = events(1);
@@ -1157,19 +1154,13 @@ fn main() -> ExitCode {
         ),
         ("failover_long", failover_long, true),
     ];
-    let unavailable = support::unavailable();
-    if let Some(why) = &unavailable {
-        if support::in_ci() {
-            eprintln!("error: CI=true but the PostgreSQL tests cannot run: {why}");
-            return ExitCode::FAILURE;
-        }
-        eprintln!("note: every replication test is ignored: {why}");
-    }
+    let without_server = match support::without_server("replication test") {
+        Ok(ignored) => ignored,
+        Err(code) => return code,
+    };
     let trials = tests
         .into_iter()
-        .map(|(name, f, long)| {
-            Trial::test(name, f).with_ignored_flag(long || unavailable.is_some())
-        })
+        .map(|(name, f, long)| Trial::test(name, f).with_ignored_flag(long || without_server))
         .collect();
     // Each test runs its own servers: one at a time, on two cores.
     let args = Arguments {

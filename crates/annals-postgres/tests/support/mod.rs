@@ -51,9 +51,32 @@ pub async fn open(schema: &str, config: StoreConfig) -> Result<PostgresStore> {
     annals_postgres::open(&cluster().conninfo(), options).await
 }
 
+/// The runtime a test runs on: four workers, so that a test's tasks race.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("a runtime: {e}"))
+}
+
 /// Whether the tests must fail rather than be ignored without a server.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Whether every `what` must be reported ignored: no server binaries here.
+/// Under CI they are required: then the exit code of a failed run.
+pub fn without_server(what: &str) -> Result<bool, std::process::ExitCode> {
+    let Some(why) = unavailable() else {
+        return Ok(false);
+    };
+    if in_ci() {
+        eprintln!("error: CI=true but the PostgreSQL tests cannot run: {why}");
+        return Err(std::process::ExitCode::FAILURE);
+    }
+    eprintln!("note: every {what} is ignored: {why}");
+    Ok(true)
 }
 
 /// A connection to the cluster's `postgres` database as `user` (with
