@@ -9,11 +9,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::backends::{Backend, Places};
-use crate::raw::{RawEngine, RawResult};
+use crate::raw::{Lookup, RawEngine, RawResult};
 use crate::workload::{
     BATCH, Latencies, PAGE, Rate, Rng, SCAN_PAGE, STREAM_EVENTS, TAGS, TYPES, event, events,
     stream_named, stream_of, tag_of,
 };
+use annals::kv::layout::{LOG, STREAM_INDEX, TAG_INDEX, TYPE_INDEX, named_prefix, prefix_end};
 
 /// What a run measures.
 #[derive(Clone, Debug, Serialize)]
@@ -68,13 +69,43 @@ pub struct Reads {
     pub tag_query: Rate,
     /// Every event of one type, 1000-event pages.
     pub type_query: Rate,
-    /// `read_all`'s baseline where the engine has one (PostgreSQL: a plain
+    /// `read_all`'s baseline: the raw engine's scan of the same log keys
+    /// and records in 1000-entry pages, copied out (PostgreSQL: a plain
     /// `SELECT` over the same table).
     pub raw_read_all: Option<Rate>,
+    /// `stream_pages`' baseline: the raw engine reading the same stream
+    /// index ranges in 100-entry pages and the record each entry names.
+    pub raw_stream_pages: Option<Rate>,
+    /// `tag_query`'s baseline: the raw engine reading the tag's index range
+    /// and the record at each position, in 1000-entry pages.
+    pub raw_tag_query: Option<Rate>,
+    /// `type_query`'s baseline, as `raw_tag_query`.
+    pub raw_type_query: Option<Rate>,
     /// The same type query asked as 64 items of 64 copies of the type (the
     /// adversarial query of issue 17, within SPEC R6's limits): repetition
     /// must cost nothing, so this matches `type_query`.
     pub repeated_type_query: Rate,
+}
+
+impl Reads {
+    /// Each read with its raw baseline: `read_all` first, then stream
+    /// pages, tag query, type query.
+    pub fn versus_raw(&self) -> [(&'static str, &Rate, Option<&Rate>); 4] {
+        [
+            (
+                "`read_all` forward",
+                &self.read_all,
+                self.raw_read_all.as_ref(),
+            ),
+            (
+                "`read_stream` 100-event pages",
+                &self.stream_pages,
+                self.raw_stream_pages.as_ref(),
+            ),
+            ("tag query", &self.tag_query, self.raw_tag_query.as_ref()),
+            ("type query", &self.type_query, self.raw_type_query.as_ref()),
+        ]
+    }
 }
 
 /// Workload 4 at one store size: one 100-event page at a random place
@@ -392,6 +423,12 @@ async fn growing_store(
     if size > 0 {
         let mut figures = reads(&store, size).await?;
         figures.raw_read_all = places.raw_read_all(backend, "log", size).await?;
+        if let Some(raw) = raw_reads(places, backend, settings, size).await? {
+            figures.raw_read_all = Some(raw.read_all);
+            figures.raw_stream_pages = Some(raw.stream_pages);
+            figures.raw_tag_query = Some(raw.tag_query);
+            figures.raw_type_query = Some(raw.type_query);
+        }
         report.reads = Some(figures);
         if backend.has_disk() {
             report.disk = Some(disk(&store, size, settings).await?);
@@ -541,8 +578,121 @@ async fn reads(store: &Store, size: u64) -> RawResult<Reads> {
         tag_query,
         type_query,
         raw_read_all: None,
+        raw_stream_pages: None,
+        raw_tag_query: None,
+        raw_type_query: None,
         repeated_type_query,
     })
+}
+
+/// Workload 3's baselines on a raw engine.
+struct RawReads {
+    read_all: Rate,
+    stream_pages: Rate,
+    tag_query: Rate,
+    type_query: Rate,
+}
+
+/// Workload 3 on the raw engine of `backend`, filled with the same entries
+/// as the annals store of `size` events: `None` where the engine has no raw
+/// read here.
+async fn raw_reads(
+    places: &Places,
+    backend: Backend,
+    settings: &Settings,
+    size: u64,
+) -> RawResult<Option<RawReads>> {
+    let raw = places.open_raw(backend, "log-raw", 1).await?;
+    let probe = raw
+        .read_page(vec![LOG], vec![LOG + 1], 1, Lookup::Value)
+        .await?;
+    if probe.is_none() {
+        return Ok(None);
+    }
+    let progress = bar(size, format!("{backend}: filling raw to {size}"));
+    let mut i = 0;
+    while i < size {
+        let count = BATCH.min(size - i);
+        let batch = events(i, count, settings.event_size);
+        let stream = stream_of(i);
+        raw.append(stream.as_str(), i % STREAM_EVENTS, i + 1, &batch, false)
+            .await?;
+        i += count;
+        progress.inc(count);
+    }
+    progress.finish_and_clear();
+    let raw = &*raw;
+    let read_all = raw_scan(raw, &[vec![LOG]], SCAN_PAGE, Lookup::Value, size).await?;
+    let tag_query = raw_scan(
+        raw,
+        &[named_prefix(TAG_INDEX, &tag_of(0))],
+        SCAN_PAGE,
+        Lookup::KeyPosition,
+        size.div_ceil(TAGS),
+    )
+    .await?;
+    let type_query = raw_scan(
+        raw,
+        &[named_prefix(TYPE_INDEX, TYPES[0])],
+        SCAN_PAGE,
+        Lookup::KeyPosition,
+        size.div_ceil(TYPES.len() as u64),
+    )
+    .await?;
+    // The same streams as `reads`.
+    let streams: Vec<Vec<u8>> = (0..size.div_ceil(STREAM_EVENTS).min(100))
+        .map(|s| named_prefix(STREAM_INDEX, stream_of(s * STREAM_EVENTS).as_str()))
+        .collect();
+    let expected = (0..streams.len() as u64)
+        .map(|s| STREAM_EVENTS.min(size - s * STREAM_EVENTS))
+        .sum();
+    let stream_pages = raw_scan(raw, &streams, PAGE, Lookup::ValuePosition, expected).await?;
+    Ok(Some(RawReads {
+        read_all,
+        stream_pages,
+        tag_query,
+        type_query,
+    }))
+}
+
+/// Reads every entry under each of `prefixes` from `raw` in pages of
+/// `page`, with the record `lookup` names; checks the count.
+async fn raw_scan(
+    raw: &dyn RawEngine,
+    prefixes: &[Vec<u8>],
+    page: usize,
+    lookup: Lookup,
+    expected: u64,
+) -> RawResult<Rate> {
+    let mut latencies = Latencies::default();
+    let mut seen = 0u64;
+    let start = Instant::now();
+    for prefix in prefixes {
+        let end = prefix_end(prefix);
+        let mut from = prefix.clone();
+        loop {
+            let entries = latencies
+                .time(raw.read_page(from.clone(), end.clone(), page, lookup))
+                .await?
+                .unwrap_or_default();
+            seen += entries.len() as u64;
+            let Some((last, _)) = entries.last() else {
+                break;
+            };
+            // The smallest key after `last`.
+            from = last.clone();
+            from.push(0);
+            if entries.len() < page {
+                break;
+            }
+        }
+    }
+    if seen != expected {
+        return Err(format!(
+            "raw read of {lookup:?}: read {seen} entries, expected {expected}"
+        ));
+    }
+    Ok(Rate::new(seen, start.elapsed(), latencies.0))
 }
 
 /// `Query::types([ty])` asked as 64 items of 64 copies of `ty`.
