@@ -421,9 +421,28 @@ async fn growing_store(
         report.page_cost.push(cost);
     }
     if size > 0 {
-        let mut figures = reads(&store, size).await?;
+        // Annals and the raw engine take turns, and each keeps its best
+        // round: on a shared machine one round can land on a busy moment.
+        let raw = filled_raw(places, backend, settings, size).await?;
+        let mut best: Option<Reads> = None;
+        let mut best_raw: Option<RawReads> = None;
+        for _ in 0..READ_ROUNDS {
+            let round = reads(&store, size).await?;
+            best = Some(match best {
+                Some(b) => b.best(round),
+                None => round,
+            });
+            if let Some(raw) = &raw {
+                let round = raw_reads(&**raw, size).await?;
+                best_raw = Some(match best_raw {
+                    Some(b) => b.best(round),
+                    None => round,
+                });
+            }
+        }
+        let mut figures = best.ok_or("no read round")?;
         figures.raw_read_all = places.raw_read_all(backend, "log", size).await?;
-        if let Some(raw) = raw_reads(places, backend, settings, size).await? {
+        if let Some(raw) = best_raw {
             figures.raw_read_all = Some(raw.read_all);
             figures.raw_stream_pages = Some(raw.stream_pages);
             figures.raw_tag_query = Some(raw.tag_query);
@@ -585,6 +604,33 @@ async fn reads(store: &Store, size: u64) -> RawResult<Reads> {
     })
 }
 
+/// Rounds of workload 3, annals and raw engine in turn (the best of each
+/// is kept).
+const READ_ROUNDS: usize = 3;
+
+/// The faster of two figures of the same work.
+fn faster(a: Rate, b: Rate) -> Rate {
+    if b.per_second > a.per_second { b } else { a }
+}
+
+impl Reads {
+    /// Each figure the faster of `self`'s and `other`'s.
+    fn best(self, other: Reads) -> Reads {
+        Reads {
+            store_events: self.store_events,
+            read_all: faster(self.read_all, other.read_all),
+            stream_pages: faster(self.stream_pages, other.stream_pages),
+            tag_query: faster(self.tag_query, other.tag_query),
+            type_query: faster(self.type_query, other.type_query),
+            raw_read_all: self.raw_read_all,
+            raw_stream_pages: self.raw_stream_pages,
+            raw_tag_query: self.raw_tag_query,
+            raw_type_query: self.raw_type_query,
+            repeated_type_query: faster(self.repeated_type_query, other.repeated_type_query),
+        }
+    }
+}
+
 /// Workload 3's baselines on a raw engine.
 struct RawReads {
     read_all: Rate,
@@ -593,15 +639,26 @@ struct RawReads {
     type_query: Rate,
 }
 
-/// Workload 3 on the raw engine of `backend`, filled with the same entries
-/// as the annals store of `size` events: `None` where the engine has no raw
-/// read here.
-async fn raw_reads(
+impl RawReads {
+    /// Each figure the faster of `self`'s and `other`'s.
+    fn best(self, other: RawReads) -> RawReads {
+        RawReads {
+            read_all: faster(self.read_all, other.read_all),
+            stream_pages: faster(self.stream_pages, other.stream_pages),
+            tag_query: faster(self.tag_query, other.tag_query),
+            type_query: faster(self.type_query, other.type_query),
+        }
+    }
+}
+
+/// The raw engine of `backend` filled with the same entries as the annals
+/// store of `size` events: `None` where the engine has no raw read here.
+async fn filled_raw(
     places: &Places,
     backend: Backend,
     settings: &Settings,
     size: u64,
-) -> RawResult<Option<RawReads>> {
+) -> RawResult<Option<Box<dyn RawEngine>>> {
     let raw = places.open_raw(backend, "log-raw", 1).await?;
     let probe = raw
         .read_page(vec![LOG], vec![LOG + 1], 1, Lookup::Value)
@@ -621,7 +678,11 @@ async fn raw_reads(
         progress.inc(count);
     }
     progress.finish_and_clear();
-    let raw = &*raw;
+    Ok(Some(raw))
+}
+
+/// Workload 3 on a raw engine filled by [`filled_raw`] with `size` events.
+async fn raw_reads(raw: &dyn RawEngine, size: u64) -> RawResult<RawReads> {
     let read_all = raw_scan(raw, &[vec![LOG]], SCAN_PAGE, Lookup::Value, size).await?;
     let tag_query = raw_scan(
         raw,
@@ -647,12 +708,12 @@ async fn raw_reads(
         .map(|s| STREAM_EVENTS.min(size - s * STREAM_EVENTS))
         .sum();
     let stream_pages = raw_scan(raw, &streams, PAGE, Lookup::ValuePosition, expected).await?;
-    Ok(Some(RawReads {
+    Ok(RawReads {
         read_all,
         stream_pages,
         tag_query,
         type_query,
-    }))
+    })
 }
 
 /// Reads every entry under each of `prefixes` from `raw` in pages of
