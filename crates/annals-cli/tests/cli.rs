@@ -618,7 +618,7 @@ fn read_only_commands_change_no_file_and_create_nothing() {
             if sled {
                 entries.retain(|p, _| {
                     p.parent() == Some(path.as_path())
-                        && !p.file_name().is_some_and(|n| n == "gen-0")
+                        && p.file_name().is_none_or(|n| n != "gen-0")
                 });
             }
             entries
