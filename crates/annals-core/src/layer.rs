@@ -26,6 +26,15 @@
 //! [`Call`] and [`Outcome`] to the observer. The tracing and metrics layers
 //! are observers.
 
+#[cfg(feature = "tracing")]
+mod tracing;
+#[cfg(feature = "tracing")]
+pub use self::tracing::{StreamIds, TARGET, TracingLayer};
+#[cfg(feature = "metrics")]
+mod metrics;
+#[cfg(feature = "metrics")]
+pub use self::metrics::{MetricsLayer, names as metric_names};
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
