@@ -15,7 +15,7 @@ use crate::event::StreamId;
 /// filter with `RUST_LOG=annals=debug`.
 pub const TARGET: &str = "annals";
 
-/// How a stream id shows in spans and events ([`TracingLayer::streams`]).
+/// How a stream id shows in spans and events ([`TracingLayer::with_streams`]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 #[non_exhaustive]
 pub enum StreamIds {
@@ -67,7 +67,7 @@ pub struct TracingLayer {
 
 impl TracingLayer {
     /// A tracing layer naming backends by their type and showing stream
-    /// ids as they are; [`TracingLayer::backend`] names the backend.
+    /// ids as they are; [`Observe::backend`] names the backend.
     #[allow(clippy::new_ret_no_self)]
     pub fn new() -> Observe<TracingLayer> {
         Observe::new(TracingLayer::default())
