@@ -6,106 +6,44 @@ use annals_core::layer::{LayerExt, MetricsLayer, metric_names as names};
 use annals_core::{
     Direction, ExpectedVersion, LogBackend, NewEvent, Position, Result, StoreConfig, StreamId,
 };
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use metrics_util::{CompositeKey, MetricKind};
+mod recorded;
 
-/// The value of the metric `name` of `kind` with exactly these labels.
-fn value<'a>(
-    snapshot: &'a [(CompositeKey, DebugValue)],
-    kind: MetricKind,
-    name: &str,
-    labels: &[(&str, &str)],
-) -> &'a DebugValue {
-    let found: Vec<&DebugValue> = snapshot
-        .iter()
-        .filter(|(key, _)| {
-            let mut have: Vec<(&str, &str)> =
-                key.key().labels().map(|l| (l.key(), l.value())).collect();
-            let mut want = labels.to_vec();
-            have.sort_unstable();
-            want.sort_unstable();
-            key.kind() == kind && key.key().name() == name && have == want
-        })
-        .map(|(_, v)| v)
-        .collect();
-    match found.as_slice() {
-        [one] => one,
-        _ => panic!(
-            "{kind:?} {name} {labels:?}: {} found in {snapshot:#?}",
-            found.len()
-        ),
-    }
-}
-
-fn counter(snapshot: &[(CompositeKey, DebugValue)], name: &str, labels: &[(&str, &str)]) -> u64 {
-    match value(snapshot, MetricKind::Counter, name, labels) {
-        DebugValue::Counter(n) => *n,
-        other => panic!("{name} is {other:?}"),
-    }
-}
-
-fn histogram(
-    snapshot: &[(CompositeKey, DebugValue)],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> Vec<f64> {
-    match value(snapshot, MetricKind::Histogram, name, labels) {
-        DebugValue::Histogram(values) => values.iter().map(|v| v.into_inner()).collect(),
-        other => panic!("{name} is {other:?}"),
-    }
-}
-
-fn take(snapshotter: &Snapshotter) -> Vec<(CompositeKey, DebugValue)> {
-    snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| (key, value))
-        .collect()
-}
+use recorded::{counter, histogram, recorded};
 
 #[test]
 fn counters_and_histograms_of_appends_failures_replays_and_reads() -> Result<()> {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("a runtime");
-    metrics::with_local_recorder(&recorder, || {
-        runtime.block_on(async {
-            let store = annals_memory::open(StoreConfig::default())?
-                .layer(MetricsLayer::new().backend("memory"));
-            let cart = StreamId::new("cart-1")?;
-            let written: Vec<NewEvent> = (0..3)
-                .map(|_| NewEvent::builder("Added").data(vec![1u8; 100]).build())
-                .collect();
-            store
-                .append(&cart, ExpectedVersion::NoStream, written.clone())
-                .await?;
-            // A replay of the same append, then a failed expectation.
-            store
-                .append(&cart, ExpectedVersion::NoStream, written)
-                .await?;
-            let failed = store
-                .append(
-                    &cart,
-                    ExpectedVersion::exact(0),
-                    vec![NewEvent::builder("X").build()],
-                )
-                .await;
-            assert!(failed.is_err_and(|e| e.is_wrong_expected_version()));
-            store
-                .read_all(Position(0), 2, Direction::Forward, None)
-                .await?;
-            store
-                .read_all(Position(3), 10, Direction::Forward, None)
-                .await?;
-            store.stream_version(&cart).await?;
-            Ok::<_, annals_core::Error>(())
-        })
+    let snapshot = recorded(|| async {
+        let store = annals_memory::open(StoreConfig::default())?
+            .layer(MetricsLayer::new().backend("memory"));
+        let cart = StreamId::new("cart-1")?;
+        let written: Vec<NewEvent> = (0..3)
+            .map(|_| NewEvent::builder("Added").data(vec![1u8; 100]).build())
+            .collect();
+        store
+            .append(&cart, ExpectedVersion::NoStream, written.clone())
+            .await?;
+        // A replay of the same append, then a failed expectation.
+        store
+            .append(&cart, ExpectedVersion::NoStream, written)
+            .await?;
+        let failed = store
+            .append(
+                &cart,
+                ExpectedVersion::exact(0),
+                vec![NewEvent::builder("X").build()],
+            )
+            .await;
+        assert!(failed.is_err_and(|e| e.is_wrong_expected_version()));
+        store
+            .read_all(Position(0), 2, Direction::Forward, None)
+            .await?;
+        store
+            .read_all(Position(3), 10, Direction::Forward, None)
+            .await?;
+        store.stream_version(&cart).await?;
+        Ok(())
     })?;
 
-    let snapshot = take(&snapshotter);
     let memory = ("backend", "memory");
     let append = ("operation", "append");
     assert_eq!(

@@ -5,7 +5,11 @@
 
 use annals_core::kv::figures::names;
 use annals_core::{ExpectedVersion, LogBackend, NewEvent, Result, StoreConfig, StreamId};
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::debugging::DebuggingRecorder;
+
+mod recorded;
+
+use recorded::{gauge, histogram, take};
 
 #[tokio::test]
 async fn a_commit_group_records_its_requests_events_duration_and_the_head() -> Result<()> {
@@ -41,22 +45,9 @@ async fn a_commit_group_records_its_requests_events_duration_and_the_head() -> R
         .await;
     assert!(refused.is_err());
 
-    let snapshot = snapshotter.snapshot().into_vec();
-    let find = |name: &str| {
-        let (key, _, _, value) = snapshot
-            .iter()
-            .find(|(key, ..)| key.key().name() == name)
-            .unwrap_or_else(|| panic!("no {name} in {snapshot:#?}"));
-        let labels: Vec<_> = key.key().labels().map(|l| (l.key(), l.value())).collect();
-        assert_eq!(labels, [("engine", "MemoryEngine")]);
-        value
-    };
-    let values = |name: &str| -> Vec<f64> {
-        match find(name) {
-            DebugValue::Histogram(values) => values.iter().map(|v| v.into_inner()).collect(),
-            other => panic!("{name} is {other:?}"),
-        }
-    };
+    let snapshot = take(&snapshotter);
+    let engine = [("engine", "MemoryEngine")];
+    let values = |name: &str| histogram(&snapshot, name, &engine);
     let requests = values(names::COMMIT_REQUESTS);
     let events = values(names::COMMIT_EVENTS);
     assert_eq!(requests.iter().sum::<f64>(), 9.0, "{requests:?}");
@@ -69,11 +60,7 @@ async fn a_commit_group_records_its_requests_events_duration_and_the_head() -> R
         durations.iter().all(|s| *s >= 0.0 && *s < 60.0),
         "{durations:?}"
     );
-    assert!(
-        matches!(find(names::HEAD_POSITION), DebugValue::Gauge(head) if head.into_inner() == 24.0)
-    );
-    assert!(
-        matches!(find(names::QUEUE_DEPTH), DebugValue::Gauge(depth) if depth.into_inner() == 1.0)
-    );
+    assert_eq!(gauge(&snapshot, names::HEAD_POSITION, &engine), 24.0);
+    assert_eq!(gauge(&snapshot, names::QUEUE_DEPTH, &engine), 1.0);
     Ok(())
 }
