@@ -442,6 +442,37 @@ impl Error {
         }
     }
 
+    /// A short, stable name of the error's variant (of the part's error
+    /// for [`Error::BatchPart`]), for telemetry labels and log fields:
+    /// `invalid_input`, `wrong_expected_version`, `condition_failed`,
+    /// `stream_not_found`, `corruption`, `closed`, `decode`, `unsupported`,
+    /// `backend`, `unavailable` or `outcome_unknown`. It never carries a
+    /// value of the input, so it is safe as a metric label.
+    ///
+    /// ```
+    /// use annals_core::{Error, Field};
+    /// let err = Error::in_part(1, Error::empty(Field::Events, "part 1 has no events"));
+    /// assert_eq!(err.kind(), "invalid_input");
+    /// assert_eq!(Error::Closed.kind(), "closed");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self.root() {
+            Error::InvalidInput { .. } => "invalid_input",
+            Error::WrongExpectedVersion { .. } => "wrong_expected_version",
+            Error::AppendConditionFailed { .. } => "condition_failed",
+            Error::StreamNotFound(_) => "stream_not_found",
+            Error::Corruption { .. } => "corruption",
+            Error::Closed => "closed",
+            Error::Decode { .. } => "decode",
+            Error::Unsupported(_) => "unsupported",
+            Error::Backend { .. } => "backend",
+            Error::Unavailable { .. } => "unavailable",
+            Error::OutcomeUnknown { .. } => "outcome_unknown",
+            // root() never answers a BatchPart.
+            Error::BatchPart { .. } => "batch_part",
+        }
+    }
+
     /// The error itself, or for [`Error::BatchPart`] the error of the part.
     pub fn root(&self) -> &Error {
         match self {

@@ -4,7 +4,8 @@
 //! [`LogBackend`] trait every storage backend implements, the one [`Error`]
 //! enum, and — in [`kv`] — everything an ordered key-value engine needs to
 //! become a backend: record codec, key layout, and a generic store with a
-//! single group-committing writer.
+//! single group-committing writer. [`layer`]: wrapping any backend in
+//! cross-cutting behaviour (tracing, metrics, your own).
 //!
 //! Clause IDs in brackets (`[A4]`) refer to the contract,
 //! [`docs/contract.md`](https://github.com/annals-rs/annals/blob/main/docs/contract.md) in the repository.
@@ -16,6 +17,7 @@ mod event;
 mod expect;
 pub mod files;
 pub mod kv;
+pub mod layer;
 mod verify;
 
 pub use backend::{

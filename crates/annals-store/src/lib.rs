@@ -93,7 +93,7 @@ pub use retention::{
 };
 pub use shred::{Decoded, MasterKey, is_sealed};
 pub use snapshot::Snapshot;
-pub use subscription::Subscription;
+pub use subscription::{LAG_METRIC, Subscription};
 pub use typed::{Typed, TypedEvent};
 
 use index::IndexSlot;

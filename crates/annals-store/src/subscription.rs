@@ -71,6 +71,9 @@ struct Follower {
     watch: HeadWatch,
     /// The events of the last page not handed out yet.
     buffer: VecDeque<RecordedEvent>,
+    /// The position of the last event read from the log (before
+    /// retention), as far as known: what the lag is counted from.
+    read_up_to: Option<Position>,
     /// The last page was short: the log held nothing more when it was
     /// read, so the next read waits for the head to move.
     caught_up: bool,
@@ -88,7 +91,14 @@ impl Subscription {
         // The watch is taken before the first read, so no commit after that
         // read can pass unnoticed.
         let watch = store.backend().watch_head()?;
+        let read_up_to = match &source {
+            Source::All { next, .. } => Some(Position(next.0.saturating_sub(1))),
+            // Where a stream's versions are in the log is known once one
+            // of its events is read.
+            Source::Stream { .. } => None,
+        };
         let follower = Follower {
+            read_up_to,
             store,
             source,
             page_size,
@@ -148,7 +158,10 @@ impl Follower {
             // Mark the head before reading: whatever commits after this
             // mark wakes `changed`, whatever committed before is readable
             // ([R5], [R8]). Together: no gap at the switch to live.
-            self.watch.borrow_and_update();
+            let head = *self.watch.borrow_and_update();
+            if let Some(read) = self.read_up_to {
+                record_lag(&self.source, head.0.saturating_sub(read.0));
+            }
             if let Err(e) = self.read_page().await {
                 self.done = true;
                 return Some(Err(e));
@@ -186,10 +199,34 @@ impl Follower {
                 events
             }
         };
+        if let Some(last) = events.last() {
+            self.read_up_to = Some(last.position);
+        }
         // Caught up is decided on what the log held, before retention
         // leaves anything out.
         self.caught_up = events.len() < self.page_size;
         self.buffer.extend(self.store.reveal(events).await?);
         Ok(())
     }
+}
+
+/// Name of the histogram of subscription lag (feature `metrics`): before
+/// each page a subscription reads, how many positions the head is past the
+/// last event it read (0 when caught up). Label `source`: `all` or
+/// `stream`. A stream subscription records it once it has read one event.
+pub const LAG_METRIC: &str = "annals.subscription.lag";
+
+/// Records the lag before a page read (nothing without feature `metrics`
+/// or a recorder).
+fn record_lag(source: &Source, lag: u64) {
+    #[cfg(feature = "metrics")]
+    {
+        let source = match source {
+            Source::All { .. } => "all",
+            Source::Stream { .. } => "stream",
+        };
+        metrics::histogram!(LAG_METRIC, "source" => source).record(lag as f64);
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (source, lag);
 }

@@ -7,6 +7,7 @@
 
 pub mod codec;
 mod engine;
+pub mod figures;
 pub mod layout;
 mod read;
 mod store;

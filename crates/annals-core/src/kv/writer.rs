@@ -15,10 +15,10 @@ use crate::backend::{Append, AppendResult, Batch, Direction, Durability};
 use crate::error::{CorruptionAt, Error, Result};
 use crate::event::{NewEvent, Position, StreamId, Timestamp, Version};
 use crate::expect::{AppendCondition, AuxCondition, AuxWrite, ExpectedVersion, Query};
-use crate::kv::codec;
 use crate::kv::engine::{KvEngine, KvSnapshot, WriteBatch};
 use crate::kv::layout::{self, StoreMeta, StreamMeta};
 use crate::kv::read::{self, MetaSource};
+use crate::kv::{codec, figures};
 
 /// Where the writer answers a caller.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
@@ -243,6 +243,7 @@ impl<E: KvEngine> Writer<E> {
                     Err(_) => break,
                 }
             }
+            figures::round_started::<E>(queue.len());
             let mut round = match self.new_round() {
                 Ok(r) => r,
                 Err(e) => {
@@ -594,15 +595,17 @@ impl<E: KvEngine> Writer<E> {
             aux,
             answers,
             permits,
+            pending,
             ..
         } = round;
         // The checks are done; no engine should have to commit while this
         // thread holds a reader open.
         drop(snap);
         let mut commit_error = None;
+        let mut took = None;
         if has_changes {
             match self.seal_round(&mut batch, &metas, aux) {
-                Ok((meta, sync)) => match commit(&*self.engine, batch, sync) {
+                Ok((meta, sync)) => match timed(&mut took, || commit(&*self.engine, batch, sync)) {
                     Ok(()) => {
                         self.committed = meta;
                         // Published before the answers, so a caller that
@@ -614,6 +617,7 @@ impl<E: KvEngine> Writer<E> {
                 Err(e) => commit_error = Some(Arc::new(e)),
             }
         }
+        figures::round_committed::<E>(answers.len(), pending.len(), took, self.committed.head);
         for answer in answers {
             answer(commit_error.as_ref());
         }
@@ -659,6 +663,14 @@ impl<E: KvEngine> Writer<E> {
         batch.put(layout::STORE_META_KEY.to_vec(), value);
         Ok((meta, sync))
     }
+}
+
+/// Runs `f`, putting how long it took in `took`.
+fn timed<T>(took: &mut Option<std::time::Duration>, f: impl FnOnce() -> T) -> T {
+    let start = std::time::Instant::now();
+    let result = f();
+    *took = Some(start.elapsed());
+    result
 }
 
 /// Commits a batch, turning an engine panic into an error.

@@ -1,0 +1,283 @@
+//! [`TracingLayer`]: one `tracing` span per call of a backend (feature
+//! `tracing`).
+
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+use ::tracing::field::Empty;
+use ::tracing::{Instrument, Level, Span};
+
+use super::{Call, Method, Observe, Observer, Outcome, expectation_kind};
+use crate::error::Error;
+use crate::event::StreamId;
+
+/// The `tracing` target of every span and event of [`TracingLayer`]:
+/// filter with `RUST_LOG=annals=debug`.
+pub const TARGET: &str = "annals";
+
+/// How a stream id shows in spans and events ([`TracingLayer::with_streams`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+#[non_exhaustive]
+pub enum StreamIds {
+    /// The id as it is (the default).
+    #[default]
+    Plain,
+    /// A 64-bit hash of the id in hex (`std`'s SipHash with fixed keys,
+    /// stable within a build): spans of one stream can be told apart and
+    /// grouped without the id itself. Not a secret: an id that can be
+    /// guessed can be confirmed by hashing it.
+    Hashed,
+    /// No stream field at all.
+    Hidden,
+}
+
+impl StreamIds {
+    fn show(self, stream: &StreamId) -> Option<String> {
+        match self {
+            StreamIds::Plain => Some(stream.as_str().to_owned()),
+            StreamIds::Hashed => {
+                let mut hasher = std::hash::DefaultHasher::new();
+                stream.as_str().hash(&mut hasher);
+                Some(format!("{:016x}", hasher.finish()))
+            }
+            StreamIds::Hidden => None,
+        }
+    }
+}
+
+/// The layer that opens one `tracing` span per call of a backend, named
+/// `annals.<method>` (`annals.append`, `annals.read_all`, …), target
+/// [`TARGET`]. Writes and maintenance calls are `INFO` spans, reads and
+/// lookups `DEBUG`. The fields are in the README's "Observability"
+/// section; errors are recorded on the span (`outcome = "error"`,
+/// `error.kind`, `error.message`), and events mark a failed expectation or
+/// condition (`INFO`), an idempotent replay (`INFO`), an unavailable
+/// backend or unknown outcome (`WARN`) and corruption (`ERROR`).
+///
+/// ```
+/// use annals_core::layer::{LayerExt, TracingLayer};
+/// # fn wrap(store: impl annals_core::LogBackend) {
+/// let store = store.layer(TracingLayer::new().backend("redb"));
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TracingLayer {
+    streams: StreamIds,
+}
+
+impl TracingLayer {
+    /// A tracing layer naming backends by their type and showing stream
+    /// ids as they are; [`Observe::backend`] names the backend.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new() -> Observe<TracingLayer> {
+        Observe::new(TracingLayer::default())
+    }
+
+    /// A tracing layer showing stream ids as `streams` says.
+    pub fn with_streams(streams: StreamIds) -> Observe<TracingLayer> {
+        Observe::new(TracingLayer { streams })
+    }
+}
+
+/// A span with every field a call may record, empty until recorded.
+macro_rules! call_span {
+    ($level:expr, $name:literal) => {
+        ::tracing::span!(
+            target: TARGET,
+            $level,
+            $name,
+            backend = Empty,
+            stream = Empty,
+            streams = Empty,
+            events = Empty,
+            bytes = Empty,
+            aux_writes = Empty,
+            expected = Empty,
+            conditional = Empty,
+            count = Empty,
+            direction = Empty,
+            from = Empty,
+            filtered = Empty,
+            first_version = Empty,
+            last_version = Empty,
+            first_position = Empty,
+            last_position = Empty,
+            replayed = Empty,
+            page_size = Empty,
+            head = Empty,
+            version = Empty,
+            listed = Empty,
+            outcome = Empty,
+            error.kind = Empty,
+            error.message = Empty,
+        )
+    };
+}
+
+fn span_of(method: Method) -> Span {
+    match method {
+        Method::Append => call_span!(Level::INFO, "annals.append"),
+        Method::AppendWith => call_span!(Level::INFO, "annals.append_with"),
+        Method::AppendBatch => call_span!(Level::INFO, "annals.append_batch"),
+        Method::ReadStream => call_span!(Level::DEBUG, "annals.read_stream"),
+        Method::ReadAll => call_span!(Level::DEBUG, "annals.read_all"),
+        Method::StreamVersion => call_span!(Level::DEBUG, "annals.stream_version"),
+        Method::StreamExists => call_span!(Level::DEBUG, "annals.stream_exists"),
+        Method::ListStreams => call_span!(Level::DEBUG, "annals.list_streams"),
+        Method::DeleteStream => call_span!(Level::INFO, "annals.delete_stream"),
+        Method::TruncateStream => call_span!(Level::INFO, "annals.truncate_stream"),
+        Method::Compact => call_span!(Level::INFO, "annals.compact"),
+        Method::DiskBytes => call_span!(Level::DEBUG, "annals.disk_bytes"),
+        Method::HasEvents => call_span!(Level::DEBUG, "annals.has_events"),
+        Method::Health => call_span!(Level::DEBUG, "annals.health"),
+        Method::Close => call_span!(Level::INFO, "annals.close"),
+        Method::Verify => call_span!(Level::INFO, "annals.verify"),
+        Method::AuxGet => call_span!(Level::DEBUG, "annals.aux_get"),
+        Method::AuxScan => call_span!(Level::DEBUG, "annals.aux_scan"),
+        Method::AuxWrite => call_span!(Level::INFO, "annals.aux_write"),
+        Method::AuxPut => call_span!(Level::INFO, "annals.aux_put"),
+        Method::AuxDelete => call_span!(Level::INFO, "annals.aux_delete"),
+    }
+}
+
+impl Observer for TracingLayer {
+    type Scope = Span;
+
+    fn begin(&self, call: &Call<'_>) -> Span {
+        let span = span_of(call.method);
+        if span.is_disabled() {
+            return span;
+        }
+        span.record("backend", call.backend);
+        if let Some(stream) = call.stream.and_then(|s| self.streams.show(s)) {
+            span.record("stream", stream);
+        }
+        if call.method.is_append() {
+            span.record("streams", call.streams);
+            span.record("conditional", call.conditional);
+        }
+        if call.method.is_append() || call.aux_writes > 0 {
+            span.record("events", call.events);
+            span.record("bytes", call.bytes);
+            span.record("aux_writes", call.aux_writes);
+        }
+        if let Some(expected) = call.expected {
+            span.record("expected", expectation_kind(expected));
+        }
+        if let Some(count) = call.count {
+            span.record("count", count);
+        }
+        if let Some(direction) = call.direction {
+            span.record(
+                "direction",
+                match direction {
+                    crate::Direction::Forward => "forward",
+                    crate::Direction::Backward => "backward",
+                },
+            );
+        }
+        if let Some(from) = call.from {
+            span.record("from", from);
+        }
+        if call.method == Method::ReadAll {
+            span.record("filtered", call.filtered);
+        }
+        span
+    }
+
+    fn within<F: Future + Send>(
+        &self,
+        span: &Span,
+        call: F,
+    ) -> impl Future<Output = F::Output> + Send {
+        call.instrument(span.clone())
+    }
+
+    fn end(&self, span: Span, call: &Call<'_>, _: Duration, outcome: Outcome<'_>) {
+        if span.is_disabled() {
+            return;
+        }
+        match outcome {
+            Outcome::Failed(error) => {
+                span.record("outcome", "error");
+                span.record("error.kind", error.kind());
+                span.record("error.message", ::tracing::field::display(error));
+                self.error_event(&span, call, error);
+                return;
+            }
+            Outcome::Appended { results, replayed } => {
+                if let (Some(first), Some(last)) = (results.first(), results.last()) {
+                    span.record("first_version", first.first_version.0);
+                    span.record("last_version", last.last_version.0);
+                    span.record("first_position", first.first_position.0);
+                    span.record("last_position", last.last_position.0);
+                }
+                span.record("replayed", replayed);
+                if replayed {
+                    ::tracing::info!(
+                        target: TARGET,
+                        parent: &span,
+                        first_position = results.first().map(|r| r.first_position.0),
+                        last_position = results.last().map(|r| r.last_position.0),
+                        "idempotent replay: the events were already written, nothing was written again"
+                    );
+                }
+            }
+            Outcome::Page { events, head } => {
+                span.record("page_size", events);
+                span.record("head", head.0);
+            }
+            Outcome::Version(version) => {
+                span.record("version", version.0);
+            }
+            Outcome::Listed(items) => {
+                span.record("listed", items);
+            }
+            Outcome::Answer(_)
+            | Outcome::AuxValue(_)
+            | Outcome::DiskBytes(_)
+            | Outcome::Verified(_)
+            | Outcome::Done => {}
+        }
+        span.record("outcome", "ok");
+    }
+}
+
+impl TracingLayer {
+    /// The event a notable error gets, besides its fields on the span.
+    fn error_event(&self, span: &Span, call: &Call<'_>, error: &Error) {
+        match error.root() {
+            Error::WrongExpectedVersion {
+                expected, actual, ..
+            } => ::tracing::info!(
+                target: TARGET,
+                parent: span,
+                stream = call.stream.and_then(|s| self.streams.show(s)),
+                expected = %expected,
+                actual = actual.map(|v| v.0),
+                part = error.part(),
+                "expectation failed"
+            ),
+            Error::AppendConditionFailed { .. } => ::tracing::info!(
+                target: TARGET,
+                parent: span,
+                part = error.part(),
+                "append condition failed"
+            ),
+            Error::Corruption { .. } => ::tracing::error!(
+                target: TARGET,
+                parent: span,
+                error = %error,
+                "corruption"
+            ),
+            Error::Unavailable { .. } | Error::OutcomeUnknown { .. } => ::tracing::warn!(
+                target: TARGET,
+                parent: span,
+                kind = error.kind(),
+                error = %error,
+                "backend unavailable or write outcome unknown"
+            ),
+            _ => {}
+        }
+    }
+}
