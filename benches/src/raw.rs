@@ -39,7 +39,8 @@ pub trait RawEngine: Send + Sync {
     /// `lookup` names, copied out as owned bytes — what a hand-written
     /// reader of annals' layout does with no annals logic (no decoding, no
     /// checksum, no readability check). `None` where the engine has no such
-    /// read here (PostgreSQL's baseline is [`postgres::plain_scan`]).
+    /// read here (PostgreSQL's baseline is `postgres::plain_scan`, with the
+    /// `postgres` feature).
     async fn read_page(
         &self,
         start: Vec<u8>,
