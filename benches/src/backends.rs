@@ -82,6 +82,8 @@ pub struct PostgresServer {
     /// `postgres://` URL of the database (without query).
     pub url: String,
     /// The same as a key=value connection string, for the raw table.
+    // Read by the raw table only, which the `postgres` feature brings.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub conninfo: String,
     /// Kept to stop the cluster at the end.
     #[cfg(feature = "postgres")]

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use annals::kv::codec::event_entries;
+use annals::kv::layout::{log_key, trailing_number};
 use annals::{NewEvent, Position, Timestamp, Version};
 use async_trait::async_trait;
 
@@ -32,6 +33,56 @@ pub trait RawEngine: Send + Sync {
         events: &[NewEvent],
         sync: bool,
     ) -> RawResult<()>;
+
+    /// Workload 3's baseline read: up to `limit` entries with `start <= key
+    /// < end`, forward, in one read transaction, each with the log record
+    /// `lookup` names, copied out as owned bytes — what a hand-written
+    /// reader of annals' layout does with no annals logic (no decoding, no
+    /// checksum, no readability check). `None` where the engine has no such
+    /// read here (PostgreSQL's baseline is `postgres::plain_scan`, with the
+    /// `postgres` feature).
+    async fn read_page(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        limit: usize,
+        lookup: Lookup,
+    ) -> RawResult<Option<Vec<Entry>>> {
+        let _ = (start, end, limit, lookup);
+        Ok(None)
+    }
+}
+
+/// A key and the record read for it.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// Which log record a raw read returns with each entry it scans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// The entry's own value (a scan of the log itself).
+    Value,
+    /// The record at the position the key ends with (type and tag index).
+    KeyPosition,
+    /// The record at the position the value holds (stream index).
+    ValuePosition,
+}
+
+/// The log record `lookup` names for the entry `(key, value)`, read with
+/// `get` in the scan's transaction.
+fn looked_up(
+    lookup: Lookup,
+    key: &[u8],
+    value: &[u8],
+    get: impl FnOnce(&[u8]) -> RawResult<Option<Vec<u8>>>,
+) -> RawResult<Vec<u8>> {
+    let position = match lookup {
+        Lookup::Value => return Ok(value.to_vec()),
+        Lookup::KeyPosition => trailing_number(key),
+        Lookup::ValuePosition => annals::kv::codec::decode::<u64>(key, value).ok(),
+    }
+    .ok_or_else(|| format!("raw read: no position in entry {key:?}"))?;
+    get(&log_key(Position(position)))?
+        .ok_or_else(|| format!("raw read: no record at position {position}"))
 }
 
 /// Key-value entries of `events` under annals' layout.
@@ -57,9 +108,18 @@ fn entries(
     Ok(all)
 }
 
-/// A key-value engine whose commits block: run on the blocking pool.
+/// A key-value engine whose calls block: run on the blocking pool.
 trait BlockingKv: Send + Sync + 'static {
     fn commit(&self, entries: Vec<(Vec<u8>, Vec<u8>)>, sync: bool) -> RawResult<()>;
+
+    /// [`RawEngine::read_page`], blocking.
+    fn read_page(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        lookup: Lookup,
+    ) -> RawResult<Vec<Entry>>;
 }
 
 /// Adapts a [`BlockingKv`] to [`RawEngine`].
@@ -81,6 +141,20 @@ impl<E: BlockingKv> RawEngine for Blocking<E> {
             .await
             .map_err(|e| format!("raw commit task: {e}"))?
     }
+
+    async fn read_page(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        limit: usize,
+        lookup: Lookup,
+    ) -> RawResult<Option<Vec<Entry>>> {
+        let engine = Arc::clone(&self.0);
+        tokio::task::spawn_blocking(move || engine.read_page(&start, &end, limit, lookup))
+            .await
+            .map_err(|e| format!("raw read task: {e}"))?
+            .map(Some)
+    }
 }
 
 /// The memory backend's structure (a persistent ordered map) behind a lock.
@@ -93,6 +167,27 @@ impl BlockingKv for MemoryKv {
             map.insert(key, value);
         }
         Ok(())
+    }
+
+    fn read_page(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        lookup: Lookup,
+    ) -> RawResult<Vec<Entry>> {
+        // A snapshot, as the memory backend takes one: an O(1) clone.
+        let map = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut page = Vec::with_capacity(limit);
+        for (key, value) in map.range(start.to_vec()..end.to_vec()).take(limit) {
+            let record = looked_up(lookup, key, value, |k| Ok(map.get(k).cloned()))?;
+            page.push((key.clone(), record));
+        }
+        Ok(page)
     }
 }
 
@@ -127,6 +222,37 @@ impl BlockingKv for RedbKv {
         };
         run().map_err(|e| format!("raw redb commit: {e}"))
     }
+
+    fn read_page(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        lookup: Lookup,
+    ) -> RawResult<Vec<Entry>> {
+        let failed = |e: redb::Error| format!("raw redb read: {e}");
+        let txn = self.0.begin_read().map_err(|e| failed(e.into()))?;
+        use redb::ReadableDatabase as _;
+        let table = match txn.open_table(REDB_TABLE) {
+            Ok(table) => table,
+            // Nothing written yet.
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(failed(e.into())),
+        };
+        let mut page = Vec::with_capacity(limit);
+        for entry in table.range(start..end).map_err(|e| failed(e.into()))? {
+            if page.len() >= limit {
+                break;
+            }
+            let (key, value) = entry.map_err(|e| failed(e.into()))?;
+            let record = looked_up(lookup, key.value(), value.value(), |k| {
+                let found = table.get(k).map_err(|e| failed(e.into()))?;
+                Ok(found.map(|v| v.value().to_vec()))
+            })?;
+            page.push((key.value().to_vec(), record));
+        }
+        Ok(page)
+    }
 }
 
 /// A raw redb file in `dir`.
@@ -152,6 +278,31 @@ impl BlockingKv for RocksKv {
         self.0
             .write_opt(batch, &options)
             .map_err(|e| format!("raw rocksdb write: {e}"))
+    }
+
+    fn read_page(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        lookup: Lookup,
+    ) -> RawResult<Vec<Entry>> {
+        let failed = |e: rocksdb::Error| format!("raw rocksdb read: {e}");
+        let snapshot = self.0.snapshot();
+        let mut options = rocksdb::ReadOptions::default();
+        options.set_iterate_upper_bound(end.to_vec());
+        let mut iter = snapshot.raw_iterator_opt(options);
+        iter.seek(start);
+        let mut page = Vec::with_capacity(limit);
+        while page.len() < limit
+            && let (Some(key), Some(value)) = (iter.key(), iter.value())
+        {
+            let record = looked_up(lookup, key, value, |k| snapshot.get(k).map_err(failed))?;
+            page.push((key.to_vec(), record));
+            iter.next();
+        }
+        iter.status().map_err(failed)?;
+        Ok(page)
     }
 }
 
@@ -185,6 +336,27 @@ impl BlockingKv for SledKv {
             self.0.flush().map_err(|e| format!("raw sled flush: {e}"))?;
         }
         Ok(())
+    }
+
+    fn read_page(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        lookup: Lookup,
+    ) -> RawResult<Vec<Entry>> {
+        // sled has no read snapshot: its iterator and point reads see the
+        // latest state (nothing writes during the benchmark's reads).
+        let failed = |e: sled::Error| format!("raw sled read: {e}");
+        let mut page = Vec::with_capacity(limit);
+        for entry in self.0.range(start..end).take(limit) {
+            let (key, value) = entry.map_err(failed)?;
+            let record = looked_up(lookup, &key, &value, |k| {
+                Ok(self.0.get(k).map_err(failed)?.map(|v| v.to_vec()))
+            })?;
+            page.push((key.to_vec(), record));
+        }
+        Ok(page)
     }
 }
 

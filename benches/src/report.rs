@@ -149,6 +149,17 @@ impl Report {
                         true,
                     );
                 }
+                for (what, annals, raw) in r.versus_raw().into_iter().skip(1) {
+                    if let Some(raw) = raw {
+                        check(
+                            &format!("3. {what} / raw engine"),
+                            b.backend,
+                            annals.per_second / raw.per_second,
+                            0.3,
+                            true,
+                        );
+                    }
+                }
                 if b.backend == Backend::Postgres {
                     check(
                         "3. type query / tag query events/s",
@@ -335,23 +346,36 @@ impl Report {
             "**3. Reads on a store of {} events** — events/s\n",
             size.store_events
         );
-        md.push_str("| backend | `read_all` forward | raw engine | `read_stream` 100-event pages | page p50 / p99 | tag query | type query | type query repeated 64 × 64 |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        md.push_str(
+            "Each figure with the raw engine's read of the same keys and records \
+             beside it (`raw`) and annals / raw.\n\n",
+        );
+        md.push_str("| backend |");
+        for (what, _, _) in size.versus_raw() {
+            let _ = write!(md, " {what} | raw | annals / raw |");
+        }
+        md.push_str(" stream page p50 / p99 | type query repeated 64 × 64 |\n|---|");
+        for _ in size.versus_raw() {
+            md.push_str("---:|---:|---:|");
+        }
+        md.push_str("---:|---:|\n");
         for b in &self.backends {
             if let Some(r) = &b.reads {
-                let raw = r
-                    .raw_read_all
-                    .as_ref()
-                    .map_or("—".to_string(), |raw| human(raw.per_second));
+                let _ = write!(md, "| {} |", b.backend);
+                for (_, annals, raw) in r.versus_raw() {
+                    let (raw, ratio) = raw.map_or(("—".to_string(), "—".to_string()), |raw| {
+                        (
+                            human(raw.per_second),
+                            format!("{:.2}", annals.per_second / raw.per_second),
+                        )
+                    });
+                    let _ = write!(md, " {} | {raw} | {ratio} |", human(annals.per_second));
+                }
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {raw} | {} | {} / {} | {} | {} | {} |",
-                    b.backend,
-                    human(r.read_all.per_second),
-                    human(r.stream_pages.per_second),
+                    " {} / {} | {} |",
                     micros(r.stream_pages.p50_us),
                     micros(r.stream_pages.p99_us),
-                    human(r.tag_query.per_second),
-                    human(r.type_query.per_second),
                     human(r.repeated_type_query.per_second)
                 );
             }

@@ -1,6 +1,7 @@
 //! Streams, events and their numbering (SPEC D1–D3).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -29,16 +30,19 @@ pub const MAX_TAGS: usize = 64;
 /// assert!(StreamId::new("").is_err());
 /// # Ok::<(), annals_core::Error>(())
 /// ```
+///
+/// Cloning one is cheap (a shared, reference-counted string): the events
+/// of a page read from one stream share their stream id.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(try_from = "String")]
-pub struct StreamId(String);
+pub struct StreamId(Arc<str>);
 
 impl StreamId {
     /// A stream id, checked against \[D1\].
     pub fn new(id: impl Into<String>) -> Result<Self> {
         let id = id.into();
         check_stream_id(&id)?;
-        Ok(StreamId(id))
+        Ok(StreamId(id.into()))
     }
 
     /// The id as a string.

@@ -90,10 +90,12 @@ struct EventRecordRef<'a> {
     tags: &'a [String],
 }
 
-/// An event record as decoded.
+/// An event record as decoded: the stream id borrowed from the value (a
+/// page's events mostly share it, see [`EventDecoder`]), the rest owned.
 #[derive(Deserialize)]
-struct EventRecord {
-    stream_id: String,
+struct EventRecord<'a> {
+    #[serde(borrow)]
+    stream_id: &'a str,
     version: u64,
     recorded_at: u64,
     event_id: [u8; 16],
@@ -191,21 +193,51 @@ pub fn event_entries(
 
 /// Decodes the log record at `position` (whose key is `key`).
 pub fn decode_event(key: &[u8], position: Position, value: &[u8]) -> Result<RecordedEvent> {
-    let r: EventRecord = decode(key, value)?;
-    // A record that decodes but breaks D1/D2 was not written by annals.
-    let stream_id = StreamId::new(r.stream_id)
-        .map_err(|e| corrupt(key, &format!("holds an invalid stream id: {e}")))?;
-    Ok(RecordedEvent {
-        stream_id,
-        stream_version: Version(r.version),
-        position,
-        recorded_at: Timestamp(r.recorded_at),
-        event_id: Uuid::from_bytes(r.event_id),
-        event_type: r.event_type,
-        data: r.data,
-        metadata: r.metadata,
-        tags: r.tags,
-    })
+    EventDecoder::default().decode(key, position, value)
+}
+
+/// Decodes the log records of one read: the events of one stream share one
+/// [`StreamId`] (checked once, allocated once) instead of one each.
+#[derive(Debug, Default)]
+pub struct EventDecoder {
+    last_stream: Option<StreamId>,
+}
+
+impl EventDecoder {
+    /// Decodes the log record at `position` (whose key is `key`), as
+    /// [`decode_event`].
+    pub fn decode(
+        &mut self,
+        key: &[u8],
+        position: Position,
+        value: &[u8],
+    ) -> Result<RecordedEvent> {
+        let payload = unseal(key, value)?;
+        let r: EventRecord<'_> = postcard::from_bytes(payload)
+            .map_err(|e| corrupt(key, &format!("undecodable: {e}")))?;
+        let stream_id = match &self.last_stream {
+            Some(last) if last.as_str() == r.stream_id => last.clone(),
+            _ => {
+                // A record that decodes but breaks D1/D2 was not written
+                // by annals.
+                let id = StreamId::new(r.stream_id)
+                    .map_err(|e| corrupt(key, &format!("holds an invalid stream id: {e}")))?;
+                self.last_stream = Some(id.clone());
+                id
+            }
+        };
+        Ok(RecordedEvent {
+            stream_id,
+            stream_version: Version(r.version),
+            position,
+            recorded_at: Timestamp(r.recorded_at),
+            event_id: Uuid::from_bytes(r.event_id),
+            event_type: r.event_type,
+            data: r.data,
+            metadata: r.metadata,
+            tags: r.tags,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -241,6 +273,50 @@ mod tests {
             assert!(err.is_invalid_input(), "{err}");
         }
         assert!(event_entries("s", Version(0), Position(1), Timestamp(0), &event).is_ok());
+    }
+
+    #[test]
+    fn a_decoder_shares_stream_ids_and_still_checks_each_one() {
+        let tags: Vec<String> = Vec::new();
+        let record = |position: u64, stream: &str| {
+            let parts = EventParts {
+                stream_id: stream,
+                version: Version(position),
+                recorded_at: Timestamp(1),
+                event_id: Uuid::from_u128(u128::from(position)),
+                event_type: "T",
+                data: b"d",
+                metadata: b"",
+                tags: &tags,
+            };
+            let key = log_key(Position(position));
+            let value = encode_event(&key, &parts).expect("encodes");
+            (key, value)
+        };
+        let mut decoder = EventDecoder::default();
+        let streams = ["a", "a", "b", "a", "a"];
+        let mut decoded = Vec::new();
+        for (position, stream) in (1..).zip(streams) {
+            let (key, value) = record(position, stream);
+            decoded.push(
+                decoder
+                    .decode(&key, Position(position), &value)
+                    .expect("decodes"),
+            );
+        }
+        let ids: Vec<&str> = decoded.iter().map(|e| e.stream_id.as_str()).collect();
+        assert_eq!(ids, streams);
+        assert_eq!(decoded[3].position, Position(4));
+        // A record whose stream id breaks D1 is refused after a valid one:
+        // only an id equal to the last one is taken without a check.
+        let (key, value) = record(6, "bad\0id");
+        let err = decoder
+            .decode(&key, Position(6), &value)
+            .expect_err("an invalid stream id on disk is corruption");
+        assert!(
+            matches!(err, Error::Corruption { ref message, .. } if message.contains("invalid stream id")),
+            "{err}"
+        );
     }
 
     #[test]

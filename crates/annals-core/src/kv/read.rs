@@ -7,7 +7,7 @@ use crate::backend::{Direction, Page, StreamInfo};
 use crate::error::{Error, Result};
 use crate::event::{Position, RecordedEvent, StreamId, Version};
 use crate::expect::Query;
-use crate::kv::codec::{self, corrupt};
+use crate::kv::codec::{self, EventDecoder, corrupt};
 use crate::kv::engine::{KvSnapshot, Scan};
 use crate::kv::layout::{self, StoreMeta, StreamMeta};
 
@@ -21,6 +21,9 @@ pub(crate) trait MetaSource {
 pub(crate) struct SnapshotMetas<'s, S> {
     snap: &'s S,
     cache: HashMap<String, Option<StreamMeta>>,
+    /// The last stream asked for: consecutive events mostly share a stream,
+    /// and comparing its id costs less than hashing it.
+    last: Option<(String, Option<StreamMeta>)>,
 }
 
 impl<'s, S: KvSnapshot> SnapshotMetas<'s, S> {
@@ -28,17 +31,27 @@ impl<'s, S: KvSnapshot> SnapshotMetas<'s, S> {
         SnapshotMetas {
             snap,
             cache: HashMap::new(),
+            last: None,
         }
     }
 }
 
 impl<S: KvSnapshot> MetaSource for SnapshotMetas<'_, S> {
     fn meta(&mut self, stream: &str) -> Result<Option<StreamMeta>> {
-        if let Some(m) = self.cache.get(stream) {
+        if let Some((id, m)) = &self.last
+            && id == stream
+        {
             return Ok(*m);
         }
-        let m = stream_meta(self.snap, stream)?;
-        self.cache.insert(stream.to_string(), m);
+        let m = match self.cache.get(stream) {
+            Some(m) => *m,
+            None => {
+                let m = stream_meta(self.snap, stream)?;
+                self.cache.insert(stream.to_string(), m);
+                m
+            }
+        };
+        self.last = Some((stream.to_string(), m));
         Ok(m)
     }
 }
@@ -66,15 +79,22 @@ fn is_readable(metas: &mut dyn MetaSource, event: &RecordedEvent) -> Result<bool
         .is_some_and(|m| m.is_readable(event.stream_version.0)))
 }
 
-/// The log record at `position`, if there is one.
+/// The log record at `position`, if there is one, decoded by `decoder`.
 pub(crate) fn event_at<S: KvSnapshot>(
     snap: &S,
     position: Position,
+    decoder: &mut EventDecoder,
 ) -> Result<Option<RecordedEvent>> {
     let key = layout::log_key(position);
     snap.get(&key)?
-        .map(|v| codec::decode_event(&key, position, &v))
+        .map(|v| decoder.decode(&key, position, &v))
         .transpose()
+}
+
+/// A page of up to `count` events: room for all of them, up to a bound
+/// (`count` is the caller's; the page fills as far as the log has events).
+fn page_vec(count: usize) -> Vec<RecordedEvent> {
+    Vec::with_capacity(count.min(1024))
 }
 
 /// Reads a stream (SPEC R1, R2).
@@ -100,15 +120,19 @@ pub(crate) fn read_stream<S: KvSnapshot>(
         Direction::Forward => (from.0.max(meta.floor), last),
         Direction::Backward => (meta.floor, from.0.min(last)),
     };
-    let mut events = Vec::new();
     if lo > hi {
-        return Ok(Page { events, head });
+        return Ok(Page {
+            events: Vec::new(),
+            head,
+        });
     }
+    let mut events = page_vec(count);
+    let mut decoder = EventDecoder::default();
     let prefix = layout::named_prefix(layout::STREAM_INDEX, stream.as_str());
     let (start, end) = layout::number_range(&prefix, lo, hi);
     snap.scan(&start, &end, direction, &mut |key, value| {
         let position = Position(codec::decode::<u64>(key, value)?);
-        let event = event_at(snap, position)?.ok_or_else(|| {
+        let event = event_at(snap, position, &mut decoder)?.ok_or_else(|| {
             corrupt(
                 key,
                 &format!("points at position {position}, which holds no event"),
@@ -270,11 +294,12 @@ fn scan_whole_log<S: KvSnapshot>(
     count: usize,
     direction: Direction,
 ) -> Result<Vec<RecordedEvent>> {
-    let mut events = Vec::new();
+    let mut events = page_vec(count);
+    let mut decoder = EventDecoder::default();
     let (start, end) = layout::number_range(&[layout::LOG], lo, hi);
     snap.scan(&start, &end, direction, &mut |key, value| {
         let position = Position(layout::trailing_number(key).unwrap_or(0));
-        let event = codec::decode_event(key, position, value)?;
+        let event = decoder.decode(key, position, value)?;
         if is_readable(metas, &event)? {
             events.push(event);
         }
@@ -304,10 +329,11 @@ fn scan_index<S: KvSnapshot>(
     let prefix = layout::named_prefix(range.index, range.name);
     let (start, end) = layout::number_range(&prefix, lo, hi);
     let mut matched = 0;
+    let mut decoder = EventDecoder::default();
     snap.scan(&start, &end, direction, &mut |key, value| {
         codec::unseal(key, value)?;
         let position = Position(layout::trailing_number(key).unwrap_or(0));
-        let event = event_at(snap, position)?
+        let event = event_at(snap, position, &mut decoder)?
             .ok_or_else(|| corrupt(key, "points at a position that holds no event"))?;
         let indexed = if range.index == layout::TAG_INDEX {
             event.has_tag(range.name)

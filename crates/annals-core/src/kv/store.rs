@@ -337,13 +337,14 @@ fn dead_entries<S: KvSnapshot>(snap: &S, limit: usize) -> Result<WriteBatch> {
     )?;
     let mut batch = WriteBatch::new();
     let mut events = 0;
+    let mut decoder = codec::EventDecoder::default();
     for (stream, meta) in streams {
         let name = String::from_utf8_lossy(&stream).into_owned();
         let prefix = layout::named_prefix(layout::STREAM_INDEX, &name);
         let (start, end) = layout::number_range(&prefix, 0, meta.floor - 1);
         snap.scan(&start, &end, Direction::Forward, &mut |key, value| {
             let position = Position(codec::decode::<u64>(key, value)?);
-            if let Some(event) = read::event_at(snap, position)? {
+            if let Some(event) = read::event_at(snap, position, &mut decoder)? {
                 batch.delete(layout::type_key(&event.event_type, position));
                 for tag in &event.tags {
                     batch.delete(layout::tag_key(tag, position));
