@@ -6,8 +6,24 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::backends::Backend;
-use crate::run::{BackendReport, FsyncBaseline, PageCost, Settings};
-use crate::workload::human;
+use crate::run::{BackendReport, FsyncBaseline, Layered, PageCost, Settings};
+use crate::workload::{Rate, human};
+
+/// Workload 2's annals rate at `writers` writers, without layers.
+fn plain_durable(b: &BackendReport, writers: usize) -> Option<&Rate> {
+    b.durable_scaling
+        .iter()
+        .find(|s| s.writers == writers)
+        .map(|s| &s.annals)
+}
+
+/// The same with both layers.
+fn layered_durable(l: &Layered, writers: usize) -> Option<&Rate> {
+    l.durable_scaling
+        .iter()
+        .find(|(w, _)| *w == writers)
+        .map(|(_, r)| r)
+}
 
 /// The machine a run was on.
 #[derive(Clone, Debug, Serialize)]
@@ -182,6 +198,29 @@ impl Report {
                     }
                 }
             }
+            if let Some(l) = &b.layered {
+                // Issue 21: both layers cost at most 5 %.
+                if let (Some(p), Some(w)) = (&b.append_batches, &l.append_batches) {
+                    check(
+                        "1. with both layers / without",
+                        b.backend,
+                        w.per_second / p.annals.per_second,
+                        0.95,
+                        true,
+                    );
+                }
+                for &(writers, ref rate) in &l.durable_scaling {
+                    if let Some(p) = plain_durable(b, writers) {
+                        check(
+                            &format!("2. {writers} writers, with both layers / without"),
+                            b.backend,
+                            rate.per_second / p.per_second,
+                            0.95,
+                            true,
+                        );
+                    }
+                }
+            }
             if let Some(d) = &b.disk {
                 check(
                     "5. disk bytes / payload bytes",
@@ -212,6 +251,7 @@ impl Report {
         );
         self.md_batches(&mut md);
         self.md_scaling(&mut md);
+        self.md_layers(&mut md);
         self.md_reads(&mut md);
         self.md_pages(&mut md);
         self.md_disk(&mut md);
@@ -282,6 +322,58 @@ impl Report {
                     micros(w.annals.p99_us)
                 );
             }
+        }
+        md.push('\n');
+    }
+
+    /// `--layers`: workloads 1 and 2 without and with both layers.
+    fn md_layers(&self, md: &mut String) {
+        if !self.backends.iter().any(|b| b.layered.is_some()) {
+            return;
+        }
+        md.push_str(
+            "**1-2 with both layers** (`--layers`: `TracingLayer` under a subscriber at INFO \
+             into a sink, `MetricsLayer` and the writer's figures into a Prometheus recorder) \
+             — events/s without → with (with / without)\n\n",
+        );
+        let writers = &self.settings.writers;
+        md.push_str("| backend | 1. batches |");
+        for w in writers {
+            let _ = write!(md, " 2. {w} writer{} |", if *w == 1 { "" } else { "s" });
+        }
+        md.push_str("\n|---|---:|");
+        for _ in writers {
+            md.push_str("---:|");
+        }
+        md.push('\n');
+        let cell = |plain: Option<&Rate>, layered: Option<&Rate>| match (plain, layered) {
+            (Some(p), Some(l)) => format!(
+                "{} → {} ({:.3})",
+                human(p.per_second),
+                human(l.per_second),
+                l.per_second / p.per_second
+            ),
+            _ => "–".to_string(),
+        };
+        for b in &self.backends {
+            let Some(l) = &b.layered else { continue };
+            let _ = write!(
+                md,
+                "| {} | {} |",
+                b.backend,
+                cell(
+                    b.append_batches.as_ref().map(|w| &w.annals),
+                    l.append_batches.as_ref()
+                )
+            );
+            for w in writers {
+                let _ = write!(
+                    md,
+                    " {} |",
+                    cell(plain_durable(b, *w), layered_durable(l, *w))
+                );
+            }
+            md.push('\n');
         }
         md.push('\n');
     }

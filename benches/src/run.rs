@@ -30,6 +30,8 @@ pub struct Settings {
     pub duration: Duration,
     /// Random pages read per kind and store size in workload 4.
     pub page_reads: usize,
+    /// Whether workloads 1 and 2 run again with both layers on (`--layers`).
+    pub layers: bool,
 }
 
 /// Workload 1: annals against the raw engine.
@@ -53,6 +55,18 @@ pub struct Scaling {
     /// The same straight to the raw engine (each writer commits and syncs
     /// its own transaction).
     pub raw: Rate,
+}
+
+/// Workloads 1 and 2 through annals with both layers on: a
+/// `TracingLayer` under a subscriber at `INFO` (writing to a sink) and a
+/// `MetricsLayer` under a Prometheus recorder (the writer's own figures
+/// and the subscription lag recorded too).
+#[derive(Clone, Debug, Serialize)]
+pub struct Layered {
+    /// Workload 1 (the annals side).
+    pub append_batches: Option<Rate>,
+    /// Workload 2 (the annals side), per number of writers.
+    pub durable_scaling: Vec<(usize, Rate)>,
 }
 
 /// Workload 3 on the largest store.
@@ -148,6 +162,8 @@ pub struct BackendReport {
     pub disk: Option<Disk>,
     /// Workload 7.
     pub history: Option<crate::history::HistoryReads>,
+    /// Workloads 1 and 2 with both layers on (`--layers`).
+    pub layered: Option<Layered>,
     /// Workloads that failed, with why.
     pub errors: Vec<String>,
 }
@@ -177,6 +193,7 @@ pub async fn backend(places: &Places, backend: Backend, settings: &Settings) -> 
         page_cost: Vec::new(),
         disk: None,
         history: None,
+        layered: None,
         errors: Vec::new(),
     };
     say(
@@ -236,6 +253,33 @@ async fn fill(
     Ok(Rate::new(to - from, total, latencies.0))
 }
 
+/// Workload 1's annals side, on a fresh store (`layered`: with both
+/// layers).
+async fn annals_batches(
+    places: &Places,
+    backend: Backend,
+    settings: &Settings,
+    layered: bool,
+) -> RawResult<Rate> {
+    let n = settings.batch_events;
+    let name = if layered {
+        "batches-layered"
+    } else {
+        "batches"
+    };
+    let store = places.open(backend, name, Durability::Relaxed).await?;
+    let store = if layered {
+        crate::telemetry::layered(store, backend)
+    } else {
+        store
+    };
+    let progress = bar(n, format!("{backend}: annals batches"));
+    let annals = fill(&store, 0, n, settings, &progress).await?;
+    progress.finish_and_clear();
+    store.close().await.map_err(|e| e.to_string())?;
+    Ok(annals)
+}
+
 /// Workload 1.
 async fn append_batches(
     places: &Places,
@@ -243,12 +287,7 @@ async fn append_batches(
     settings: &Settings,
 ) -> RawResult<VersusRaw> {
     let n = settings.batch_events;
-    let store = places.open(backend, "batches", Durability::Relaxed).await?;
-    let progress = bar(n, format!("{backend}: annals batches"));
-    let annals = fill(&store, 0, n, settings, &progress).await?;
-    progress.finish_and_clear();
-    store.close().await.map_err(|e| e.to_string())?;
-    drop(store);
+    let annals = annals_batches(places, backend, settings, false).await?;
 
     let raw = places.open_raw(backend, "batches-raw", 1).await?;
     let progress = bar(n, format!("{backend}: raw batches"));
@@ -306,6 +345,61 @@ where
     Ok(Rate::new(all.len() as u64, elapsed, all))
 }
 
+/// Workload 2's annals side at `writers` writers: durable single-event
+/// appends, each writer on a stream of its own.
+async fn durable_appends(store: &Store, writers: usize, settings: &Settings) -> RawResult<Rate> {
+    let size = settings.event_size;
+    let store = store.clone();
+    timed_writers(writers, settings.duration, move |writer, seq| {
+        let store = store.clone();
+        async move {
+            let stream = stream_named(&format!("w{writers}-{writer}"));
+            store
+                .append(&stream, ExpectedVersion::Any, vec![event(seq, size)])
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("durable append: {e}"))
+        }
+    })
+    .await
+}
+
+/// Workloads 1 and 2 (their annals side) with both layers on, into
+/// `report`; the telemetry must be installed ([`crate::telemetry::install`]).
+pub async fn layered(places: &Places, settings: &Settings, report: &mut BackendReport) {
+    let backend = report.backend;
+    let mut layered = Layered {
+        append_batches: None,
+        durable_scaling: Vec::new(),
+    };
+    say(backend, "1. with both layers");
+    match annals_batches(places, backend, settings, true).await {
+        Ok(rate) => layered.append_batches = Some(rate),
+        Err(e) => report.errors.push(format!("workload 1 with layers: {e}")),
+    }
+    say(backend, "2. with both layers");
+    let result = async {
+        let store = places
+            .open(backend, "durable-layered", Durability::Immediate)
+            .await?;
+        let store = crate::telemetry::layered(store, backend);
+        for &writers in &settings.writers {
+            let rate = durable_appends(&store, writers, settings).await?;
+            say(
+                backend,
+                &format!("   {writers:>2} writers: annals {:.0}/s", rate.per_second),
+            );
+            layered.durable_scaling.push((writers, rate));
+        }
+        store.close().await.map_err(|e| e.to_string())
+    }
+    .await;
+    if let Err(e) = result {
+        report.errors.push(format!("workload 2 with layers: {e}"));
+    }
+    report.layered = Some(layered);
+}
+
 /// Workload 2.
 async fn durable_scaling(
     places: &Places,
@@ -321,19 +415,7 @@ async fn durable_scaling(
     let mut figures = Vec::new();
     for &writers in &settings.writers {
         let size = settings.event_size;
-        let s = store.clone();
-        let annals = timed_writers(writers, settings.duration, move |writer, seq| {
-            let store = s.clone();
-            async move {
-                let stream = stream_named(&format!("w{writers}-{writer}"));
-                store
-                    .append(&stream, ExpectedVersion::Any, vec![event(seq, size)])
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| format!("durable append: {e}"))
-            }
-        })
-        .await?;
+        let annals = durable_appends(&store, writers, settings).await?;
         let r = Arc::clone(&raw);
         let positions = Arc::clone(&next_position);
         let raw_rate = timed_writers(writers, settings.duration, move |writer, seq| {
