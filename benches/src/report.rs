@@ -6,19 +6,11 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::backends::Backend;
-use crate::run::{BackendReport, FsyncBaseline, Layered, PageCost, Settings};
-use crate::workload::{Rate, human};
+use crate::run::{BackendReport, FsyncBaseline, Layered, PageCost, Paired, Settings};
+use crate::workload::human;
 
-/// Workload 2's annals rate at `writers` writers, without layers.
-fn plain_durable(b: &BackendReport, writers: usize) -> Option<&Rate> {
-    b.durable_scaling
-        .iter()
-        .find(|s| s.writers == writers)
-        .map(|s| &s.annals)
-}
-
-/// The same with both layers.
-fn layered_durable(l: &Layered, writers: usize) -> Option<&Rate> {
+/// Workload 2 without and with both layers at `writers` writers.
+fn layered_durable(l: &Layered, writers: usize) -> Option<&Paired> {
     l.durable_scaling
         .iter()
         .find(|(w, _)| *w == writers)
@@ -199,25 +191,34 @@ impl Report {
                 }
             }
             if let Some(l) = &b.layered {
-                // Issue 21: both layers cost at most 5 %.
-                if let (Some(p), Some(w)) = (&b.append_batches, &l.append_batches) {
-                    check(
-                        "1. with both layers / without",
-                        b.backend,
-                        w.per_second / p.annals.per_second,
-                        0.95,
-                        true,
+                // Issue 21: both layers cost at most 5 %, in CPU per event
+                // where it is known (the wall clock of a shared machine
+                // swings more than that).
+                let pairs = l
+                    .append_batches
+                    .iter()
+                    .map(|p| ("1. batches".to_string(), p))
+                    .chain(
+                        l.durable_scaling
+                            .iter()
+                            .map(|(w, p)| (format!("2. {w} writers"), p)),
                     );
-                }
-                for &(writers, ref rate) in &l.durable_scaling {
-                    if let Some(p) = plain_durable(b, writers) {
-                        check(
-                            &format!("2. {writers} writers, with both layers / without"),
+                for (what, p) in pairs {
+                    match p.cpu_ratio {
+                        Some(cpu) => check(
+                            &format!("{what}, CPU per event with both layers / without"),
                             b.backend,
-                            rate.per_second / p.per_second,
+                            cpu,
+                            1.05,
+                            false,
+                        ),
+                        None => check(
+                            &format!("{what}, events/s with both layers / without"),
+                            b.backend,
+                            p.ratio,
                             0.95,
                             true,
-                        );
+                        ),
                     }
                 }
             }
@@ -328,13 +329,20 @@ impl Report {
 
     /// `--layers`: workloads 1 and 2 without and with both layers.
     fn md_layers(&self, md: &mut String) {
-        if !self.backends.iter().any(|b| b.layered.is_some()) {
+        let Some(rounds) = self
+            .backends
+            .iter()
+            .find_map(|b| Some(b.layered.as_ref()?.rounds))
+        else {
             return;
-        }
-        md.push_str(
+        };
+        let _ = writeln!(
+            md,
             "**1-2 with both layers** (`--layers`: `TracingLayer` under a subscriber at INFO \
-             into a sink, `MetricsLayer` and the writer's figures into a Prometheus recorder) \
-             — events/s without → with (with / without)\n\n",
+             into a sink, `MetricsLayer` and the writer's figures into a Prometheus recorder; \
+             {rounds} rounds of both runs back to back, the round of the median CPU ratio) — events/s without \
+             → with (with / without; in brackets, with / without of the process's CPU time \
+             per event)\n"
         );
         let writers = &self.settings.writers;
         md.push_str("| backend | 1. batches |");
@@ -346,14 +354,15 @@ impl Report {
             md.push_str("---:|");
         }
         md.push('\n');
-        let cell = |plain: Option<&Rate>, layered: Option<&Rate>| match (plain, layered) {
-            (Some(p), Some(l)) => format!(
-                "{} → {} ({:.3})",
-                human(p.per_second),
-                human(l.per_second),
-                l.per_second / p.per_second
+        let cell = |pair: Option<&Paired>| match pair {
+            Some(p) => format!(
+                "{} → {} ({:.3}) [{}]",
+                human(p.without.per_second),
+                human(p.with.per_second),
+                p.ratio,
+                p.cpu_ratio.map_or("–".to_string(), |r| format!("{r:.3}"))
             ),
-            _ => "–".to_string(),
+            None => "–".to_string(),
         };
         for b in &self.backends {
             let Some(l) = &b.layered else { continue };
@@ -361,17 +370,10 @@ impl Report {
                 md,
                 "| {} | {} |",
                 b.backend,
-                cell(
-                    b.append_batches.as_ref().map(|w| &w.annals),
-                    l.append_batches.as_ref()
-                )
+                cell(l.append_batches.as_ref())
             );
             for w in writers {
-                let _ = write!(
-                    md,
-                    " {} |",
-                    cell(plain_durable(b, *w), layered_durable(l, *w))
-                );
+                let _ = write!(md, " {} |", cell(layered_durable(l, *w)));
             }
             md.push('\n');
         }
