@@ -152,20 +152,28 @@ fn check_exists(url: &str) -> Result<(), Failure> {
 /// `annals::open_read_only`).
 pub async fn open_for_reading(url: &str) -> Result<Store, Failure> {
     check_exists(url)?;
-    annals::open_read_only(url).await.fail()
+    Ok(traced(url, annals::open_read_only(url).await.fail()?))
 }
 
 /// Opens a store that must already exist, to change it: nothing is
 /// created.
 pub async fn open_for_maintenance(url: &str) -> Result<Store, Failure> {
     check_exists(url)?;
-    annals::open_existing(url).await.fail()
+    Ok(traced(url, annals::open_existing(url).await.fail()?))
 }
 
 /// Opens a store, creating it if missing (unless its URL says
 /// `create=false`). Call it only once the input is checked.
 pub async fn open_or_create(url: &str) -> Result<Store, Failure> {
-    annals::open(url).await.fail()
+    Ok(traced(url, annals::open(url).await.fail()?))
+}
+
+/// The store inside a tracing layer named after its scheme, so that
+/// `--log-level` shows its calls (nothing is done while no log is on).
+fn traced(url: &str, store: Store) -> Store {
+    use annals::layer::{LayerExt, TracingLayer};
+    let backend = StoreUrl::parse(url).map_or("store", |parsed| parsed.scheme().name());
+    Arc::new(store.layer(TracingLayer::new().backend(backend)))
 }
 
 /// The limits of the store a URL names, from its options, without

@@ -32,6 +32,12 @@ use crate::commands::ExpectArg;
 #[derive(Parser, Debug)]
 #[command(name = "annals", version, max_term_width = 100)]
 struct Cli {
+    /// Log every call to the store on stderr, one line per call with its
+    /// sizes, outcome and time: off, error, warn, info (writes), debug
+    /// (reads too), trace, or a RUST_LOG filter such as `annals=debug`.
+    /// Without it, RUST_LOG is used; by default nothing is logged.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -224,6 +230,10 @@ fn run() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    if let Err(message) = start_logging(cli.log_level.as_deref()) {
+        eprintln!("annals: error: {message} (see annals --help)");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -235,6 +245,35 @@ fn run() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),
     }
+}
+
+/// Logs the spans of the store's calls (`annals::layer::TracingLayer`,
+/// around every store a command opens) on stderr, one line when each call
+/// ends, filtered by `--log-level` or else `RUST_LOG`; nothing without
+/// either. A filter that does not parse is a usage error naming it.
+fn start_logging(level: Option<&str>) -> Result<(), String> {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::fmt::format::FmtSpan;
+
+    let filter = match level {
+        Some(level) => EnvFilter::builder()
+            .parse(level)
+            .map_err(|e| format!("invalid --log-level {level:?}: {e}"))?,
+        None => match std::env::var(EnvFilter::DEFAULT_ENV) {
+            Ok(directives) if !directives.trim().is_empty() => EnvFilter::builder()
+                .parse(&directives)
+                .map_err(|e| format!("invalid RUST_LOG {directives:?}: {e}"))?,
+            _ => return Ok(()),
+        },
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_span_events(FmtSpan::CLOSE)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init()
+        .map_err(|e| format!("cannot start logging: {e}"))
 }
 
 /// Help and version go to stdout as clap writes them; a usage error is one

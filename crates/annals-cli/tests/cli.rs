@@ -13,6 +13,8 @@ use tempfile::TempDir;
 fn annals(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_annals"))
         .args(args)
+        // A RUST_LOG of the caller's would add log lines to stderr.
+        .env_remove("RUST_LOG")
         .output()
         .expect("the binary runs")
 }
@@ -288,6 +290,61 @@ fn append_read_and_inspect_on_every_backend() {
         let verify = ok(&["verify", &url]);
         assert!(verify.contains("no problem found"), "{verify}");
     }
+}
+
+#[test]
+fn log_level_shows_each_call_of_the_store_on_stderr() {
+    let dir = TempDir::new().expect("temp dir");
+    let url = format!("redb://{}/e.redb", dir.path().display());
+    // Writes are logged at info, reads at debug: one line per call, when
+    // it ends, with its outcome; stdout stays the command's output.
+    let output = annals(&["--log-level", "info", "append", &url, "s", "--type", "T"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let log = stderr(&output);
+    let append = log
+        .lines()
+        .find(|l| l.contains("annals.append"))
+        .unwrap_or_else(|| panic!("no append span in {log:?}"));
+    for field in [
+        "backend=\"redb\"",
+        "stream=\"s\"",
+        "events=1",
+        "outcome=\"ok\"",
+    ] {
+        assert!(append.contains(field), "{field} in {append:?}");
+    }
+    assert!(
+        !log.contains("annals.read_stream"),
+        "reads are debug: {log:?}"
+    );
+    let output = annals(&["read", &url, "s", "--log-level", "annals=debug"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("annals.read_stream"),
+        "{}",
+        stderr(&output)
+    );
+    // stdout: the table's header and the one event, no log line.
+    assert_eq!(stdout(&output).lines().count(), 2, "{}", stdout(&output));
+    // RUST_LOG when there is no --log-level; nothing without either.
+    let output = Command::new(env!("CARGO_BIN_EXE_annals"))
+        .args(["read", &url, "s"])
+        .env("RUST_LOG", "annals=debug")
+        .output()
+        .expect("the binary runs");
+    assert!(
+        stderr(&output).contains("annals.read_stream"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(stderr(&annals(&["read", &url, "s"])), "");
+    // A filter that does not parse is a usage error naming it, before
+    // anything is opened.
+    fails(
+        &["--log-level", "annals=loud", "info", &url],
+        2,
+        "annals=loud",
+    );
 }
 
 #[test]
@@ -617,8 +674,7 @@ fn read_only_commands_change_no_file_and_create_nothing() {
             let mut entries = tree.0;
             if sled {
                 entries.retain(|p, _| {
-                    p.parent() == Some(path.as_path())
-                        && p.file_name().is_none_or(|n| n != "gen-0")
+                    p.parent() == Some(path.as_path()) && p.file_name().is_none_or(|n| n != "gen-0")
                 });
             }
             entries

@@ -65,9 +65,9 @@
 //!
 //! - `memory` (default): [`memory`], `memory://` and [`open_memory`].
 //! - `redb` (default): [`redb`] and `redb://`.
-//! - `tracing`: [`layer::TracingLayer`], a `tracing` span per call of any
+//! - `tracing`: `layer::TracingLayer`, a `tracing` span per call of any
 //!   store.
-//! - `metrics`: [`layer::MetricsLayer`], the KV writer's commit figures and
+//! - `metrics`: `layer::MetricsLayer`, the KV writer's commit figures and
 //!   subscription lag, through the `metrics` facade.
 //!
 //! A URL whose backend is not compiled in is an [`Error::InvalidInput`]
