@@ -24,7 +24,13 @@
 //! cargo run --release -p annals-bench                     # the full run (1 M-event stores)
 //! cargo run --release -p annals-bench -- --huge           # 10 M-event stores
 //! cargo run --release -p annals-bench -- --backends redb,rocksdb --event-size 1000
+//! cargo run --release -p annals-bench -- --layers          # + workloads 1, 2 with both layers
 //! ```
+//!
+//! `--layers` runs workloads 1 and 2 once more, after every other run,
+//! with a `TracingLayer` (a subscriber at `INFO` writing to a sink) and a
+//! `MetricsLayer` (a Prometheus recorder) on, and reports the ratio to the
+//! run without them.
 #![forbid(unsafe_code)]
 
 mod backends;
@@ -33,6 +39,7 @@ mod plot;
 mod raw;
 mod report;
 mod run;
+mod telemetry;
 mod workload;
 
 use std::path::PathBuf;
@@ -102,6 +109,12 @@ struct Cli {
     /// Small sizes: every workload in about two minutes (a smoke test).
     #[arg(long)]
     quick: bool,
+
+    /// Runs workloads 1 and 2 again with both layers on (tracing at INFO
+    /// into a sink, metrics into a Prometheus recorder) and reports the
+    /// ratio to the plain run.
+    #[arg(long)]
+    layers: bool,
 }
 
 impl Cli {
@@ -148,6 +161,7 @@ impl Cli {
             writers: self.writers.clone(),
             duration: Duration::from_secs_f64(seconds),
             page_reads: page_reads.max(1),
+            layers: self.layers,
         })
     }
 }
@@ -228,6 +242,18 @@ async fn bench(cli: Cli) -> Result<bool, String> {
     let mut reports = Vec::new();
     for &backend in &run {
         reports.push(run::backend(&places, backend, &settings).await);
+    }
+    if settings.layers {
+        // After every plain run: the telemetry stays installed.
+        let handle = telemetry::install()?;
+        for report in &mut reports {
+            run::layered(&places, &settings, report).await;
+        }
+        // What a scrape would have cost is not measured; that it works is
+        // checked.
+        if !handle.render().contains("annals_appends") {
+            return Err("--layers: the Prometheus recorder saw no append".into());
+        }
     }
     let mut report = Report {
         format: 1,

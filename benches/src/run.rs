@@ -31,6 +31,8 @@ pub struct Settings {
     pub duration: Duration,
     /// Random pages read per kind and store size in workload 4.
     pub page_reads: usize,
+    /// Whether workloads 1 and 2 run again with both layers on (`--layers`).
+    pub layers: bool,
 }
 
 /// Workload 1: annals against the raw engine.
@@ -54,6 +56,64 @@ pub struct Scaling {
     /// The same straight to the raw engine (each writer commits and syncs
     /// its own transaction).
     pub raw: Rate,
+}
+
+/// Workloads 1 and 2 through annals without layers and with both on: a
+/// `TracingLayer` under a subscriber at `INFO` (writing to a sink) and a
+/// `MetricsLayer` under a Prometheus recorder (the writer's own figures
+/// recorded too).
+#[derive(Clone, Debug, Serialize)]
+pub struct Layered {
+    /// Rounds measured; each figure is the median round's.
+    pub rounds: usize,
+    /// Workload 1 (the annals side).
+    pub append_batches: Option<Paired>,
+    /// Workload 2 (the annals side), per number of writers.
+    pub durable_scaling: Vec<(usize, Paired)>,
+}
+
+/// One round of `--layers`: the same run without layers and with them.
+#[derive(Clone, Debug, Serialize)]
+pub struct Paired {
+    /// Without layers, and no metric recorded.
+    pub without: Rate,
+    /// With both layers.
+    pub with: Rate,
+    /// `with / without` events per second.
+    pub ratio: f64,
+    /// `with / without` CPU time of the process per event (its user and
+    /// system time, every thread's): unlike the wall clock, hardly moved by
+    /// other processes on the machine. `None` where `/proc/self/stat` is
+    /// not readable or a run took no measurable CPU.
+    pub cpu_ratio: Option<f64>,
+}
+
+impl Paired {
+    fn new(without: (Rate, Option<u64>), with: (Rate, Option<u64>)) -> Paired {
+        let per_event = |(rate, ticks): &(Rate, Option<u64>)| {
+            ticks
+                .filter(|&t| t > 0 && rate.events > 0)
+                .map(|t| t as f64 / rate.events as f64)
+        };
+        let cpu_ratio = per_event(&with)
+            .zip(per_event(&without))
+            .map(|(w, wo)| w / wo);
+        Paired {
+            ratio: with.0.per_second / without.0.per_second,
+            cpu_ratio,
+            without: without.0,
+            with: with.0,
+        }
+    }
+
+    /// The round of the median CPU ratio (of the median wall-clock ratio
+    /// where the CPU time is not known; `None`: no round).
+    fn median(mut rounds: Vec<Paired>) -> Option<Paired> {
+        let key = |p: &Paired| p.cpu_ratio.unwrap_or(p.ratio);
+        rounds.sort_by(|a, b| key(a).total_cmp(&key(b)));
+        let middle = rounds.len() / 2;
+        rounds.into_iter().nth(middle)
+    }
 }
 
 /// Workload 3 on the largest store.
@@ -179,6 +239,8 @@ pub struct BackendReport {
     pub disk: Option<Disk>,
     /// Workload 7.
     pub history: Option<crate::history::HistoryReads>,
+    /// Workloads 1 and 2 with both layers on (`--layers`).
+    pub layered: Option<Layered>,
     /// Workloads that failed, with why.
     pub errors: Vec<String>,
 }
@@ -208,6 +270,7 @@ pub async fn backend(places: &Places, backend: Backend, settings: &Settings) -> 
         page_cost: Vec::new(),
         disk: None,
         history: None,
+        layered: None,
         errors: Vec::new(),
     };
     say(
@@ -267,6 +330,33 @@ async fn fill(
     Ok(Rate::new(to - from, total, latencies.0))
 }
 
+/// Workload 1's annals side, on a fresh store (`layered`: with both
+/// layers).
+async fn annals_batches(
+    places: &Places,
+    backend: Backend,
+    settings: &Settings,
+    layered: bool,
+) -> RawResult<Rate> {
+    let n = settings.batch_events;
+    let name = if layered {
+        "batches-layered"
+    } else {
+        "batches"
+    };
+    let store = places.open(backend, name, Durability::Relaxed).await?;
+    let store = if layered {
+        crate::telemetry::layered(store, backend)
+    } else {
+        store
+    };
+    let progress = bar(n, format!("{backend}: annals batches"));
+    let annals = fill(&store, 0, n, settings, &progress).await?;
+    progress.finish_and_clear();
+    store.close().await.map_err(|e| e.to_string())?;
+    Ok(annals)
+}
+
 /// Workload 1.
 async fn append_batches(
     places: &Places,
@@ -274,12 +364,7 @@ async fn append_batches(
     settings: &Settings,
 ) -> RawResult<VersusRaw> {
     let n = settings.batch_events;
-    let store = places.open(backend, "batches", Durability::Relaxed).await?;
-    let progress = bar(n, format!("{backend}: annals batches"));
-    let annals = fill(&store, 0, n, settings, &progress).await?;
-    progress.finish_and_clear();
-    store.close().await.map_err(|e| e.to_string())?;
-    drop(store);
+    let annals = annals_batches(places, backend, settings, false).await?;
 
     let raw = places.open_raw(backend, "batches-raw", 1).await?;
     let progress = bar(n, format!("{backend}: raw batches"));
@@ -337,6 +422,131 @@ where
     Ok(Rate::new(all.len() as u64, elapsed, all))
 }
 
+/// Workload 2's annals side at `writers` writers: durable single-event
+/// appends, each writer on a stream of its own.
+async fn durable_appends(store: &Store, writers: usize, settings: &Settings) -> RawResult<Rate> {
+    let size = settings.event_size;
+    let store = store.clone();
+    timed_writers(writers, settings.duration, move |writer, seq| {
+        let store = store.clone();
+        async move {
+            let stream = stream_named(&format!("w{writers}-{writer}"));
+            store
+                .append(&stream, ExpectedVersion::Any, vec![event(seq, size)])
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("durable append: {e}"))
+        }
+    })
+    .await
+}
+
+/// Rounds of `--layers`: in each, a run without layers and one with them,
+/// back to back (which goes first alternates), so that the machine's
+/// drift falls on both alike; the median round is reported.
+/// Five, since the wall clock of a shared machine swings.
+pub const LAYER_ROUNDS: usize = 5;
+
+/// Workloads 1 and 2 (their annals side) without and with both layers, in
+/// [`LAYER_ROUNDS`] rounds, into `report`; the telemetry must be installed
+/// ([`crate::telemetry::install`]).
+pub async fn layered(places: &Places, settings: &Settings, report: &mut BackendReport) {
+    let backend = report.backend;
+    let mut layered = Layered {
+        rounds: LAYER_ROUNDS,
+        append_batches: None,
+        durable_scaling: Vec::new(),
+    };
+    say(backend, "1. without and with both layers");
+    let mut rounds = Vec::new();
+    for round in 0..LAYER_ROUNDS {
+        match paired(round, |on| annals_batches(places, backend, settings, on)).await {
+            Ok(pair) => rounds.push(pair),
+            Err(e) => {
+                report.errors.push(format!("workload 1 with layers: {e}"));
+                break;
+            }
+        }
+    }
+    layered.append_batches = Paired::median(rounds);
+    say(backend, "2. without and with both layers");
+    let result = async {
+        let plain = places
+            .open(backend, "durable-plain", Durability::Immediate)
+            .await?;
+        let with = places
+            .open(backend, "durable-layered", Durability::Immediate)
+            .await?;
+        let with = crate::telemetry::layered(with, backend);
+        for &writers in &settings.writers {
+            let mut rounds = Vec::new();
+            for round in 0..LAYER_ROUNDS {
+                let pair = paired(round, |on| {
+                    durable_appends(if on { &with } else { &plain }, writers, settings)
+                })
+                .await?;
+                rounds.push(pair);
+            }
+            if let Some(pair) = Paired::median(rounds) {
+                say(
+                    backend,
+                    &format!(
+                        "   {writers:>2} writers: {:.0}/s without, {:.0}/s with",
+                        pair.without.per_second, pair.with.per_second
+                    ),
+                );
+                layered.durable_scaling.push((writers, pair));
+            }
+        }
+        plain.close().await.map_err(|e| e.to_string())?;
+        with.close().await.map_err(|e| e.to_string())
+    }
+    .await;
+    crate::telemetry::recording(false);
+    if let Err(e) = result {
+        report.errors.push(format!("workload 2 with layers: {e}"));
+    }
+    report.layered = Some(layered);
+}
+
+/// One round: `run(false)` without layers (metrics not recorded) and
+/// `run(true)` with them, the first of the two alternating with `round`.
+async fn paired<F, Fut>(round: usize, run: F) -> RawResult<Paired>
+where
+    F: Fn(bool) -> Fut,
+    Fut: Future<Output = RawResult<Rate>>,
+{
+    let measure = async |on: bool| {
+        crate::telemetry::recording(on);
+        let before = cpu_ticks();
+        let rate = run(on).await?;
+        let ticks = cpu_ticks()
+            .zip(before)
+            .map(|(after, before)| after.saturating_sub(before));
+        Ok::<_, String>((rate, ticks))
+    };
+    let (without, with) = if round.is_multiple_of(2) {
+        let without = measure(false).await?;
+        (without, measure(true).await?)
+    } else {
+        let with = measure(true).await?;
+        (measure(false).await?, with)
+    };
+    Ok(Paired::new(without, with))
+}
+
+/// The CPU time this process has used (user and system, every thread's,
+/// the ended ones included), in clock ticks, from `/proc/self/stat`.
+fn cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command (which may hold spaces) in parentheses;
+    // utime and stime are the 14th and 15th of the line.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    user.checked_add(system)
+}
+
 /// Workload 2.
 async fn durable_scaling(
     places: &Places,
@@ -352,19 +562,7 @@ async fn durable_scaling(
     let mut figures = Vec::new();
     for &writers in &settings.writers {
         let size = settings.event_size;
-        let s = store.clone();
-        let annals = timed_writers(writers, settings.duration, move |writer, seq| {
-            let store = s.clone();
-            async move {
-                let stream = stream_named(&format!("w{writers}-{writer}"));
-                store
-                    .append(&stream, ExpectedVersion::Any, vec![event(seq, size)])
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| format!("durable append: {e}"))
-            }
-        })
-        .await?;
+        let annals = durable_appends(&store, writers, settings).await?;
         let r = Arc::clone(&raw);
         let positions = Arc::clone(&next_position);
         let raw_rate = timed_writers(writers, settings.duration, move |writer, seq| {

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use annals_core::kv::figures;
 use annals_core::kv::layout::StreamMeta;
 use annals_core::{
     Append, AppendCondition, AppendResult, AuxCondition, AuxWrite, Batch, CorruptionAt, Direction,
@@ -178,15 +179,11 @@ pub async fn run(
                 break;
             }
         }
+        figures::round_started(ENGINE_LABEL, queue.len());
         let requests: Vec<Request> = queue.drain(..take).collect();
         let ops: Vec<&Op> = requests.iter().map(|r| &r.op).collect();
-        let outcomes = match guarded_round(&pool, settings, &ops).await {
-            Ok((outcomes, head)) => {
-                if let Some(head) = head {
-                    publish(&head_tx, head);
-                }
-                outcomes
-            }
+        let outcomes = match figured_round(&pool, settings, &head_tx, &ops).await {
+            Ok(outcomes) => outcomes,
             // Alone in its round, a request's error is its own.
             Err(RoundError::BeforeCommit(e)) if ops.len() == 1 => vec![Err(e)],
             // No server to write to: each request alone would fail the
@@ -201,11 +198,8 @@ pub async fn run(
             Err(RoundError::BeforeCommit(_)) => {
                 let mut outcomes = Vec::with_capacity(ops.len());
                 for op in &ops {
-                    match guarded_round(&pool, settings, std::slice::from_ref(op)).await {
-                        Ok((mut one, head)) => {
-                            if let Some(head) = head {
-                                publish(&head_tx, head);
-                            }
+                    match figured_round(&pool, settings, &head_tx, std::slice::from_ref(op)).await {
+                        Ok(mut one) => {
                             outcomes.push(one.pop().unwrap_or_else(|| {
                                 Err(Error::backend("the writer", "a round answered nothing"))
                             }));
@@ -289,8 +283,46 @@ impl RoundError {
 }
 
 /// What a round answers: the outcomes of its first requests (all of them
-/// unless it was cut short), and the head it published, if it wrote.
-type RoundOutcome = (Vec<Result<Outcome>>, Option<Position>);
+/// unless it was cut short), and the head and event count of what it
+/// wrote, if it wrote.
+type RoundOutcome = (Vec<Result<Outcome>>, Option<Written>);
+
+/// What a round's transaction committed.
+#[derive(Clone, Copy)]
+struct Written {
+    /// The new head.
+    head: Position,
+    /// Events inserted.
+    events: u64,
+}
+
+/// The `engine` label of this writer's figures.
+const ENGINE_LABEL: &str = "postgres";
+
+/// [`guarded_round`], then the head published and the round's figures
+/// recorded (group size, transaction duration, head; [`figures`]). A
+/// failed transaction counts its requests, no events and no duration.
+async fn figured_round(
+    pool: &Pool,
+    settings: Settings,
+    head_tx: &watch::Sender<Position>,
+    ops: &[&Op],
+) -> Result<Vec<Result<Outcome>>, RoundError> {
+    let started = std::time::Instant::now();
+    let result = guarded_round(pool, settings, ops).await;
+    let took = started.elapsed();
+    let (requests, events, took) = match &result {
+        Ok((outcomes, Some(written))) => {
+            publish(head_tx, written.head);
+            let events = usize::try_from(written.events).unwrap_or(usize::MAX);
+            (outcomes.len(), events, Some(took))
+        }
+        Ok((outcomes, None)) => (outcomes.len(), 0, None),
+        Err(_) => (ops.len(), 0, None),
+    };
+    figures::round_committed(ENGINE_LABEL, requests, events, took, head_tx.borrow().0);
+    result.map(|(outcomes, _)| outcomes)
+}
 
 /// [`commit_round`], with a panic (a bug) turned into an error of the
 /// round, so that the writer task survives it and goes on serving.
@@ -600,7 +632,11 @@ async fn run_round<'a>(
     }
     commit.push_str("COMMIT");
     write_round(&round, new_head, new_reserved, head, &commit, sent).await?;
-    Ok((outcomes, Some(Position(new_head))))
+    let written = Written {
+        head: Position(new_head),
+        events: round.next_position.saturating_sub(first_position),
+    };
+    Ok((outcomes, Some(written)))
 }
 
 fn conditioned_keys(writes: &[AuxWrite]) -> impl Iterator<Item = Vec<u8>> + '_ {

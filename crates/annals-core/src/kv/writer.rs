@@ -243,7 +243,7 @@ impl<E: KvEngine> Writer<E> {
                     Err(_) => break,
                 }
             }
-            figures::round_started::<E>(queue.len());
+            figures::round_started(figures::engine_label::<E>(), queue.len());
             let mut round = match self.new_round() {
                 Ok(r) => r,
                 Err(e) => {
@@ -617,7 +617,13 @@ impl<E: KvEngine> Writer<E> {
                 Err(e) => commit_error = Some(Arc::new(e)),
             }
         }
-        figures::round_committed::<E>(answers.len(), pending.len(), took, self.committed.head);
+        figures::round_committed(
+            figures::engine_label::<E>(),
+            answers.len(),
+            pending.len(),
+            took,
+            self.committed.head,
+        );
         for answer in answers {
             answer(commit_error.as_ref());
         }

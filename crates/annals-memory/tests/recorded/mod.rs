@@ -1,10 +1,13 @@
 //! What the metrics tests share: running async code under a debugging
-//! recorder, and reading one metric of its snapshot.
+//! recorder, reading one metric of its snapshot, and the writers' commit
+//! group case (the KV writer's here, the PostgreSQL writer's in
+//! annals-postgres, which includes this file).
 #![allow(dead_code)] // Each test binary uses part of it.
 
 use std::future::Future;
 
-use annals_core::Result;
+use annals_core::kv::figures::names;
+use annals_core::{ExpectedVersion, LogBackend, NewEvent, Result, StreamId};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use metrics_util::{CompositeKey, MetricKind};
 
@@ -83,4 +86,54 @@ pub fn histogram(snapshot: &Snapshot, name: &str, labels: &[(&str, &str)]) -> Ve
         DebugValue::Histogram(values) => values.iter().map(|v| v.into_inner()).collect(),
         other => panic!("{name} is {other:?}"),
     }
+}
+
+/// The commit group case on `store` (empty): 8 appends of 3 events sent
+/// together, grouped as the writer finds them, then an append refused
+/// (a request of a round that writes nothing).
+pub async fn commit_group(store: &dyn LogBackend) -> Result<()> {
+    let appends = (0..8).map(|i| async move {
+        let events = (0..3).map(|_| NewEvent::builder("E").build()).collect();
+        store
+            .append(
+                &StreamId::new(format!("s-{i}"))?,
+                ExpectedVersion::NoStream,
+                events,
+            )
+            .await
+    });
+    for result in futures::future::join_all(appends).await {
+        result?;
+    }
+    let refused = store
+        .append(
+            &StreamId::new("s-0")?,
+            ExpectedVersion::NoStream,
+            vec![NewEvent::builder("E").build()],
+        )
+        .await;
+    assert!(refused.is_err());
+    Ok(())
+}
+
+/// Checks the writer figures [`commit_group`] left, labelled `engine`:
+/// whatever the grouping, every request and event counted once, a
+/// duration for each round but the last (which wrote nothing), the head
+/// at the last event, and the last round's queue of one.
+pub fn check_commit_group(snapshot: &Snapshot, engine: &str) {
+    let engine = [("engine", engine)];
+    let values = |name: &str| histogram(snapshot, name, &engine);
+    let requests = values(names::COMMIT_REQUESTS);
+    let events = values(names::COMMIT_EVENTS);
+    assert_eq!(requests.iter().sum::<f64>(), 9.0, "{requests:?}");
+    assert_eq!(events.iter().sum::<f64>(), 24.0, "{events:?}");
+    assert_eq!(requests.len(), events.len());
+    let durations = values(names::COMMIT_DURATION);
+    assert_eq!(durations.len(), requests.len() - 1);
+    assert!(
+        durations.iter().all(|s| *s >= 0.0 && *s < 60.0),
+        "{durations:?}"
+    );
+    assert_eq!(gauge(snapshot, names::HEAD_POSITION, &engine), 24.0);
+    assert_eq!(gauge(snapshot, names::QUEUE_DEPTH, &engine), 1.0);
 }
