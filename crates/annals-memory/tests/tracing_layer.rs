@@ -216,6 +216,15 @@ async fn stream_ids_can_be_hashed_or_hidden() -> Result<()> {
     let shown = span.field("stream");
     assert_eq!(shown.len(), 16, "{shown}");
     assert!(shown.chars().all(|c| c.is_ascii_hexdigit()) && !shown.contains("cart"));
+    // An error's message names the stream: only its kind shows.
+    hashed
+        .append(&cart, ExpectedVersion::NoStream, events(1))
+        .await
+        .expect_err("the stream exists");
+    let (_, span) = capture.last_span("annals.append");
+    assert_eq!(span.field("error.kind"), "wrong_expected_version");
+    assert!(!span.fields.contains_key("error.message"), "{span:?}");
+    assert!(!format!("{span:?}").contains("cart"), "{span:?}");
     // The default name is the backend's type.
     assert_eq!(span.field("backend"), "KvStore<MemoryEngine>");
 

@@ -16,6 +16,9 @@ use crate::event::StreamId;
 pub const TARGET: &str = "annals";
 
 /// How a stream id shows in spans and events ([`TracingLayer::with_streams`]).
+///
+/// Error messages name the stream they are about, so with `Hashed` and
+/// `Hidden` an error shows only its kind (`error.kind`), never its message.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 #[non_exhaustive]
 pub enum StreamIds {
@@ -201,7 +204,9 @@ impl Observer for TracingLayer {
             Outcome::Failed(error) => {
                 span.record("outcome", "error");
                 span.record("error.kind", error.kind());
-                span.record("error.message", ::tracing::field::display(error));
+                if let Some(message) = self.message(error) {
+                    span.record("error.message", message.as_str());
+                }
                 self.error_event(&span, call, error);
                 return;
             }
@@ -244,6 +249,12 @@ impl Observer for TracingLayer {
 }
 
 impl TracingLayer {
+    /// An error's message, unless stream ids must not show: messages name
+    /// the stream they are about.
+    fn message(&self, error: &Error) -> Option<String> {
+        (self.streams == StreamIds::Plain).then(|| error.to_string())
+    }
+
     /// The event a notable error gets, besides its fields on the span.
     fn error_event(&self, span: &Span, call: &Call<'_>, error: &Error) {
         match error.root() {
@@ -267,14 +278,14 @@ impl TracingLayer {
             Error::Corruption { .. } => ::tracing::error!(
                 target: TARGET,
                 parent: span,
-                error = %error,
+                error = self.message(error).as_deref(),
                 "corruption"
             ),
             Error::Unavailable { .. } | Error::OutcomeUnknown { .. } => ::tracing::warn!(
                 target: TARGET,
                 parent: span,
                 kind = error.kind(),
-                error = %error,
+                error = self.message(error).as_deref(),
                 "backend unavailable or write outcome unknown"
             ),
             _ => {}
