@@ -947,19 +947,13 @@ fn hostile_exports_are_errors_naming_the_line_and_every_valid_export_imports() {
     let export = dir.path().join("source.ndjson");
     ok(&["export", &source, "-o", export.to_str().expect("utf-8")]);
     let good = std::fs::read(&export).expect("reads");
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = annals_backend_tests::workload::Rng::new(17);
     let (mut failed, mut imported) = (0, 0);
     for trial in 0..40 {
         let mut bad = good.clone();
-        for _ in 0..1 + next() % 4 {
-            let at = (next() % bad.len() as u64) as usize;
-            bad[at] = next() as u8;
+        for _ in 0..1 + rng.below(4) {
+            let at = rng.below(bad.len() as u64) as usize;
+            bad[at] = rng.next_u64() as u8;
         }
         let url = format!("redb://{}/damaged-{trial}.redb", dir.path().display());
         let output = annals_with_input(&["import", &url, "-"], &bad);
