@@ -345,6 +345,17 @@ fn log_level_shows_each_call_of_the_store_on_stderr() {
         2,
         "annals=loud",
     );
+    let output = Command::new(env!("CARGO_BIN_EXE_annals"))
+        .args(["info", &url])
+        .env("RUST_LOG", "annals=loud")
+        .output()
+        .expect("the binary runs");
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("invalid RUST_LOG \"annals=loud\""),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
