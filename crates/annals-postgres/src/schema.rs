@@ -8,13 +8,19 @@
 //! | `annals_events`  | the log by position, with `(stream_id, version)` and `(event_type, position)` indexes |
 //! | `annals_event_tags` | `(tag, position)`: the tag index |
 //! | `annals_aux`   | the aux key-value space                                     |
+//!
+//! and one function, `annals_guard`: the writer's one-round-trip path
+//! (see [`crate::writer`]) calls it first in its transaction; it locks the
+//! head and raises `AN001` unless the head row and the named streams are
+//! as the writer last left them (which rolls the transaction back).
 
 use annals_core::{CorruptionAt, Error, Field, InvalidReason, Result};
 use tokio_postgres::Client;
 
 /// The migrations, in order: migration `i + 1` is `MIGRATIONS[i]`. A
 /// released migration is never edited; changes come as new ones.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE annals_head (
     id smallint PRIMARY KEY CHECK (id = 1),
     head bigint NOT NULL,
@@ -52,7 +58,38 @@ CREATE TABLE annals_aux (
     key bytea PRIMARY KEY,
     value bytea NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE FUNCTION annals_guard(
+    g_head bigint, g_reserved bigint, g_recorded_at bigint,
+    g_streams text[], g_next_versions bigint[], g_floors bigint[], g_created bigint[],
+    g_deleted boolean[]
+) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    h record;
+BEGIN
+    SELECT head, reserved, last_recorded_at INTO h FROM annals_head WHERE id = 1 FOR UPDATE;
+    IF h.head IS DISTINCT FROM g_head OR h.reserved IS DISTINCT FROM g_reserved
+        OR h.last_recorded_at IS DISTINCT FROM g_recorded_at
+        OR NOT EXISTS (SELECT 1 FROM annals_live) THEN
+        RAISE EXCEPTION 'annals: the head moved since this writer last wrote'
+            USING ERRCODE = 'AN001';
+    END IF;
+    IF EXISTS (
+        SELECT 1
+        FROM unnest(g_streams, g_next_versions, g_floors, g_created, g_deleted)
+            AS x(stream_id, next_version, floor, created, deleted)
+        LEFT JOIN annals_streams s ON s.stream_id = x.stream_id COLLATE "C"
+        WHERE (s.next_version, s.floor, s.created, s.deleted)
+            IS DISTINCT FROM (x.next_version, x.floor, x.created, x.deleted)
+    ) THEN
+        RAISE EXCEPTION 'annals: a stream changed since this writer last wrote'
+            USING ERRCODE = 'AN001';
+    END IF;
+END
+$$;
+"#,
+];
 
 /// Checks a schema name: 1 to 63 bytes of `a-z`, `0-9` and `_`, not
 /// starting with a digit (so it never needs quoting and cannot inject SQL).

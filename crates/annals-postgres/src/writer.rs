@@ -3,17 +3,35 @@
 //! the one `annals_head` row that orders every writer of every process
 //! (\[R4\]).
 //!
-//! A round costs two round trips to the server, whatever it holds:
+//! A round costs one round trip when the writer already knows what its
+//! checks need, else two:
 //!
-//! 1. pipelined: `BEGIN`, the head row locked `FOR UPDATE`, the metadata
-//!    of every stream the round names, the aux values its conditions name,
-//!    and per DCB condition whether a committed event matches it — all
-//!    read after the lock, so they see everything committed before;
-//! 2. the requests are checked in order in memory, against that state plus
-//!    what the round already accepted (\[A3\]–\[A8\], \[X2\]), like the
-//!    key-value writer's; then, pipelined: the events (one `INSERT … SELECT
-//!    FROM unnest(…)`), their tags, the stream rows, the aux writes, the
-//!    head, one `NOTIFY` and `COMMIT`.
+//! - **fast** (one round trip): the writer remembers the head row and the
+//!   metadata of the streams it wrote as it last committed them ([`Known`]);
+//!   a round whose checks need nothing else (no DCB or aux condition, no
+//!   removal, no refused expectation that may be a retry) is checked
+//!   against that in memory (a stream it does not know is taken as absent),
+//!   then sent at once, pipelined: `BEGIN`, `annals_guard` (which locks the
+//!   head and raises unless the head row and each named stream are exactly
+//!   as assumed: another process may have written since), the writes, one
+//!   `NOTIFY`, `COMMIT`. A guard that raises rolls it all back and the
+//!   round runs the slow way, which reads the truth (after repeated stale
+//!   guards, the fast way is tried only every few rounds, up to every
+//!   [`MOST_SKIPPED`]).
+//! - **slow** (two round trips):
+//!   1. pipelined: `BEGIN`, the head row locked `FOR UPDATE`, the metadata
+//!      of every stream the round names, the aux values its conditions
+//!      name, and per DCB condition whether a committed event matches it —
+//!      all read after the lock, so they see everything committed before;
+//!   2. the requests are checked in order in memory, against that state
+//!      plus what the round already accepted (\[A3\]–\[A8\], \[X2\]), like
+//!      the key-value writer's; then, pipelined: the events (one `INSERT …
+//!      SELECT FROM unnest(…)`), their tags, the stream rows, the aux
+//!      writes, the head, one `NOTIFY` and `COMMIT`.
+//!
+//! Both check with the same functions; the fast way only starts from
+//! remembered state instead of read state, and the guard proves, under
+//! the same lock, that the two are the same (\[R4\]).
 //!
 //! Only an idempotent retry (\[A5\]) reads more (the events it may repeat);
 //! when those are events of this very round, the round is committed first
@@ -147,8 +165,13 @@ pub async fn run(
     settings: Settings,
     head_tx: Arc<watch::Sender<Position>>,
     mut rx: mpsc::Receiver<Request>,
+    counters: Arc<RoundCounters>,
 ) {
     let mut queue: VecDeque<Request> = VecDeque::new();
+    let mut cache = Cache {
+        counters,
+        ..Cache::default()
+    };
     loop {
         if queue.is_empty() {
             match rx.recv().await {
@@ -182,7 +205,7 @@ pub async fn run(
         figures::round_started(ENGINE_LABEL, queue.len());
         let requests: Vec<Request> = queue.drain(..take).collect();
         let ops: Vec<&Op> = requests.iter().map(|r| &r.op).collect();
-        let outcomes = match figured_round(&pool, settings, &head_tx, &ops).await {
+        let outcomes = match figured_round(&pool, settings, &head_tx, &ops, &mut cache).await {
             Ok(outcomes) => outcomes,
             // Alone in its round, a request's error is its own.
             Err(RoundError::BeforeCommit(e)) if ops.len() == 1 => vec![Err(e)],
@@ -198,7 +221,8 @@ pub async fn run(
             Err(RoundError::BeforeCommit(_)) => {
                 let mut outcomes = Vec::with_capacity(ops.len());
                 for op in &ops {
-                    match figured_round(&pool, settings, &head_tx, std::slice::from_ref(op)).await {
+                    let one = std::slice::from_ref(op);
+                    match figured_round(&pool, settings, &head_tx, one, &mut cache).await {
                         Ok(mut one) => {
                             outcomes.push(one.pop().unwrap_or_else(|| {
                                 Err(Error::backend("the writer", "a round answered nothing"))
@@ -307,9 +331,10 @@ async fn figured_round(
     settings: Settings,
     head_tx: &watch::Sender<Position>,
     ops: &[&Op],
+    cache: &mut Cache,
 ) -> Result<Vec<Result<Outcome>>, RoundError> {
     let started = std::time::Instant::now();
-    let result = guarded_round(pool, settings, ops).await;
+    let result = guarded_round(pool, settings, ops, cache).await;
     let took = started.elapsed();
     let (requests, events, took) = match &result {
         Ok((outcomes, Some(written))) => {
@@ -330,8 +355,9 @@ async fn guarded_round(
     pool: &Pool,
     settings: Settings,
     ops: &[&Op],
+    cache: &mut Cache,
 ) -> Result<RoundOutcome, RoundError> {
-    AssertUnwindSafe(commit_round(pool, settings, ops))
+    AssertUnwindSafe(commit_round(pool, settings, ops, cache))
         .catch_unwind()
         .await
         .unwrap_or_else(|_| {
@@ -349,6 +375,7 @@ async fn commit_round(
     pool: &Pool,
     settings: Settings,
     ops: &[&Op],
+    cache: &mut Cache,
 ) -> Result<RoundOutcome, RoundError> {
     // A timeout set beyond any instant (a `Duration::MAX` in the options)
     // is a day.
@@ -374,7 +401,7 @@ async fn commit_round(
         }
     };
     let sent = AtomicBool::new(false);
-    let result = tokio::time::timeout_at(deadline, run_round(&client, settings, ops, &sent))
+    let result = tokio::time::timeout_at(deadline, run_round(&client, settings, ops, &sent, cache))
         .await
         .unwrap_or_else(|_| {
             Err(if sent.load(Ordering::Acquire) {
@@ -452,47 +479,391 @@ struct Round<'a> {
     removal: Option<(String, u64)>,
     next_position: u64,
     last_recorded_at: u64,
+    /// Checked against [`Known`] state, without reads: a check that would
+    /// read sets `needs_read` instead, and the round is run the slow way.
+    fast: bool,
+    needs_read: AtomicBool,
 }
 
-/// Locks the head, reads what the checks need (one round trip), checks
-/// every request, writes and commits (one more).
-async fn run_round<'a>(
-    client: &'a deadpool_postgres::Client,
-    settings: Settings,
-    ops: &[&'a Op],
-    sent: &AtomicBool,
-) -> Result<RoundOutcome, RoundError> {
-    let before = RoundError::BeforeCommit;
-    let durability = settings.durability;
+impl Round<'_> {
+    /// Whether a check must give up here because it would read (in a
+    /// round checked against known state, which must not).
+    fn cannot_read(&self) -> bool {
+        if self.fast {
+            self.needs_read.store(true, Ordering::Relaxed);
+        }
+        self.fast
+    }
+}
+
+/// What this writer last committed (or read under the head lock): the
+/// head row and the metadata of the streams it wrote. A round whose checks
+/// need nothing else is checked against it and sent in one round trip,
+/// behind `annals_guard`, which proves it still holds under the head lock
+/// (another process may have written since) or rolls the round back.
+struct Known {
+    head: u64,
+    reserved: u64,
+    last_recorded_at: u64,
+    /// Streams absent here are assumed absent (the guard checks that too).
+    metas: HashMap<String, StreamMeta>,
+}
+
+/// Most streams a writer remembers (it forgets them all beyond).
+const KNOWN_STREAMS: usize = 4096;
+/// Most slow rounds between two attempts of the one-round-trip path while
+/// its guard keeps finding the state changed (another process writes).
+const MOST_SKIPPED: u32 = 64;
+
+/// How many write rounds a store's writer committed each way, and how many
+/// times its one-round-trip path found the state changed by another
+/// process (see [`PostgresStore::write_rounds`](crate::PostgresStore::write_rounds)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteRounds {
+    /// Rounds committed in one round trip.
+    pub fast: u64,
+    /// Rounds committed in two (their checks read first).
+    pub slow: u64,
+    /// One-round-trip attempts rolled back by their guard (then run slow).
+    pub stale: u64,
+}
+
+/// The counters behind [`WriteRounds`], shared with the store.
+#[derive(Debug, Default)]
+pub struct RoundCounters {
+    fast: std::sync::atomic::AtomicU64,
+    slow: std::sync::atomic::AtomicU64,
+    stale: std::sync::atomic::AtomicU64,
+}
+
+impl RoundCounters {
+    /// The counts so far.
+    pub fn get(&self) -> WriteRounds {
+        WriteRounds {
+            fast: self.fast.load(Ordering::Relaxed),
+            slow: self.slow.load(Ordering::Relaxed),
+            stale: self.stale.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The writer's memory between rounds.
+#[derive(Default)]
+struct Cache {
+    counters: Arc<RoundCounters>,
+    known: Option<Known>,
+    /// Slow rounds to run before the next fast attempt.
+    skip: u32,
+    /// What `skip` becomes after the next stale guard (doubling).
+    penalty: u32,
+}
+
+/// The head row: head, reserved, last recorded_at.
+type HeadRow = (u64, u64, u64);
+
+impl Known {
+    /// What was known before a slow round that read `read` under the head
+    /// lock: its streams when the head row is as it was left, none when it
+    /// moved (another process wrote).
+    fn before(previous: Option<Known>, read: HeadRow) -> Known {
+        let metas = match previous {
+            Some(k) if k.head_row() == read => k.metas,
+            _ => HashMap::new(),
+        };
+        Known {
+            head: read.0,
+            reserved: read.1,
+            last_recorded_at: read.2,
+            metas,
+        }
+    }
+
+    fn head_row(&self) -> HeadRow {
+        (self.head, self.reserved, self.last_recorded_at)
+    }
+
+    /// `round`'s view of its streams learnt, and the head row it left.
+    fn learn(&mut self, head: HeadRow, round: &Round<'_>) {
+        if self.metas.len() + round.metas.len() > KNOWN_STREAMS {
+            self.metas.clear();
+        }
+        for (stream, meta) in &round.metas {
+            match meta {
+                Some(m) => {
+                    self.metas.insert(stream.clone(), *m);
+                }
+                None => {
+                    self.metas.remove(stream);
+                }
+            }
+        }
+        (self.head, self.reserved, self.last_recorded_at) = head;
+    }
+}
+
+/// Which transaction settings a round starts with: `durable` when its
+/// commit must reach the disk.
+fn begin_sql(settings: Settings, durable: bool) -> String {
     // Immediate: at least `on` (the commit is on disk, and on every
     // synchronous standby); a server set to `remote_apply` keeps it, so
     // that an acknowledged append is also visible on the standbys.
-    let sync = match durability {
-        Durability::Immediate => {
-            "CASE WHEN current_setting('synchronous_commit') = 'remote_apply' \
-             THEN 'remote_apply' ELSE 'on' END"
-        }
-        Durability::Relaxed => "'off'",
+    let sync = if durable {
+        "CASE WHEN current_setting('synchronous_commit') = 'remote_apply' \
+         THEN 'remote_apply' ELSE 'on' END"
+    } else {
+        "'off'"
     };
-    // What the round names.
+    // The server gives up waiting for the head lock when the writer does
+    // (a commit stuck waiting for a synchronous standby holds it).
+    format!(
+        "BEGIN; SELECT set_config('synchronous_commit', {sync}, true); \
+         SET LOCAL lock_timeout = {}",
+        settings.timeout.as_millis().clamp(1, i32::MAX as u128)
+    )
+}
+
+/// The streams `ops` name, sorted, once each.
+fn named_streams(ops: &[&Op]) -> Vec<String> {
     let mut streams: Vec<String> = Vec::new();
-    let mut aux_keys: Vec<Vec<u8>> = Vec::new();
     for op in ops {
         match op {
-            Op::Append(a) => {
-                streams.push(a.stream.as_str().to_string());
-                aux_keys.extend(conditioned_keys(&a.aux));
-            }
+            Op::Append(a) => streams.push(a.stream.as_str().to_string()),
             Op::Batch(b) => {
                 streams.extend(b.parts.iter().map(|p| p.stream.as_str().to_string()));
-                aux_keys.extend(conditioned_keys(&b.aux));
             }
-            Op::Aux(writes) => aux_keys.extend(conditioned_keys(writes)),
+            Op::Aux(_) => {}
             Op::Delete(s, _) | Op::Truncate(s, _) => streams.push(s.as_str().to_string()),
         }
     }
     streams.sort();
     streams.dedup();
+    streams
+}
+
+/// Whether checking `op` needs no read besides the head row and its
+/// streams' metadata: no DCB condition, no aux condition, no removal.
+fn checkable_from_known(op: &Op) -> bool {
+    match op {
+        Op::Append(a) => a.condition.is_none() && conditioned_keys(&a.aux).next().is_none(),
+        Op::Batch(b) => b.condition.is_none() && conditioned_keys(&b.aux).next().is_none(),
+        Op::Aux(writes) => conditioned_keys(writes).next().is_none(),
+        Op::Delete(..) | Op::Truncate(..) => false,
+    }
+}
+
+/// The round the fast way when it can ([`fast_round`]), else the slow
+/// way ([`slow_round`]); keeps `cache` up to date.
+async fn run_round<'a>(
+    client: &'a deadpool_postgres::Client,
+    settings: Settings,
+    ops: &[&'a Op],
+    sent: &AtomicBool,
+    cache: &mut Cache,
+) -> Result<RoundOutcome, RoundError> {
+    // Taken: a round that fails leaves nothing known.
+    let mut previous = cache.known.take();
+    let skipping = cache.skip > 0;
+    cache.skip = cache.skip.saturating_sub(1);
+    if let Some(known) = previous.as_mut().filter(|_| !skipping) {
+        match fast_round(client, settings, ops, sent, known).await? {
+            Fast::Committed(outcome) => {
+                cache.counters.fast.fetch_add(1, Ordering::Relaxed);
+                cache.known = previous;
+                cache.penalty = 0;
+                return Ok(outcome);
+            }
+            Fast::Unsuited => {}
+            Fast::Stale => {
+                // Rolled back: nothing was written.
+                sent.store(false, Ordering::Release);
+                cache.counters.stale.fetch_add(1, Ordering::Relaxed);
+                cache.penalty = cache.penalty.saturating_mul(2).clamp(1, MOST_SKIPPED);
+                cache.skip = cache.penalty;
+            }
+        }
+    }
+    let (outcome, learnt) = slow_round(client, settings, ops, sent, previous).await?;
+    cache.counters.slow.fetch_add(1, Ordering::Relaxed);
+    cache.known = learnt;
+    Ok(outcome)
+}
+
+/// What the one-round-trip path came to.
+enum Fast {
+    /// Committed (and learnt into the known state): the outcome.
+    Committed(RoundOutcome),
+    /// Its checks need reads: nothing was sent.
+    Unsuited,
+    /// The guard found the state changed: rolled back, nothing written.
+    Stale,
+}
+
+/// Checks `ops` against `known` and, when no check needs a read, sends
+/// the guard, the writes and COMMIT at once (one round trip); learns what
+/// it committed into `known`.
+async fn fast_round<'a>(
+    client: &'a deadpool_postgres::Client,
+    settings: Settings,
+    ops: &[&'a Op],
+    sent: &AtomicBool,
+    known: &mut Known,
+) -> Result<Fast, RoundError> {
+    let before = RoundError::BeforeCommit;
+    if !ops.iter().all(|op| checkable_from_known(op)) {
+        return Ok(Fast::Unsuited);
+    }
+    let Some(first_position) = known.head.checked_add(1) else {
+        return Ok(Fast::Unsuited);
+    };
+    let streams = named_streams(ops);
+    let mut round = Round {
+        client,
+        metas: streams
+            .iter()
+            .map(|s| (s.clone(), known.metas.get(s).copied()))
+            .collect(),
+        changed: HashSet::new(),
+        appended: HashSet::new(),
+        aux: HashMap::new(),
+        aux_written: HashSet::new(),
+        committed_match: vec![None; ops.len()],
+        pending: Vec::new(),
+        rows: EventRows::default(),
+        removal: None,
+        next_position: first_position,
+        last_recorded_at: known.last_recorded_at,
+        fast: true,
+        needs_read: AtomicBool::new(false),
+    };
+    let mut outcomes = Vec::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        match apply(&mut round, i, op).await.map_err(before)? {
+            Step::Done(outcome) => outcomes.push(outcome),
+            Step::FlushFirst => break,
+        }
+    }
+    let wrote = round.next_position > first_position
+        || !round.changed.is_empty()
+        || !round.aux_written.is_empty();
+    if round.needs_read.load(Ordering::Relaxed) || outcomes.len() < ops.len() || !wrote {
+        return Ok(Fast::Unsuited);
+    }
+    let new_head = round.next_position - 1;
+    let (durable, new_reserved) = commit_durability(settings.durability, new_head, known.reserved);
+    // The state every check above relied on, for the guard to prove.
+    let mut expected = MetaColumns::default();
+    let mut present = Vec::with_capacity(streams.len());
+    for stream in &streams {
+        let meta = known.metas.get(stream);
+        expected.streams.push(stream);
+        present.push(meta.is_some());
+        expected
+            .next_versions
+            .push(meta.map_or(0, |m| big(m.next_version)));
+        expected.floors.push(meta.map_or(0, |m| big(m.floor)));
+        expected.created.push(meta.map_or(0, |m| big(m.created)));
+        expected.deleted.push(meta.is_some_and(|m| m.deleted));
+    }
+    let guard = Guard {
+        begin: begin_sql(settings, durable),
+        timeout: settings.timeout,
+        head: big(known.head),
+        reserved: big(known.reserved),
+        recorded_at: big(known.last_recorded_at),
+        next_versions: nulls_where_absent(&expected.next_versions, &present),
+        floors: nulls_where_absent(&expected.floors, &present),
+        created: nulls_where_absent(&expected.created, &present),
+        deleted: expected
+            .deleted
+            .iter()
+            .zip(&present)
+            .map(|(d, p)| p.then_some(*d))
+            .collect(),
+        streams: expected.streams,
+    };
+    let committed = write_round(
+        &round,
+        new_head,
+        new_reserved,
+        known.head,
+        "COMMIT",
+        sent,
+        Some(&guard),
+    )
+    .await?;
+    if !committed {
+        return Ok(Fast::Stale);
+    }
+    known.learn((new_head, new_reserved, round.last_recorded_at), &round);
+    let written = Written {
+        head: Position(new_head),
+        events: round.next_position.saturating_sub(first_position),
+    };
+    Ok(Fast::Committed((outcomes, Some(written))))
+}
+
+fn nulls_where_absent(values: &[i64], present: &[bool]) -> Vec<Option<i64>> {
+    values
+        .iter()
+        .zip(present)
+        .map(|(v, p)| p.then_some(*v))
+        .collect()
+}
+
+/// Whether a round's commit must be durable, and the reservation after it
+/// (\[D5\]): a `Relaxed` store hands out positions past its reservation
+/// only with a durable commit, which reserves the next [`RESERVATION`].
+fn commit_durability(durability: Durability, new_head: u64, reserved: u64) -> (bool, u64) {
+    match durability {
+        Durability::Immediate => (true, reserved),
+        Durability::Relaxed if new_head > reserved => (true, new_head.saturating_add(RESERVATION)),
+        Durability::Relaxed => (false, reserved),
+    }
+}
+
+/// What `annals_guard` proves before a fast round writes.
+struct Guard<'a> {
+    /// The transaction's start (its durability and lock timeout).
+    begin: String,
+    /// The write timeout (the lock timeout's).
+    timeout: Duration,
+    head: i64,
+    reserved: i64,
+    recorded_at: i64,
+    streams: Vec<&'a str>,
+    /// Per stream, its metadata as the checks assumed (NULL: absent).
+    next_versions: Vec<Option<i64>>,
+    floors: Vec<Option<i64>>,
+    created: Vec<Option<i64>>,
+    deleted: Vec<Option<bool>>,
+}
+
+/// The SQLSTATE `annals_guard` raises when the state changed.
+const STALE: &str = "AN001";
+
+/// Locks the head, reads what the checks need (one round trip), checks
+/// every request, writes and commits (one more). What it leaves known, if
+/// anything.
+async fn slow_round<'a>(
+    client: &'a deadpool_postgres::Client,
+    settings: Settings,
+    ops: &[&'a Op],
+    sent: &AtomicBool,
+    previous: Option<Known>,
+) -> Result<(RoundOutcome, Option<Known>), RoundError> {
+    let before = RoundError::BeforeCommit;
+    let durability = settings.durability;
+    // What the round names.
+    let streams = named_streams(ops);
+    let mut aux_keys: Vec<Vec<u8>> = Vec::new();
+    for op in ops {
+        match op {
+            Op::Append(a) => aux_keys.extend(conditioned_keys(&a.aux)),
+            Op::Batch(b) => aux_keys.extend(conditioned_keys(&b.aux)),
+            Op::Aux(writes) => aux_keys.extend(conditioned_keys(writes)),
+            Op::Delete(..) | Op::Truncate(..) => {}
+        }
+    }
     aux_keys.sort();
     aux_keys.dedup();
 
@@ -512,13 +883,7 @@ async fn run_round<'a>(
 
     // Round trip 1: everything after the lock, so it sees every commit
     // before ours ([R4]).
-    // The server gives up waiting for the head lock when the writer does
-    // (a commit stuck waiting for a synchronous standby holds it).
-    let begin = format!(
-        "BEGIN; SELECT set_config('synchronous_commit', {sync}, true); \
-         SET LOCAL lock_timeout = {}",
-        settings.timeout.as_millis().clamp(1, i32::MAX as u128)
-    );
+    let begin = begin_sql(settings, durability == Durability::Immediate);
     let conditions = ops.iter().map(|op| async move {
         match op.condition() {
             Some(c) => match c.after.unwrap_or(Position(0)).0.checked_add(1) {
@@ -586,6 +951,8 @@ async fn run_round<'a>(
         removal: None,
         next_position: first_position,
         last_recorded_at,
+        fast: false,
+        needs_read: AtomicBool::new(false),
     };
     for row in &meta_rows {
         let stream: String = col(row, 0, "a stream id").map_err(before)?;
@@ -610,6 +977,7 @@ async fn run_round<'a>(
     let wrote = round.next_position > first_position
         || !round.changed.is_empty()
         || !round.aux_written.is_empty();
+    let read = (head, reserved, last_recorded_at);
     if !wrote {
         // Nothing written: a failed COMMIT loses nothing, and the requests
         // are checked again.
@@ -617,26 +985,32 @@ async fn run_round<'a>(
             .batch_execute("COMMIT")
             .await
             .map_err(|e| before(db("committing")(e)))?;
-        return Ok((outcomes, None));
+        let learnt = live.then(|| {
+            let mut known = Known::before(previous, read);
+            known.learn(read, &round);
+            known
+        });
+        return Ok(((outcomes, None), learnt));
     }
     let new_head = round.next_position - 1;
-    let mut new_reserved = reserved;
+    let (durable, new_reserved) = commit_durability(durability, new_head, reserved);
     let mut commit = String::new();
-    if durability == Durability::Relaxed && new_head > reserved {
+    if durable && durability == Durability::Relaxed {
         // Positions past the reservation only with a durable commit.
-        new_reserved = new_head.saturating_add(RESERVATION);
         commit.push_str("SET LOCAL synchronous_commit = on; ");
     }
     if !live {
         commit.push_str("INSERT INTO annals_live VALUES (1) ON CONFLICT DO NOTHING; ");
     }
     commit.push_str("COMMIT");
-    write_round(&round, new_head, new_reserved, head, &commit, sent).await?;
+    write_round(&round, new_head, new_reserved, head, &commit, sent, None).await?;
     let written = Written {
         head: Position(new_head),
         events: round.next_position.saturating_sub(first_position),
     };
-    Ok((outcomes, Some(written)))
+    let mut known = Known::before(previous, read);
+    known.learn((new_head, new_reserved, round.last_recorded_at), &round);
+    Ok(((outcomes, Some(written)), Some(known)))
 }
 
 fn conditioned_keys(writes: &[AuxWrite]) -> impl Iterator<Item = Vec<u8>> + '_ {
@@ -648,7 +1022,10 @@ fn conditioned_keys(writes: &[AuxWrite]) -> impl Iterator<Item = Vec<u8>> + '_ {
 
 /// The statements of a round's writes and its COMMIT, all sent at once:
 /// every statement is prepared before, so each goes out in this order on
-/// its first poll, and the server runs them in order.
+/// its first poll, and the server runs them in order. With a `guard`
+/// (a fast round), the transaction's start and the guard go first, in the
+/// same round trip; `false` when the guard found the state changed (then
+/// the server rolled it all back).
 async fn write_round(
     round: &Round<'_>,
     head: u64,
@@ -656,10 +1033,20 @@ async fn write_round(
     old_head: u64,
     commit: &str,
     sent: &AtomicBool,
-) -> Result<(), RoundError> {
+    guard: Option<&Guard<'_>>,
+) -> Result<bool, RoundError> {
     let client = round.client;
     let rows = &round.rows;
     let before = RoundError::BeforeCommit;
+    let guard_statement = match guard {
+        Some(_) => Some(
+            client
+                .prepare_cached("SELECT annals_guard($1, $2, $3, $4, $5, $6, $7, $8)")
+                .await
+                .map_err(|e| before(db("preparing the writer's statements")(e)))?,
+        ),
+        None => None,
+    };
     let prepared = futures::try_join!(
         client.prepare_cached(
             "INSERT INTO annals_events (position, stream_id, version, event_type, tags, event_id, \
@@ -732,6 +1119,27 @@ async fn write_round(
     let head_hint = head.to_string();
 
     let mut steps: Vec<WriteStep<'_>> = Vec::new();
+    if let (Some(g), Some(statement)) = (guard, guard_statement) {
+        steps.push((
+            "starting a transaction",
+            Box::pin(client.batch_execute(&g.begin)),
+        ));
+        steps.push(write_step(
+            client,
+            GUARDING,
+            statement,
+            vec![
+                &g.head,
+                &g.reserved,
+                &g.recorded_at,
+                &g.streams,
+                &g.next_versions,
+                &g.floors,
+                &g.created,
+                &g.deleted,
+            ],
+        ));
+    }
     let mut add = |what: &'static str, statement: &tokio_postgres::Statement, params| {
         steps.push(write_step(client, what, statement.clone(), params));
     };
@@ -798,6 +1206,17 @@ async fn write_round(
     let results = futures::future::join_all(futures).await;
     for (i, (what, result)) in whats.into_iter().zip(results).enumerate() {
         if let Err(e) = result {
+            if what == GUARDING && e.as_db_error().is_some() {
+                // The server ran the COMMIT after it as a ROLLBACK.
+                return if e.code().map(tokio_postgres::error::SqlState::code) == Some(STALE) {
+                    Ok(false)
+                } else {
+                    Err(before(lock_error(
+                        e,
+                        guard.map_or(Duration::ZERO, |g| g.timeout),
+                    )))
+                };
+            }
             return Err(if refused_before_commit(&e, i == last) {
                 before(db(what)(e))
             } else {
@@ -808,8 +1227,11 @@ async fn write_round(
             });
         }
     }
-    Ok(())
+    Ok(true)
 }
+
+/// What the guard step does (its name in errors).
+const GUARDING: &str = "locking the head and checking the writer's view";
 
 /// The error of the head lock: [`Error::Unavailable`] when the server gave
 /// up waiting for it (`lock_timeout`, set to the write timeout), since the
@@ -1042,7 +1464,7 @@ async fn replay_by_expectation(
         },
         ExpectedVersion::Any | ExpectedVersion::StreamExists => return Ok(Replay::NotFound),
     };
-    if round.appended.contains(a.stream.as_str()) {
+    if round.appended.contains(a.stream.as_str()) || round.cannot_read() {
         return Ok(Replay::FlushFirst);
     }
     let n = a.events.len();
@@ -1075,7 +1497,7 @@ async fn replay_by_condition(
     a: &Append,
     condition: &AppendCondition,
 ) -> Result<Replay> {
-    if !round.pending.is_empty() {
+    if !round.pending.is_empty() || round.cannot_read() {
         return Ok(Replay::FlushFirst);
     }
     let Some(from) = condition.after.unwrap_or(Position(0)).0.checked_add(1) else {
