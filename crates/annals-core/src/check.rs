@@ -1,7 +1,7 @@
 //! The checks every store makes before a call touches its data: the store
 //! is open (\[M4\]), writable, and the input valid and within its
-//! [`Limits`] (\[L1\]) — so a bad call fails with a typed error and nothing
-//! written, whatever the backend.
+//! [`Limits`] (\[D2\], \[R1\]) — so a bad call fails with a typed error
+//! and nothing written, whatever the backend.
 //!
 //! Each check lives here once. [`KvStore`](crate::kv::KvStore) and
 //! annals-postgres call [`Checks`] at the top of every method, so the
@@ -113,13 +113,13 @@ impl Checks {
         Ok(())
     }
 
-    /// `append` and `append_with` (\[A1\], \[L1\]).
+    /// `append` and `append_with` (\[A7\], \[D2\]).
     pub fn append(&self, append: &Append) -> Result<()> {
         self.writable("append")?;
         append.validate(&self.limits)
     }
 
-    /// `append_batch` (\[A2\], \[L1\]).
+    /// `append_batch` (\[A6\], \[D2\]).
     pub fn batch(&self, batch: &Batch) -> Result<()> {
         self.writable("append_batch")?;
         batch.validate(&self.limits)

@@ -171,7 +171,7 @@ pub fn decide_append(
     }
 }
 
-/// \[A2\], \[A3\], \[A8\]: `Ok` when every part of `batch` (whose streams are
+/// \[A6\], \[A3\], \[A8\]: `Ok` when every part of `batch` (whose streams are
 /// in states `metas`, in the order of its parts) meets its expectation and
 /// its condition holds. A batch is never a retry: no replay.
 pub fn check_batch(
@@ -363,7 +363,7 @@ impl NoRoom {
     }
 }
 
-/// \[A1\], \[D4\], \[S4\]: the place of `n` events (at least one) appended to
+/// \[A1\], \[S4\]: the place of `n` events (at least one) appended to
 /// a stream in state `meta` when the log's last position is `after`: the
 /// next versions of the stream (recreated if deleted) and the next
 /// positions.

@@ -240,4 +240,19 @@ mod tests {
         assert!(describe_key(&stream_index_key("s", Version(2))).contains("\"s\" version 2"));
         assert_eq!(describe_key(&[]), "key \"\"");
     }
+
+    /// Stream metadata lives in the contract (`rules`), but its bytes on
+    /// disk are this layout's: its fields in order, as postcard writes them.
+    #[test]
+    fn stream_meta_keeps_its_encoding() {
+        let meta = StreamMeta {
+            next_version: 300,
+            floor: 2,
+            created: 1,
+            deleted: true,
+        };
+        let bytes = postcard::to_allocvec(&meta).expect("encodes");
+        assert_eq!(bytes, [0xAC, 0x02, 0x02, 0x01, 0x01]);
+        assert_eq!(postcard::from_bytes::<StreamMeta>(&bytes).expect("decodes"), meta);
+    }
 }
