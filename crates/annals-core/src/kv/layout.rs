@@ -253,6 +253,9 @@ mod tests {
         };
         let bytes = postcard::to_allocvec(&meta).expect("encodes");
         assert_eq!(bytes, [0xAC, 0x02, 0x02, 0x01, 0x01]);
-        assert_eq!(postcard::from_bytes::<StreamMeta>(&bytes).expect("decodes"), meta);
+        assert_eq!(
+            postcard::from_bytes::<StreamMeta>(&bytes).expect("decodes"),
+            meta
+        );
     }
 }

@@ -107,6 +107,19 @@ fn condition_starts_after_its_after() {
     assert_eq!(condition_start(&end), None);
 }
 
+/// The error and retry of a refused append.
+fn refused(decision: Result<AppendDecision>) -> (Error, Retry) {
+    match decision.expect("decided") {
+        AppendDecision::Refused { error, retry } => (error, retry),
+        other => panic!("{other:?}"),
+    }
+}
+
+const BY_CONDITION: Retry = Retry {
+    versions: None,
+    by_condition: true,
+};
+
 #[test]
 fn append_decisions() {
     let s = stream();
@@ -116,57 +129,32 @@ fn append_decisions() {
     let decision = decide_append(&plain, Some(live(3, 0, 0)), never).expect("decided");
     assert!(matches!(decision, AppendDecision::Write));
     // Expectation fails: refused, replayable at the versions after it.
-    let decision = decide_append(&plain, Some(live(5, 0, 0)), never).expect("decided");
-    match decision {
-        AppendDecision::Refused { error, retry } => {
-            assert!(error.is_wrong_expected_version());
-            assert_eq!(
-                retry,
-                Retry {
-                    versions: Some((3, 4)),
-                    by_condition: false
-                }
-            );
-        }
-        other => panic!("{other:?}"),
-    }
+    let (error, retry) = refused(decide_append(&plain, Some(live(5, 0, 0)), never));
+    assert!(error.is_wrong_expected_version());
+    let at_versions = Retry {
+        versions: Some((3, 4)),
+        by_condition: false,
+    };
+    assert_eq!(retry, at_versions);
     // Expectation fails with a condition: look by condition too, never
-    // asking whether it fails.
+    // asking whether it fails (here the versions after it are too few).
     let conditional = plain.clone().condition(condition());
-    match decide_append(&conditional, Some(live(4, 0, 0)), never).expect("decided") {
-        AppendDecision::Refused { error, retry } => {
-            assert!(error.is_wrong_expected_version());
-            assert_eq!(
-                retry,
-                Retry {
-                    versions: None,
-                    by_condition: true
-                }
-            );
-        }
-        other => panic!("{other:?}"),
-    }
+    let (error, retry) = refused(decide_append(&conditional, Some(live(4, 0, 0)), never));
+    assert!(error.is_wrong_expected_version());
+    assert_eq!(retry, BY_CONDITION);
     // Expectation holds, condition holds: write.
     let decision = decide_append(&conditional, Some(live(3, 0, 0)), || Ok(false));
     assert!(matches!(decision, Ok(AppendDecision::Write)));
     // Expectation holds, condition fails: refused with the condition's
     // failure, replayable by condition only.
-    match decide_append(&conditional, Some(live(3, 0, 0)), || Ok(true)).expect("decided") {
-        AppendDecision::Refused { error, retry } => {
-            assert!(matches!(
-                error.failed_condition(),
-                Some(FailedCondition::Events(c)) if *c == condition()
-            ));
-            assert_eq!(
-                retry,
-                Retry {
-                    versions: None,
-                    by_condition: true
-                }
-            );
-        }
-        other => panic!("{other:?}"),
-    }
+    let (error, retry) = refused(decide_append(&conditional, Some(live(3, 0, 0)), || {
+        Ok(true)
+    }));
+    assert!(matches!(
+        error.failed_condition(),
+        Some(FailedCondition::Events(c)) if *c == condition()
+    ));
+    assert_eq!(retry, BY_CONDITION);
     // The condition's check failing fails the decision.
     let failing = decide_append(&conditional, Some(live(3, 0, 0)), || Err(Error::Closed));
     assert!(failing.expect_err("its error").is_closed());
