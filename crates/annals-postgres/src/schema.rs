@@ -11,8 +11,9 @@
 //!
 //! and one function, `annals_guard`: the writer's one-round-trip path
 //! (see [`crate::writer`]) calls it first in its transaction; it locks the
-//! head and raises `AN001` unless the head row and the named streams are
-//! as the writer last left them (which rolls the transaction back).
+//! head by writing the new head row and raises `AN001` unless the head row
+//! and the named streams were as the writer last left them (which rolls
+//! the transaction back), then sends the round's `NOTIFY`.
 
 use annals_core::{CorruptionAt, Error, Field, InvalidReason, Result};
 use tokio_postgres::Client;
@@ -62,19 +63,23 @@ CREATE TABLE annals_aux (
     r#"
 CREATE FUNCTION annals_guard(
     g_head bigint, g_reserved bigint, g_recorded_at bigint,
+    g_new_head bigint, g_new_reserved bigint, g_new_recorded_at bigint,
     g_streams text[], g_next_versions bigint[], g_floors bigint[], g_created bigint[],
     g_deleted boolean[]
 ) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    h record;
 BEGIN
-    SELECT head, reserved, last_recorded_at INTO h FROM annals_head WHERE id = 1 FOR UPDATE;
-    IF h.head IS DISTINCT FROM g_head OR h.reserved IS DISTINCT FROM g_reserved
-        OR h.last_recorded_at IS DISTINCT FROM g_recorded_at
-        OR NOT EXISTS (SELECT 1 FROM annals_live) THEN
+    -- The head row locked by its update: in READ COMMITTED, an UPDATE
+    -- that waited for another writer's lock checks its WHERE again on the
+    -- row that writer left, and so finds nothing if it moved.
+    UPDATE annals_head
+        SET head = g_new_head, reserved = g_new_reserved, last_recorded_at = g_new_recorded_at
+        WHERE id = 1 AND head = g_head AND reserved = g_reserved
+            AND last_recorded_at = g_recorded_at;
+    IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM annals_live) THEN
         RAISE EXCEPTION 'annals: the head moved since this writer last wrote'
             USING ERRCODE = 'AN001';
     END IF;
+    -- A statement of its own: it sees every commit before the lock.
     IF EXISTS (
         SELECT 1
         FROM unnest(g_streams, g_next_versions, g_floors, g_created, g_deleted)
@@ -85,6 +90,10 @@ BEGIN
     ) THEN
         RAISE EXCEPTION 'annals: a stream changed since this writer last wrote'
             USING ERRCODE = 'AN001';
+    END IF;
+    -- A hint for the stores that LISTEN (they read the head from the table).
+    IF g_new_head > g_head THEN
+        PERFORM pg_notify(current_schema() || '_annals_head', g_new_head::text);
     END IF;
 END
 $$;

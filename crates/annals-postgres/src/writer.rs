@@ -12,9 +12,11 @@
 //!   removal, no refused expectation that may be a retry) is checked
 //!   against that in memory (a stream it does not know is taken as absent),
 //!   then sent at once, pipelined: `BEGIN`, `annals_guard` (which locks the
-//!   head and raises unless the head row and each named stream are exactly
-//!   as assumed: another process may have written since), the writes, one
-//!   `NOTIFY`, `COMMIT`. A guard that raises rolls it all back and the
+//!   head by writing the new head row, raises unless the head row and each
+//!   named stream were exactly as assumed — another process may have
+//!   written since — and sends the round's one `NOTIFY`), the events, their
+//!   tags, the stream rows, the aux writes, `COMMIT`. A guard that raises
+//!   rolls it all back and the
 //!   round runs the slow way, which reads the truth (after repeated stale
 //!   guards, the fast way is tried only every few rounds, up to every
 //!   [`MOST_SKIPPED`]).
@@ -451,10 +453,14 @@ struct EventRows<'a> {
     data: Vec<&'a [u8]>,
     metadata: Vec<&'a [u8]>,
     recorded_at: Vec<i64>,
-    /// Each event's tags as an array literal (one text per row: an array
-    /// column cannot be unnested row by row from a two-dimensional array).
-    tag_lists: Vec<String>,
+    /// Every event's tags, one after the other (an array column cannot be
+    /// unnested row by row from a two-dimensional array): each row's are
+    /// the slice of `tag_count` from `tag_offset` (both int4: a round holds
+    /// at most [`MAX_ROUND_BYTES`] of events, each tag counted).
     tags: Vec<&'a str>,
+    tag_offsets: Vec<i32>,
+    tag_counts: Vec<i32>,
+    /// The position of each of `tags` (the tag index rows).
     tag_positions: Vec<i64>,
 }
 
@@ -1042,7 +1048,7 @@ async fn write_round(
     let guard_statement = match guard {
         Some(_) => Some(
             client
-                .prepare_cached("SELECT annals_guard($1, $2, $3, $4, $5, $6, $7, $8)")
+                .prepare_cached("SELECT annals_guard($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
                 .await
                 .map_err(|e| before(db("preparing the writer's statements")(e)))?,
         ),
@@ -1052,10 +1058,10 @@ async fn write_round(
         client.prepare_cached(
             "INSERT INTO annals_events (position, stream_id, version, event_type, tags, event_id, \
                  data, metadata, recorded_at) \
-             SELECT e.p, e.s, e.v, e.t, e.g::text[], e.i, e.d, e.m, e.r \
+             SELECT e.p, e.s, e.v, e.t, ($9::text[])[e.o + 1 : e.o + e.c], e.i, e.d, e.m, e.r \
              FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::uuid[], \
-                 $6::bytea[], $7::bytea[], $8::bigint[], $9::text[]) \
-                 AS e(p, s, v, t, i, d, m, r, g)"
+                 $6::bytea[], $7::bytea[], $8::bigint[], $10::int[], $11::int[]) \
+                 AS e(p, s, v, t, i, d, m, r, o, c)"
         ),
         client.prepare_cached(
             "INSERT INTO annals_event_tags (tag, position) \
@@ -1133,6 +1139,9 @@ async fn write_round(
                 &g.head,
                 &g.reserved,
                 &g.recorded_at,
+                &head_param,
+                &reserved_param,
+                &recorded_param,
                 &g.streams,
                 &g.next_versions,
                 &g.floors,
@@ -1157,7 +1166,9 @@ async fn write_round(
                 &rows.data,
                 &rows.metadata,
                 &rows.recorded_at,
-                &rows.tag_lists,
+                &rows.tags,
+                &rows.tag_offsets,
+                &rows.tag_counts,
             ],
         );
     }
@@ -1190,12 +1201,14 @@ async fn write_round(
     if !aux_gone.is_empty() {
         add("deleting aux values", &delete_aux, vec![&aux_gone]);
     }
-    add(
-        "updating the head",
-        &put_head,
-        vec![&head_param, &reserved_param, &recorded_param],
-    );
-    if head > old_head {
+    if guard.is_none() {
+        add(
+            "updating the head",
+            &put_head,
+            vec![&head_param, &reserved_param, &recorded_param],
+        );
+    }
+    if head > old_head && guard.is_none() {
         // A hint for the stores that LISTEN (they read the head from the
         // table): one per round.
         add("notifying the head", &notify, vec![&head_hint]);
@@ -1552,7 +1565,10 @@ fn write_events<'a>(
         rows.data.push(&event.data);
         rows.metadata.push(&event.metadata);
         rows.recorded_at.push(big(recorded_at));
-        rows.tag_lists.push(text_array_literal(&event.tags));
+        rows.tag_offsets
+            .push(i32::try_from(rows.tags.len()).unwrap_or(i32::MAX));
+        rows.tag_counts
+            .push(i32::try_from(event.tags.len()).unwrap_or(i32::MAX));
         for tag in &event.tags {
             rows.tags.push(tag);
             rows.tag_positions.push(row_position);
@@ -1568,29 +1584,6 @@ fn write_events<'a>(
     round.appended.insert(stream.as_str().to_string());
     round.set_meta(stream, meta);
     result
-}
-
-/// `tags` as a PostgreSQL array literal: every element double-quoted,
-/// with `"` and `\` escaped by a backslash, so any text (commas, braces,
-/// spaces, `NULL`) reads back as written. (Tags hold no NUL.)
-fn text_array_literal(tags: &[String]) -> String {
-    let mut literal = String::with_capacity(2 + tags.iter().map(|t| t.len() + 3).sum::<usize>());
-    literal.push('{');
-    for (i, tag) in tags.iter().enumerate() {
-        if i > 0 {
-            literal.push(',');
-        }
-        literal.push('"');
-        for c in tag.chars() {
-            if c == '"' || c == '\\' {
-                literal.push('\\');
-            }
-            literal.push(c);
-        }
-        literal.push('"');
-    }
-    literal.push('}');
-    literal
 }
 
 /// \[S4\].
