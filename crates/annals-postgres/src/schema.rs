@@ -62,12 +62,19 @@ CREATE TABLE annals_aux (
 "#,
     r#"
 CREATE FUNCTION annals_guard(
+    g_sync text, g_lock_timeout text,
     g_head bigint, g_reserved bigint, g_recorded_at bigint,
     g_new_head bigint, g_new_reserved bigint, g_new_recorded_at bigint,
     g_streams text[], g_next_versions bigint[], g_floors bigint[], g_created bigint[],
     g_deleted boolean[]
 ) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
+    -- The transaction's settings, as the writer's slow way sets them with
+    -- its BEGIN: a durable commit keeps a server's remote_apply.
+    PERFORM set_config('synchronous_commit',
+        CASE WHEN g_sync = 'on' AND current_setting('synchronous_commit') = 'remote_apply'
+            THEN 'remote_apply' ELSE g_sync END, true);
+    PERFORM set_config('lock_timeout', g_lock_timeout, true);
     -- The head row locked by its update: in READ COMMITTED, an UPDATE
     -- that waited for another writer's lock checks its WHERE again on the
     -- row that writer left, and so finds nothing if it moved.

@@ -11,8 +11,9 @@
 //!   a round whose checks need nothing else (no DCB or aux condition, no
 //!   removal, no refused expectation that may be a retry) is checked
 //!   against that in memory (a stream it does not know is taken as absent),
-//!   then sent at once, pipelined: `BEGIN`, `annals_guard` (which locks the
-//!   head by writing the new head row, raises unless the head row and each
+//!   then sent at once, pipelined: `BEGIN`, `annals_guard` (which sets the
+//!   transaction's durability and lock timeout, locks the head by writing
+//!   the new head row, raises unless the head row and each
 //!   named stream were exactly as assumed — another process may have
 //!   written since — and sends the round's one `NOTIFY`), the events, their
 //!   tags, the stream rows, the aux writes, `COMMIT`. A guard that raises
@@ -492,7 +493,33 @@ struct Round<'a> {
     needs_read: AtomicBool,
 }
 
-impl Round<'_> {
+impl<'a> Round<'a> {
+    /// A round that has checked nothing yet, starting from `metas`, `aux`
+    /// and `committed_match` (slow: checks may read).
+    fn new(
+        client: &'a deadpool_postgres::Client,
+        metas: HashMap<String, Option<StreamMeta>>,
+        aux: HashMap<Vec<u8>, Option<Vec<u8>>>,
+        committed_match: Vec<Option<bool>>,
+    ) -> Self {
+        Round {
+            client,
+            metas,
+            changed: HashSet::new(),
+            appended: HashSet::new(),
+            aux,
+            aux_written: HashSet::new(),
+            committed_match,
+            pending: Vec::new(),
+            rows: EventRows::default(),
+            removal: None,
+            next_position: 0,
+            last_recorded_at: 0,
+            fast: false,
+            needs_read: AtomicBool::new(false),
+        }
+    }
+
     /// Whether a check must give up here because it would read (in a
     /// round checked against known state, which must not).
     fn cannot_read(&self) -> bool {
@@ -608,8 +635,9 @@ impl Known {
     }
 }
 
-/// Which transaction settings a round starts with: `durable` when its
-/// commit must reach the disk.
+/// Which transaction settings a slow round starts with: `durable` when
+/// its commit must reach the disk (`annals_guard` sets the same for a
+/// fast round).
 fn begin_sql(settings: Settings, durable: bool) -> String {
     // Immediate: at least `on` (the commit is on disk, and on every
     // synchronous standby); a server set to `remote_apply` keeps it, so
@@ -625,8 +653,14 @@ fn begin_sql(settings: Settings, durable: bool) -> String {
     format!(
         "BEGIN; SELECT set_config('synchronous_commit', {sync}, true); \
          SET LOCAL lock_timeout = {}",
-        settings.timeout.as_millis().clamp(1, i32::MAX as u128)
+        lock_timeout_ms(settings)
     )
+}
+
+/// The server's `lock_timeout` for a round: the write timeout, in
+/// milliseconds, within what the setting takes.
+fn lock_timeout_ms(settings: Settings) -> u128 {
+    settings.timeout.as_millis().clamp(1, i32::MAX as u128)
 }
 
 /// The streams `ops` name, sorted, once each.
@@ -715,7 +749,6 @@ async fn fast_round<'a>(
     sent: &AtomicBool,
     known: &mut Known,
 ) -> Result<Fast, RoundError> {
-    let before = RoundError::BeforeCommit;
     if !ops.iter().all(|op| checkable_from_known(op)) {
         return Ok(Fast::Unsuited);
     }
@@ -723,35 +756,15 @@ async fn fast_round<'a>(
         return Ok(Fast::Unsuited);
     };
     let streams = named_streams(ops);
-    let mut round = Round {
-        client,
-        metas: streams
-            .iter()
-            .map(|s| (s.clone(), known.metas.get(s).copied()))
-            .collect(),
-        changed: HashSet::new(),
-        appended: HashSet::new(),
-        aux: HashMap::new(),
-        aux_written: HashSet::new(),
-        committed_match: vec![None; ops.len()],
-        pending: Vec::new(),
-        rows: EventRows::default(),
-        removal: None,
-        next_position: first_position,
-        last_recorded_at: known.last_recorded_at,
-        fast: true,
-        needs_read: AtomicBool::new(false),
-    };
-    let mut outcomes = Vec::with_capacity(ops.len());
-    for (i, op) in ops.iter().enumerate() {
-        match apply(&mut round, i, op).await.map_err(before)? {
-            Step::Done(outcome) => outcomes.push(outcome),
-            Step::FlushFirst => break,
-        }
-    }
-    let wrote = round.next_position > first_position
-        || !round.changed.is_empty()
-        || !round.aux_written.is_empty();
+    let metas = streams
+        .iter()
+        .map(|s| (s.clone(), known.metas.get(s).copied()))
+        .collect();
+    let mut round = Round::new(client, metas, HashMap::new(), vec![None; ops.len()]);
+    round.next_position = first_position;
+    round.last_recorded_at = known.last_recorded_at;
+    round.fast = true;
+    let (outcomes, wrote) = check_all(&mut round, ops, first_position).await?;
     if round.needs_read.load(Ordering::Relaxed) || outcomes.len() < ops.len() || !wrote {
         return Ok(Fast::Unsuited);
     }
@@ -772,7 +785,8 @@ async fn fast_round<'a>(
         expected.deleted.push(meta.is_some_and(|m| m.deleted));
     }
     let guard = Guard {
-        begin: begin_sql(settings, durable),
+        sync: if durable { "on" } else { "off" },
+        lock_timeout: lock_timeout_ms(settings).to_string(),
         timeout: settings.timeout,
         head: big(known.head),
         reserved: big(known.reserved),
@@ -809,6 +823,30 @@ async fn fast_round<'a>(
     Ok(Fast::Committed((outcomes, Some(written))))
 }
 
+/// Checks and adds the requests in order, up to one that must see this
+/// round committed first: their outcomes, and whether the round writes
+/// anything (its first position was `first_position`).
+async fn check_all<'a>(
+    round: &mut Round<'a>,
+    ops: &[&'a Op],
+    first_position: u64,
+) -> Result<(Vec<Result<Outcome>>, bool), RoundError> {
+    let mut outcomes = Vec::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        match apply(round, i, op)
+            .await
+            .map_err(RoundError::BeforeCommit)?
+        {
+            Step::Done(outcome) => outcomes.push(outcome),
+            Step::FlushFirst => break,
+        }
+    }
+    let wrote = round.next_position > first_position
+        || !round.changed.is_empty()
+        || !round.aux_written.is_empty();
+    Ok((outcomes, wrote))
+}
+
 fn nulls_where_absent(values: &[i64], present: &[bool]) -> Vec<Option<i64>> {
     values
         .iter()
@@ -830,8 +868,11 @@ fn commit_durability(durability: Durability, new_head: u64, reserved: u64) -> (b
 
 /// What `annals_guard` proves before a fast round writes.
 struct Guard<'a> {
-    /// The transaction's start (its durability and lock timeout).
-    begin: String,
+    /// `synchronous_commit` for the transaction: `on` (or the server's
+    /// `remote_apply`) for a durable commit, else `off`.
+    sync: &'static str,
+    /// `lock_timeout` for the transaction, in milliseconds.
+    lock_timeout: String,
     /// The write timeout (the lock timeout's).
     timeout: Duration,
     head: i64,
@@ -945,22 +986,14 @@ async fn slow_round<'a>(
             ))
         })?;
 
-    let mut round = Round {
+    let mut round = Round::new(
         client,
-        metas: streams.iter().map(|s| (s.clone(), None)).collect(),
-        changed: HashSet::new(),
-        appended: HashSet::new(),
-        aux: aux_keys.iter().map(|k| (k.clone(), None)).collect(),
-        aux_written: HashSet::new(),
+        streams.iter().map(|s| (s.clone(), None)).collect(),
+        aux_keys.iter().map(|k| (k.clone(), None)).collect(),
         committed_match,
-        pending: Vec::new(),
-        rows: EventRows::default(),
-        removal: None,
-        next_position: first_position,
-        last_recorded_at,
-        fast: false,
-        needs_read: AtomicBool::new(false),
-    };
+    );
+    round.next_position = first_position;
+    round.last_recorded_at = last_recorded_at;
     for row in &meta_rows {
         let stream: String = col(row, 0, "a stream id").map_err(before)?;
         let meta = sql::meta_from(row, 1).map_err(before)?;
@@ -972,18 +1005,9 @@ async fn slow_round<'a>(
         round.aux.insert(key, Some(value));
     }
 
-    let mut outcomes = Vec::with_capacity(ops.len());
-    for (i, op) in ops.iter().enumerate() {
-        match apply(&mut round, i, op).await.map_err(before)? {
-            Step::Done(outcome) => outcomes.push(outcome),
-            Step::FlushFirst => break,
-        }
-    }
+    let (outcomes, wrote) = check_all(&mut round, ops, first_position).await?;
 
     // Round trip 2: the writes and COMMIT.
-    let wrote = round.next_position > first_position
-        || !round.changed.is_empty()
-        || !round.aux_written.is_empty();
     let read = (head, reserved, last_recorded_at);
     if !wrote {
         // Nothing written: a failed COMMIT loses nothing, and the requests
@@ -1048,7 +1072,9 @@ async fn write_round(
     let guard_statement = match guard {
         Some(_) => Some(
             client
-                .prepare_cached("SELECT annals_guard($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+                .prepare_cached(
+                    "SELECT annals_guard($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
                 .await
                 .map_err(|e| before(db("preparing the writer's statements")(e)))?,
         ),
@@ -1129,13 +1155,15 @@ async fn write_round(
     if let (Some(g), Some(statement)) = (guard, guard_statement) {
         steps.push((
             "starting a transaction",
-            Box::pin(client.batch_execute(&g.begin)),
+            Box::pin(client.batch_execute("BEGIN")),
         ));
         steps.push(write_step(
             client,
             GUARDING,
             statement,
             vec![
+                &g.sync,
+                &g.lock_timeout,
                 &g.head,
                 &g.reserved,
                 &g.recorded_at,
