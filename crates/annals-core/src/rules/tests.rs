@@ -376,3 +376,38 @@ fn append_places() {
     assert!(e.is_corruption());
     assert!(e.to_string().contains("stream s"), "{e}");
 }
+
+#[test]
+fn batch_places() {
+    let planned = plan_batch([(None, 2), (Some(live(3, 0, 0)), 1)], 7).expect("room");
+    assert_eq!(planned.len(), 2);
+    assert_eq!(planned[0].result.first_position, Position(8));
+    assert_eq!(planned[0].result.last_position, Position(9));
+    assert_eq!(planned[1].result.first_position, Position(10));
+    assert_eq!(planned[1].result.first_version, Version(3));
+    assert_eq!(planned[1].meta, live(4, 0, 0));
+    // The part with no room fails the batch, by its index.
+    let full = plan_batch([(None, 1), (Some(live(u64::MAX, 0, 0)), 1)], 0);
+    assert_eq!(
+        full,
+        Err((
+            1,
+            NoRoom::Versions {
+                next: u64::MAX,
+                n: 1
+            }
+        ))
+    );
+    let full = plan_batch([(None, 1), (None, 2)], u64::MAX - 2);
+    assert_eq!(
+        full,
+        Err((
+            1,
+            NoRoom::Positions {
+                after: u64::MAX - 1,
+                n: 2
+            }
+        ))
+    );
+    assert_eq!(plan_batch([], 5), Ok(vec![]));
+}
