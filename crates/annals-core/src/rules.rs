@@ -83,6 +83,11 @@ impl StreamMeta {
     }
 }
 
+/// `n` events as the numbers of versions and positions count them.
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
 /// The last version of a stream in state `meta` (`None`: it does not exist).
 fn last_version(meta: Option<StreamMeta>) -> Option<Version> {
     meta.and_then(|m| m.last_version())
@@ -150,11 +155,10 @@ pub fn decide_append(
     condition_fails: impl FnOnce() -> Result<bool>,
 ) -> Result<AppendDecision> {
     if let Err(error) = check_expected(&append.stream, append.expected, meta) {
-        let n = u64::try_from(append.events.len()).unwrap_or(u64::MAX);
         return Ok(AppendDecision::Refused {
             error,
             retry: Retry {
-                versions: replay_versions(append.expected, meta, n),
+                versions: replay_versions(append.expected, meta, append.events.len()),
                 by_condition: append.condition.is_some(),
             },
         });
@@ -179,6 +183,17 @@ pub fn check_batch(
     metas: &[Option<StreamMeta>],
     condition_fails: impl FnOnce() -> Result<bool>,
 ) -> Result<()> {
+    if metas.len() != batch.parts.len() {
+        // A caller's mistake, not the user's: no part may go unchecked.
+        return Err(Error::backend(
+            format!(
+                "checking a batch: {} stream states for a batch of {} parts",
+                metas.len(),
+                batch.parts.len()
+            ),
+            "a writer gave check_batch the wrong number of stream states",
+        ));
+    }
     for (i, (part, meta)) in batch.parts.iter().zip(metas).enumerate() {
         check_expected(&part.stream, part.expected, *meta).map_err(|e| Error::in_part(i, e))?;
     }
@@ -194,7 +209,7 @@ pub fn check_batch(
 pub fn replay_versions(
     expected: ExpectedVersion,
     meta: Option<StreamMeta>,
-    n: u64,
+    n: usize,
 ) -> Option<(u64, u64)> {
     let meta = meta.filter(|m| !m.deleted)?;
     let first = match expected {
@@ -202,7 +217,7 @@ pub fn replay_versions(
         ExpectedVersion::Exact(v) => v.0.checked_add(1)?,
         ExpectedVersion::Any | ExpectedVersion::StreamExists => return None,
     };
-    let last = first.checked_add(n.checked_sub(1)?)?;
+    let last = first.checked_add(count(n).checked_sub(1)?)?;
     (meta.is_readable(first) && meta.is_readable(last)).then_some((first, last))
 }
 
@@ -210,12 +225,12 @@ pub fn replay_versions(
 /// `found` — read from version `first` of its stream — are exactly those
 /// events: as many, the same ids in the same order, at consecutive versions.
 pub fn replayed(first: u64, events: &[NewEvent], found: &[RecordedEvent]) -> Option<AppendResult> {
+    // Versions compared by their distance from `first`: counting up from
+    // it could pass u64::MAX.
     let same = found.len() == events.len()
-        && found
-            .iter()
-            .zip(events)
-            .zip(first..)
-            .all(|((e, new), version)| e.event_id == new.event_id && e.stream_version.0 == version);
+        && found.iter().zip(events).enumerate().all(|(i, (e, new))| {
+            e.event_id == new.event_id && e.stream_version.0.checked_sub(first) == Some(count(i))
+        });
     if same { result_of(found) } else { None }
 }
 
@@ -370,8 +385,9 @@ impl NoRoom {
 pub fn plan_append(
     meta: Option<StreamMeta>,
     after: u64,
-    n: u64,
+    n: usize,
 ) -> std::result::Result<Planned, NoRoom> {
+    let n = count(n);
     let mut meta = StreamMeta::for_append(meta);
     let (first_position, last_position) = match (after.checked_add(1), after.checked_add(n)) {
         (Some(first), Some(last)) if n > 0 => (first, last),
@@ -392,6 +408,25 @@ pub fn plan_append(
             last_position: Position(last_position),
         },
     })
+}
+
+/// \[A6\]: the places of a batch's parts — each its stream's state and its
+/// number of events, in the batch's order — when the log's last position is
+/// `after`: each part right after the one before. All or none: a part with
+/// no room fails the batch, with its index.
+pub fn plan_batch(
+    parts: impl IntoIterator<Item = (Option<StreamMeta>, usize)>,
+    mut after: u64,
+) -> std::result::Result<Vec<Planned>, (usize, NoRoom)> {
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, (meta, n))| {
+            let planned = plan_append(meta, after, n).map_err(|no_room| (i, no_room))?;
+            after = planned.result.last_position.0;
+            Ok(planned)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1448,18 +1448,14 @@ fn batch<'a>(
     // Every part is placed before any is written: all or nothing ([A2]).
     // A batch names each stream once, so the metadata read above is each
     // part's own.
-    let mut after = round.next_position - 1;
-    let mut planned = Vec::with_capacity(b.parts.len());
-    for (i, (part, meta)) in b.parts.iter().zip(metas).enumerate() {
-        let n = u64::try_from(part.events.len()).unwrap_or(u64::MAX);
-        match place(&part.stream, meta, after, n) {
-            Ok(p) => {
-                after = p.result.last_position.0;
-                planned.push(p);
-            }
-            Err(e) => return Ok(Err(Error::in_part(i, e))),
+    let sizes = b.parts.iter().map(|part| part.events.len());
+    let planned = match rules::plan_batch(metas.into_iter().zip(sizes), round.next_position - 1) {
+        Ok(planned) => planned,
+        Err((i, no_room)) => {
+            let stream = &b.parts[i].stream;
+            return Ok(Err(Error::in_part(i, no_room_error(stream, no_room))));
         }
-    }
+    };
     let results = b
         .parts
         .iter()
@@ -1554,20 +1550,13 @@ fn plan(
     meta: Option<StreamMeta>,
     events: &[NewEvent],
 ) -> Result<Planned> {
-    let n = u64::try_from(events.len()).unwrap_or(u64::MAX);
-    place(stream, meta, round.next_position - 1, n)
+    rules::plan_append(meta, round.next_position - 1, events.len())
+        .map_err(|no_room| no_room_error(stream, no_room))
 }
 
-/// \[A1\]: the place of `n` events appended to `stream` after position
-/// `after`. The round counts the position after the last one, so that one
-/// must exist too.
-fn place(stream: &StreamId, meta: Option<StreamMeta>, after: u64, n: u64) -> Result<Planned> {
-    rules::plan_append(meta, after, n)
-        .and_then(|planned| match planned.result.last_position.0 {
-            u64::MAX => Err(NoRoom::Positions { after, n }),
-            _ => Ok(planned),
-        })
-        .map_err(|no_room| no_room.error(stream, CorruptionAt::Unknown))
+/// A number read from the database with no room at its end: damage.
+fn no_room_error(stream: &StreamId, no_room: NoRoom) -> Error {
+    no_room.error(stream, CorruptionAt::Unknown)
 }
 
 /// Adds `events`, placed as `planned`, to the round.
@@ -1607,8 +1596,8 @@ fn write_events<'a>(
             tags: event.tags.clone(),
         });
     }
-    // Below u64::MAX: `place` keeps room for it.
-    round.next_position = result.last_position.0 + 1;
+    // Positions continue from a bigint head, far below u64::MAX.
+    round.next_position = result.last_position.0.saturating_add(1);
     round.appended.insert(stream.as_str().to_string());
     round.set_meta(stream, meta);
     result

@@ -19,7 +19,7 @@ use crate::kv::engine::{KvEngine, KvSnapshot, WriteBatch};
 use crate::kv::layout::{self, StoreMeta};
 use crate::kv::read::{self, MetaSource};
 use crate::kv::{codec, figures};
-use crate::rules::{self, AppendDecision, NoRoom, Replay, Retry, StreamMeta};
+use crate::rules::{self, AppendDecision, NoRoom, Planned, Replay, Retry, StreamMeta};
 
 /// Where the writer answers a caller.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
@@ -412,8 +412,12 @@ impl<E: KvEngine> Writer<E> {
                 if let Err(e) = check_aux(round, &a.aux) {
                     return Checked::Answer(Err(e));
                 }
+                // The aux writes go with the events or not at all (A2, X2):
+                // an append that cannot be placed writes nothing.
                 let result = self.write_events(round, &a.stream, meta, &a.events);
-                write_aux(round, a.aux.clone());
+                if result.is_ok() {
+                    write_aux(round, a.aux.clone());
+                }
                 Checked::Answer(result)
             }
         }
@@ -428,24 +432,35 @@ impl<E: KvEngine> Writer<E> {
         let metas = b
             .parts
             .iter()
-            .map(|part| round.meta(part.stream.as_str()))
+            .enumerate()
+            .map(|(i, part)| {
+                round
+                    .meta(part.stream.as_str())
+                    .map_err(|e| Error::in_part(i, e))
+            })
             .collect::<Result<Vec<_>>>()?;
         rules::check_batch(b, &metas, || match condition {
             Some(c) => condition_fails(round, c),
             None => Ok(false),
         })?;
         check_aux(round, &b.aux)?;
-        // Every part is staged before any is added: all or nothing (A2).
-        let mut staged = Vec::with_capacity(b.parts.len());
-        let mut after = self.last_position;
+        // Every part is placed and staged before any is added: all or
+        // nothing (A2).
+        let sizes = b.parts.iter().map(|part| part.events.len());
+        let planned = rules::plan_batch(metas.into_iter().zip(sizes), self.last_position).map_err(
+            |(i, no_room)| Error::in_part(i, no_room_error(&b.parts[i].stream, no_room)),
+        )?;
         let recorded_at = self.next_recorded_at();
-        for (i, (part, meta)) in b.parts.iter().zip(metas).enumerate() {
-            let part = self
-                .stage(&part.stream, meta, &part.events, after, recorded_at)
-                .map_err(|e| Error::in_part(i, e))?;
-            after = part.result.last_position.0;
-            staged.push(part);
-        }
+        let staged = b
+            .parts
+            .iter()
+            .zip(planned)
+            .enumerate()
+            .map(|(i, (part, planned))| {
+                self.stage(&part.stream, planned, &part.events, recorded_at)
+                    .map_err(|e| Error::in_part(i, e))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let results = staged
             .into_iter()
             .map(|part| self.apply_staged(round, part))
@@ -463,8 +478,10 @@ impl<E: KvEngine> Writer<E> {
         meta: Option<StreamMeta>,
         events: &[NewEvent],
     ) -> Result<AppendResult> {
+        let planned = rules::plan_append(meta, self.last_position, events.len())
+            .map_err(|no_room| no_room_error(stream, no_room))?;
         let recorded_at = self.next_recorded_at();
-        let staged = self.stage(stream, meta, events, self.last_position, recorded_at)?;
+        let staged = self.stage(stream, planned, events, recorded_at)?;
         Ok(self.apply_staged(round, staged))
     }
 
@@ -475,27 +492,16 @@ impl<E: KvEngine> Writer<E> {
     }
 
     /// The entries, metadata and result of `events` written to `stream`
-    /// after position `after`, checked and encoded, the round untouched:
-    /// a failure (a number at its end, an encoding error) leaves no trace.
+    /// where `planned` places them, encoded, the round untouched: a
+    /// failure (an encoding error) leaves no trace.
     fn stage(
         &self,
         stream: &StreamId,
-        meta: Option<StreamMeta>,
+        planned: Planned,
         events: &[NewEvent],
-        after: u64,
         recorded_at: Timestamp,
     ) -> Result<Staged> {
-        // Numbers read from disk: no room at their end is damage, never a
-        // panic.
-        let n = u64::try_from(events.len()).unwrap_or(u64::MAX);
-        let rules::Planned { meta, result } =
-            rules::plan_append(meta, after, n).map_err(|no_room| {
-                let at = match no_room {
-                    NoRoom::Positions { .. } => layout::STORE_META_KEY.to_vec(),
-                    NoRoom::Versions { .. } => layout::stream_meta_key(stream.as_str()),
-                };
-                no_room.error(stream, CorruptionAt::Key(at))
-            })?;
+        let Planned { meta, result } = planned;
         let mut ops = Vec::with_capacity(events.len().saturating_mul(4));
         let mut pending = Vec::with_capacity(events.len());
         let positions = result.first_position.0..=result.last_position.0;
@@ -633,6 +639,16 @@ impl<E: KvEngine> Writer<E> {
         batch.put(layout::STORE_META_KEY.to_vec(), value);
         Ok((meta, sync))
     }
+}
+
+/// The damage of a number read from disk with no room at its end (never a
+/// panic), at the key that holds it.
+fn no_room_error(stream: &StreamId, no_room: NoRoom) -> Error {
+    let at = match no_room {
+        NoRoom::Positions { .. } => layout::STORE_META_KEY.to_vec(),
+        NoRoom::Versions { .. } => layout::stream_meta_key(stream.as_str()),
+    };
+    no_room.error(stream, CorruptionAt::Key(at))
 }
 
 /// Runs `f`, putting how long it took in `took`.

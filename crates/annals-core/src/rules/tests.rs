@@ -376,3 +376,73 @@ fn append_places() {
     assert!(e.is_corruption());
     assert!(e.to_string().contains("stream s"), "{e}");
 }
+
+#[test]
+fn batch_places() {
+    let planned = plan_batch([(None, 2), (Some(live(3, 0, 0)), 1)], 7).expect("room");
+    assert_eq!(planned.len(), 2);
+    assert_eq!(planned[0].result.first_position, Position(8));
+    assert_eq!(planned[0].result.last_position, Position(9));
+    assert_eq!(planned[1].result.first_position, Position(10));
+    assert_eq!(planned[1].result.first_version, Version(3));
+    assert_eq!(planned[1].meta, live(4, 0, 0));
+    // The part with no room fails the batch, by its index.
+    let full = plan_batch([(None, 1), (Some(live(u64::MAX, 0, 0)), 1)], 0);
+    assert_eq!(
+        full,
+        Err((
+            1,
+            NoRoom::Versions {
+                next: u64::MAX,
+                n: 1
+            }
+        ))
+    );
+    let full = plan_batch([(None, 1), (None, 2)], u64::MAX - 2);
+    assert_eq!(
+        full,
+        Err((
+            1,
+            NoRoom::Positions {
+                after: u64::MAX - 1,
+                n: 2
+            }
+        ))
+    );
+    assert_eq!(plan_batch([], 5), Ok(vec![]));
+}
+
+/// Versions at the very end of the range are compared without overflow:
+/// a replay found at u64::MAX matches, and one event too many is no match
+/// (not a panic).
+#[test]
+fn replayed_at_the_last_version_does_not_overflow() {
+    let s = stream();
+    let one = events(1);
+    let found = stored(&s, &one, u64::MAX, 1);
+    let result = replayed(u64::MAX, &one, &found).expect("the same event");
+    assert_eq!(result.last_version, Version(u64::MAX));
+    let two = events(2);
+    let mut found = stored(&s, &two[..1], u64::MAX, 1);
+    found.extend(stored(&s, &two[1..], u64::MAX, 2));
+    assert!(replayed(u64::MAX, &two, &found).is_none());
+}
+
+/// A caller that gives fewer stream states than parts gets an error, never
+/// a batch whose last parts went unchecked.
+#[test]
+fn check_batch_refuses_states_that_do_not_match_its_parts() {
+    let batch = Batch::new(vec![])
+        .part(stream(), ExpectedVersion::NoStream, events(1))
+        .part(
+            StreamId::new("t").expect("valid"),
+            ExpectedVersion::NoStream,
+            events(1),
+        );
+    let e = check_batch(&batch, &[None], || Ok(false)).expect_err("one state for two parts");
+    assert!(
+        e.to_string()
+            .contains("1 stream states for a batch of 2 parts"),
+        "{e}"
+    );
+}
