@@ -52,6 +52,8 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use crate::teardown::Closing;
 
 pub mod cases;
+pub mod crash;
+pub mod damage;
 pub mod files;
 pub mod kv;
 pub mod support;

@@ -6,7 +6,7 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::Duration;
 
-use annals_core::kv::{KvEngine, KvSnapshot, Scan, WriteBatch};
+use annals_core::kv::{KvEngine, KvSnapshot, Scan, WriteBatch, layout};
 use annals_core::{Direction, Error, Field};
 
 use super::{KvCapabilities, KvCase, KvHarness};
@@ -56,12 +56,15 @@ pub(super) fn all<H: KvHarness>() -> Vec<KvCase<H>> {
     ]
 }
 
-type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+/// Entries read by a scan, in the order visited.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// Past every key the cases write.
-const END: &[u8] = &[0xff; 8];
+/// Past every key the cases write, and before the engine's own keys
+/// (`layout::ENGINE_PRIVATE`, which the cases never touch).
+const END: &[u8] = &[layout::ENGINE_PRIVATE];
 
-fn put(engine: &impl KvEngine, pairs: &[(&[u8], &[u8])], sync: bool) {
+/// Commits one batch of puts.
+pub fn put(engine: &impl KvEngine, pairs: &[(&[u8], &[u8])], sync: bool) {
     let mut batch = WriteBatch::new();
     for (k, v) in pairs {
         batch.put(k.to_vec(), v.to_vec());
@@ -69,7 +72,8 @@ fn put(engine: &impl KvEngine, pairs: &[(&[u8], &[u8])], sync: bool) {
     engine.commit(batch, sync).unwrap();
 }
 
-fn scan_all(snap: &impl KvSnapshot, start: &[u8], end: &[u8], dir: Direction) -> Entries {
+/// Every entry of `[start, end)` in `dir`.
+pub fn scan_all(snap: &impl KvSnapshot, start: &[u8], end: &[u8], dir: Direction) -> Entries {
     let mut out = Vec::new();
     snap.scan(start, end, dir, &mut |k, v| {
         out.push((k.to_vec(), v.to_vec()));
@@ -245,8 +249,8 @@ fn scans_go_both_ways_within_bounds<H: KvHarness>(h: H) {
 }
 
 /// Keys starting with every byte annals' layout uses (an engine may keep
-/// some prefixes apart), the empty key's neighbours, 0xff keys, and values
-/// from empty to a megabyte.
+/// some prefixes apart) and the last byte before the engine's own keys,
+/// with values from empty to a megabyte.
 fn keys_of_every_prefix_and_large_values_round_trip<H: KvHarness>(h: H) {
     let engine = h.open().unwrap();
     let mut expected: Entries = Vec::new();
@@ -257,7 +261,7 @@ fn keys_of_every_prefix_and_large_values_round_trip<H: KvHarness>(h: H) {
             expected.push((key, value));
         }
     }
-    expected.push((vec![0xff; 4], vec![9; 1 << 20]));
+    expected.push((vec![0xfe, 0xff, 0xff], vec![9; 1 << 20]));
     let mut batch = WriteBatch::new();
     for (k, v) in &expected {
         batch.put(k.clone(), v.clone());

@@ -39,6 +39,8 @@ use libtest_mimic::{Arguments, Trial};
 
 mod cases;
 
+pub use cases::{Entries, put, scan_all};
+
 /// What an engine offers beyond what every engine does; decides which
 /// cases run and which are reported as ignored.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]

@@ -20,7 +20,8 @@
 
 use std::sync::{PoisonError, RwLock};
 
-use annals_core::kv::{KvEngine, KvSnapshot, KvStore, Scan, Visitor, WriteBatch};
+use annals_core::kv::support::{BackendOptions, scan_iter, unguarded};
+use annals_core::kv::{KvEngine, KvSnapshot, KvStore, Visitor, WriteBatch};
 use annals_core::{Capabilities, Direction, Result, StoreConfig};
 use imbl::OrdMap;
 
@@ -58,25 +59,8 @@ impl KvSnapshot for MemorySnapshot {
         if start >= end {
             return Ok(());
         }
-        let range = self.0.range(start.to_vec()..end.to_vec());
-        let mut step = |(k, v): (&Vec<u8>, &Vec<u8>)| visit(k, v);
-        match direction {
-            Direction::Forward => {
-                for entry in range {
-                    if step(entry)? == Scan::Stop {
-                        break;
-                    }
-                }
-            }
-            Direction::Backward => {
-                for entry in range.rev() {
-                    if step(entry)? == Scan::Stop {
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(())
+        let range = self.0.range(start.to_vec()..end.to_vec()).map(Ok);
+        scan_iter(range, direction, &unguarded, |e| e, visit)
     }
 }
 
@@ -115,4 +99,36 @@ impl KvEngine for MemoryEngine {
 /// Opens a new, empty in-memory store.
 pub fn open(config: StoreConfig) -> Result<KvStore<MemoryEngine>> {
     KvStore::open(MemoryEngine::new(), config)
+}
+
+/// The options of a memory store (a `memory://` URL's query): only those
+/// every backend takes.
+///
+/// ```
+/// use annals_core::Durability;
+/// use annals_core::kv::support::BackendOptions;
+/// use annals_memory::MemoryOptions;
+///
+/// let options = MemoryOptions::from_params([("durability", "relaxed")])?;
+/// assert_eq!(options.config.durability, Durability::Relaxed);
+/// assert!(MemoryOptions::from_params([("cache_size", "1")]).is_err());
+/// # Ok::<(), annals_core::Error>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct MemoryOptions {
+    /// The options every backend takes: durability and limits.
+    pub config: StoreConfig,
+}
+
+impl BackendOptions for MemoryOptions {
+    const BACKEND: &'static str = "memory";
+    const PARAMS: &'static [&'static str] = &[];
+
+    fn config_mut(&mut self) -> &mut StoreConfig {
+        &mut self.config
+    }
+
+    fn apply_own(&mut self, _key: &str, _value: &str) -> Result<bool> {
+        Ok(false)
+    }
 }

@@ -76,6 +76,14 @@
 
 use std::sync::Arc;
 
+#[cfg(any(
+    feature = "memory",
+    feature = "redb",
+    feature = "rocksdb",
+    feature = "sled"
+))]
+use annals_core::kv::support::BackendOptions;
+
 pub use annals_core::kv;
 pub use annals_core::*;
 
@@ -410,16 +418,9 @@ impl Opener {
 /// takes.
 #[cfg(feature = "memory")]
 fn memory_config(url: &StoreUrl) -> Result<StoreConfig> {
-    let mut config = StoreConfig::default();
-    for (key, value) in url.params() {
-        if !config
-            .apply_param(key, value)
-            .map_err(|e| url.in_context(e))?
-        {
-            return Err(url.in_context(StoreConfig::unknown_param("memory", key, &[])));
-        }
-    }
-    Ok(config)
+    annals_memory::MemoryOptions::from_params(url.params())
+        .map(|options| options.config)
+        .map_err(|e| url.in_context(e))
 }
 
 /// Runs `f` on tokio's blocking pool when inside a tokio runtime, else on
