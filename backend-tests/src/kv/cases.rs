@@ -33,7 +33,10 @@ pub(super) fn all<H: KvHarness>() -> Vec<KvCase<H>> {
         case!(an_empty_store_reads_nothing),
         case!(batch_ops_apply_in_order),
         case!(readers_see_a_batch_whole_or_not_at_all),
-        case!(a_snapshot_does_not_see_later_commits),
+        case!(
+            a_snapshot_does_not_see_later_commits,
+            |c: &KvCapabilities| c.commits_past_snapshots
+        ),
         case!(scans_go_both_ways_within_bounds),
         case!(keys_of_every_prefix_and_large_values_round_trip),
         case!(commits_with_and_without_sync_are_visible_at_once),

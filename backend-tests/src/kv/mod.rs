@@ -57,14 +57,20 @@ pub struct KvCapabilities {
     /// claims as its own: something else there (a folder or file of another
     /// program) is refused, and left exactly as it was.
     pub owns_path: bool,
+    /// A commit goes through while a snapshot of the same thread is alive
+    /// (a multi-version engine). An engine whose snapshots hold back
+    /// commits (annals-sled: the snapshot is a read lock) is still
+    /// isolated, but cannot be shown so from one thread.
+    pub commits_past_snapshots: bool,
 }
 
 impl KvCapabilities {
-    /// An engine in memory: none of the above.
+    /// An engine in memory: only `commits_past_snapshots`.
     pub const MEMORY: KvCapabilities = KvCapabilities {
         persistent: false,
         reclaims_space: false,
         owns_path: false,
+        commits_past_snapshots: true,
     };
 
     /// An engine over files of its own: all of the above.
@@ -72,6 +78,7 @@ impl KvCapabilities {
         persistent: true,
         reclaims_space: true,
         owns_path: true,
+        commits_past_snapshots: true,
     };
 }
 

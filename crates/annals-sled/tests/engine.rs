@@ -15,7 +15,11 @@ impl KvHarness for Sled {
         SledEngine::open(self.0.path().join("store"), &SledOptions::default())
     }
     fn capabilities() -> KvCapabilities {
-        KvCapabilities::FILES
+        // Its snapshots are read locks: commits wait for them.
+        KvCapabilities {
+            commits_past_snapshots: false,
+            ..KvCapabilities::FILES
+        }
     }
     fn path(&self) -> Option<std::path::PathBuf> {
         Some(self.0.path().join("store"))
