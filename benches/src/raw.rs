@@ -369,6 +369,61 @@ pub fn sled(dir: &Path) -> RawResult<Box<dyn RawEngine>> {
     Ok(Box::new(Blocking(Arc::new(SledKv(db)))))
 }
 
+#[cfg(feature = "fjall")]
+struct FjallKv {
+    db: fjall::Database,
+    keyspace: fjall::Keyspace,
+}
+
+#[cfg(feature = "fjall")]
+impl BlockingKv for FjallKv {
+    fn commit(&self, entries: Vec<(Vec<u8>, Vec<u8>)>, sync: bool) -> RawResult<()> {
+        let mode = sync.then_some(fjall::PersistMode::SyncAll);
+        let mut batch = self.db.batch().durability(mode);
+        for (key, value) in entries {
+            batch.insert(&self.keyspace, key, value);
+        }
+        batch.commit().map_err(|e| format!("raw fjall batch: {e}"))
+    }
+
+    fn read_page(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        lookup: Lookup,
+    ) -> RawResult<Vec<Entry>> {
+        use fjall::Readable;
+        let failed = |e: fjall::Error| format!("raw fjall read: {e}");
+        let snapshot = self.db.snapshot();
+        let mut page = Vec::with_capacity(limit);
+        for guard in snapshot.range(&self.keyspace, start..end).take(limit) {
+            let (key, value) = guard.into_inner().map_err(failed)?;
+            let record = looked_up(lookup, &key, &value, |k| {
+                Ok(snapshot
+                    .get(&self.keyspace, k)
+                    .map_err(failed)?
+                    .map(|v| v.to_vec()))
+            })?;
+            page.push((key.to_vec(), record));
+        }
+        Ok(page)
+    }
+}
+
+/// A raw fjall database in `dir`: fjall's default options, one keyspace,
+/// a write batch per commit (journal fsynced when durable).
+#[cfg(feature = "fjall")]
+pub fn fjall(dir: &Path) -> RawResult<Box<dyn RawEngine>> {
+    let path = dir.join("raw-fjall");
+    let failed = |e: fjall::Error| format!("opening raw fjall {}: {e}", path.display());
+    let db = fjall::Database::builder(&path).open().map_err(failed)?;
+    let keyspace = db
+        .keyspace("raw", fjall::KeyspaceCreateOptions::default)
+        .map_err(failed)?;
+    Ok(Box::new(Blocking(Arc::new(FjallKv { db, keyspace }))))
+}
+
 /// A plain hand-written events table on PostgreSQL: one row per event, a
 /// unique `(stream, version)` constraint, one `INSERT … SELECT unnest(…)`
 /// per append in its own transaction.

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+pub mod driver;
 mod error;
 mod event;
 mod expect;

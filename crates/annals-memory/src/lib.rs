@@ -116,3 +116,17 @@ impl KvEngine for MemoryEngine {
 pub fn open(config: StoreConfig) -> Result<KvStore<MemoryEngine>> {
     KvStore::open(MemoryEngine::new(), config)
 }
+
+/// The driver of `memory://` URLs (see [`annals_core::driver`]): only the
+/// options every backend takes.
+pub const DRIVER: annals_core::driver::Driver = annals_core::driver::Driver {
+    scheme: "memory",
+    target: annals_core::driver::Target::Nothing,
+    capabilities: Capabilities::ALL_IN_MEMORY,
+    prepare: |request| {
+        let config = StoreConfig::from_params("memory", request.params(), &[])?;
+        Ok(annals_core::driver::Prepared::blocking(config, move || {
+            open(config)
+        }))
+    },
+};
