@@ -54,6 +54,7 @@ use crate::teardown::Closing;
 pub mod cases;
 pub mod driver;
 pub mod files;
+pub mod kv;
 pub mod support;
 mod teardown;
 pub mod workload;
