@@ -1,11 +1,12 @@
 //! [`FjallEngine`]: annals' [`KvEngine`] over one fjall keyspace.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use annals_core::files::{self, Claim};
-use annals_core::kv::{KvEngine, KvSnapshot, Scan, Visitor, WriteBatch};
+use annals_core::kv::support::{LiveSnapshots, Ticket, no_panic, scan_iter};
+use annals_core::kv::{KvEngine, KvSnapshot, Visitor, WriteBatch};
 use annals_core::{Capabilities, Direction, Error, Result};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
@@ -15,6 +16,9 @@ use crate::FjallOptions;
 const DATA: &str = "fjall";
 /// The one keyspace annals keeps its keys in.
 const KEYSPACE: &str = "annals";
+/// How long `close` waits for the reads in flight before it lets go of
+/// the database (a snapshot keeps fjall's files open).
+const CLOSE_WAIT: Duration = Duration::from_secs(60);
 
 /// An open fjall database and annals' keyspace in it.
 struct Open {
@@ -28,6 +32,7 @@ pub struct FjallEngine {
     read_only: bool,
     /// `None` once closed.
     open: RwLock<Option<Open>>,
+    live: Arc<LiveSnapshots>,
 }
 
 /// A consistent view: fjall's snapshot (a sequence number) of the keyspace.
@@ -35,76 +40,22 @@ pub struct FjallSnapshot {
     dir: PathBuf,
     snapshot: fjall::Snapshot,
     keyspace: Keyspace,
+    /// Dropped after the fields above (declaration order).
+    _ticket: Ticket,
 }
 
-/// Runs a call into fjall, turning its errors and panics (fjall trusts its
-/// files) into [`Error::Backend`] naming what was done and the folder.
+/// Runs a call into fjall: its errors and its panics (fjall trusts its
+/// files) become [`Error::Backend`] naming what was done and the folder.
 fn call<T>(what: &str, dir: &Path, f: impl FnOnce() -> fjall::Result<T>) -> Result<T> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(Error::backend(
-            format!("fjall: {what} {}", dir.display()),
-            e,
-        )),
-        Err(panic) => {
-            let why = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".into());
-            Err(Error::backend(
-                format!("fjall panicked {what} {}", dir.display()),
-                why,
-            ))
-        }
-    }
+    no_panic("fjall", what, dir, f)?.map_err(|e| from_fjall(what, dir, e))
 }
 
-impl FjallEngine {
-    /// Opens (or, with `options.create`, creates) the store in the folder
-    /// `dir`, which must be empty, missing or marked as a fjall store of
-    /// annals ([`files::claim_folder`]).
-    pub fn open(dir: impl AsRef<Path>, options: &FjallOptions) -> Result<FjallEngine> {
-        let dir = dir.as_ref().to_path_buf();
-        let claim = Claim {
-            backend: "fjall",
-            create: options.create,
-            read_only: options.read_only,
-            mode: options.file_mode,
-        };
-        files::claim_folder(&dir, claim, |_| Ok(false))?;
-        let data = dir.join(DATA);
-        if !data.is_dir() && (options.read_only || !options.create) {
-            return Err(files::io_error(
-                "opening",
-                &data,
-                std::io::ErrorKind::NotFound.into(),
-            ));
-        }
-        let mut builder = Database::builder(&data);
-        if let Some(bytes) = options.cache_size {
-            builder = builder.cache_size(bytes);
-        }
-        let db = call("opening", &dir, || builder.open())?;
-        let keyspace = call("opening", &dir, || {
-            db.keyspace(KEYSPACE, KeyspaceCreateOptions::default)
-        })?;
-        Ok(FjallEngine {
-            dir,
-            read_only: options.read_only,
-            open: RwLock::new(Some(Open { db, keyspace })),
-        })
-    }
-
-    /// Runs `f` on the open database, or answers [`Error::Closed`].
-    fn with<T>(&self, f: impl FnOnce(&Open) -> Result<T>) -> Result<T> {
-        let open = self.open.read().unwrap_or_else(PoisonError::into_inner);
-        f(open.as_ref().ok_or(Error::Closed)?)
-    }
+fn from_fjall(what: &str, dir: &Path, error: fjall::Error) -> Error {
+    Error::backend(format!("{what} {}", dir.display()), error)
 }
 
-/// The bytes the files under `path` take on disk (their blocks, so a
-/// sparse file counts what it holds, not its length).
+/// The bytes the files under `path` take on disk: their blocks, so that a
+/// sparse file (fjall preallocates its journal) counts what it holds.
 fn allocated_bytes(path: &Path) -> Result<u64> {
     let metadata =
         std::fs::symlink_metadata(path).map_err(|e| files::io_error("measuring", path, e))?;
@@ -120,6 +71,48 @@ fn allocated_bytes(path: &Path) -> Result<u64> {
         total = total.saturating_add(allocated_bytes(&entry.path())?);
     }
     Ok(total)
+}
+
+impl FjallEngine {
+    /// Opens (or, with `options.create`, creates) the store in the folder
+    /// `dir`, which must be missing, empty or marked as a fjall store of
+    /// annals ([`files::claim_folder`]): anything else is refused with
+    /// nothing written.
+    pub fn open(dir: impl AsRef<Path>, options: &FjallOptions) -> Result<FjallEngine> {
+        let dir = dir.as_ref().to_path_buf();
+        let claim = Claim {
+            backend: "fjall",
+            create: options.create,
+            read_only: options.read_only,
+            mode: options.file_mode,
+        };
+        files::claim_folder(&dir, claim, |_| Ok(false))?;
+        let data = dir.join(DATA);
+        if !data.is_dir() && (options.read_only || !options.create) {
+            let missing = std::io::ErrorKind::NotFound.into();
+            return Err(files::io_error("opening", &data, missing));
+        }
+        let mut builder = Database::builder(&data);
+        if let Some(bytes) = options.cache_size {
+            builder = builder.cache_size(bytes);
+        }
+        let db = call("opening", &dir, || builder.open())?;
+        let keyspace = call("opening", &dir, || {
+            db.keyspace(KEYSPACE, KeyspaceCreateOptions::default)
+        })?;
+        Ok(FjallEngine {
+            dir,
+            read_only: options.read_only,
+            open: RwLock::new(Some(Open { db, keyspace })),
+            live: Arc::default(),
+        })
+    }
+
+    /// Runs `f` on the open database, or answers [`Error::Closed`].
+    fn with<T>(&self, f: impl FnOnce(&Open) -> Result<T>) -> Result<T> {
+        let open = self.open.read().unwrap_or_else(PoisonError::into_inner);
+        f(open.as_ref().ok_or(Error::Closed)?)
+    }
 }
 
 impl KvSnapshot for FjallSnapshot {
@@ -140,24 +133,13 @@ impl KvSnapshot for FjallSnapshot {
         if start >= end {
             return Ok(());
         }
-        let mut entries = call("reading", &self.dir, || {
-            Ok(self.snapshot.range(&self.keyspace, start..end))
+        let range = no_panic("fjall", "reading", &self.dir, || {
+            self.snapshot.range(&self.keyspace, start..end)
         })?;
-        loop {
-            let next = call("reading", &self.dir, || {
-                let guard = match direction {
-                    Direction::Forward => entries.next(),
-                    Direction::Backward => entries.next_back(),
-                };
-                guard.map(|g| g.into_inner()).transpose()
-            })?;
-            let Some((key, value)) = next else {
-                return Ok(());
-            };
-            if visit(&key, &value)? == Scan::Stop {
-                return Ok(());
-            }
-        }
+        let guard = |step: &mut dyn FnMut()| no_panic("fjall", "reading", &self.dir, step);
+        let map_err = |e| from_fjall("reading", &self.dir, e);
+        let entries = range.map(|entry| entry.into_inner());
+        scan_iter(entries, direction, &guard, map_err, visit)
     }
 }
 
@@ -170,6 +152,7 @@ impl KvEngine for FjallEngine {
                 dir: self.dir.clone(),
                 snapshot: open.db.snapshot(),
                 keyspace: open.keyspace.clone(),
+                _ticket: self.live.enter(),
             })
         })
     }
@@ -200,8 +183,8 @@ impl KvEngine for FjallEngine {
     }
 
     fn compact(&self) -> Result<()> {
-        // Flushing the memtable lets fjall drop the journals it was
-        // replayed from; the major compaction drops deleted entries.
+        // Flushing the memtable lets fjall drop the journals it came from;
+        // the major compaction drops the deleted entries from its tables.
         self.with(|open| {
             call("compacting", &self.dir, || {
                 open.keyspace.rotate_memtable_and_wait()?;
@@ -211,8 +194,7 @@ impl KvEngine for FjallEngine {
     }
 
     fn disk_bytes(&self) -> Result<u64> {
-        // fjall's own figure counts the journal's preallocated (sparse)
-        // 64 MiB; the blocks the files use are what the disk holds.
+        // fjall's own figure counts its journal's preallocated 64 MiB.
         self.with(|_| allocated_bytes(&self.dir))
     }
 
@@ -230,11 +212,18 @@ impl KvEngine for FjallEngine {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        match taken {
-            Some(open) if !self.read_only => call("closing", &self.dir, || {
+        let Some(open) = taken else {
+            return Ok(());
+        };
+        let synced = match self.read_only {
+            true => Ok(()),
+            false => call("closing", &self.dir, || {
                 open.db.persist(PersistMode::SyncAll)
             }),
-            _ => Ok(()),
-        }
+        };
+        drop(open);
+        // The files are released once the last snapshot is gone.
+        self.live.wait_none(CLOSE_WAIT);
+        synced
     }
 }

@@ -49,6 +49,7 @@ use std::path::Path;
 use annals_core::Result;
 use annals_core::driver::{Driver, Prepared, Target};
 use annals_core::kv::KvStore;
+use annals_core::kv::support::BackendOptions;
 
 /// Opens (creating it if missing, unless `options.create` is `false`) the
 /// fjall store in the folder `dir`. Blocks on I/O.
