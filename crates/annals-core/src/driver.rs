@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::backend::{Capabilities, LogBackend, StoreConfig};
 use crate::error::{Error, Field, Result};
+use crate::kv::support::BackendOptions;
 
 /// An open store of any backend.
 pub type DynStore = Arc<dyn LogBackend>;
@@ -128,6 +129,39 @@ impl Prepared {
             opening: Opening::Blocking(Box::new(move || Ok(Arc::new(open()?) as DynStore))),
         }
     }
+}
+
+/// The options of a backend whose URL names a file or folder: the URL's
+/// query sets them ([`BackendOptions`]), and [`Access`] can take away
+/// creating and writing.
+pub trait PathOptions: BackendOptions + Send + 'static {
+    /// Takes away what `access` does not allow: `create` options are
+    /// and-ed with [`Access::may_create`], `read_only` ones or-ed with
+    /// [`Access::read_only`].
+    fn restrict(&mut self, access: Access);
+}
+
+/// The whole `prepare` of a [`Driver`] over files: the options from the
+/// request's query, restricted by its access, and `open(path, options)`
+/// on the blocking pool.
+///
+/// ```ignore
+/// pub const DRIVER: Driver = Driver {
+///     scheme: "fjall",
+///     target: Target::Folder,
+///     capabilities: Capabilities::ALL,
+///     prepare: |request| prepare_path(request, open),
+/// };
+/// ```
+pub fn prepare_path<O: PathOptions, S: LogBackend + 'static>(
+    request: &OpenRequest<'_>,
+    open: fn(std::path::PathBuf, O) -> Result<S>,
+) -> Result<Prepared> {
+    let mut options = O::from_params(request.params())?;
+    options.restrict(request.access);
+    let path = request.path(O::BACKEND)?.to_path_buf();
+    let config = *options.config_mut();
+    Ok(Prepared::blocking(config, move || open(path, options)))
 }
 
 /// What a backend crate exports so that store URLs can name it: one

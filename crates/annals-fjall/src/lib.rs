@@ -47,9 +47,8 @@ pub use options::FjallOptions;
 use std::path::Path;
 
 use annals_core::Result;
-use annals_core::driver::{Driver, Prepared, Target};
+use annals_core::driver::{Driver, Target, prepare_path};
 use annals_core::kv::KvStore;
-use annals_core::kv::support::BackendOptions;
 
 /// Opens (creating it if missing, unless `options.create` is `false`) the
 /// fjall store in the folder `dir`. Blocks on I/O.
@@ -76,13 +75,5 @@ pub const DRIVER: Driver = Driver {
     scheme: "fjall",
     target: Target::Folder,
     capabilities: annals_core::Capabilities::ALL,
-    prepare: |request| {
-        let mut options = FjallOptions::from_params(request.params())?;
-        options.create &= request.access.may_create();
-        options.read_only |= request.access.read_only();
-        let dir = request.path("fjall")?.to_path_buf();
-        Ok(Prepared::blocking(options.config, move || {
-            open(dir, options)
-        }))
-    },
+    prepare: |request| prepare_path(request, open),
 };

@@ -1,5 +1,6 @@
 //! [`FjallOptions`]: what a `fjall://` URL's query can set.
 
+use annals_core::driver::{Access, PathOptions};
 use annals_core::files::FileMode;
 use annals_core::kv::support::BackendOptions;
 use annals_core::{Result, StoreConfig, parse_param};
@@ -67,5 +68,12 @@ impl BackendOptions for FjallOptions {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+}
+
+impl PathOptions for FjallOptions {
+    fn restrict(&mut self, access: Access) {
+        self.create &= access.may_create();
+        self.read_only |= access.read_only();
     }
 }
