@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+pub mod check;
 pub mod driver;
 mod error;
 mod event;
@@ -19,6 +20,7 @@ mod expect;
 pub mod files;
 pub mod kv;
 pub mod layer;
+pub mod rules;
 mod verify;
 
 pub use backend::{
@@ -37,5 +39,6 @@ pub use expect::{
     AppendCondition, AuxCondition, AuxWrite, ExpectedVersion, MAX_AUX_KEY_BYTES, MAX_QUERY_ITEMS,
     Query, QueryItem, validate_aux_key,
 };
+pub use rules::StreamMeta;
 pub use uuid::Uuid;
 pub use verify::{MAX_LISTED_PROBLEMS, Problem, VerifyProgress, VerifyReport};
