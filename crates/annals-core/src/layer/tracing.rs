@@ -82,25 +82,31 @@ impl TracingLayer {
     }
 }
 
-/// A span with every field a call may record, empty until recorded.
+/// The span of `$call`, with every field it may record: those known as
+/// the call begins given at once (one dispatch to the subscriber, which
+/// formats them together; evaluated only if the span is enabled), the
+/// others empty until the call ends. `$stream`: the stream id to show.
 macro_rules! call_span {
-    ($level:expr, $name:literal) => {
+    ($level:expr, $name:literal, $call:expr, $stream:expr) => {{
+        let call: &Call<'_> = $call;
+        let append = call.method.is_append();
+        let writes = append || call.aux_writes > 0;
         ::tracing::span!(
             target: TARGET,
             $level,
             $name,
-            backend = Empty,
-            stream = Empty,
-            streams = Empty,
-            events = Empty,
-            bytes = Empty,
-            aux_writes = Empty,
-            expected = Empty,
-            conditional = Empty,
-            count = Empty,
-            direction = Empty,
-            from = Empty,
-            filtered = Empty,
+            backend = call.backend,
+            stream = $stream,
+            streams = append.then_some(call.streams),
+            events = writes.then_some(call.events),
+            bytes = writes.then_some(call.bytes),
+            aux_writes = writes.then_some(call.aux_writes),
+            expected = call.expected.map(expectation_kind),
+            conditional = append.then_some(call.conditional),
+            count = call.count,
+            direction = call.direction.map(direction_name),
+            from = call.from,
+            filtered = (call.method == Method::ReadAll).then_some(call.filtered),
             first_version = Empty,
             last_version = Empty,
             first_position = Empty,
@@ -114,32 +120,40 @@ macro_rules! call_span {
             error.kind = Empty,
             error.message = Empty,
         )
-    };
+    }};
 }
 
-fn span_of(method: Method) -> Span {
-    match method {
-        Method::Append => call_span!(Level::INFO, "annals.append"),
-        Method::AppendWith => call_span!(Level::INFO, "annals.append_with"),
-        Method::AppendBatch => call_span!(Level::INFO, "annals.append_batch"),
-        Method::ReadStream => call_span!(Level::DEBUG, "annals.read_stream"),
-        Method::ReadAll => call_span!(Level::DEBUG, "annals.read_all"),
-        Method::StreamVersion => call_span!(Level::DEBUG, "annals.stream_version"),
-        Method::StreamExists => call_span!(Level::DEBUG, "annals.stream_exists"),
-        Method::ListStreams => call_span!(Level::DEBUG, "annals.list_streams"),
-        Method::DeleteStream => call_span!(Level::INFO, "annals.delete_stream"),
-        Method::TruncateStream => call_span!(Level::INFO, "annals.truncate_stream"),
-        Method::Compact => call_span!(Level::INFO, "annals.compact"),
-        Method::DiskBytes => call_span!(Level::DEBUG, "annals.disk_bytes"),
-        Method::HasEvents => call_span!(Level::DEBUG, "annals.has_events"),
-        Method::Health => call_span!(Level::DEBUG, "annals.health"),
-        Method::Close => call_span!(Level::INFO, "annals.close"),
-        Method::Verify => call_span!(Level::INFO, "annals.verify"),
-        Method::AuxGet => call_span!(Level::DEBUG, "annals.aux_get"),
-        Method::AuxScan => call_span!(Level::DEBUG, "annals.aux_scan"),
-        Method::AuxWrite => call_span!(Level::INFO, "annals.aux_write"),
-        Method::AuxPut => call_span!(Level::INFO, "annals.aux_put"),
-        Method::AuxDelete => call_span!(Level::INFO, "annals.aux_delete"),
+fn direction_name(direction: crate::Direction) -> &'static str {
+    match direction {
+        crate::Direction::Forward => "forward",
+        crate::Direction::Backward => "backward",
+    }
+}
+
+/// The span of `call`, showing `stream` as its stream.
+fn span_of(call: &Call<'_>, stream: Option<&str>) -> Span {
+    match call.method {
+        Method::Append => call_span!(Level::INFO, "annals.append", call, stream),
+        Method::AppendWith => call_span!(Level::INFO, "annals.append_with", call, stream),
+        Method::AppendBatch => call_span!(Level::INFO, "annals.append_batch", call, stream),
+        Method::ReadStream => call_span!(Level::DEBUG, "annals.read_stream", call, stream),
+        Method::ReadAll => call_span!(Level::DEBUG, "annals.read_all", call, stream),
+        Method::StreamVersion => call_span!(Level::DEBUG, "annals.stream_version", call, stream),
+        Method::StreamExists => call_span!(Level::DEBUG, "annals.stream_exists", call, stream),
+        Method::ListStreams => call_span!(Level::DEBUG, "annals.list_streams", call, stream),
+        Method::DeleteStream => call_span!(Level::INFO, "annals.delete_stream", call, stream),
+        Method::TruncateStream => call_span!(Level::INFO, "annals.truncate_stream", call, stream),
+        Method::Compact => call_span!(Level::INFO, "annals.compact", call, stream),
+        Method::DiskBytes => call_span!(Level::DEBUG, "annals.disk_bytes", call, stream),
+        Method::HasEvents => call_span!(Level::DEBUG, "annals.has_events", call, stream),
+        Method::Health => call_span!(Level::DEBUG, "annals.health", call, stream),
+        Method::Close => call_span!(Level::INFO, "annals.close", call, stream),
+        Method::Verify => call_span!(Level::INFO, "annals.verify", call, stream),
+        Method::AuxGet => call_span!(Level::DEBUG, "annals.aux_get", call, stream),
+        Method::AuxScan => call_span!(Level::DEBUG, "annals.aux_scan", call, stream),
+        Method::AuxWrite => call_span!(Level::INFO, "annals.aux_write", call, stream),
+        Method::AuxPut => call_span!(Level::INFO, "annals.aux_put", call, stream),
+        Method::AuxDelete => call_span!(Level::INFO, "annals.aux_delete", call, stream),
     }
 }
 
@@ -147,43 +161,18 @@ impl Observer for TracingLayer {
     type Scope = Span;
 
     fn begin(&self, call: &Call<'_>) -> Span {
-        let span = span_of(call.method);
-        if span.is_disabled() {
-            return span;
-        }
-        span.record("backend", call.backend);
-        if let Some(stream) = call.stream.and_then(|s| self.streams.show(s)) {
-            span.record("stream", stream);
-        }
-        if call.method.is_append() {
-            span.record("streams", call.streams);
-            span.record("conditional", call.conditional);
-        }
-        if call.method.is_append() || call.aux_writes > 0 {
-            span.record("events", call.events);
-            span.record("bytes", call.bytes);
-            span.record("aux_writes", call.aux_writes);
-        }
-        if let Some(expected) = call.expected {
-            span.record("expected", expectation_kind(expected));
-        }
-        if let Some(count) = call.count {
-            span.record("count", count);
-        }
-        if let Some(direction) = call.direction {
-            span.record(
-                "direction",
-                match direction {
-                    crate::Direction::Forward => "forward",
-                    crate::Direction::Backward => "backward",
-                },
-            );
-        }
-        if let Some(from) = call.from {
-            span.record("from", from);
-        }
-        if call.method == Method::ReadAll {
-            span.record("filtered", call.filtered);
+        // A plain id is given as the span is made; a hash is made only
+        // once the span is known to be enabled.
+        let plain = match self.streams {
+            StreamIds::Plain => call.stream.map(StreamId::as_str),
+            StreamIds::Hashed | StreamIds::Hidden => None,
+        };
+        let span = span_of(call, plain);
+        if self.streams == StreamIds::Hashed
+            && !span.is_disabled()
+            && let Some(hashed) = call.stream.and_then(|s| self.streams.show(s))
+        {
+            span.record("stream", hashed);
         }
         span
     }
