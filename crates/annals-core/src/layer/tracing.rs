@@ -189,51 +189,57 @@ impl Observer for TracingLayer {
         if span.is_disabled() {
             return;
         }
+        // Each outcome's fields in one record: one dispatch to the
+        // subscriber.
         match outcome {
             Outcome::Failed(error) => {
-                span.record("outcome", "error");
-                span.record("error.kind", error.kind());
-                if let Some(message) = self.message(error) {
-                    span.record("error.message", message.as_str());
-                }
+                let message = self.message(error);
+                ::tracing::record_all!(
+                    span,
+                    outcome = "error",
+                    error.kind = error.kind(),
+                    error.message = message.as_deref(),
+                );
                 self.error_event(&span, call, error);
-                return;
             }
             Outcome::Appended { results, replayed } => {
-                if let (Some(first), Some(last)) = (results.first(), results.last()) {
-                    span.record("first_version", first.first_version.0);
-                    span.record("last_version", last.last_version.0);
-                    span.record("first_position", first.first_position.0);
-                    span.record("last_position", last.last_position.0);
-                }
-                span.record("replayed", replayed);
+                let (first, last) = (results.first(), results.last());
+                ::tracing::record_all!(
+                    span,
+                    first_version = first.map(|r| r.first_version.0),
+                    last_version = last.map(|r| r.last_version.0),
+                    first_position = first.map(|r| r.first_position.0),
+                    last_position = last.map(|r| r.last_position.0),
+                    replayed = replayed,
+                    outcome = "ok",
+                );
                 if replayed {
                     ::tracing::info!(
                         target: TARGET,
                         parent: &span,
-                        first_position = results.first().map(|r| r.first_position.0),
-                        last_position = results.last().map(|r| r.last_position.0),
+                        first_position = first.map(|r| r.first_position.0),
+                        last_position = last.map(|r| r.last_position.0),
                         "idempotent replay: the events were already written, nothing was written again"
                     );
                 }
             }
             Outcome::Page { events, head } => {
-                span.record("page_size", events);
-                span.record("head", head.0);
+                ::tracing::record_all!(span, page_size = events, head = head.0, outcome = "ok");
             }
             Outcome::Version(version) => {
-                span.record("version", version.0);
+                ::tracing::record_all!(span, version = version.0, outcome = "ok");
             }
             Outcome::Listed(items) => {
-                span.record("listed", items);
+                ::tracing::record_all!(span, listed = items, outcome = "ok");
             }
             Outcome::Answer(_)
             | Outcome::AuxValue(_)
             | Outcome::DiskBytes(_)
             | Outcome::Verified(_)
-            | Outcome::Done => {}
+            | Outcome::Done => {
+                span.record("outcome", "ok");
+            }
         }
-        span.record("outcome", "ok");
     }
 }
 
