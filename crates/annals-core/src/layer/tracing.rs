@@ -50,12 +50,17 @@ impl StreamIds {
 
 /// The layer that opens one `tracing` span per call of a backend, named
 /// `annals.<method>` (`annals.append`, `annals.read_all`, …), target
-/// [`TARGET`]. Writes and maintenance calls are `INFO` spans, reads and
-/// lookups `DEBUG`. The fields are in the README's "Observability"
-/// section; errors are recorded on the span (`outcome = "error"`,
-/// `error.kind`, `error.message`), and events mark a failed expectation or
-/// condition (`INFO`), an idempotent replay (`INFO`), an unavailable
-/// backend or unknown outcome (`WARN`) and corruption (`ERROR`).
+/// [`TARGET`]. The spans of the calls made all the time — appends, aux
+/// writes, reads and lookups — are `DEBUG`: under a subscriber at `INFO`
+/// they are filtered out where they are made and cost next to nothing.
+/// Deletions, truncations, compaction, verification and close are `INFO`
+/// spans. The fields are in the README's "Observability" section; errors
+/// are recorded on the span (`outcome = "error"`, `error.kind`,
+/// `error.message`), and events mark a failed expectation or condition
+/// (`INFO`), an idempotent replay (`INFO`), an unavailable backend or
+/// unknown outcome (`WARN`) and corruption (`ERROR`): children of the
+/// call's span, or where it is filtered out, events of their own naming
+/// the `backend` and `operation`.
 ///
 /// ```
 /// use annals_core::layer::{LayerExt, TracingLayer};
@@ -133,9 +138,9 @@ fn direction_name(direction: crate::Direction) -> &'static str {
 /// The span of `call`, showing `stream` as its stream.
 fn span_of(call: &Call<'_>, stream: Option<&str>) -> Span {
     match call.method {
-        Method::Append => call_span!(Level::INFO, "annals.append", call, stream),
-        Method::AppendWith => call_span!(Level::INFO, "annals.append_with", call, stream),
-        Method::AppendBatch => call_span!(Level::INFO, "annals.append_batch", call, stream),
+        Method::Append => call_span!(Level::DEBUG, "annals.append", call, stream),
+        Method::AppendWith => call_span!(Level::DEBUG, "annals.append_with", call, stream),
+        Method::AppendBatch => call_span!(Level::DEBUG, "annals.append_batch", call, stream),
         Method::ReadStream => call_span!(Level::DEBUG, "annals.read_stream", call, stream),
         Method::ReadAll => call_span!(Level::DEBUG, "annals.read_all", call, stream),
         Method::StreamVersion => call_span!(Level::DEBUG, "annals.stream_version", call, stream),
@@ -151,10 +156,29 @@ fn span_of(call: &Call<'_>, stream: Option<&str>) -> Span {
         Method::Verify => call_span!(Level::INFO, "annals.verify", call, stream),
         Method::AuxGet => call_span!(Level::DEBUG, "annals.aux_get", call, stream),
         Method::AuxScan => call_span!(Level::DEBUG, "annals.aux_scan", call, stream),
-        Method::AuxWrite => call_span!(Level::INFO, "annals.aux_write", call, stream),
-        Method::AuxPut => call_span!(Level::INFO, "annals.aux_put", call, stream),
-        Method::AuxDelete => call_span!(Level::INFO, "annals.aux_delete", call, stream),
+        Method::AuxWrite => call_span!(Level::DEBUG, "annals.aux_write", call, stream),
+        Method::AuxPut => call_span!(Level::DEBUG, "annals.aux_put", call, stream),
+        Method::AuxDelete => call_span!(Level::DEBUG, "annals.aux_delete", call, stream),
     }
+}
+
+/// A notable event of a call, at `$level`: a child of the call's span
+/// `$span`, or where that span is filtered out (a `DEBUG` span under a
+/// subscriber at `INFO`), an event of its own in the current context,
+/// naming the call's backend and operation.
+macro_rules! notable {
+    ($level:ident, $span:expr, $call:expr, $($fields:tt)+) => {
+        if $span.is_disabled() {
+            ::tracing::$level!(
+                target: TARGET,
+                backend = $call.backend,
+                operation = $call.method.name(),
+                $($fields)+
+            )
+        } else {
+            ::tracing::$level!(target: TARGET, parent: $span, $($fields)+)
+        }
+    };
 }
 
 impl Observer for TracingLayer {
@@ -186,43 +210,48 @@ impl Observer for TracingLayer {
     }
 
     fn end(&self, span: Span, call: &Call<'_>, _: Duration, outcome: Outcome<'_>) {
-        if span.is_disabled() {
-            return;
-        }
-        // Each outcome's fields in one record: one dispatch to the
-        // subscriber.
+        // Each outcome's fields in one record (one dispatch to the
+        // subscriber), if the span is enabled; the notable events in any
+        // case.
+        let enabled = !span.is_disabled();
         match outcome {
             Outcome::Failed(error) => {
-                let message = self.message(error);
-                ::tracing::record_all!(
-                    span,
-                    outcome = "error",
-                    error.kind = error.kind(),
-                    error.message = message.as_deref(),
-                );
+                if enabled {
+                    let message = self.message(error);
+                    ::tracing::record_all!(
+                        span,
+                        outcome = "error",
+                        error.kind = error.kind(),
+                        error.message = message.as_deref(),
+                    );
+                }
                 self.error_event(&span, call, error);
             }
             Outcome::Appended { results, replayed } => {
                 let (first, last) = (results.first(), results.last());
-                ::tracing::record_all!(
-                    span,
-                    first_version = first.map(|r| r.first_version.0),
-                    last_version = last.map(|r| r.last_version.0),
-                    first_position = first.map(|r| r.first_position.0),
-                    last_position = last.map(|r| r.last_position.0),
-                    replayed = replayed,
-                    outcome = "ok",
-                );
+                if enabled {
+                    ::tracing::record_all!(
+                        span,
+                        first_version = first.map(|r| r.first_version.0),
+                        last_version = last.map(|r| r.last_version.0),
+                        first_position = first.map(|r| r.first_position.0),
+                        last_position = last.map(|r| r.last_position.0),
+                        replayed = replayed,
+                        outcome = "ok",
+                    );
+                }
                 if replayed {
-                    ::tracing::info!(
-                        target: TARGET,
-                        parent: &span,
+                    notable!(
+                        info,
+                        &span,
+                        call,
                         first_position = first.map(|r| r.first_position.0),
                         last_position = last.map(|r| r.last_position.0),
                         "idempotent replay: the events were already written, nothing was written again"
                     );
                 }
             }
+            _ if !enabled => {}
             Outcome::Page { events, head } => {
                 ::tracing::record_all!(span, page_size = events, head = head.0, outcome = "ok");
             }
@@ -255,30 +284,34 @@ impl TracingLayer {
         match error.root() {
             Error::WrongExpectedVersion {
                 expected, actual, ..
-            } => ::tracing::info!(
-                target: TARGET,
-                parent: span,
+            } => notable!(
+                info,
+                span,
+                call,
                 stream = call.stream.and_then(|s| self.streams.show(s)),
                 expected = %expected,
                 actual = actual.map(|v| v.0),
                 part = error.part(),
                 "expectation failed"
             ),
-            Error::AppendConditionFailed { .. } => ::tracing::info!(
-                target: TARGET,
-                parent: span,
+            Error::AppendConditionFailed { .. } => notable!(
+                info,
+                span,
+                call,
                 part = error.part(),
                 "append condition failed"
             ),
-            Error::Corruption { .. } => ::tracing::error!(
-                target: TARGET,
-                parent: span,
+            Error::Corruption { .. } => notable!(
+                error,
+                span,
+                call,
                 error = self.message(error).as_deref(),
                 "corruption"
             ),
-            Error::Unavailable { .. } | Error::OutcomeUnknown { .. } => ::tracing::warn!(
-                target: TARGET,
-                parent: span,
+            Error::Unavailable { .. } | Error::OutcomeUnknown { .. } => notable!(
+                warn,
+                span,
+                call,
                 kind = error.kind(),
                 error = self.message(error).as_deref(),
                 "backend unavailable or write outcome unknown"
