@@ -329,8 +329,8 @@ fn log_level_shows_each_call_of_the_store_on_stderr() {
         "{}",
         stderr(&output)
     );
-    // stdout: the table's header and the one event, no log line.
-    assert_eq!(stdout(&output).lines().count(), 2, "{}", stdout(&output));
+    // stdout: the table's header and the two events, no log line.
+    assert_eq!(stdout(&output).lines().count(), 3, "{}", stdout(&output));
     // RUST_LOG when there is no --log-level; nothing without either.
     let output = Command::new(env!("CARGO_BIN_EXE_annals"))
         .args(["read", &url, "s"])
