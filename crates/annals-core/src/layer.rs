@@ -26,6 +26,8 @@
 //! [`Call`] and [`Outcome`] to the observer. The tracing and metrics layers
 //! are observers.
 
+mod check;
+pub use self::check::{CheckLayer, Checked};
 #[cfg(feature = "tracing")]
 mod tracing;
 #[cfg(feature = "tracing")]

@@ -11,8 +11,8 @@ use std::time::Duration;
 use annals_core::kv::layout::{self, StoreMeta, StreamMeta};
 use annals_core::kv::{KvEngine, KvSnapshot, KvStore, Visitor, WriteBatch, codec};
 use annals_core::{
-    Append, AppendCondition, Capabilities, CorruptionAt, Direction, ExpectedVersion, LogBackend,
-    NewEvent, Position, Query, QueryItem, Result, StoreConfig, StreamId, Timestamp,
+    Append, AppendCondition, Batch, Capabilities, CorruptionAt, Direction, ExpectedVersion,
+    LogBackend, NewEvent, Position, Query, QueryItem, Result, StoreConfig, StreamId, Timestamp,
 };
 use annals_memory::{MemoryEngine, MemorySnapshot};
 
@@ -365,6 +365,18 @@ async fn a_stream_at_u64_max_is_corruption_and_other_streams_still_work() {
             "{err}"
         );
     }
+    // In a batch, the part with no room fails it, naming the part, and no
+    // part is written (A2).
+    let batch = Batch::new(vec![])
+        .part(sid("t"), ExpectedVersion::Any, one_event())
+        .part(sid("s"), ExpectedVersion::Any, one_event());
+    let err = store.append_batch(batch).await.unwrap_err();
+    assert_eq!(err.part(), Some(1), "{err}");
+    assert_eq!(
+        err.corruption_at(),
+        Some(&CorruptionAt::Key(key.clone())),
+        "{err}"
+    );
     let written = store
         .append(&sid("t"), ExpectedVersion::Any, one_event())
         .await
