@@ -68,36 +68,6 @@ impl Figures {
         }
     }
 
-    fn queue_depth(&self) -> &metrics::Gauge {
-        let engine = self.engine;
-        self.queue_depth
-            .get_or_init(|| metrics::gauge!(names::QUEUE_DEPTH, "engine" => engine))
-    }
-
-    fn commit_requests(&self) -> &metrics::Histogram {
-        let engine = self.engine;
-        self.commit_requests
-            .get_or_init(|| metrics::histogram!(names::COMMIT_REQUESTS, "engine" => engine))
-    }
-
-    fn commit_events(&self) -> &metrics::Histogram {
-        let engine = self.engine;
-        self.commit_events
-            .get_or_init(|| metrics::histogram!(names::COMMIT_EVENTS, "engine" => engine))
-    }
-
-    fn commit_duration(&self) -> &metrics::Histogram {
-        let engine = self.engine;
-        self.commit_duration
-            .get_or_init(|| metrics::histogram!(names::COMMIT_DURATION, "engine" => engine))
-    }
-
-    fn head(&self) -> &metrics::Gauge {
-        let engine = self.engine;
-        self.head
-            .get_or_init(|| metrics::gauge!(names::HEAD_POSITION, "engine" => engine))
-    }
-
     /// `with` on the figures of `engine` in the current recorder: kept
     /// ones, or (under a thread-local recorder) registered now.
     fn with(engine: &'static str, with: impl Fn(&Figures)) {
@@ -132,7 +102,12 @@ impl Figures {
 /// KV writer, the PostgreSQL backend's), so their figures are alike.
 pub fn round_started(engine: &'static str, depth: usize) {
     #[cfg(feature = "metrics")]
-    Figures::with(engine, |figures| figures.queue_depth().set(depth as f64));
+    Figures::with(engine, |figures| {
+        figures
+            .queue_depth
+            .get_or_init(|| metrics::gauge!(names::QUEUE_DEPTH, "engine" => engine))
+            .set(depth as f64);
+    });
     #[cfg(not(feature = "metrics"))]
     let _ = (engine, depth);
 }
@@ -149,12 +124,26 @@ pub fn round_committed(
 ) {
     #[cfg(feature = "metrics")]
     Figures::with(engine, |figures| {
-        figures.commit_requests().record(requests as f64);
-        figures.commit_events().record(events as f64);
+        use metrics::{gauge, histogram};
+        use names::*;
+        figures
+            .commit_requests
+            .get_or_init(|| histogram!(COMMIT_REQUESTS, "engine" => engine))
+            .record(requests as f64);
+        figures
+            .commit_events
+            .get_or_init(|| histogram!(COMMIT_EVENTS, "engine" => engine))
+            .record(events as f64);
         if let Some(took) = took {
-            figures.commit_duration().record(took.as_secs_f64());
+            figures
+                .commit_duration
+                .get_or_init(|| histogram!(COMMIT_DURATION, "engine" => engine))
+                .record(took.as_secs_f64());
         }
-        figures.head().set(head as f64);
+        figures
+            .head
+            .get_or_init(|| gauge!(HEAD_POSITION, "engine" => engine))
+            .set(head as f64);
     });
     #[cfg(not(feature = "metrics"))]
     let _ = (engine, requests, events, took, head);
