@@ -222,7 +222,24 @@ mod tests {
             matches!(&e, Error::Unsupported(m) if m.starts_with("aux_write:")),
             "{e}"
         );
-        assert!(checks.batch(&Batch::new(vec![])).is_err());
+        // A valid batch, so that only the read-only check can refuse it.
+        let batch = Batch::new(vec![]).part(
+            StreamId::new("s").expect("valid"),
+            ExpectedVersion::Any,
+            vec![NewEvent::builder("E").build()],
+        );
+        let e = checks.batch(&batch).expect_err("read-only");
+        assert!(
+            matches!(&e, Error::Unsupported(m) if m.starts_with("append_batch:")),
+            "{e}"
+        );
+        for what in ["delete_stream", "truncate_stream", "compact"] {
+            let e = checks.writable(what).expect_err("read-only");
+            assert!(
+                matches!(&e, Error::Unsupported(m) if m.starts_with(what)),
+                "{e}"
+            );
+        }
         assert!(checks.read_stream(1).is_ok());
         assert!(checks.aux_get(b"k").is_ok());
     }

@@ -183,6 +183,17 @@ pub fn check_batch(
     metas: &[Option<StreamMeta>],
     condition_fails: impl FnOnce() -> Result<bool>,
 ) -> Result<()> {
+    if metas.len() != batch.parts.len() {
+        // A caller's mistake, not the user's: no part may go unchecked.
+        return Err(Error::backend(
+            format!(
+                "checking a batch: {} stream states for a batch of {} parts",
+                metas.len(),
+                batch.parts.len()
+            ),
+            "a writer gave check_batch the wrong number of stream states",
+        ));
+    }
     for (i, (part, meta)) in batch.parts.iter().zip(metas).enumerate() {
         check_expected(&part.stream, part.expected, *meta).map_err(|e| Error::in_part(i, e))?;
     }
@@ -214,12 +225,12 @@ pub fn replay_versions(
 /// `found` — read from version `first` of its stream — are exactly those
 /// events: as many, the same ids in the same order, at consecutive versions.
 pub fn replayed(first: u64, events: &[NewEvent], found: &[RecordedEvent]) -> Option<AppendResult> {
+    // Versions compared by their distance from `first`: counting up from
+    // it could pass u64::MAX.
     let same = found.len() == events.len()
-        && found
-            .iter()
-            .zip(events)
-            .zip(first..)
-            .all(|((e, new), version)| e.event_id == new.event_id && e.stream_version.0 == version);
+        && found.iter().zip(events).enumerate().all(|(i, (e, new))| {
+            e.event_id == new.event_id && e.stream_version.0.checked_sub(first) == Some(count(i))
+        });
     if same { result_of(found) } else { None }
 }
 

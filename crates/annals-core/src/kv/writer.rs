@@ -412,8 +412,12 @@ impl<E: KvEngine> Writer<E> {
                 if let Err(e) = check_aux(round, &a.aux) {
                     return Checked::Answer(Err(e));
                 }
+                // The aux writes go with the events or not at all (A2, X2):
+                // an append that cannot be placed writes nothing.
                 let result = self.write_events(round, &a.stream, meta, &a.events);
-                write_aux(round, a.aux.clone());
+                if result.is_ok() {
+                    write_aux(round, a.aux.clone());
+                }
                 Checked::Answer(result)
             }
         }
@@ -428,7 +432,12 @@ impl<E: KvEngine> Writer<E> {
         let metas = b
             .parts
             .iter()
-            .map(|part| round.meta(part.stream.as_str()))
+            .enumerate()
+            .map(|(i, part)| {
+                round
+                    .meta(part.stream.as_str())
+                    .map_err(|e| Error::in_part(i, e))
+            })
             .collect::<Result<Vec<_>>>()?;
         rules::check_batch(b, &metas, || match condition {
             Some(c) => condition_fails(round, c),

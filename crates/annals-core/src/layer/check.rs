@@ -40,7 +40,11 @@ impl<B: LogBackend> Layer<B> for CheckLayer {
         // Read-only stores answer their writes themselves: the layer does
         // not know which are.
         let checks = Checks::new(inner.limits(), false);
-        Checked { inner, checks }
+        Checked {
+            inner,
+            checks,
+            inner_closed: tokio::sync::Mutex::new(false),
+        }
     }
 }
 
@@ -49,6 +53,9 @@ impl<B: LogBackend> Layer<B> for CheckLayer {
 pub struct Checked<B> {
     inner: B,
     checks: Checks,
+    /// Whether the backend's own close succeeded: until then each close
+    /// tries it again, one at a time.
+    inner_closed: tokio::sync::Mutex<bool>,
 }
 
 impl<B> Checked<B> {
@@ -145,12 +152,15 @@ impl<B: LogBackend> LogBackend for Checked<B> {
         self.inner.health().await
     }
     async fn close(&self) -> Result<()> {
-        // [M4]: the first close closes the backend; later ones are Ok.
-        if self.checks.close() {
-            self.inner.close().await
-        } else {
-            Ok(())
+        // [M4]: the first close refuses every later call; the backend is
+        // closed once, and a close it failed is tried again by the next.
+        self.checks.close();
+        let mut inner_closed = self.inner_closed.lock().await;
+        if !*inner_closed {
+            self.inner.close().await?;
+            *inner_closed = true;
         }
+        Ok(())
     }
     fn watch_head(&self) -> Result<HeadWatch> {
         self.checks.open()?;

@@ -3,6 +3,7 @@
 //! call the trait's default instead of the backend's own), and is
 //! reported once.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::*;
@@ -10,8 +11,9 @@ use crate::backend::Append;
 use crate::event::NewEvent;
 
 /// Records which of its methods were called; every one is overridden.
+/// Its `close` fails as many times as the second field says.
 #[derive(Debug, Default)]
-struct Calls(Mutex<Vec<&'static str>>);
+struct Calls(Mutex<Vec<&'static str>>, AtomicU32);
 
 impl Calls {
     fn called(&self, name: &'static str) {
@@ -110,6 +112,11 @@ impl LogBackend for Calls {
     }
     async fn close(&self) -> Result<()> {
         self.called("close");
+        let failing = self.1.load(Ordering::SeqCst);
+        if failing > 0 {
+            self.1.store(failing - 1, Ordering::SeqCst);
+            return Err(Error::backend("closing", "the disk is gone"));
+        }
         Ok(())
     }
     fn watch_head(&self) -> Result<HeadWatch> {
@@ -346,5 +353,30 @@ async fn the_check_layer_forwards_good_calls_and_nothing_after_close() -> Result
     assert!(store.health().await.expect_err("closed").is_closed());
     assert!(store.watch_head().expect_err("closed").is_closed());
     assert_eq!(calls.take(), Vec::<&str>::new());
+    Ok(())
+}
+
+/// A close the backend failed is tried again by the next close (the store
+/// stays closed to other calls meanwhile); once it succeeded, later closes
+/// are Ok without reaching the backend ([M4]).
+#[tokio::test]
+async fn the_check_layer_retries_a_close_the_backend_failed() -> Result<()> {
+    let calls = Arc::new(Calls::default());
+    calls.1.store(1, Ordering::SeqCst);
+    let store = Arc::clone(&calls).layer(CheckLayer);
+    calls.take();
+    assert!(store.close().await.is_err());
+    let stream = StreamId::new("s")?;
+    let e = store
+        .append(
+            &stream,
+            ExpectedVersion::Any,
+            vec![NewEvent::builder("E").build()],
+        )
+        .await;
+    assert!(e.expect_err("closed").is_closed());
+    store.close().await?;
+    store.close().await?;
+    assert_eq!(calls.take(), ["close", "close"]);
     Ok(())
 }

@@ -411,3 +411,38 @@ fn batch_places() {
     );
     assert_eq!(plan_batch([], 5), Ok(vec![]));
 }
+
+/// Versions at the very end of the range are compared without overflow:
+/// a replay found at u64::MAX matches, and one event too many is no match
+/// (not a panic).
+#[test]
+fn replayed_at_the_last_version_does_not_overflow() {
+    let s = stream();
+    let one = events(1);
+    let found = stored(&s, &one, u64::MAX, 1);
+    let result = replayed(u64::MAX, &one, &found).expect("the same event");
+    assert_eq!(result.last_version, Version(u64::MAX));
+    let two = events(2);
+    let mut found = stored(&s, &two[..1], u64::MAX, 1);
+    found.extend(stored(&s, &two[1..], u64::MAX, 2));
+    assert!(replayed(u64::MAX, &two, &found).is_none());
+}
+
+/// A caller that gives fewer stream states than parts gets an error, never
+/// a batch whose last parts went unchecked.
+#[test]
+fn check_batch_refuses_states_that_do_not_match_its_parts() {
+    let batch = Batch::new(vec![])
+        .part(stream(), ExpectedVersion::NoStream, events(1))
+        .part(
+            StreamId::new("t").expect("valid"),
+            ExpectedVersion::NoStream,
+            events(1),
+        );
+    let e = check_batch(&batch, &[None], || Ok(false)).expect_err("one state for two parts");
+    assert!(
+        e.to_string()
+            .contains("1 stream states for a batch of 2 parts"),
+        "{e}"
+    );
+}
