@@ -33,9 +33,11 @@ use crate::commands::ExpectArg;
 #[command(name = "annals", version, max_term_width = 100)]
 struct Cli {
     /// Log every call to the store on stderr, one line per call with its
-    /// sizes, outcome and time: off, error, warn, info (writes), debug
-    /// (reads too), trace, or a RUST_LOG filter such as `annals=debug`.
-    /// Without it, RUST_LOG is used; by default nothing is logged.
+    /// sizes, outcome and time: off, error, warn, info (deletions,
+    /// compaction, verification, failed expectations, replays), debug
+    /// (every call: appends and reads too), trace, or a RUST_LOG filter
+    /// such as `annals=debug`. Without it, RUST_LOG is used; by default
+    /// nothing is logged.
     #[arg(long, global = true, value_name = "LEVEL")]
     log_level: Option<String>,
     #[command(subcommand)]
