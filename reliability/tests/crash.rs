@@ -250,14 +250,16 @@ fn kill_repeatedly(url: &str, relaxed: bool, kills: usize, seed: u64) -> (u64, u
     (acked_events, lost_events)
 }
 
-fn trial(scheme: &str, relaxed: bool, kills: usize) {
+fn trial(driver: &annals::driver::Driver, relaxed: bool, kills: usize) {
+    let scheme = driver.scheme;
     let dir = tempfile::tempdir().unwrap();
-    let path = match scheme {
-        "redb" => dir.path().join("events.redb"),
-        _ => dir.path().join("store"),
-    };
     let durability = if relaxed { "relaxed" } else { "immediate" };
-    let url = format!("{scheme}://{}?durability={durability}", path.display());
+    let url = annals_reliability::store_url(
+        driver,
+        dir.path(),
+        "store",
+        &format!("durability={durability}"),
+    );
     let seed = std::env::var("ANNALS_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -271,43 +273,28 @@ fn trial(scheme: &str, relaxed: bool, kills: usize) {
     }
 }
 
+/// Every backend that keeps files, one after the other.
 #[test]
-fn redb_immediate_survives_kill_9() {
-    trial("redb", false, kills_per_test());
+fn immediate_survives_kill_9() {
+    for driver in annals_reliability::backends_on_disk() {
+        trial(driver, false, kills_per_test());
+    }
 }
 
 #[test]
-fn redb_relaxed_loses_at_most_a_suffix() {
-    trial("redb", true, kills_per_test());
-}
-
-#[test]
-fn rocksdb_immediate_survives_kill_9() {
-    trial("rocksdb", false, kills_per_test());
-}
-
-#[test]
-fn rocksdb_relaxed_loses_at_most_a_suffix() {
-    trial("rocksdb", true, kills_per_test());
-}
-
-#[test]
-fn sled_immediate_survives_kill_9() {
-    trial("sled", false, kills_per_test());
-}
-
-#[test]
-fn sled_relaxed_loses_at_most_a_suffix() {
-    trial("sled", true, kills_per_test());
+fn relaxed_loses_at_most_a_suffix() {
+    for driver in annals_reliability::backends_on_disk() {
+        trial(driver, true, kills_per_test());
+    }
 }
 
 /// 200 kills per backend and durability.
 #[test]
 #[ignore = "long mode: cargo test --workspace --release --test crash -- --ignored --nocapture"]
 fn long_mode() {
-    for scheme in ["redb", "rocksdb", "sled"] {
+    for driver in annals_reliability::backends_on_disk() {
         for relaxed in [false, true] {
-            trial(scheme, relaxed, 200);
+            trial(driver, relaxed, 200);
         }
     }
 }

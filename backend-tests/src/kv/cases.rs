@@ -415,7 +415,7 @@ fn compact_keeps_everything_while_snapshots_and_commits_go_on<H: KvHarness>(h: H
                 let mut batch = WriteBatch::new();
                 batch.put(i.to_be_bytes().to_vec(), vec![1u8; 300]);
                 batch.delete((i - 200).to_be_bytes().to_vec());
-                engine.commit(batch, i % 2 == 0).unwrap();
+                engine.commit(batch, i.is_multiple_of(2)).unwrap();
                 i += 1;
             }
             i

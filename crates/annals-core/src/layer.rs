@@ -26,12 +26,16 @@
 //! [`Call`] and [`Outcome`] to the observer. The tracing and metrics layers
 //! are observers.
 
+mod check;
+pub use self::check::{CheckLayer, Checked};
 #[cfg(feature = "tracing")]
 mod tracing;
 #[cfg(feature = "tracing")]
 pub use self::tracing::{StreamIds, TARGET, TracingLayer};
 #[cfg(feature = "metrics")]
 mod metrics;
+#[cfg(feature = "metrics")]
+pub(crate) use self::metrics::PerRecorder;
 #[cfg(feature = "metrics")]
 pub use self::metrics::{MetricsLayer, names as metric_names};
 

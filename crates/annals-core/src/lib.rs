@@ -12,12 +12,15 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+pub mod check;
+pub mod driver;
 mod error;
 mod event;
 mod expect;
 pub mod files;
 pub mod kv;
 pub mod layer;
+pub mod rules;
 mod verify;
 
 pub use backend::{
@@ -36,5 +39,6 @@ pub use expect::{
     AppendCondition, AuxCondition, AuxWrite, ExpectedVersion, MAX_AUX_KEY_BYTES, MAX_QUERY_ITEMS,
     Query, QueryItem, validate_aux_key,
 };
+pub use rules::StreamMeta;
 pub use uuid::Uuid;
 pub use verify::{MAX_LISTED_PROBLEMS, Problem, VerifyProgress, VerifyReport};

@@ -20,7 +20,7 @@
 
 use std::sync::{PoisonError, RwLock};
 
-use annals_core::kv::support::{BackendOptions, scan_iter, unguarded};
+use annals_core::kv::support::{scan_iter, unguarded};
 use annals_core::kv::{KvEngine, KvSnapshot, KvStore, Visitor, WriteBatch};
 use annals_core::{Capabilities, Direction, Result, StoreConfig};
 use imbl::OrdMap;
@@ -101,34 +101,16 @@ pub fn open(config: StoreConfig) -> Result<KvStore<MemoryEngine>> {
     KvStore::open(MemoryEngine::new(), config)
 }
 
-/// The options of a memory store (a `memory://` URL's query): only those
-/// every backend takes.
-///
-/// ```
-/// use annals_core::Durability;
-/// use annals_core::kv::support::BackendOptions;
-/// use annals_memory::MemoryOptions;
-///
-/// let options = MemoryOptions::from_params([("durability", "relaxed")])?;
-/// assert_eq!(options.config.durability, Durability::Relaxed);
-/// assert!(MemoryOptions::from_params([("cache_size", "1")]).is_err());
-/// # Ok::<(), annals_core::Error>(())
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub struct MemoryOptions {
-    /// The options every backend takes: durability and limits.
-    pub config: StoreConfig,
-}
-
-impl BackendOptions for MemoryOptions {
-    const BACKEND: &'static str = "memory";
-    const PARAMS: &'static [&'static str] = &[];
-
-    fn config_mut(&mut self) -> &mut StoreConfig {
-        &mut self.config
-    }
-
-    fn apply_own(&mut self, _key: &str, _value: &str) -> Result<bool> {
-        Ok(false)
-    }
-}
+/// The driver of `memory://` URLs (see [`annals_core::driver`]): only the
+/// options every backend takes.
+pub const DRIVER: annals_core::driver::Driver = annals_core::driver::Driver {
+    scheme: "memory",
+    target: annals_core::driver::Target::Nothing,
+    capabilities: Capabilities::ALL_IN_MEMORY,
+    prepare: |request| {
+        let config = StoreConfig::from_params("memory", request.params(), &[])?;
+        Ok(annals_core::driver::Prepared::blocking(config, move || {
+            open(config)
+        }))
+    },
+};

@@ -11,8 +11,9 @@ use std::time::Duration;
 use annals_core::kv::layout::{self, StoreMeta, StreamMeta};
 use annals_core::kv::{KvEngine, KvSnapshot, KvStore, Visitor, WriteBatch, codec};
 use annals_core::{
-    Append, AppendCondition, Capabilities, CorruptionAt, Direction, ExpectedVersion, LogBackend,
-    NewEvent, Position, Query, QueryItem, Result, StoreConfig, StreamId, Timestamp,
+    Append, AppendCondition, AuxWrite, Batch, Capabilities, CorruptionAt, Direction,
+    ExpectedVersion, LogBackend, NewEvent, Position, Query, QueryItem, Result, StoreConfig,
+    StreamId, Timestamp,
 };
 use annals_memory::{MemoryEngine, MemorySnapshot};
 
@@ -364,6 +365,36 @@ async fn a_stream_at_u64_max_is_corruption_and_other_streams_still_work() {
             Some(&CorruptionAt::Key(key.clone())),
             "{err}"
         );
+    }
+    // In a batch, the part with no room fails it, naming the part, and no
+    // part is written (A2).
+    let batch = Batch::new(vec![])
+        .part(sid("t"), ExpectedVersion::Any, one_event())
+        .part(sid("s"), ExpectedVersion::Any, one_event());
+    let err = store.append_batch(batch).await.unwrap_err();
+    assert_eq!(err.part(), Some(1), "{err}");
+    assert_eq!(
+        err.corruption_at(),
+        Some(&CorruptionAt::Key(key.clone())),
+        "{err}"
+    );
+    // The aux writes of an append or batch that cannot be placed are not
+    // written either: all or nothing (A2, X2).
+    let err = store
+        .append_with(
+            Append::new(sid("s"), ExpectedVersion::Any, one_event())
+                .aux(AuxWrite::put(b"checkpoint", b"42")),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    let batch = Batch::new(vec![])
+        .part(sid("t"), ExpectedVersion::Any, one_event())
+        .part(sid("s"), ExpectedVersion::Any, one_event())
+        .aux(AuxWrite::put(b"batch-checkpoint", b"7"));
+    assert!(store.append_batch(batch).await.unwrap_err().is_corruption());
+    for key in [&b"checkpoint"[..], b"batch-checkpoint"] {
+        assert_eq!(store.aux_get(key).await.unwrap(), None, "{key:?} written");
     }
     let written = store
         .append(&sid("t"), ExpectedVersion::Any, one_event())

@@ -60,15 +60,15 @@ mod verify;
 mod writer;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use annals_core::check::Checks;
 use annals_core::{
     Append, AppendResult, AuxWrite, Batch, Capabilities, CorruptionAt, Direction, Error,
     ExpectedVersion, Field, HeadWatch, Limits, LogBackend, Page, Position, Query, Result,
-    StoreConfig, StreamId, StreamInfo, VerifyProgress, VerifyReport, Version, validate_aux_key,
-    validate_aux_writes,
+    StoreConfig, StreamId, StreamInfo, VerifyProgress, VerifyReport, Version,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -433,10 +433,11 @@ pub async fn open(conninfo: &str, options: PostgresOptions) -> Result<PostgresSt
         let task = tokio::spawn(writer::run(pool.clone(), settings, head_tx, receiver));
         (Some(sender), Some(task))
     };
+    let checks = Checks::new(options.config.limits, options.read_only);
     Ok(PostgresStore {
         pool,
         options,
-        closed: AtomicBool::new(false),
+        checks,
         sender: Mutex::new(sender),
         tasks: Mutex::new(Some(Tasks {
             writer: writer_task,
@@ -697,7 +698,8 @@ struct Tasks {
 pub struct PostgresStore {
     pool: Pool,
     options: PostgresOptions,
-    closed: AtomicBool,
+    /// Open, writable, input valid: checked before every call.
+    checks: Checks,
     sender: Mutex<Option<mpsc::Sender<Request>>>,
     tasks: Mutex<Option<Tasks>>,
     head: watch::Receiver<Position>,
@@ -708,38 +710,19 @@ impl fmt::Debug for PostgresStore {
         f.debug_struct("PostgresStore")
             .field("options", &self.options)
             .field("head", &*self.head.borrow())
-            .field("closed", &self.closed.load(Ordering::Acquire))
+            .field("closed", &self.checks.gate().is_closed())
             .finish()
     }
 }
 
 impl PostgresStore {
-    fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            Err(Error::Closed)
-        } else {
-            Ok(())
-        }
-    }
-
     /// A pooled connection.
     async fn client(&self) -> Result<deadpool_postgres::Object> {
-        self.check_open()?;
+        self.checks.open()?;
         self.pool
             .get()
             .await
             .map_err(pool_error("getting a connection from the pool"))
-    }
-
-    /// [`Error::Unsupported`] for `what` on a read-only store.
-    fn check_writable(&self, what: &str) -> Result<()> {
-        self.check_open()?;
-        if self.options.read_only {
-            return Err(Error::Unsupported(format!(
-                "{what}: the store was opened read-only (read_only=true)"
-            )));
-        }
-        Ok(())
     }
 
     /// Whether the store was opened read-only
@@ -751,7 +734,7 @@ impl PostgresStore {
     /// Sends a write to the writer task and waits for its answer. When
     /// [`writer::QUEUE`] writes wait already, waits for room first.
     async fn write(&self, op: Op) -> Result<Outcome> {
-        self.check_writable(op.name())?;
+        self.checks.writable(op.name())?;
         let (reply, answer) = oneshot::channel();
         let sender = self
             .sender
@@ -846,8 +829,7 @@ impl LogBackend for PostgresStore {
     }
 
     async fn append_with(&self, append: Append) -> Result<AppendResult> {
-        self.check_writable("append")?;
-        append.validate(&self.options.config.limits)?;
+        self.checks.append(&append)?;
         match self.write(Op::Append(Box::new(append))).await? {
             Outcome::Append(r) => Ok(r),
             other => unexpected(other),
@@ -855,8 +837,7 @@ impl LogBackend for PostgresStore {
     }
 
     async fn append_batch(&self, batch: Batch) -> Result<Vec<AppendResult>> {
-        self.check_writable("append_batch")?;
-        batch.validate(&self.options.config.limits)?;
+        self.checks.batch(&batch)?;
         match self.write(Op::Batch(Box::new(batch))).await? {
             Outcome::Batch(r) => Ok(r),
             other => unexpected(other),
@@ -879,8 +860,7 @@ impl LogBackend for PostgresStore {
         count: usize,
         direction: Direction,
     ) -> Result<Page> {
-        self.check_open()?;
-        self.options.config.limits.check_read_count(count)?;
+        self.checks.read_stream(count)?;
         let client = self.client().await?;
         let (head, events) = sql::read_stream(&client, stream, from, count, direction).await?;
         Ok(Page { events, head })
@@ -893,11 +873,7 @@ impl LogBackend for PostgresStore {
         direction: Direction,
         query: Option<&Query>,
     ) -> Result<Page> {
-        self.check_open()?;
-        self.options.config.limits.check_read_count(count)?;
-        if let Some(q) = query {
-            q.validate()?;
-        }
+        self.checks.read_all(count, query)?;
         let client = self.client().await?;
         let read = sql::scan_log(&client, from, count, direction, query).await;
         // Each shape of query is a statement of its own: keep a connection
@@ -922,11 +898,7 @@ impl LogBackend for PostgresStore {
         after: Option<&StreamId>,
         limit: usize,
     ) -> Result<Vec<StreamInfo>> {
-        self.check_open()?;
-        self.options
-            .config
-            .limits
-            .check_page_limit("list_streams", limit)?;
+        self.checks.list_streams(limit)?;
         let client = self.client().await?;
         let after = after.map(StreamId::as_str);
         let statement = prepared(
@@ -968,7 +940,7 @@ impl LogBackend for PostgresStore {
     }
 
     async fn compact(&self) -> Result<()> {
-        self.check_writable("compact")?;
+        self.checks.writable("compact")?;
         let client = self.client().await?;
         // Rows of deleted and truncated events are already gone; VACUUM FULL
         // rewrites the tables so that their space goes back to the system,
@@ -1032,7 +1004,7 @@ impl LogBackend for PostgresStore {
     }
 
     async fn close(&self) -> Result<()> {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if !self.checks.close() {
             // [M4] A second close is Ok: closing is idempotent.
             return Ok(());
         }
@@ -1064,13 +1036,12 @@ impl LogBackend for PostgresStore {
     }
 
     fn watch_head(&self) -> Result<HeadWatch> {
-        self.check_open()?;
+        self.checks.open()?;
         Ok(annals_core::fresh_head_watch(&self.head))
     }
 
     async fn aux_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.check_open()?;
-        validate_aux_key(key)?;
+        self.checks.aux_get(key)?;
         let client = self.client().await?;
         let statement = prepared(&client, "SELECT value FROM annals_aux WHERE key = $1").await?;
         let row = client
@@ -1086,11 +1057,7 @@ impl LogBackend for PostgresStore {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.check_open()?;
-        self.options
-            .config
-            .limits
-            .check_page_limit("aux_scan", limit)?;
+        self.checks.aux_scan(limit)?;
         let client = self.client().await?;
         // Keys starting with `prefix` are those from `prefix` up to (not
         // including) its successor; an all-0xFF prefix has none.
@@ -1120,11 +1087,7 @@ impl LogBackend for PostgresStore {
     }
 
     async fn aux_write(&self, writes: Vec<AuxWrite>) -> Result<()> {
-        self.check_writable("aux_write")?;
-        if writes.is_empty() {
-            return Err(Error::empty(Field::AuxWrites, "aux_write has no writes"));
-        }
-        validate_aux_writes(&writes, &self.options.config.limits)?;
+        self.checks.aux_write(&writes)?;
         self.write(Op::Aux(writes)).await.map(drop)
     }
 }
@@ -1153,3 +1116,26 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     }
     None
 }
+
+/// The driver of `postgres://user:password@host:port/db?schema=…` URLs
+/// (see [`annals_core::driver`]): the connection part is passed as written
+/// (percent-encoding and all) to tokio-postgres.
+pub const DRIVER: annals_core::driver::Driver = annals_core::driver::Driver {
+    scheme: "postgres",
+    target: annals_core::driver::Target::Server,
+    capabilities: Capabilities::ALL,
+    prepare: |request| {
+        let mut options = PostgresOptions::from_params(request.params())?;
+        options.create &= request.access.may_create();
+        options.read_only |= request.access.read_only();
+        let rest = request.url.split_once("://").map_or("", |(_, rest)| rest);
+        let rest = rest.split_once('?').map_or(rest, |(base, _)| base);
+        let conninfo = format!("postgres://{rest}");
+        Ok(annals_core::driver::Prepared {
+            config: options.config,
+            opening: annals_core::driver::Opening::Async(Box::pin(async move {
+                Ok(Arc::new(open(&conninfo, options).await?) as annals_core::driver::DynStore)
+            })),
+        })
+    },
+};

@@ -10,7 +10,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, ToSql};
 
 use crate::schema::db;
-pub use annals_core::kv::layout::StreamMeta;
+pub use annals_core::StreamMeta;
 
 /// The columns of an event, in the order [`event_from`] reads them.
 const EVENT_COLUMNS: &str = "e.position, e.stream_id, e.version, e.recorded_at, e.event_id, \

@@ -20,6 +20,7 @@
 //! and the retry checked in the next one. A delete or a truncation ends a
 //! round, so no check ever has to see rows it removes.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -27,10 +28,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use annals_core::kv::figures;
-use annals_core::kv::layout::StreamMeta;
+use annals_core::rules::{self, AppendDecision, NoRoom, Planned, Replay, Retry};
 use annals_core::{
     Append, AppendCondition, AppendResult, AuxCondition, AuxWrite, Batch, CorruptionAt, Direction,
-    Durability, Error, ExpectedVersion, NewEvent, Position, RecordedEvent, Result, StreamId,
+    Durability, Error, ExpectedVersion, NewEvent, Position, Result, StreamId, StreamMeta,
     Timestamp, Uuid, Version,
 };
 use deadpool_postgres::{GenericClient, Object, Pool};
@@ -521,8 +522,8 @@ async fn run_round<'a>(
     );
     let conditions = ops.iter().map(|op| async move {
         match op.condition() {
-            Some(c) => match c.after.unwrap_or(Position(0)).0.checked_add(1) {
-                Some(from) => sql::any_match_from(client, Position(from), &c.fail_if_events_match)
+            Some(c) => match rules::condition_start(c) {
+                Some(from) => sql::any_match_from(client, from, &c.fail_if_events_match)
                     .await
                     .map(Some),
                 None => Ok(Some(false)),
@@ -915,7 +916,7 @@ impl Round<'_> {
     /// \[A8\]: whether a readable event matching the condition lies after its
     /// `after`, committed or in this round.
     fn condition_fails(&self, index: usize, condition: &AppendCondition) -> bool {
-        let Some(from) = condition.after.unwrap_or(Position(0)).0.checked_add(1) else {
+        let Some(from) = rules::condition_start(condition) else {
             return false;
         };
         let query = &condition.fail_if_events_match;
@@ -923,7 +924,7 @@ impl Round<'_> {
             || self
                 .pending
                 .iter()
-                .any(|p| p.position >= from && query.matches_parts(&p.event_type, &p.tags))
+                .any(|p| p.position >= from.0 && query.matches_parts(&p.event_type, &p.tags))
     }
 }
 
@@ -934,40 +935,32 @@ async fn append<'a>(
     a: &'a Append,
 ) -> Result<Option<Result<AppendResult>>> {
     let meta = round.meta(&a.stream);
-    let actual = meta.and_then(|m| m.last_version());
-    if !a.expected.is_satisfied_by(actual) {
-        // [A5]: a retry of an append that already committed.
-        match replay_by_expectation(round, a, meta).await? {
+    let decision = rules::decide_append(a, meta, || {
+        Ok(a.condition
+            .as_ref()
+            .is_some_and(|c| round.condition_fails(index, c)))
+    });
+    let error = match decision {
+        Ok(AppendDecision::Write) => {
+            if let Err(e) = check_aux(round, &a.aux) {
+                return Ok(Some(Err(e)));
+            }
+            let planned = match plan(round, &a.stream, meta, &a.events) {
+                Ok(planned) => planned,
+                Err(e) => return Ok(Some(Err(e))),
+            };
+            let result = write_events(round, &a.stream, planned, &a.events);
+            write_aux(round, &a.aux);
+            return Ok(Some(Ok(result)));
+        }
+        Ok(AppendDecision::Refused { error, retry }) => match replay(round, a, retry).await? {
             Replay::Found(result) => return Ok(Some(Ok(result))),
             Replay::FlushFirst => return Ok(None),
-            Replay::NotFound => {}
-        }
-        if let Some(condition) = &a.condition {
-            match replay_by_condition(round, a, condition).await? {
-                Replay::Found(result) => return Ok(Some(Ok(result))),
-                Replay::FlushFirst => return Ok(None),
-                Replay::NotFound => {}
-            }
-        }
-        return Ok(Some(Err(Error::wrong_version(
-            &a.stream, a.expected, actual,
-        ))));
-    }
-    if let Some(condition) = &a.condition
-        && round.condition_fails(index, condition)
-    {
-        return Ok(match replay_by_condition(round, a, condition).await? {
-            Replay::Found(result) => Some(Ok(result)),
-            Replay::FlushFirst => None,
-            Replay::NotFound => Some(Err(condition.failure())),
-        });
-    }
-    if let Err(e) = check_aux(round, &a.aux) {
-        return Ok(Some(Err(e)));
-    }
-    let result = write_events(round, &a.stream, meta, &a.events);
-    write_aux(round, &a.aux);
-    Ok(Some(Ok(result)))
+            Replay::NotFound => error,
+        },
+        Err(e) => e,
+    };
+    Ok(Some(Err(error)))
 }
 
 fn batch<'a>(
@@ -975,73 +968,59 @@ fn batch<'a>(
     index: usize,
     b: &'a Batch,
 ) -> Result<Result<Vec<AppendResult>>> {
-    let mut metas = Vec::with_capacity(b.parts.len());
-    for (i, part) in b.parts.iter().enumerate() {
-        let meta = round.meta(&part.stream);
-        let actual = meta.and_then(|m| m.last_version());
-        if !part.expected.is_satisfied_by(actual) {
-            return Ok(Err(Error::BatchPart {
-                part: i,
-                source: Box::new(Error::wrong_version(&part.stream, part.expected, actual)),
-            }));
-        }
-        metas.push(meta);
-    }
-    if let Some(condition) = &b.condition
-        && round.condition_fails(index, condition)
-    {
-        return Ok(Err(condition.failure()));
-    }
-    if let Err(e) = check_aux(round, &b.aux) {
+    let metas: Vec<_> = b
+        .parts
+        .iter()
+        .map(|part| round.meta(&part.stream))
+        .collect();
+    let checked = rules::check_batch(b, &metas, || {
+        Ok(b.condition
+            .as_ref()
+            .is_some_and(|c| round.condition_fails(index, c)))
+    })
+    .and_then(|()| check_aux(round, &b.aux));
+    if let Err(e) = checked {
         return Ok(Err(e));
     }
+    // Every part is placed before any is written: all or nothing ([A2]).
     // A batch names each stream once, so the metadata read above is each
     // part's own.
+    let sizes = b.parts.iter().map(|part| part.events.len());
+    let planned = match rules::plan_batch(metas.into_iter().zip(sizes), round.next_position - 1) {
+        Ok(planned) => planned,
+        Err((i, no_room)) => {
+            let stream = &b.parts[i].stream;
+            return Ok(Err(Error::in_part(i, no_room_error(stream, no_room))));
+        }
+    };
     let results = b
         .parts
         .iter()
-        .zip(metas)
-        .map(|(part, meta)| write_events(round, &part.stream, meta, &part.events))
+        .zip(planned)
+        .map(|(part, planned)| write_events(round, &part.stream, planned, &part.events))
         .collect();
     write_aux(round, &b.aux);
     Ok(Ok(results))
 }
 
-/// What looking for an earlier copy of an append found.
-enum Replay {
-    Found(AppendResult),
-    NotFound,
-    /// The events to compare may be this round's own.
-    FlushFirst,
+/// \[A5\]: looks for the earlier copy of a refused append where `retry`
+/// says.
+async fn replay(round: &Round<'_>, a: &Append, retry: Retry) -> Result<Replay> {
+    if let Some((first, _)) = retry.versions {
+        match replay_by_versions(round, a, first).await? {
+            Replay::NotFound => {}
+            found => return Ok(found),
+        }
+    }
+    match &a.condition {
+        Some(condition) if retry.by_condition => replay_by_condition(round, a, condition).await,
+        _ => Ok(Replay::NotFound),
+    }
 }
 
-fn result_of(events: &[RecordedEvent]) -> Option<AppendResult> {
-    let (first, last) = (events.first()?, events.last()?);
-    Some(AppendResult {
-        first_version: first.stream_version,
-        last_version: last.stream_version,
-        first_position: first.position,
-        last_position: last.position,
-    })
-}
-
-/// \[A5\] for `NoStream` and `Exact(v)`.
-async fn replay_by_expectation(
-    round: &Round<'_>,
-    a: &Append,
-    meta: Option<StreamMeta>,
-) -> Result<Replay> {
-    let Some(meta) = meta.filter(|m| !m.deleted) else {
-        return Ok(Replay::NotFound);
-    };
-    let first = match a.expected {
-        ExpectedVersion::NoStream => meta.created,
-        ExpectedVersion::Exact(v) => match v.0.checked_add(1) {
-            Some(f) => f,
-            None => return Ok(Replay::NotFound),
-        },
-        ExpectedVersion::Any | ExpectedVersion::StreamExists => return Ok(Replay::NotFound),
-    };
+/// \[A5\] for `NoStream` and `Exact(v)`: whether the stream's events from
+/// version `first` are the append's.
+async fn replay_by_versions(round: &Round<'_>, a: &Append, first: u64) -> Result<Replay> {
     if round.appended.contains(a.stream.as_str()) {
         return Ok(Replay::FlushFirst);
     }
@@ -1054,18 +1033,7 @@ async fn replay_by_expectation(
         Direction::Forward,
     )
     .await?;
-    let matches = events.len() == n
-        && events
-            .iter()
-            .zip(&a.events)
-            .enumerate()
-            .all(|(i, (e, new))| {
-                e.event_id == new.event_id && e.stream_version.0 == first + i as u64
-            });
-    Ok(match result_of(&events) {
-        Some(result) if matches => Replay::Found(result),
-        _ => Replay::NotFound,
-    })
+    Ok(rules::replayed(first, &a.events, &events).map_or(Replay::NotFound, Replay::Found))
 }
 
 /// \[A5\] for conditional appends: the condition fails only because of the
@@ -1078,35 +1046,30 @@ async fn replay_by_condition(
     if !round.pending.is_empty() {
         return Ok(Replay::FlushFirst);
     }
-    let Some(from) = condition.after.unwrap_or(Position(0)).0.checked_add(1) else {
+    let Some(from) = rules::condition_start(condition) else {
         return Ok(Replay::NotFound);
     };
-    let n = a.events.len();
     let (_, found) = sql::scan_log(
         round.client,
-        Position(from),
-        n + 1,
+        from,
+        a.events.len() + 1,
         Direction::Forward,
         Some(&condition.fail_if_events_match),
     )
     .await?;
-    let own = found.len() == n
-        && found
-            .iter()
-            .zip(&a.events)
-            .all(|(e, new)| e.event_id == new.event_id && e.stream_id == a.stream);
-    Ok(match result_of(&found) {
-        Some(result) if own => Replay::Found(result),
-        _ => Replay::NotFound,
-    })
+    Ok(rules::replayed_by_condition(&a.stream, &a.events, &found)
+        .map_or(Replay::NotFound, Replay::Found))
 }
 
 /// \[X2\]: the conditions of aux writes, against the round's view.
 fn check_aux(round: &Round<'_>, writes: &[AuxWrite]) -> Result<()> {
-    for w in writes {
-        w.check_condition(round.aux.get(&w.key).and_then(Option::as_deref))?;
-    }
-    Ok(())
+    rules::check_aux(writes, |key| {
+        Ok(round
+            .aux
+            .get(key)
+            .and_then(Option::as_deref)
+            .map(Cow::Borrowed))
+    })
 }
 
 fn write_aux(round: &mut Round<'_>, writes: &[AuxWrite]) {
@@ -1116,24 +1079,41 @@ fn write_aux(round: &mut Round<'_>, writes: &[AuxWrite]) {
     }
 }
 
-/// Adds `events` as the next versions of `stream` and the next positions.
+/// The place of `events` appended to `stream` (in state `meta`) next in
+/// this round.
+fn plan(
+    round: &Round<'_>,
+    stream: &StreamId,
+    meta: Option<StreamMeta>,
+    events: &[NewEvent],
+) -> Result<Planned> {
+    rules::plan_append(meta, round.next_position - 1, events.len())
+        .map_err(|no_room| no_room_error(stream, no_room))
+}
+
+/// A number read from the database with no room at its end: damage.
+fn no_room_error(stream: &StreamId, no_room: NoRoom) -> Error {
+    no_room.error(stream, CorruptionAt::Unknown)
+}
+
+/// Adds `events`, placed as `planned`, to the round.
 fn write_events<'a>(
     round: &mut Round<'a>,
     stream: &'a StreamId,
-    meta: Option<StreamMeta>,
+    planned: Planned,
     events: &'a [NewEvent],
 ) -> AppendResult {
-    let mut meta = StreamMeta::for_append(meta);
+    let Planned { meta, result } = planned;
     let recorded_at = Timestamp::now().0.max(round.last_recorded_at);
     round.last_recorded_at = recorded_at;
-    let first_version = meta.next_version;
-    let first_position = round.next_position;
+    let positions = result.first_position.0..=result.last_position.0;
+    let versions = result.first_version.0..=result.last_version.0;
     let rows = &mut round.rows;
-    for (i, event) in events.iter().enumerate() {
-        let position = big(first_position + i as u64);
-        rows.positions.push(position);
+    for ((position, version), event) in positions.zip(versions).zip(events) {
+        let row_position = big(position);
+        rows.positions.push(row_position);
         rows.streams.push(stream.as_str());
-        rows.versions.push(big(first_version + i as u64));
+        rows.versions.push(big(version));
         rows.types.push(&event.event_type);
         rows.ids.push(event.event_id);
         rows.data.push(&event.data);
@@ -1142,25 +1122,19 @@ fn write_events<'a>(
         rows.tag_lists.push(text_array_literal(&event.tags));
         for tag in &event.tags {
             rows.tags.push(tag);
-            rows.tag_positions.push(position);
+            rows.tag_positions.push(row_position);
         }
         round.pending.push(Pending {
-            position: first_position + i as u64,
+            position,
             event_type: event.event_type.clone(),
             tags: event.tags.clone(),
         });
     }
-    let n = events.len() as u64;
-    meta.next_version += n;
-    round.next_position += n;
+    // Positions continue from a bigint head, far below u64::MAX.
+    round.next_position = result.last_position.0.saturating_add(1);
     round.appended.insert(stream.as_str().to_string());
     round.set_meta(stream, meta);
-    AppendResult {
-        first_version: Version(first_version),
-        last_version: Version(first_version + n - 1),
-        first_position: Position(first_position),
-        last_position: Position(first_position + n - 1),
-    }
+    result
 }
 
 /// `tags` as a PostgreSQL array literal: every element double-quoted,
@@ -1188,21 +1162,7 @@ fn text_array_literal(tags: &[String]) -> String {
 
 /// \[S4\].
 fn delete(round: &mut Round<'_>, stream: &StreamId, expected: ExpectedVersion) -> Result<()> {
-    let meta = round.meta(stream);
-    let actual = meta.and_then(|m| m.last_version());
-    let Some(mut meta) = meta.filter(|_| actual.is_some()) else {
-        return Err(match expected {
-            ExpectedVersion::Any | ExpectedVersion::NoStream => {
-                Error::StreamNotFound(stream.clone())
-            }
-            _ => Error::wrong_version(stream, expected, None),
-        });
-    };
-    if !expected.is_satisfied_by(actual) {
-        return Err(Error::wrong_version(stream, expected, actual));
-    }
-    meta.deleted = true;
-    meta.floor = meta.next_version;
+    let meta = rules::delete(stream, expected, round.meta(stream))?;
     round.removal = Some((stream.as_str().to_string(), meta.floor));
     round.set_meta(stream, meta);
     Ok(())
@@ -1210,14 +1170,8 @@ fn delete(round: &mut Round<'_>, stream: &StreamId, expected: ExpectedVersion) -
 
 /// \[S3\].
 fn truncate(round: &mut Round<'_>, stream: &StreamId, before: Version) -> Result<()> {
-    let mut meta = match round.meta(stream) {
-        Some(m) if !m.deleted => m,
-        _ => return Err(Error::StreamNotFound(stream.clone())),
-    };
-    let floor = before.0.min(meta.next_version);
-    if floor > meta.floor {
-        meta.floor = floor;
-        round.removal = Some((stream.as_str().to_string(), floor));
+    if let Some(meta) = rules::truncate(stream, before, round.meta(stream))? {
+        round.removal = Some((stream.as_str().to_string(), meta.floor));
         round.set_meta(stream, meta);
     }
     Ok(())

@@ -119,6 +119,7 @@ use std::path::Path;
 
 use annals_core::Result;
 use annals_core::kv::KvStore;
+use annals_core::kv::support::BackendOptions;
 
 /// Opens (creating it if missing, unless `options.create_if_missing` is
 /// `false`) the RocksDB store in the folder `path`.
@@ -153,3 +154,20 @@ pub fn open(path: impl AsRef<Path>, options: RocksDbOptions) -> Result<KvStore<R
     let engine = RocksDbEngine::open(path, &options)?;
     KvStore::open(engine, options.config)
 }
+
+/// The driver of `rocksdb:///path/dir` URLs (see [`annals_core::driver`]).
+pub const DRIVER: annals_core::driver::Driver = annals_core::driver::Driver {
+    scheme: "rocksdb",
+    target: annals_core::driver::Target::Folder,
+    capabilities: annals_core::Capabilities::ALL,
+    prepare: |request| {
+        let mut options = RocksDbOptions::from_params(request.params())?;
+        options.create_if_missing &= request.access.may_create();
+        options.read_only |= request.access.read_only();
+        let path = request.path("rocksdb")?.to_path_buf();
+        Ok(annals_core::driver::Prepared::blocking(
+            options.config,
+            move || open(path, options),
+        ))
+    },
+};

@@ -21,6 +21,7 @@ use std::path::Path;
 
 use annals_core::Result;
 use annals_core::kv::KvStore;
+use annals_core::kv::support::BackendOptions;
 
 /// Opens (creating it if missing, unless `options.create` is `false`) the
 /// sled store in the folder `path`.
@@ -54,3 +55,20 @@ pub fn open(path: impl AsRef<Path>, options: SledOptions) -> Result<KvStore<Sled
     let engine = SledEngine::open(path, &options)?;
     KvStore::open(engine, options.config)
 }
+
+/// The driver of `sled:///path/dir` URLs (see [`annals_core::driver`]).
+pub const DRIVER: annals_core::driver::Driver = annals_core::driver::Driver {
+    scheme: "sled",
+    target: annals_core::driver::Target::Folder,
+    capabilities: annals_core::Capabilities::ALL,
+    prepare: |request| {
+        let mut options = SledOptions::from_params(request.params())?;
+        options.create &= request.access.may_create();
+        options.read_only |= request.access.read_only();
+        let path = request.path("sled")?.to_path_buf();
+        Ok(annals_core::driver::Prepared::blocking(
+            options.config,
+            move || open(path, options),
+        ))
+    },
+};

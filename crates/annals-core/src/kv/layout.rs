@@ -58,50 +58,9 @@ pub struct StoreMeta {
     pub last_recorded_at: u64,
 }
 
-/// What the store keeps about one stream.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
-pub struct StreamMeta {
-    /// The version the next event will get (the last version + 1).
-    pub next_version: u64,
-    /// Events with a lower version are dead: truncated or deleted.
-    pub floor: u64,
-    /// The first version since the stream was last (re)created.
-    pub created: u64,
-    /// Whether the stream is deleted (it then does not exist).
-    pub deleted: bool,
-}
-
-impl StreamMeta {
-    /// The last version, if the stream exists.
-    pub fn last_version(&self) -> Option<Version> {
-        if self.deleted || self.next_version == 0 {
-            None
-        } else {
-            Some(Version(self.next_version - 1))
-        }
-    }
-
-    /// The metadata an append starts from: the stream's own, a fresh one
-    /// for a new stream, and for a deleted stream a recreated one whose
-    /// numbering continues where it was (SPEC S4).
-    pub fn for_append(meta: Option<StreamMeta>) -> StreamMeta {
-        match meta {
-            Some(m) if !m.deleted => m,
-            Some(m) => StreamMeta {
-                deleted: false,
-                created: m.next_version,
-                floor: m.next_version,
-                next_version: m.next_version,
-            },
-            None => StreamMeta::default(),
-        }
-    }
-
-    /// Whether the event at `version` is readable.
-    pub fn is_readable(&self, version: u64) -> bool {
-        !self.deleted && version >= self.floor && version < self.next_version
-    }
-}
+/// What the store keeps about one stream, stored at its
+/// [`stream_meta_key`]: the contract's own type, encoded as it is.
+pub use crate::rules::StreamMeta;
 
 fn named_key(prefix: u8, name: &str, number: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(name.len() + 10);
@@ -280,5 +239,23 @@ mod tests {
         );
         assert!(describe_key(&stream_index_key("s", Version(2))).contains("\"s\" version 2"));
         assert_eq!(describe_key(&[]), "key \"\"");
+    }
+
+    /// Stream metadata lives in the contract (`rules`), but its bytes on
+    /// disk are this layout's: its fields in order, as postcard writes them.
+    #[test]
+    fn stream_meta_keeps_its_encoding() {
+        let meta = StreamMeta {
+            next_version: 300,
+            floor: 2,
+            created: 1,
+            deleted: true,
+        };
+        let bytes = postcard::to_allocvec(&meta).expect("encodes");
+        assert_eq!(bytes, [0xAC, 0x02, 0x02, 0x01, 0x01]);
+        assert_eq!(
+            postcard::from_bytes::<StreamMeta>(&bytes).expect("decodes"),
+            meta
+        );
     }
 }

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 
@@ -11,12 +10,13 @@ use tokio::sync::{Semaphore, oneshot, watch};
 
 use crate::backend::{
     Append, AppendResult, Batch, Capabilities, Direction, HeadWatch, Limits, LogBackend, Page,
-    StoreConfig, StreamInfo, validate_aux_writes,
+    StoreConfig, StreamInfo,
 };
-use crate::error::{Error, Field, Result};
+use crate::check::Checks;
+use crate::error::{Error, Result};
 use crate::event::NewEvent;
 use crate::event::{Position, StreamId, Version};
-use crate::expect::{AppendCondition, AuxWrite, ExpectedVersion, Query, validate_aux_key};
+use crate::expect::{AppendCondition, AuxWrite, ExpectedVersion, Query};
 use crate::kv::codec;
 use crate::kv::engine::{KvEngine, KvSnapshot, Scan, WriteBatch};
 use crate::kv::layout::{self, StreamMeta};
@@ -160,7 +160,8 @@ pub struct KvStore<E: KvEngine> {
     engine: Arc<E>,
     config: StoreConfig,
     capabilities: Capabilities,
-    closed: Arc<AtomicBool>,
+    /// Open, writable, input valid: checked before every call.
+    checks: Checks,
     sender: Mutex<Option<mpsc::Sender<Queued>>>,
     /// Permits for the bytes of the requests in the writer's queue.
     queue: Arc<Semaphore>,
@@ -178,7 +179,7 @@ impl<E: KvEngine> fmt::Debug for KvStore<E> {
             .field("engine", &std::any::type_name::<E>())
             .field("config", &self.config)
             .field("head", &*self.head.borrow())
-            .field("closed", &self.closed.load(Ordering::Acquire))
+            .field("closed", &self.checks.gate().is_closed())
             .finish()
     }
 }
@@ -208,11 +209,12 @@ impl<E: KvEngine> KvStore<E> {
             })
             .map_err(|e| Error::backend("starting the writer thread", e))?;
         let queue_bytes = queue_bytes(&config.limits);
+        let checks = Checks::new(config.limits, engine.read_only());
         Ok(KvStore {
             engine,
             config,
             capabilities,
-            closed: Arc::new(AtomicBool::new(false)),
+            checks,
             sender: Mutex::new(Some(sender)),
             queue: Arc::new(Semaphore::new(queue_bytes)),
             queue_bytes,
@@ -243,31 +245,12 @@ impl<E: KvEngine> KvStore<E> {
         &self.engine
     }
 
-    fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            Err(Error::Closed)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Refuses a write to a store opened read-only.
-    fn check_writable(&self) -> Result<()> {
-        if self.engine.read_only() {
-            return Err(Error::Unsupported(
-                "writing: the store was opened read-only".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Sends a request to the writer and waits for its answer. `bytes` is
+    /// Sends a request to the writer and waits for its answer (the caller
+    /// has checked it: open, writable, valid). `bytes` is
     /// what the request holds in memory: it waits for room in the queue
     /// first (back-pressure), and the room is given back once the writer
     /// has committed it.
     async fn call<T>(&self, bytes: usize, request: impl FnOnce(Reply<T>) -> Request) -> Result<T> {
-        self.check_open()?;
-        self.check_writable()?;
         // A request larger than the whole queue waits for all of it.
         let permits = bytes.clamp(1, self.queue_bytes);
         let permits = u32::try_from(permits).unwrap_or(u32::MAX);
@@ -300,15 +283,15 @@ impl<E: KvEngine> KvStore<E> {
         T: Send + 'static,
         F: FnOnce(&E::Snapshot) -> Result<T> + Send + 'static,
     {
-        self.check_open()?;
+        self.checks.open()?;
         let engine = Arc::clone(&self.engine);
-        let closed = Arc::clone(&self.closed);
+        let gate = self.checks.gate().clone();
         tokio::task::spawn_blocking(move || {
             let snap = engine.snapshot()?;
             let result = f(&snap);
             // A read racing `close` may meet a released engine: say Closed.
             match result {
-                Err(_) if closed.load(Ordering::Acquire) => Err(Error::Closed),
+                Err(_) if gate.is_closed() => Err(Error::Closed),
                 other => other,
             }
         })
@@ -366,10 +349,6 @@ fn dead_entries<S: KvSnapshot>(snap: &S, limit: usize) -> Result<WriteBatch> {
     Ok(batch)
 }
 
-fn check_limit(limits: &Limits, what: &str, limit: usize) -> Result<()> {
-    limits.check_page_limit(what, limit)
-}
-
 #[async_trait]
 impl<E: KvEngine> LogBackend for KvStore<E> {
     fn capabilities(&self) -> Capabilities {
@@ -381,8 +360,7 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
     }
 
     async fn append_with(&self, append: Append) -> Result<AppendResult> {
-        self.check_open()?;
-        append.validate(&self.config.limits)?;
+        self.checks.append(&append)?;
         let bytes = write_bytes(&append.events, &append.aux, append.condition.as_ref());
         let query = normalized_condition(append.condition.as_ref());
         self.call(bytes, |reply| {
@@ -392,8 +370,7 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
     }
 
     async fn append_batch(&self, batch: Batch) -> Result<Vec<AppendResult>> {
-        self.check_open()?;
-        batch.validate(&self.config.limits)?;
+        self.checks.batch(&batch)?;
         let events = batch.parts.iter().flat_map(|p| &p.events);
         let bytes = write_bytes(events, &batch.aux, batch.condition.as_ref());
         let query = normalized_condition(batch.condition.as_ref());
@@ -408,8 +385,7 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
         count: usize,
         direction: Direction,
     ) -> Result<Page> {
-        self.check_open()?;
-        self.config.limits.check_read_count(count)?;
+        self.checks.read_stream(count)?;
         let stream = stream.clone();
         self.read(move |snap| read::read_stream(snap, &stream, from, count, direction))
             .await
@@ -422,11 +398,7 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
         direction: Direction,
         query: Option<&Query>,
     ) -> Result<Page> {
-        self.check_open()?;
-        self.config.limits.check_read_count(count)?;
-        if let Some(q) = query {
-            q.validate()?;
-        }
+        self.checks.read_all(count, query)?;
         let query = query.cloned();
         self.read(move |snap| {
             // A query costs what its distinct items cost ([R6]).
@@ -454,14 +426,14 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
         after: Option<&StreamId>,
         limit: usize,
     ) -> Result<Vec<StreamInfo>> {
-        self.check_open()?;
-        check_limit(&self.config.limits, "list_streams", limit)?;
+        self.checks.list_streams(limit)?;
         let after = after.cloned();
         self.read(move |snap| read::list_streams(snap, after.as_ref(), limit))
             .await
     }
 
     async fn delete_stream(&self, stream: &StreamId, expected: ExpectedVersion) -> Result<()> {
+        self.checks.writable("delete_stream")?;
         let stream = stream.clone();
         self.call(REQUEST_OVERHEAD, |reply| {
             Request::Delete(stream, expected, reply)
@@ -470,6 +442,7 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
     }
 
     async fn truncate_stream(&self, stream: &StreamId, before: Version) -> Result<()> {
+        self.checks.writable("truncate_stream")?;
         let stream = stream.clone();
         self.call(REQUEST_OVERHEAD, |reply| {
             Request::Truncate(stream, before, reply)
@@ -478,7 +451,7 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
     }
 
     async fn compact(&self) -> Result<()> {
-        self.check_writable()?;
+        self.checks.writable("compact")?;
         loop {
             let batch = self.read(|snap| dead_entries(snap, PURGE_CHUNK)).await?;
             if batch.is_empty() {
@@ -487,10 +460,11 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
             let bytes = batch.ops.iter().fold(REQUEST_OVERHEAD, |n, (k, v)| {
                 n.saturating_add(k.len() + v.as_ref().map_or(0, Vec::len))
             });
+            self.checks.open()?;
             self.call(bytes, |reply| Request::Purge(batch, reply))
                 .await?;
         }
-        self.check_open()?;
+        self.checks.open()?;
         let engine = Arc::clone(&self.engine);
         tokio::task::spawn_blocking(move || engine.compact())
             .await
@@ -498,7 +472,7 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
     }
 
     async fn disk_bytes(&self) -> Result<u64> {
-        self.check_open()?;
+        self.checks.open()?;
         let engine = Arc::clone(&self.engine);
         tokio::task::spawn_blocking(move || engine.disk_bytes())
             .await
@@ -515,7 +489,7 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
     }
 
     async fn health(&self) -> Result<()> {
-        self.check_open()?;
+        self.checks.open()?;
         if let Some(e) = self.writer_died() {
             return Err(e);
         }
@@ -523,7 +497,7 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
     }
 
     async fn close(&self) -> Result<()> {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if !self.checks.close() {
             // [M4] A second close is Ok: closing is idempotent.
             return Ok(());
         }
@@ -581,13 +555,12 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
     }
 
     fn watch_head(&self) -> Result<HeadWatch> {
-        self.check_open()?;
+        self.checks.open()?;
         Ok(crate::backend::fresh_head_watch(&self.head))
     }
 
     async fn aux_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.check_open()?;
-        validate_aux_key(key)?;
+        self.checks.aux_get(key)?;
         let key = key.to_vec();
         self.read(move |snap| read::aux_get(snap, &key)).await
     }
@@ -598,8 +571,7 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.check_open()?;
-        check_limit(&self.config.limits, "aux_scan", limit)?;
+        self.checks.aux_scan(limit)?;
         let prefix = prefix.to_vec();
         let after = after.map(<[u8]>::to_vec);
         self.read(move |snap| read::aux_scan(snap, &prefix, after.as_deref(), limit))
@@ -607,11 +579,7 @@ impl<E: KvEngine> LogBackend for KvStore<E> {
     }
 
     async fn aux_write(&self, writes: Vec<AuxWrite>) -> Result<()> {
-        self.check_open()?;
-        if writes.is_empty() {
-            return Err(Error::empty(Field::AuxWrites, "aux_write has no writes"));
-        }
-        validate_aux_writes(&writes, &self.config.limits)?;
+        self.checks.aux_write(&writes)?;
         let bytes = write_bytes([], &writes, None);
         self.call(bytes, |reply| Request::Aux(writes, reply)).await
     }

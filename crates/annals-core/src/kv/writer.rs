@@ -4,21 +4,22 @@
 //! (group commit: one sync for many appends), publishes the new head, and
 //! answers every caller.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, mpsc};
 
 use tokio::sync::{OwnedSemaphorePermit, oneshot, watch};
-use uuid::Uuid;
 
 use crate::backend::{Append, AppendResult, Batch, Direction, Durability};
 use crate::error::{CorruptionAt, Error, Result};
 use crate::event::{NewEvent, Position, StreamId, Timestamp, Version};
-use crate::expect::{AppendCondition, AuxCondition, AuxWrite, ExpectedVersion, Query};
+use crate::expect::{AppendCondition, AuxWrite, ExpectedVersion, Query};
 use crate::kv::engine::{KvEngine, KvSnapshot, WriteBatch};
-use crate::kv::layout::{self, StoreMeta, StreamMeta};
+use crate::kv::layout::{self, StoreMeta};
 use crate::kv::read::{self, MetaSource};
 use crate::kv::{codec, figures};
+use crate::rules::{self, AppendDecision, NoRoom, Planned, Replay, Retry, StreamMeta};
 
 /// Where the writer answers a caller.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
@@ -152,8 +153,14 @@ enum Step {
     FlushFirst(Request),
 }
 
-/// A check that needs the round committed first.
-struct NeedsFlush;
+/// What checking a request against a round came to.
+enum Checked<T> {
+    /// Its answer (applied to the round if `Ok`).
+    Answer(Result<T>),
+    /// It must read what this round wrote: commit the round first, then
+    /// check it again.
+    FlushFirst,
+}
 
 /// The events of one append (or batch part), checked and encoded, waiting
 /// to be added to the round.
@@ -186,7 +193,7 @@ impl<'a> Condition<'a> {
 
     /// The first position the condition is about (`None`: none can be).
     fn from(self) -> Option<u64> {
-        self.given.after.unwrap_or(Position(0)).0.checked_add(1)
+        rules::condition_start(self.given).map(|p| p.0)
     }
 }
 
@@ -341,8 +348,8 @@ impl<E: KvEngine> Writer<E> {
             Request::Append(append, query, reply) => {
                 let condition = Condition::of(append.condition.as_ref(), query.as_ref());
                 match self.append(round, &append, condition) {
-                    Ok(result) => round.answers.push(answer(reply, result)),
-                    Err(NeedsFlush) => {
+                    Checked::Answer(result) => round.answers.push(answer(reply, result)),
+                    Checked::FlushFirst => {
                         return Step::FlushFirst(Request::Append(append, query, reply));
                     }
                 }
@@ -376,54 +383,44 @@ impl<E: KvEngine> Writer<E> {
         Step::Done
     }
 
-    /// Checks and applies one append; `Err(NeedsFlush)` when an idempotency
-    /// check must read events this round wrote.
+    /// Checks and applies one append.
     fn append(
         &mut self,
         round: &mut Round<E::Snapshot>,
         a: &Append,
         condition: Option<Condition<'_>>,
-    ) -> Result<Result<AppendResult>, NeedsFlush> {
+    ) -> Checked<AppendResult> {
         let meta = match round.meta(a.stream.as_str()) {
             Ok(m) => m,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Checked::Answer(Err(e)),
         };
-        let actual = meta.and_then(|m| m.last_version());
-        if !a.expected.is_satisfied_by(actual) {
-            // SPEC A5: a retry of an append that already committed.
-            match replay_by_expectation(round, a, meta)? {
-                Ok(Some(result)) => return Ok(Ok(result)),
-                Ok(None) => {}
-                Err(e) => return Ok(Err(e)),
-            }
-            if let Some(condition) = condition {
-                match replay_by_condition(round, a, condition)? {
-                    Ok(Some(result)) => return Ok(Ok(result)),
-                    Ok(None) => {}
-                    Err(e) => return Ok(Err(e)),
+        let decision = rules::decide_append(a, meta, || match condition {
+            Some(c) => condition_fails(round, c),
+            None => Ok(false),
+        });
+        match decision {
+            Err(e) => Checked::Answer(Err(e)),
+            Ok(AppendDecision::Refused { error, retry }) => {
+                match replay(round, a, condition, retry) {
+                    Ok(Replay::Found(result)) => Checked::Answer(Ok(result)),
+                    Ok(Replay::NotFound) => Checked::Answer(Err(error)),
+                    Ok(Replay::FlushFirst) => Checked::FlushFirst,
+                    Err(e) => Checked::Answer(Err(e)),
                 }
             }
-            return Ok(Err(Error::wrong_version(&a.stream, a.expected, actual)));
-        }
-        if let Some(condition) = condition {
-            match condition_fails(round, condition) {
-                Ok(false) => {}
-                Ok(true) => {
-                    return Ok(match replay_by_condition(round, a, condition)? {
-                        Ok(Some(result)) => Ok(result),
-                        Ok(None) => Err(condition.given.failure()),
-                        Err(e) => Err(e),
-                    });
+            Ok(AppendDecision::Write) => {
+                if let Err(e) = check_aux(round, &a.aux) {
+                    return Checked::Answer(Err(e));
                 }
-                Err(e) => return Ok(Err(e)),
+                // The aux writes go with the events or not at all (A2, X2):
+                // an append that cannot be placed writes nothing.
+                let result = self.write_events(round, &a.stream, meta, &a.events);
+                if result.is_ok() {
+                    write_aux(round, a.aux.clone());
+                }
+                Checked::Answer(result)
             }
         }
-        if let Err(e) = check_aux(round, &a.aux) {
-            return Ok(Err(e));
-        }
-        let result = self.write_events(round, &a.stream, meta, &a.events);
-        write_aux(round, a.aux.clone());
-        Ok(result)
     }
 
     fn batch(
@@ -432,35 +429,38 @@ impl<E: KvEngine> Writer<E> {
         b: &Batch,
         condition: Option<Condition<'_>>,
     ) -> Result<Vec<AppendResult>> {
-        let mut metas = Vec::with_capacity(b.parts.len());
-        for (i, part) in b.parts.iter().enumerate() {
-            let meta = round.meta(part.stream.as_str())?;
-            let actual = meta.and_then(|m| m.last_version());
-            if !part.expected.is_satisfied_by(actual) {
-                return Err(Error::in_part(
-                    i,
-                    Error::wrong_version(&part.stream, part.expected, actual),
-                ));
-            }
-            metas.push(meta);
-        }
-        if let Some(condition) = condition
-            && condition_fails(round, condition)?
-        {
-            return Err(condition.given.failure());
-        }
+        let metas = b
+            .parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| {
+                round
+                    .meta(part.stream.as_str())
+                    .map_err(|e| Error::in_part(i, e))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        rules::check_batch(b, &metas, || match condition {
+            Some(c) => condition_fails(round, c),
+            None => Ok(false),
+        })?;
         check_aux(round, &b.aux)?;
-        // Every part is staged before any is added: all or nothing (A2).
-        let mut staged = Vec::with_capacity(b.parts.len());
-        let mut after = self.last_position;
+        // Every part is placed and staged before any is added: all or
+        // nothing (A2).
+        let sizes = b.parts.iter().map(|part| part.events.len());
+        let planned = rules::plan_batch(metas.into_iter().zip(sizes), self.last_position).map_err(
+            |(i, no_room)| Error::in_part(i, no_room_error(&b.parts[i].stream, no_room)),
+        )?;
         let recorded_at = self.next_recorded_at();
-        for (i, (part, meta)) in b.parts.iter().zip(metas).enumerate() {
-            let part = self
-                .stage(&part.stream, meta, &part.events, after, recorded_at)
-                .map_err(|e| Error::in_part(i, e))?;
-            after = part.result.last_position.0;
-            staged.push(part);
-        }
+        let staged = b
+            .parts
+            .iter()
+            .zip(planned)
+            .enumerate()
+            .map(|(i, (part, planned))| {
+                self.stage(&part.stream, planned, &part.events, recorded_at)
+                    .map_err(|e| Error::in_part(i, e))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let results = staged
             .into_iter()
             .map(|part| self.apply_staged(round, part))
@@ -478,8 +478,10 @@ impl<E: KvEngine> Writer<E> {
         meta: Option<StreamMeta>,
         events: &[NewEvent],
     ) -> Result<AppendResult> {
+        let planned = rules::plan_append(meta, self.last_position, events.len())
+            .map_err(|no_room| no_room_error(stream, no_room))?;
         let recorded_at = self.next_recorded_at();
-        let staged = self.stage(stream, meta, events, self.last_position, recorded_at)?;
+        let staged = self.stage(stream, planned, events, recorded_at)?;
         Ok(self.apply_staged(round, staged))
     }
 
@@ -490,47 +492,21 @@ impl<E: KvEngine> Writer<E> {
     }
 
     /// The entries, metadata and result of `events` written to `stream`
-    /// after position `after`, checked and encoded, the round untouched:
-    /// a failure (a number at its end, an encoding error) leaves no trace.
+    /// where `planned` places them, encoded, the round untouched: a
+    /// failure (an encoding error) leaves no trace.
     fn stage(
         &self,
         stream: &StreamId,
-        meta: Option<StreamMeta>,
+        planned: Planned,
         events: &[NewEvent],
-        after: u64,
         recorded_at: Timestamp,
     ) -> Result<Staged> {
-        let mut meta = StreamMeta::for_append(meta);
-        // Numbers read from disk: an overflow is damage, never a panic.
-        let n = u64::try_from(events.len()).unwrap_or(u64::MAX);
-        let (first_position, last_position) = match (after.checked_add(1), after.checked_add(n)) {
-            (Some(first), Some(last)) => (first, last),
-            _ => {
-                return Err(Error::corruption(
-                    CorruptionAt::Key(layout::STORE_META_KEY.to_vec()),
-                    format!(
-                        "store metadata: the log is at position {after}, which leaves no \
-                         position for {n} more events"
-                    ),
-                ));
-            }
-        };
-        let first_version = meta.next_version;
-        let Some(next_version) = first_version.checked_add(n) else {
-            return Err(Error::corruption(
-                CorruptionAt::Key(layout::stream_meta_key(stream.as_str())),
-                format!(
-                    "metadata of stream {stream}: its next version is {first_version}, which \
-                     leaves no version for {n} more events"
-                ),
-            ));
-        };
+        let Planned { meta, result } = planned;
         let mut ops = Vec::with_capacity(events.len().saturating_mul(4));
         let mut pending = Vec::with_capacity(events.len());
-        for ((position, version), event) in (first_position..=last_position)
-            .zip(first_version..next_version)
-            .zip(events)
-        {
+        let positions = result.first_position.0..=result.last_position.0;
+        let versions = result.first_version.0..=result.last_version.0;
+        for ((position, version), event) in positions.zip(versions).zip(events) {
             ops.extend(
                 codec::event_entries(
                     stream.as_str(),
@@ -550,19 +526,13 @@ impl<E: KvEngine> Writer<E> {
                 tags: event.tags.clone(),
             });
         }
-        meta.next_version = next_version;
         Ok(Staged {
             stream: stream.as_str().to_string(),
             meta,
             ops,
             pending,
             recorded_at,
-            result: AppendResult {
-                first_version: Version(first_version),
-                last_version: Version(next_version - 1),
-                first_position: Position(first_position),
-                last_position: Position(last_position),
-            },
+            result,
         })
     }
 
@@ -671,6 +641,16 @@ impl<E: KvEngine> Writer<E> {
     }
 }
 
+/// The damage of a number read from disk with no room at its end (never a
+/// panic), at the key that holds it.
+fn no_room_error(stream: &StreamId, no_room: NoRoom) -> Error {
+    let at = match no_room {
+        NoRoom::Positions { .. } => layout::STORE_META_KEY.to_vec(),
+        NoRoom::Versions { .. } => layout::stream_meta_key(stream.as_str()),
+    };
+    no_room.error(stream, CorruptionAt::Key(at))
+}
+
 /// Runs `f`, putting how long it took in `took`.
 fn timed<T>(took: &mut Option<std::time::Duration>, f: impl FnOnce() -> T) -> T {
     let start = std::time::Instant::now();
@@ -722,62 +702,41 @@ fn refuse_closed(request: Request) {
     }
 }
 
-/// SPEC A5 for `NoStream` and `Exact(v)`: the result of the earlier append
-/// when the events right after the expectation carry exactly the append's
-/// ids, in order.
-fn replay_by_expectation<S: KvSnapshot>(
+/// SPEC A5: looks for the earlier copy of a refused append where `retry`
+/// says.
+fn replay<S: KvSnapshot>(
     round: &Round<S>,
     a: &Append,
-    meta: Option<StreamMeta>,
-) -> Result<Result<Option<AppendResult>>, NeedsFlush> {
-    let Some(meta) = meta.filter(|m| !m.deleted) else {
-        return Ok(Ok(None));
-    };
-    let first = match a.expected {
-        ExpectedVersion::NoStream => meta.created,
-        ExpectedVersion::Exact(v) => match v.0.checked_add(1) {
-            Some(f) => f,
-            None => return Ok(Ok(None)),
-        },
-        ExpectedVersion::Any | ExpectedVersion::StreamExists => return Ok(Ok(None)),
-    };
+    condition: Option<Condition<'_>>,
+    retry: Retry,
+) -> Result<Replay> {
+    if let Some((first, _)) = retry.versions {
+        match replay_by_versions(round, a, first)? {
+            Replay::NotFound => {}
+            found => return Ok(found),
+        }
+    }
+    match condition {
+        Some(condition) if retry.by_condition => replay_by_condition(round, a, condition),
+        _ => Ok(Replay::NotFound),
+    }
+}
+
+/// SPEC A5 for `NoStream` and `Exact(v)`: whether the stream's events from
+/// version `first` are the append's.
+fn replay_by_versions<S: KvSnapshot>(round: &Round<S>, a: &Append, first: u64) -> Result<Replay> {
     if round.streams_with_events.contains(a.stream.as_str()) {
-        return Err(NeedsFlush);
+        return Ok(Replay::FlushFirst);
     }
-    let ids: Vec<Uuid> = a.events.iter().map(|e| e.event_id).collect();
-    Ok(stored_ids_match(&round.snap, &a.stream, &meta, first, &ids))
-}
-
-/// Whether the readable events of `stream` from version `first` carry
-/// exactly `ids`, in order; their result if so.
-fn stored_ids_match<S: KvSnapshot>(
-    snap: &S,
-    stream: &StreamId,
-    meta: &StreamMeta,
-    first: u64,
-    ids: &[Uuid],
-) -> Result<Option<AppendResult>> {
-    let n = ids.len() as u64;
-    let Some(last) = first.checked_add(n - 1) else {
-        return Ok(None);
-    };
-    if !meta.is_readable(first) || !meta.is_readable(last) {
-        return Ok(None);
-    }
-    let page = read::read_stream(snap, stream, Version(first), ids.len(), Direction::Forward)?;
-    let matches = page.events.len() == ids.len()
-        && page.events.iter().zip(ids).all(|(e, id)| e.event_id == *id);
-    Ok(matches.then(|| result_of(&page.events)))
-}
-
-fn result_of(events: &[crate::event::RecordedEvent]) -> AppendResult {
-    let (first, last) = (&events[0], &events[events.len() - 1]);
-    AppendResult {
-        first_version: first.stream_version,
-        last_version: last.stream_version,
-        first_position: first.position,
-        last_position: last.position,
-    }
+    let n = a.events.len();
+    let page = read::read_stream(
+        &round.snap,
+        &a.stream,
+        Version(first),
+        n,
+        Direction::Forward,
+    )?;
+    Ok(rules::replayed(first, &a.events, &page.events).map_or(Replay::NotFound, Replay::Found))
 }
 
 /// SPEC A5 for conditional appends: the result of the earlier append when
@@ -787,34 +746,27 @@ fn replay_by_condition<S: KvSnapshot>(
     round: &Round<S>,
     a: &Append,
     condition: Condition<'_>,
-) -> Result<Result<Option<AppendResult>>, NeedsFlush> {
+) -> Result<Replay> {
     if !round.pending.is_empty() {
-        return Err(NeedsFlush);
+        return Ok(Replay::FlushFirst);
     }
     let Some(from) = condition.from() else {
-        return Ok(Ok(None));
+        return Ok(Replay::NotFound);
     };
     let mut metas = RoundMetas {
         round,
         cache: HashMap::new(),
     };
-    let n = a.events.len();
     let found = read::scan_log(
         &round.snap,
         &mut metas,
         Position(from),
-        n + 1,
+        a.events.len() + 1,
         Direction::Forward,
         Some(condition.query),
-    );
-    Ok(found.map(|found| {
-        let own = found.len() == n
-            && found
-                .iter()
-                .zip(&a.events)
-                .all(|(e, new)| e.event_id == new.event_id && e.stream_id == a.stream);
-        own.then(|| result_of(&found))
-    }))
+    )?;
+    Ok(rules::replayed_by_condition(&a.stream, &a.events, &found)
+        .map_or(Replay::NotFound, Replay::Found))
 }
 
 /// Whether a readable event matching the condition's query lies after its
@@ -844,12 +796,7 @@ fn condition_fails<S: KvSnapshot>(round: &Round<S>, condition: Condition<'_>) ->
 
 /// Checks the conditions of aux writes against the round's view (SPEC X2).
 fn check_aux<S: KvSnapshot>(round: &Round<S>, writes: &[AuxWrite]) -> Result<()> {
-    for w in writes {
-        if w.condition != AuxCondition::None {
-            w.check_condition(round.aux_value(&w.key)?.as_deref())?;
-        }
-    }
-    Ok(())
+    rules::check_aux(writes, |key| Ok(round.aux_value(key)?.map(Cow::Owned)))
 }
 
 fn write_aux<S>(round: &mut Round<S>, writes: Vec<AuxWrite>) {
@@ -864,34 +811,14 @@ fn delete<S: KvSnapshot>(
     stream: &StreamId,
     expected: ExpectedVersion,
 ) -> Result<()> {
-    let meta = round.meta(stream.as_str())?;
-    let actual = meta.and_then(|m| m.last_version());
-    let Some(mut meta) = meta.filter(|_| actual.is_some()) else {
-        return Err(match expected {
-            ExpectedVersion::Any | ExpectedVersion::NoStream => {
-                Error::StreamNotFound(stream.clone())
-            }
-            _ => Error::wrong_version(stream, expected, None),
-        });
-    };
-    if !expected.is_satisfied_by(actual) {
-        return Err(Error::wrong_version(stream, expected, actual));
-    }
-    meta.deleted = true;
-    meta.floor = meta.next_version;
+    let meta = rules::delete(stream, expected, round.meta(stream.as_str())?)?;
     round.metas.insert(stream.as_str().to_string(), meta);
     Ok(())
 }
 
 /// SPEC S3.
 fn truncate<S: KvSnapshot>(round: &mut Round<S>, stream: &StreamId, before: Version) -> Result<()> {
-    let mut meta = match round.meta(stream.as_str())? {
-        Some(m) if !m.deleted => m,
-        _ => return Err(Error::StreamNotFound(stream.clone())),
-    };
-    let floor = before.0.min(meta.next_version);
-    if floor > meta.floor {
-        meta.floor = floor;
+    if let Some(meta) = rules::truncate(stream, before, round.meta(stream.as_str())?)? {
         round.metas.insert(stream.as_str().to_string(), meta);
     }
     Ok(())

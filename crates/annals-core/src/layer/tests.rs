@@ -3,6 +3,7 @@
 //! call the trait's default instead of the backend's own), and is
 //! reported once.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::*;
@@ -10,8 +11,9 @@ use crate::backend::Append;
 use crate::event::NewEvent;
 
 /// Records which of its methods were called; every one is overridden.
+/// Its `close` fails as many times as the second field says.
 #[derive(Debug, Default)]
-struct Calls(Mutex<Vec<&'static str>>);
+struct Calls(Mutex<Vec<&'static str>>, AtomicU32);
 
 impl Calls {
     fn called(&self, name: &'static str) {
@@ -110,6 +112,11 @@ impl LogBackend for Calls {
     }
     async fn close(&self) -> Result<()> {
         self.called("close");
+        let failing = self.1.load(Ordering::SeqCst);
+        if failing > 0 {
+            self.1.store(failing - 1, Ordering::SeqCst);
+            return Err(Error::backend("closing", "the disk is gone"));
+        }
         Ok(())
     }
     fn watch_head(&self) -> Result<HeadWatch> {
@@ -257,4 +264,119 @@ fn a_default_backend_name_is_the_type_without_module_paths() {
         short_type_name("alloc::sync::Arc<dyn annals_core::backend::LogBackend>"),
         "Arc<dyn LogBackend>"
     );
+}
+
+#[tokio::test]
+async fn the_check_layer_keeps_bad_input_from_the_backend() -> Result<()> {
+    let calls = Arc::new(Calls::default());
+    let store = Arc::clone(&calls).layer(CheckLayer);
+    // It read the backend's limits when it wrapped it.
+    assert_eq!(calls.take(), ["limits"]);
+    let stream = StreamId::new("s")?;
+    let refused = [
+        store
+            .append(&stream, ExpectedVersion::Any, vec![])
+            .await
+            .map(drop),
+        store
+            .append_with(Append::new(stream.clone(), ExpectedVersion::Any, vec![]))
+            .await
+            .map(drop),
+        store.append_batch(Batch::new(vec![])).await.map(drop),
+        store
+            .read_stream(&stream, Version(0), 0, Direction::Forward)
+            .await
+            .map(drop),
+        store
+            .read_all(Position(0), 10_001, Direction::Forward, None)
+            .await
+            .map(drop),
+        store
+            .read_all(
+                Position(0),
+                1,
+                Direction::Forward,
+                Some(&Query::types([""])),
+            )
+            .await
+            .map(drop),
+        store.list_streams(None, 0).await.map(drop),
+        store.aux_get(b"").await.map(drop),
+        store.aux_scan(b"", None, 0).await.map(drop),
+        store.aux_write(vec![]).await,
+        store.aux_put(b"", b"v").await,
+        store.aux_delete(b"").await,
+    ];
+    for (i, result) in refused.into_iter().enumerate() {
+        let e = result.expect_err("refused");
+        assert!(e.is_invalid_input(), "call {i}: {e}");
+    }
+    assert_eq!(
+        calls.take(),
+        Vec::<&str>::new(),
+        "nothing reached the backend"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_check_layer_forwards_good_calls_and_nothing_after_close() -> Result<()> {
+    let calls = Arc::new(Calls::default());
+    let store = Arc::clone(&calls).layer(CheckLayer);
+    calls.take();
+    let stream = StreamId::new("s")?;
+    let event = || vec![NewEvent::builder("E").build()];
+    store.append(&stream, ExpectedVersion::Any, event()).await?;
+    store.delete_stream(&stream, ExpectedVersion::Any).await?;
+    store.aux_put(b"k", b"v").await?;
+    store.close().await?;
+    assert_eq!(
+        calls.take(),
+        ["append", "delete_stream", "aux_put", "close"]
+    );
+    // [M4]: closed, every call is refused before the backend; a second
+    // close is Ok and does not reach it.
+    store.close().await?;
+    let e = store.append(&stream, ExpectedVersion::Any, event()).await;
+    assert!(e.expect_err("closed").is_closed());
+    let e = store
+        .read_stream(&stream, Version(0), 1, Direction::Forward)
+        .await;
+    assert!(e.expect_err("closed").is_closed());
+    assert!(
+        store
+            .stream_exists(&stream)
+            .await
+            .expect_err("closed")
+            .is_closed()
+    );
+    assert!(store.health().await.expect_err("closed").is_closed());
+    assert!(store.watch_head().expect_err("closed").is_closed());
+    assert_eq!(calls.take(), Vec::<&str>::new());
+    Ok(())
+}
+
+/// A close the backend failed is tried again by the next close (the store
+/// stays closed to other calls meanwhile); once it succeeded, later closes
+/// are Ok without reaching the backend ([M4]).
+#[tokio::test]
+async fn the_check_layer_retries_a_close_the_backend_failed() -> Result<()> {
+    let calls = Arc::new(Calls::default());
+    calls.1.store(1, Ordering::SeqCst);
+    let store = Arc::clone(&calls).layer(CheckLayer);
+    calls.take();
+    assert!(store.close().await.is_err());
+    let stream = StreamId::new("s")?;
+    let e = store
+        .append(
+            &stream,
+            ExpectedVersion::Any,
+            vec![NewEvent::builder("E").build()],
+        )
+        .await;
+    assert!(e.expect_err("closed").is_closed());
+    store.close().await?;
+    store.close().await?;
+    assert_eq!(calls.take(), ["close", "close"]);
+    Ok(())
 }
