@@ -1,4 +1,4 @@
-//! The kill -9 trials every persistent backend runs ([M5], [D5]): a child
+//! The kill -9 trials every persistent backend runs (\[M5\], \[D5\]): a child
 //! process appends until it is killed (SIGKILL) at a random instant, and
 //! the store is reopened and checked against what the child acknowledged:
 //!

@@ -1,4 +1,4 @@
-//! The damage trials every persistent backend runs ([M6]): a store is
+//! The damage trials every persistent backend runs (\[M6\]): a store is
 //! written and closed, then, trial after trial, its files are restored,
 //! a few bytes of one of them are overwritten at random, and the store is
 //! reopened and read whole. Each outcome must be the original store, or
