@@ -266,13 +266,8 @@ fn damaged_file_never_panics_without_the_integrity_check() {
         check_integrity: false,
         ..RedbOptions::default()
     };
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = annals_backend_tests::workload::Rng::new(0x2545_f491_4f6c_dd1d);
+    let mut next = move || rng.next_u64();
     let (mut errors, mut oks) = (0, 0);
     for _ in 0..150 {
         let mut bad = good.clone();
