@@ -133,7 +133,29 @@ fn child(spec: &str, open: Open) -> ! {
 /// kills it (SIGKILL: no destructor, no close) `delay` after the first
 /// line `parse` reads, and answers every line it parsed, in order.
 pub fn run_and_kill<T: Send + 'static>(
+    command: Command,
+    delay: Duration,
+    parse: fn(&str) -> Option<T>,
+) -> Vec<T> {
+    kill_after(command, None, delay, parse)
+}
+
+/// [`run_and_kill`] for a child that prints the line `ready` once it has
+/// opened its store: the `delay` runs from that line (so the kill may come
+/// before the first acknowledgement). A child that never gets ready, or
+/// that stops by itself, fails the test.
+pub fn run_and_kill_after_ready<T: Send + 'static>(
+    command: Command,
+    ready: &'static str,
+    delay: Duration,
+    parse: fn(&str) -> Option<T>,
+) -> Vec<T> {
+    kill_after(command, Some(ready), delay, parse)
+}
+
+fn kill_after<T: Send + 'static>(
     mut command: Command,
+    ready: Option<&'static str>,
     delay: Duration,
     parse: fn(&str) -> Option<T>,
 ) -> Vec<T> {
@@ -143,25 +165,32 @@ pub fn run_and_kill<T: Send + 'static>(
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
+    let (started_tx, started_rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
+        let mut acks = Vec::new();
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some(ack) = parse(&line)
-                && tx.send(ack).is_err()
-            {
-                break;
+            if ready == Some(line.as_str()) {
+                let _ = started_tx.send(());
+            } else if let Some(ack) = parse(&line) {
+                if ready.is_none() && acks.is_empty() {
+                    let _ = started_tx.send(());
+                }
+                acks.push(ack);
             }
         }
+        acks
     });
-    let first = rx.recv_timeout(Duration::from_secs(60));
+    if started_rx.recv_timeout(Duration::from_secs(60)).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the child never started (its stderr is above)");
+    }
     std::thread::sleep(delay);
     child.kill().unwrap();
-    child.wait().unwrap();
-    reader.join().unwrap();
-    let mut acks = vec![first.expect("the child never acknowledged")];
-    acks.extend(rx.try_iter());
-    acks
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the child stopped by itself: {status}");
+    reader.join().unwrap()
 }
 
 /// Checks the store after a kill against the child's acknowledgements.
