@@ -85,7 +85,6 @@ use std::path::Path;
 
 use annals_core::Result;
 use annals_core::kv::KvStore;
-use annals_core::kv::support::BackendOptions;
 
 /// Opens (creating it if missing, unless `options.create` is `false`) the
 /// redb store at `path`.
@@ -126,14 +125,5 @@ pub const DRIVER: annals_core::driver::Driver = annals_core::driver::Driver {
     scheme: "redb",
     target: annals_core::driver::Target::File,
     capabilities: annals_core::Capabilities::ALL,
-    prepare: |request| {
-        let mut options = RedbOptions::from_params(request.params())?;
-        options.create &= request.access.may_create();
-        options.read_only |= request.access.read_only();
-        let path = request.path("redb")?.to_path_buf();
-        Ok(annals_core::driver::Prepared::blocking(
-            options.config,
-            move || open(path, options),
-        ))
-    },
+    prepare: |request| annals_core::driver::prepare_path(request, open),
 };

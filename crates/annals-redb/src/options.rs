@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use annals_core::driver::{Access, PathOptions};
 use annals_core::files::FileMode;
 use annals_core::kv::support::BackendOptions;
 use annals_core::{Result, StoreConfig, parse_param};
@@ -142,6 +143,13 @@ impl BackendOptions for RedbOptions {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+}
+
+impl PathOptions for RedbOptions {
+    fn restrict(&mut self, access: Access) {
+        self.create &= access.may_create();
+        self.read_only |= access.read_only();
     }
 }
 

@@ -119,7 +119,6 @@ use std::path::Path;
 
 use annals_core::Result;
 use annals_core::kv::KvStore;
-use annals_core::kv::support::BackendOptions;
 
 /// Opens (creating it if missing, unless `options.create_if_missing` is
 /// `false`) the RocksDB store in the folder `path`.
@@ -160,14 +159,5 @@ pub const DRIVER: annals_core::driver::Driver = annals_core::driver::Driver {
     scheme: "rocksdb",
     target: annals_core::driver::Target::Folder,
     capabilities: annals_core::Capabilities::ALL,
-    prepare: |request| {
-        let mut options = RocksDbOptions::from_params(request.params())?;
-        options.create_if_missing &= request.access.may_create();
-        options.read_only |= request.access.read_only();
-        let path = request.path("rocksdb")?.to_path_buf();
-        Ok(annals_core::driver::Prepared::blocking(
-            options.config,
-            move || open(path, options),
-        ))
-    },
+    prepare: |request| annals_core::driver::prepare_path(request, open),
 };

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use annals_core::driver::{Access, PathOptions};
 use annals_core::files::FileMode;
 use annals_core::kv::support::BackendOptions;
 use annals_core::{Error, Field, Result, StoreConfig, parse_param};
@@ -216,6 +217,13 @@ impl BackendOptions for RocksDbOptions {
         }
         self.validate()?;
         Ok(true)
+    }
+}
+
+impl PathOptions for RocksDbOptions {
+    fn restrict(&mut self, access: Access) {
+        self.create_if_missing &= access.may_create();
+        self.read_only |= access.read_only();
     }
 }
 

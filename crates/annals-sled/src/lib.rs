@@ -21,7 +21,6 @@ use std::path::Path;
 
 use annals_core::Result;
 use annals_core::kv::KvStore;
-use annals_core::kv::support::BackendOptions;
 
 /// Opens (creating it if missing, unless `options.create` is `false`) the
 /// sled store in the folder `path`.
@@ -61,14 +60,5 @@ pub const DRIVER: annals_core::driver::Driver = annals_core::driver::Driver {
     scheme: "sled",
     target: annals_core::driver::Target::Folder,
     capabilities: annals_core::Capabilities::ALL,
-    prepare: |request| {
-        let mut options = SledOptions::from_params(request.params())?;
-        options.create &= request.access.may_create();
-        options.read_only |= request.access.read_only();
-        let path = request.path("sled")?.to_path_buf();
-        Ok(annals_core::driver::Prepared::blocking(
-            options.config,
-            move || open(path, options),
-        ))
-    },
+    prepare: |request| annals_core::driver::prepare_path(request, open),
 };

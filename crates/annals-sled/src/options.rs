@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use annals_core::driver::{Access, PathOptions};
 use annals_core::files::FileMode;
 use annals_core::kv::support::BackendOptions;
 use annals_core::{Error, Field, Result, StoreConfig, parse_param};
@@ -155,6 +156,13 @@ impl BackendOptions for SledOptions {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+}
+
+impl PathOptions for SledOptions {
+    fn restrict(&mut self, access: Access) {
+        self.create &= access.may_create();
+        self.read_only |= access.read_only();
     }
 }
 
