@@ -4,68 +4,110 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use annals::driver::{Driver, Target};
 use annals::{Durability, Store};
-use clap::ValueEnum;
 use serde::Serialize;
 
 use crate::raw::{self, RawEngine, RawResult};
 
-/// A backend annals ships.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// `memory://`
-    Memory,
-    /// `redb://` (the default)
-    Redb,
-    /// `rocksdb://`
-    Rocksdb,
-    /// `sled://`
-    Sled,
-    /// `postgres://`
-    Postgres,
-}
+/// A backend under test: one of the drivers compiled into annals here
+/// (`annals::drivers`, from this crate's cargo features), compared, hashed
+/// and ordered by its scheme's place in that list (the report's order).
+#[derive(Clone, Copy)]
+pub struct Backend(&'static Driver);
 
 impl Backend {
-    /// Every backend, in report order.
-    pub const ALL: [Backend; 5] = [
-        Backend::Memory,
-        Backend::Redb,
-        Backend::Rocksdb,
-        Backend::Sled,
-        Backend::Postgres,
-    ];
+    /// Every backend compiled in, in report order.
+    pub fn all() -> Vec<Backend> {
+        annals::drivers().into_iter().map(Backend).collect()
+    }
+
+    /// The backend of a scheme (`--backends fjall`), or why there is none.
+    pub fn parse(name: &str) -> Result<Backend, String> {
+        annals::driver_for(name).map(Backend).ok_or_else(|| {
+            let known: Vec<&str> = annals::Scheme::all().map(|s| s.name()).collect();
+            format!(
+                "{name:?} is not compiled in (annals knows {}; compiled in: {})",
+                known.join(", "),
+                Backend::all()
+                    .iter()
+                    .map(|b| b.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    }
 
     /// Its name in URLs and tables.
     pub fn name(self) -> &'static str {
-        match self {
-            Backend::Memory => "memory",
-            Backend::Redb => "redb",
-            Backend::Rocksdb => "rocksdb",
-            Backend::Sled => "sled",
-            Backend::Postgres => "postgres",
-        }
+        self.0.scheme
     }
 
-    /// Whether this build of the tool has it (cargo features).
-    pub fn is_compiled(self) -> bool {
-        match self {
-            Backend::Memory | Backend::Redb => true,
-            Backend::Rocksdb => cfg!(feature = "rocksdb"),
-            Backend::Sled => cfg!(feature = "sled"),
-            Backend::Postgres => cfg!(feature = "postgres"),
-        }
+    /// Its driver.
+    pub fn driver(self) -> &'static Driver {
+        self.0
+    }
+
+    /// Its place in report order.
+    pub fn rank(self) -> usize {
+        annals::drivers()
+            .iter()
+            .position(|d| d.scheme == self.0.scheme)
+            .unwrap_or(usize::MAX)
     }
 
     /// Whether it keeps files (and so has a size on disk).
     pub fn has_disk(self) -> bool {
-        self != Backend::Memory
+        self.0.target != Target::Nothing
+    }
+
+    /// Whether its stores live on a database server (PostgreSQL).
+    pub fn is_server(self) -> bool {
+        self.0.target == Target::Server
+    }
+}
+
+impl PartialEq for Backend {
+    fn eq(&self, other: &Backend) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for Backend {}
+
+impl std::hash::Hash for Backend {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name().hash(state);
+    }
+}
+
+impl PartialOrd for Backend {
+    fn partial_cmp(&self, other: &Backend) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Backend {
+    fn cmp(&self, other: &Backend) -> std::cmp::Ordering {
+        (self.rank(), self.name()).cmp(&(other.rank(), other.name()))
+    }
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl Serialize for Backend {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
     }
 }
 
@@ -118,26 +160,28 @@ impl Places {
             Durability::Immediate => "immediate",
             Durability::Relaxed => "relaxed",
         };
-        let url = match backend {
-            Backend::Memory => "memory://".to_string(),
-            Backend::Redb => format!(
-                "redb://{}?durability={durability}",
-                url_path(&self.folder(backend, name)?.join("store.redb"))
-            ),
-            Backend::Rocksdb | Backend::Sled => format!(
-                "{backend}://{}?durability={durability}",
-                url_path(&self.folder(backend, name)?)
-            ),
-            Backend::Postgres => {
-                let server = self.postgres()?;
-                let schema = format!("bench_{}", name.replace('-', "_"));
-                drop_schema(server, &schema).await?;
-                // Enough connections for the 64 concurrent readers of the
-                // page workloads.
-                format!(
-                    "{}?schema={schema}&durability={durability}&pool_size=16",
-                    server.url
-                )
+        let url = if backend.is_server() {
+            let server = self.postgres()?;
+            let schema = format!("bench_{}", name.replace('-', "_"));
+            drop_schema(server, &schema).await?;
+            // Enough connections for the 64 concurrent readers of the
+            // page workloads.
+            format!(
+                "{}?schema={schema}&durability={durability}&pool_size=16",
+                server.url
+            )
+        } else {
+            let options = format!("durability={durability}");
+            match backend.driver().target {
+                Target::File => format!(
+                    "{backend}://{}?{options}",
+                    url_path(&self.folder(backend, name)?.join(format!("store.{backend}")))
+                ),
+                Target::Folder => format!(
+                    "{backend}://{}?{options}",
+                    url_path(&self.folder(backend, name)?)
+                ),
+                Target::Nothing | Target::Server => format!("{backend}://?{options}"),
             }
         };
         annals::open(&url)
@@ -154,15 +198,17 @@ impl Places {
         connections: usize,
     ) -> RawResult<Box<dyn RawEngine>> {
         let _ = connections;
-        match backend {
-            Backend::Memory => Ok(raw::memory()),
-            Backend::Redb => raw::redb(&self.folder(backend, name)?),
+        match backend.name() {
+            "memory" => Ok(raw::memory()),
+            "redb" => raw::redb(&self.folder(backend, name)?),
             #[cfg(feature = "rocksdb")]
-            Backend::Rocksdb => raw::rocksdb(&self.folder(backend, name)?),
+            "rocksdb" => raw::rocksdb(&self.folder(backend, name)?),
             #[cfg(feature = "sled")]
-            Backend::Sled => raw::sled(&self.folder(backend, name)?),
+            "sled" => raw::sled(&self.folder(backend, name)?),
+            #[cfg(feature = "fjall")]
+            "fjall" => raw::fjall(&self.folder(backend, name)?),
             #[cfg(feature = "postgres")]
-            Backend::Postgres => {
+            "postgres" => {
                 let server = self.postgres()?;
                 let schema = format!("raw_{}", name.replace('-', "_"));
                 let table =
@@ -170,8 +216,7 @@ impl Places {
                         .await?;
                 Ok(Box::new(table))
             }
-            #[allow(unreachable_patterns)]
-            other => Err(format!("{other} is not compiled into this build")),
+            other => Err(format!("{other}: no raw-engine baseline in raw.rs")),
         }
     }
 }
@@ -186,9 +231,9 @@ impl Places {
         name: &str,
         size: u64,
     ) -> RawResult<Option<crate::workload::Rate>> {
-        match backend {
+        match backend.name() {
             #[cfg(feature = "postgres")]
-            Backend::Postgres => {
+            "postgres" => {
                 let server = self.postgres()?;
                 let schema = format!("bench_{}", name.replace('-', "_"));
                 let rate = raw::postgres::plain_scan(

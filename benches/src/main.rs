@@ -58,7 +58,7 @@ use crate::run::Settings;
 #[command(name = "annals-bench", version)]
 struct Cli {
     /// Backends to run (comma-separated); default: every one compiled in.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = Backend::parse)]
     backends: Vec<Backend>,
 
     /// Bytes of data per event.
@@ -191,38 +191,28 @@ async fn bench(cli: Cli) -> Result<bool, String> {
         .tempdir_in(&parent)
         .map_err(|e| format!("a folder in {}: {e}", parent.display()))?;
 
-    let mut wanted = if cli.backends.is_empty() {
-        Backend::ALL.to_vec()
+    // Every backend compiled in, or those named (each one compiled in:
+    // `Backend::parse` refused the others).
+    let mut run = if cli.backends.is_empty() {
+        Backend::all()
     } else {
         cli.backends.clone()
     };
-    wanted.sort_unstable();
-    wanted.dedup();
+    run.sort_unstable();
+    run.dedup();
     let mut skipped = Vec::new();
-    let mut run = Vec::new();
-    for backend in wanted {
-        if backend.is_compiled() {
-            run.push(backend);
-        } else {
-            let why = format!("not compiled in (cargo feature {backend})");
-            if !cli.backends.is_empty() {
-                return Err(format!("--backends {backend}: {why}"));
-            }
-            skipped.push((backend, why));
-        }
-    }
     let mut postgres = None;
-    if run.contains(&Backend::Postgres) {
+    if let Some(&server) = run.iter().find(|b| b.is_server()) {
         match backends::postgres_server(cli.postgres_url.as_deref()) {
             Ok(server) => postgres = Some(server),
             Err(why) => {
                 // Asked for by name: an error. Else: said in the report.
-                if cli.backends.contains(&Backend::Postgres) {
-                    return Err(format!("postgres: {why}"));
+                if cli.backends.contains(&server) {
+                    return Err(format!("{server}: {why}"));
                 }
-                eprintln!("annals-bench: postgres not run: {why}");
-                run.retain(|&b| b != Backend::Postgres);
-                skipped.push((Backend::Postgres, why));
+                eprintln!("annals-bench: {server} not run: {why}");
+                run.retain(|&b| b != server);
+                skipped.push((server, why));
             }
         }
     }

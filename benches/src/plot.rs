@@ -15,14 +15,19 @@ type PlotResult = Result<(), Box<dyn std::error::Error>>;
 /// A function that draws one plot of a report into a file.
 type Plot = fn(&Report, &Path) -> PlotResult;
 
+/// One colour per backend, by its place in report order.
 fn color(backend: Backend) -> RGBColor {
-    match backend {
-        Backend::Memory => RGBColor(0x4c, 0x72, 0xb0),
-        Backend::Redb => RGBColor(0xdd, 0x84, 0x52),
-        Backend::Rocksdb => RGBColor(0x55, 0xa8, 0x68),
-        Backend::Sled => RGBColor(0xc4, 0x4e, 0x52),
-        Backend::Postgres => RGBColor(0x81, 0x72, 0xb3),
-    }
+    const PALETTE: [RGBColor; 8] = [
+        RGBColor(0x4c, 0x72, 0xb0),
+        RGBColor(0xdd, 0x84, 0x52),
+        RGBColor(0x55, 0xa8, 0x68),
+        RGBColor(0xc4, 0x4e, 0x52),
+        RGBColor(0x93, 0x78, 0x60),
+        RGBColor(0x81, 0x72, 0xb3),
+        RGBColor(0xda, 0x8b, 0xc3),
+        RGBColor(0x8c, 0x8c, 0x8c),
+    ];
+    PALETTE[backend.rank() % PALETTE.len()]
 }
 
 /// Draws the three plots into `dir`: `throughput.svg`, `scaling.svg` and

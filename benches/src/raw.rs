@@ -85,6 +85,23 @@ fn looked_up(
         .ok_or_else(|| format!("raw read: no record at position {position}"))
 }
 
+/// The first `limit` entries of `range` (`(key, value)` in key order),
+/// each with its record as `lookup` says (`get` reads a key).
+fn page_of<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    range: impl Iterator<Item = RawResult<(K, V)>>,
+    limit: usize,
+    lookup: Lookup,
+    get: impl Fn(&[u8]) -> RawResult<Option<Vec<u8>>>,
+) -> RawResult<Vec<Entry>> {
+    let mut page = Vec::with_capacity(limit);
+    for entry in range.take(limit) {
+        let (key, value) = entry?;
+        let record = looked_up(lookup, key.as_ref(), value.as_ref(), &get)?;
+        page.push((key.as_ref().to_vec(), record));
+    }
+    Ok(page)
+}
+
 /// Key-value entries of `events` under annals' layout.
 fn entries(
     stream: &str,
@@ -182,12 +199,8 @@ impl BlockingKv for MemoryKv {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let mut page = Vec::with_capacity(limit);
-        for (key, value) in map.range(start.to_vec()..end.to_vec()).take(limit) {
-            let record = looked_up(lookup, key, value, |k| Ok(map.get(k).cloned()))?;
-            page.push((key.clone(), record));
-        }
-        Ok(page)
+        let range = map.range(start.to_vec()..end.to_vec()).map(Ok);
+        page_of(range, limit, lookup, |k| Ok(map.get(k).cloned()))
     }
 }
 
@@ -348,15 +361,10 @@ impl BlockingKv for SledKv {
         // sled has no read snapshot: its iterator and point reads see the
         // latest state (nothing writes during the benchmark's reads).
         let failed = |e: sled::Error| format!("raw sled read: {e}");
-        let mut page = Vec::with_capacity(limit);
-        for entry in self.0.range(start..end).take(limit) {
-            let (key, value) = entry.map_err(failed)?;
-            let record = looked_up(lookup, &key, &value, |k| {
-                Ok(self.0.get(k).map_err(failed)?.map(|v| v.to_vec()))
-            })?;
-            page.push((key.to_vec(), record));
-        }
-        Ok(page)
+        let range = self.0.range(start..end).map(|entry| entry.map_err(failed));
+        page_of(range, limit, lookup, |k| {
+            Ok(self.0.get(k).map_err(failed)?.map(|v| v.to_vec()))
+        })
     }
 }
 
@@ -367,6 +375,56 @@ pub fn sled(dir: &Path) -> RawResult<Box<dyn RawEngine>> {
     let path = dir.join("raw-sled");
     let db = sled::open(&path).map_err(|e| format!("opening raw sled {}: {e}", path.display()))?;
     Ok(Box::new(Blocking(Arc::new(SledKv(db)))))
+}
+
+#[cfg(feature = "fjall")]
+struct FjallKv {
+    db: fjall::Database,
+    keyspace: fjall::Keyspace,
+}
+
+#[cfg(feature = "fjall")]
+impl BlockingKv for FjallKv {
+    fn commit(&self, entries: Vec<(Vec<u8>, Vec<u8>)>, sync: bool) -> RawResult<()> {
+        let mode = sync.then_some(fjall::PersistMode::SyncAll);
+        let mut batch = self.db.batch().durability(mode);
+        for (key, value) in entries {
+            batch.insert(&self.keyspace, key, value);
+        }
+        batch.commit().map_err(|e| format!("raw fjall batch: {e}"))
+    }
+
+    fn read_page(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        lookup: Lookup,
+    ) -> RawResult<Vec<Entry>> {
+        use fjall::Readable;
+        let failed = |e: fjall::Error| format!("raw fjall read: {e}");
+        let snapshot = self.db.snapshot();
+        let range = snapshot
+            .range(&self.keyspace, start..end)
+            .map(|guard| guard.into_inner().map_err(failed));
+        page_of(range, limit, lookup, |k| {
+            let value = snapshot.get(&self.keyspace, k).map_err(failed)?;
+            Ok(value.map(|v| v.to_vec()))
+        })
+    }
+}
+
+/// A raw fjall database in `dir`: fjall's default options, one keyspace,
+/// a write batch per commit (journal fsynced when durable).
+#[cfg(feature = "fjall")]
+pub fn fjall(dir: &Path) -> RawResult<Box<dyn RawEngine>> {
+    let path = dir.join("raw-fjall");
+    let failed = |e: fjall::Error| format!("opening raw fjall {}: {e}", path.display());
+    let db = fjall::Database::builder(&path).open().map_err(failed)?;
+    let keyspace = db
+        .keyspace("raw", fjall::KeyspaceCreateOptions::default)
+        .map_err(failed)?;
+    Ok(Box::new(Blocking(Arc::new(FjallKv { db, keyspace }))))
 }
 
 /// A plain hand-written events table on PostgreSQL: one row per event, a

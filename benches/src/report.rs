@@ -134,9 +134,9 @@ impl Report {
                 );
             }
             if let Some(r) = &b.reads {
-                let bound = match b.backend {
-                    Backend::Memory => Some(5e6),
-                    Backend::Rocksdb | Backend::Redb => Some(2e6),
+                let bound = match b.backend.name() {
+                    "memory" => Some(5e6),
+                    "rocksdb" | "redb" => Some(2e6),
                     _ => None,
                 };
                 if let Some(bound) = bound {
@@ -168,7 +168,7 @@ impl Report {
                         );
                     }
                 }
-                if b.backend == Backend::Postgres {
+                if b.backend.is_server() {
                     check(
                         "3. type query / tag query events/s",
                         b.backend,

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use annals::Store;
 use annals::layer::{LayerExt, MetricsLayer, TracingLayer};
-use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use metrics::{
+    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
+    SharedString, Unit,
+};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use tracing_subscriber::filter::LevelFilter;
 
@@ -27,10 +30,56 @@ pub fn recording(on: bool) {
     RECORDING.store(on, Ordering::SeqCst);
 }
 
-/// The Prometheus recorder behind a switch: while off, every metric is a
-/// no-op handle, as without a recorder. The facade's macros register the
-/// metric at each call, so the switch takes effect at once.
+/// The Prometheus recorder behind a switch: while off, every metric's
+/// value is dropped, as without a recorder. annals registers each metric
+/// once and keeps its handle, so the switch is in the handles: each value
+/// goes through only while recording is on.
 struct Switched(PrometheusRecorder);
+
+/// A Prometheus metric's handle behind the switch.
+struct Switch<H>(H);
+
+impl CounterFn for Switch<Counter> {
+    fn increment(&self, value: u64) {
+        if RECORDING.load(Ordering::Relaxed) {
+            self.0.increment(value);
+        }
+    }
+
+    fn absolute(&self, value: u64) {
+        if RECORDING.load(Ordering::Relaxed) {
+            self.0.absolute(value);
+        }
+    }
+}
+
+impl GaugeFn for Switch<Gauge> {
+    fn increment(&self, value: f64) {
+        if RECORDING.load(Ordering::Relaxed) {
+            self.0.increment(value);
+        }
+    }
+
+    fn decrement(&self, value: f64) {
+        if RECORDING.load(Ordering::Relaxed) {
+            self.0.decrement(value);
+        }
+    }
+
+    fn set(&self, value: f64) {
+        if RECORDING.load(Ordering::Relaxed) {
+            self.0.set(value);
+        }
+    }
+}
+
+impl HistogramFn for Switch<Histogram> {
+    fn record(&self, value: f64) {
+        if RECORDING.load(Ordering::Relaxed) {
+            self.0.record(value);
+        }
+    }
+}
 
 impl Recorder for Switched {
     fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
@@ -46,27 +95,15 @@ impl Recorder for Switched {
     }
 
     fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
-        if RECORDING.load(Ordering::Relaxed) {
-            self.0.register_counter(key, metadata)
-        } else {
-            Counter::noop()
-        }
+        Counter::from_arc(Arc::new(Switch(self.0.register_counter(key, metadata))))
     }
 
     fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
-        if RECORDING.load(Ordering::Relaxed) {
-            self.0.register_gauge(key, metadata)
-        } else {
-            Gauge::noop()
-        }
+        Gauge::from_arc(Arc::new(Switch(self.0.register_gauge(key, metadata))))
     }
 
     fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
-        if RECORDING.load(Ordering::Relaxed) {
-            self.0.register_histogram(key, metadata)
-        } else {
-            Histogram::noop()
-        }
+        Histogram::from_arc(Arc::new(Switch(self.0.register_histogram(key, metadata))))
     }
 }
 

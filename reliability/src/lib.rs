@@ -144,6 +144,64 @@ impl Ack {
     }
 }
 
+/// The backends every check runs against: the drivers compiled into
+/// `annals` here (this crate's features), in the order messages list them.
+/// A backend that keeps files takes part in the kill -9, power-loss and
+/// damage checks; every backend in the races and the model check.
+pub fn backends() -> Vec<&'static annals::driver::Driver> {
+    annals::drivers()
+        .into_iter()
+        .filter(|d| d.target != annals::driver::Target::Server)
+        .collect()
+}
+
+/// The backends that keep their store in files ([`backends`] whose
+/// stores are persistent).
+pub fn backends_on_disk() -> Vec<&'static annals::driver::Driver> {
+    backends()
+        .into_iter()
+        .filter(|d| d.target.takes_path() && d.capabilities.persistent)
+        .collect()
+}
+
+/// The path of a store named `name` of `driver` in the folder `dir`: the
+/// file `name.<scheme>` or the folder `name`; `None` for a backend that
+/// takes no path.
+pub fn store_path(
+    driver: &annals::driver::Driver,
+    dir: &std::path::Path,
+    name: &str,
+) -> Option<std::path::PathBuf> {
+    use annals::driver::Target;
+    match driver.target {
+        Target::File => Some(dir.join(format!("{name}.{}", driver.scheme))),
+        Target::Folder => Some(dir.join(name)),
+        Target::Nothing | Target::Server => None,
+    }
+}
+
+/// The URL of a store named `name` of `driver` in `dir` (see
+/// [`store_path`]), with `options` (`key=value&…`, may be empty).
+pub fn store_url(
+    driver: &annals::driver::Driver,
+    dir: &std::path::Path,
+    name: &str,
+    options: &str,
+) -> String {
+    let scheme = annals::Scheme::of(driver);
+    let base = match store_path(driver, dir, name) {
+        Some(path) => scheme
+            .url_for(path)
+            .expect("a temp dir's path is a valid store path"),
+        None => format!("{scheme}://"),
+    };
+    if options.is_empty() {
+        base
+    } else {
+        format!("{base}?{options}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,11 +22,12 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use annals::{Direction, Position, Uuid};
+use annals_backend_tests::crash::run_and_kill_after_ready;
+use annals_backend_tests::workload::Rng;
 use annals_reliability::{Ack, Membership, payload};
 
 /// Where an event was found.
@@ -34,20 +35,6 @@ struct Found {
     stream: String,
     version: u64,
     position: u64,
-}
-
-/// A small deterministic generator, so a failing run can be repeated with
-/// its seed (`ANNALS_CRASH_SEED`).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
 }
 
 fn kills_per_test() -> usize {
@@ -60,39 +47,9 @@ fn kills_per_test() -> usize {
 /// Runs the writer until it printed `ready` and then for `run_ms`, kills
 /// it with SIGKILL, and returns the acknowledgements it printed.
 fn run_and_kill(url: &str, run_ms: u64) -> Vec<Ack> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_annals-crash-writer"))
-        .args([url, "4"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut acks = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if line == "ready" {
-                let _ = ready_tx.send(());
-            } else if let Some(ack) = Ack::parse(&line) {
-                acks.push(ack);
-            }
-        }
-        acks
-    });
-    if ready_rx.recv_timeout(Duration::from_secs(60)).is_err() {
-        let _ = child.kill();
-        let output = child.wait_with_output().unwrap();
-        panic!(
-            "the writer did not start on {url}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    std::thread::sleep(Duration::from_millis(run_ms));
-    child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
-    assert!(!status.success(), "the writer stopped by itself: {status}");
-    reader.join().unwrap()
+    let mut writer = Command::new(env!("CARGO_BIN_EXE_annals-crash-writer"));
+    writer.args([url, "4"]);
+    run_and_kill_after_ready(writer, "ready", Duration::from_millis(run_ms), Ack::parse)
 }
 
 /// Reads the whole store and checks what holds whatever was acknowledged:
@@ -190,7 +147,7 @@ fn ack_is_there(ack: &Ack, found: &HashMap<Uuid, Found>) -> bool {
 /// each kill; returns (acknowledged events, events lost).
 fn kill_repeatedly(url: &str, relaxed: bool, kills: usize, seed: u64) -> (u64, u64) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     // Acknowledgements that must stay forever (for Relaxed: those found
     // after the kill that followed them).
     let mut kept: Vec<Ack> = Vec::new();
@@ -250,14 +207,16 @@ fn kill_repeatedly(url: &str, relaxed: bool, kills: usize, seed: u64) -> (u64, u
     (acked_events, lost_events)
 }
 
-fn trial(scheme: &str, relaxed: bool, kills: usize) {
+fn trial(driver: &annals::driver::Driver, relaxed: bool, kills: usize) {
+    let scheme = driver.scheme;
     let dir = tempfile::tempdir().unwrap();
-    let path = match scheme {
-        "redb" => dir.path().join("events.redb"),
-        _ => dir.path().join("store"),
-    };
     let durability = if relaxed { "relaxed" } else { "immediate" };
-    let url = format!("{scheme}://{}?durability={durability}", path.display());
+    let url = annals_reliability::store_url(
+        driver,
+        dir.path(),
+        "store",
+        &format!("durability={durability}"),
+    );
     let seed = std::env::var("ANNALS_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -271,43 +230,28 @@ fn trial(scheme: &str, relaxed: bool, kills: usize) {
     }
 }
 
+/// Every backend that keeps files, one after the other.
 #[test]
-fn redb_immediate_survives_kill_9() {
-    trial("redb", false, kills_per_test());
+fn immediate_survives_kill_9() {
+    for driver in annals_reliability::backends_on_disk() {
+        trial(driver, false, kills_per_test());
+    }
 }
 
 #[test]
-fn redb_relaxed_loses_at_most_a_suffix() {
-    trial("redb", true, kills_per_test());
-}
-
-#[test]
-fn rocksdb_immediate_survives_kill_9() {
-    trial("rocksdb", false, kills_per_test());
-}
-
-#[test]
-fn rocksdb_relaxed_loses_at_most_a_suffix() {
-    trial("rocksdb", true, kills_per_test());
-}
-
-#[test]
-fn sled_immediate_survives_kill_9() {
-    trial("sled", false, kills_per_test());
-}
-
-#[test]
-fn sled_relaxed_loses_at_most_a_suffix() {
-    trial("sled", true, kills_per_test());
+fn relaxed_loses_at_most_a_suffix() {
+    for driver in annals_reliability::backends_on_disk() {
+        trial(driver, true, kills_per_test());
+    }
 }
 
 /// 200 kills per backend and durability.
 #[test]
 #[ignore = "long mode: cargo test --workspace --release --test crash -- --ignored --nocapture"]
 fn long_mode() {
-    for scheme in ["redb", "rocksdb", "sled"] {
+    for driver in annals_reliability::backends_on_disk() {
         for relaxed in [false, true] {
-            trial(scheme, relaxed, 200);
+            trial(driver, relaxed, 200);
         }
     }
 }

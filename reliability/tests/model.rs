@@ -467,7 +467,8 @@ async fn compare(store: &Store, model: &Model) -> Result<(), TestCaseError> {
 }
 
 /// Runs `cases` random sequences on stores opened by `open(dir)`.
-fn run(backend: &str, default_cases: u32, reopen: bool, open: fn(&std::path::Path) -> String) {
+fn run(driver: &annals::driver::Driver, default_cases: u32, reopen: bool) {
+    let backend = driver.scheme;
     let cases = std::env::var("ANNALS_MODEL_CASES")
         .ok()
         .and_then(|c| c.parse().ok())
@@ -481,7 +482,7 @@ fn run(backend: &str, default_cases: u32, reopen: bool, open: fn(&std::path::Pat
     let result = runner.run(&proptest::collection::vec(op(reopen), 1..30), |ops| {
         runtime.block_on(async {
             let dir = tempfile::tempdir().unwrap();
-            let url = open(dir.path());
+            let url = annals_reliability::store_url(driver, dir.path(), "m", "durability=relaxed");
             let mut store = annals::open(&url).await.map_err(fail)?;
             let mut model = Model::default();
             for op in &ops {
@@ -503,28 +504,11 @@ fn run(backend: &str, default_cases: u32, reopen: bool, open: fn(&std::path::Pat
     println!("{backend}: {cases} cases agree with the model");
 }
 
+/// Every backend, one after the other; those that keep files are also
+/// closed and reopened at random.
 #[test]
-fn memory_agrees_with_the_model() {
-    run("memory", 200, false, |_| "memory://".into());
-}
-
-#[test]
-fn redb_agrees_with_the_model() {
-    run("redb", 200, true, |dir| {
-        format!("redb://{}/m.redb?durability=relaxed", dir.display())
-    });
-}
-
-#[test]
-fn rocksdb_agrees_with_the_model() {
-    run("rocksdb", 200, true, |dir| {
-        format!("rocksdb://{}/m?durability=relaxed", dir.display())
-    });
-}
-
-#[test]
-fn sled_agrees_with_the_model() {
-    run("sled", 200, true, |dir| {
-        format!("sled://{}/m?durability=relaxed", dir.display())
-    });
+fn every_backend_agrees_with_the_model() {
+    for driver in annals_reliability::backends() {
+        run(driver, 200, driver.capabilities.persistent);
+    }
 }

@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use annals_reliability::{backends_on_disk, store_path, store_url};
+
 /// The syscall a trace line starts (or resumes), and the path of its fd.
 fn call_and_path(line: &str) -> Option<(&str, &str)> {
     // `1234 pwrite64(5</tmp/x/events.redb>, …` or
@@ -114,15 +116,13 @@ fn synced_after_last_write(calls: &[String], store: &str) -> BTreeMap<String, bo
     files
 }
 
-fn check(scheme: &str) {
+fn check(driver: &annals::driver::Driver) {
+    let scheme = driver.scheme;
     let dir = tempfile::tempdir().unwrap();
-    let store = match scheme {
-        "redb" => dir.path().join("events.redb"),
-        _ => dir.path().join("store"),
-    };
+    let store = store_path(driver, dir.path(), "store").unwrap();
     let store_text = store.display().to_string();
 
-    let url = format!("{scheme}://{store_text}?durability=immediate");
+    let url = store_url(driver, dir.path(), "store", "durability=immediate");
     let lines = trace(&url, dir.path());
     for i in 0..5 {
         let calls = window(&lines, i);
@@ -143,9 +143,9 @@ fn check(scheme: &str) {
     }
 
     let relaxed_dir = tempfile::tempdir().unwrap();
-    let store = relaxed_dir.path().join("relaxed");
+    let store = store_path(driver, relaxed_dir.path(), "relaxed").unwrap();
     let store_text = store.display().to_string();
-    let url = format!("{scheme}://{store_text}?durability=relaxed");
+    let url = store_url(driver, relaxed_dir.path(), "relaxed", "durability=relaxed");
     let lines = trace(&url, relaxed_dir.path());
     for i in 1..4 {
         let calls = window(&lines, i);
@@ -163,41 +163,14 @@ fn check(scheme: &str) {
     }
 }
 
+/// Every backend that keeps files, one after the other.
 #[test]
-fn redb_immediate_appends_are_fsynced_before_they_return() {
-    check("redb");
-}
-
-#[test]
-fn rocksdb_immediate_appends_are_fsynced_before_they_return() {
-    check("rocksdb");
-}
-
-#[test]
-fn sled_immediate_appends_are_fsynced_before_they_return() {
-    check("sled");
-}
-
-#[test]
-fn the_trace_parser_reads_strace_lines() {
-    assert_eq!(
-        call_and_path("123 pwrite64(5</tmp/a/events.redb>, \"x\", 1, 0) = 1"),
-        Some(("pwrite64", "/tmp/a/events.redb"))
-    );
-    assert_eq!(
-        call_and_path("123 fdatasync(5</tmp/a/x.log>) = 0"),
-        Some(("fdatasync", "/tmp/a/x.log"))
-    );
-    assert_eq!(call_and_path("123 <... fdatasync resumed>) = 0"), None);
-    let calls: Vec<String> = [
-        "1 write(3</s/db>, \"a\", 1) = 1",
-        "1 sync_file_range(3</s/db>, 0, 1, 2) = 0",
-        "1 write(4</s/LOG>, \"x\", 1) = 1",
-    ]
-    .map(String::from)
-    .to_vec();
-    assert_eq!(
-        synced_after_last_write(&calls, "/s"),
-        BTreeMap::from([("/s/db".to_string(), false)])
-    );
+fn immediate_appends_are_fsynced_before_they_return() {
+    for driver in backends_on_disk() {
+        check(driver);
+        println!(
+            "{}: every immediate append fsynced before it returned",
+            driver.scheme
+        );
+    }
 }

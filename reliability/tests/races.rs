@@ -26,14 +26,11 @@ fn rounds() -> u64 {
 /// Runs `body` on a store of every backend, each in a fresh folder.
 fn on_every_backend(body: fn(Store) -> LocalBoxFuture<'static, ()>) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    for scheme in ["memory", "redb", "rocksdb", "sled"] {
+    for driver in annals_reliability::backends() {
+        let scheme = driver.scheme;
         let dir = tempfile::tempdir().unwrap();
         // Durability does not change who wins; relaxed keeps the rounds fast.
-        let url = match scheme {
-            "memory" => "memory://".to_string(),
-            "redb" => format!("redb://{}/r.redb?durability=relaxed", dir.path().display()),
-            _ => format!("{scheme}://{}/r?durability=relaxed", dir.path().display()),
-        };
+        let url = annals_reliability::store_url(driver, dir.path(), "r", "durability=relaxed");
         runtime.block_on(async {
             let store = annals::open(&url).await.unwrap();
             body(store.clone()).await;

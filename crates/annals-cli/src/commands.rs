@@ -135,7 +135,6 @@ pub async fn run(command: Command) -> Result<(), Failure> {
 fn check_exists(url: &str) -> Result<(), Failure> {
     let parsed = StoreUrl::parse(url).fail()?;
     if let Some(path) = parsed.path()
-        && parsed.scheme() != annals::Scheme::Postgres
         && !path.exists()
     {
         return Err(Failure::input(format!(

@@ -1,6 +1,6 @@
 //! `annals`: look inside annals event stores of any backend, check them,
 //! back them up and move them, by URL (`redb:///var/lib/app/events.redb`,
-//! `rocksdb:///var/lib/app/events`, `sled:///…`, `postgres://…`, `memory://`).
+//! `rocksdb:///var/lib/app/events`, `sled:///…`, `fjall:///…`, `postgres://…`, `memory://`).
 //!
 //! Exit codes: 0 success; 1 failure (a store error, bad input, a failed
 //! expectation); 2 bad usage (unknown flag, missing argument); 3 `verify`
@@ -25,7 +25,7 @@ use crate::commands::ExpectArg;
 /// event stores of any backend.
 ///
 /// Every store is named by URL: memory://, redb:///path/file.redb,
-/// rocksdb:///path/dir, sled:///path/dir, postgres://user@host/db
+/// rocksdb:///path/dir, sled:///path/dir, fjall:///path/dir, postgres://user@host/db
 /// (options after ?, e.g. ?durability=relaxed). Commands that only read or maintain a store
 /// refuse a path where no store exists; append, import and migrate's
 /// target create it.
@@ -33,9 +33,11 @@ use crate::commands::ExpectArg;
 #[command(name = "annals", version, max_term_width = 100)]
 struct Cli {
     /// Log every call to the store on stderr, one line per call with its
-    /// sizes, outcome and time: off, error, warn, info (writes), debug
-    /// (reads too), trace, or a RUST_LOG filter such as `annals=debug`.
-    /// Without it, RUST_LOG is used; by default nothing is logged.
+    /// sizes, outcome and time: off, error, warn, info (deletions,
+    /// compaction, verification, failed expectations, replays), debug
+    /// (every call: appends and reads too), trace, or a RUST_LOG filter
+    /// such as `annals=debug`. Without it, RUST_LOG is used; by default
+    /// nothing is logged.
     #[arg(long, global = true, value_name = "LEVEL")]
     log_level: Option<String>,
     #[command(subcommand)]

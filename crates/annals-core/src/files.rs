@@ -282,6 +282,39 @@ pub fn sync_folder(path: &Path) -> Result<()> {
         .map_err(|e| io_error("syncing the folder", path, e))
 }
 
+/// Replaces the file `name` in the folder `dir` with `contents`, durably
+/// and atomically: writes `<name>.tmp` (with `mode`), syncs it, renames it
+/// over `name` and syncs the folder. After a crash the file holds either
+/// its old contents or the new ones, never a mix.
+///
+/// Only for files of the store's own, in a folder the store claimed
+/// ([`claim_folder`]): both `name` and `<name>.tmp` are overwritten.
+/// Errors are [`Error::Backend`] naming the file.
+///
+/// ```
+/// use annals_core::files::{FileMode, replace_file};
+///
+/// let dir = tempfile::tempdir()?;
+/// replace_file(dir.path(), "CURRENT", b"gen-1\n", FileMode::PRIVATE)?;
+/// replace_file(dir.path(), "CURRENT", b"gen-2\n", FileMode::PRIVATE)?;
+/// assert_eq!(std::fs::read(dir.path().join("CURRENT"))?, b"gen-2\n");
+/// assert!(!dir.path().join("CURRENT.tmp").exists());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn replace_file(dir: &Path, name: &str, contents: &[u8], mode: FileMode) -> Result<()> {
+    let temporary = dir.join(format!("{name}.tmp"));
+    let mut file = mode
+        .create_file(&temporary)
+        .map_err(|e| io_error("creating", &temporary, e))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io_error("writing", &temporary, e))?;
+    drop(file);
+    let path = dir.join(name);
+    fs::rename(&temporary, &path).map_err(|e| io_error("renaming", &path, e))?;
+    sync_folder(dir)
+}
+
 /// An I/O error of annals' own file handling: [`Error::Backend`] naming
 /// what was done and the path.
 pub fn io_error(what: &str, path: &Path, error: io::Error) -> Error {

@@ -35,6 +35,8 @@ pub use self::tracing::{StreamIds, TARGET, TracingLayer};
 #[cfg(feature = "metrics")]
 mod metrics;
 #[cfg(feature = "metrics")]
+pub(crate) use self::metrics::PerRecorder;
+#[cfg(feature = "metrics")]
 pub use self::metrics::{MetricsLayer, names as metric_names};
 
 use std::future::Future;

@@ -13,6 +13,7 @@
 
 mod backend;
 pub mod check;
+pub mod driver;
 mod error;
 mod event;
 mod expect;

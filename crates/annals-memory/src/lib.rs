@@ -20,7 +20,8 @@
 
 use std::sync::{PoisonError, RwLock};
 
-use annals_core::kv::{KvEngine, KvSnapshot, KvStore, Scan, Visitor, WriteBatch};
+use annals_core::kv::support::{scan_iter, unguarded};
+use annals_core::kv::{KvEngine, KvSnapshot, KvStore, Visitor, WriteBatch};
 use annals_core::{Capabilities, Direction, Result, StoreConfig};
 use imbl::OrdMap;
 
@@ -58,25 +59,8 @@ impl KvSnapshot for MemorySnapshot {
         if start >= end {
             return Ok(());
         }
-        let range = self.0.range(start.to_vec()..end.to_vec());
-        let mut step = |(k, v): (&Vec<u8>, &Vec<u8>)| visit(k, v);
-        match direction {
-            Direction::Forward => {
-                for entry in range {
-                    if step(entry)? == Scan::Stop {
-                        break;
-                    }
-                }
-            }
-            Direction::Backward => {
-                for entry in range.rev() {
-                    if step(entry)? == Scan::Stop {
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(())
+        let range = self.0.range(start.to_vec()..end.to_vec()).map(Ok);
+        scan_iter(range, direction, &unguarded, |e| e, visit)
     }
 }
 
@@ -116,3 +100,17 @@ impl KvEngine for MemoryEngine {
 pub fn open(config: StoreConfig) -> Result<KvStore<MemoryEngine>> {
     KvStore::open(MemoryEngine::new(), config)
 }
+
+/// The driver of `memory://` URLs (see [`annals_core::driver`]): only the
+/// options every backend takes.
+pub const DRIVER: annals_core::driver::Driver = annals_core::driver::Driver {
+    scheme: "memory",
+    target: annals_core::driver::Target::Nothing,
+    capabilities: Capabilities::ALL_IN_MEMORY,
+    prepare: |request| {
+        let config = StoreConfig::from_params("memory", request.params(), &[])?;
+        Ok(annals_core::driver::Prepared::blocking(config, move || {
+            open(config)
+        }))
+    },
+};

@@ -12,7 +12,8 @@ use annals_core::{
 };
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Metadata, Subscriber};
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata, Subscriber};
 
 /// A span or an event as captured: its name (an event's message) and
 /// fields as text.
@@ -51,6 +52,8 @@ impl Visit for Captured {
 struct Capture {
     spans: Arc<Mutex<Vec<Captured>>>,
     events: Arc<Mutex<Vec<Captured>>>,
+    /// Only `INFO` and above, as a production subscriber.
+    info_only: bool,
 }
 
 impl Capture {
@@ -71,8 +74,12 @@ impl Capture {
 }
 
 impl Subscriber for Capture {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
+    // Asked at each callsite every time: the tests' subscribers differ.
+    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
+        Interest::sometimes()
+    }
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        !self.info_only || *metadata.level() <= Level::INFO
     }
     fn new_span(&self, attrs: &Attributes<'_>) -> Id {
         let mut span = Captured {
@@ -234,5 +241,47 @@ async fn stream_ids_can_be_hashed_or_hidden() -> Result<()> {
     let (_, span) = capture.last_span("annals.stream_version");
     assert!(!span.fields.contains_key("stream"), "{span:?}");
     assert_eq!(span.field("error.kind"), "stream_not_found");
+    Ok(())
+}
+
+/// Under a subscriber at `INFO` (as in production) an append makes no
+/// span, and a failed expectation still makes its event, which then names
+/// the backend and the operation itself.
+#[tokio::test]
+async fn at_info_appends_make_no_span_and_a_failure_still_makes_its_event() -> Result<()> {
+    let capture = Capture {
+        info_only: true,
+        ..Capture::default()
+    };
+    let _guard = tracing::subscriber::set_default(capture.clone());
+    let store =
+        annals_memory::open(StoreConfig::default())?.layer(TracingLayer::new().backend("memory"));
+    let cart = StreamId::new("cart-1")?;
+    store
+        .append(&cart, ExpectedVersion::NoStream, events(1))
+        .await?;
+    let failed = store
+        .append(&cart, ExpectedVersion::NoStream, events(1))
+        .await;
+    assert!(failed.is_err_and(|e| e.is_wrong_expected_version()));
+    store
+        .read_stream(&cart, Version(0), 10, Direction::Forward)
+        .await?;
+
+    assert!(capture.spans().is_empty(), "{:?}", capture.spans());
+    let events = capture.events();
+    let [event] = events.as_slice() else {
+        panic!("one event expected: {events:?}");
+    };
+    assert_eq!(event.name, "expectation failed");
+    assert_eq!(event.parent, None);
+    for (field, value) in [
+        ("backend", "memory"),
+        ("operation", "append"),
+        ("stream", "cart-1"),
+        ("actual", "0"),
+    ] {
+        assert_eq!(event.field(field), value, "{field}");
+    }
     Ok(())
 }

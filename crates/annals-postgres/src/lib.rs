@@ -1142,3 +1142,26 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     }
     None
 }
+
+/// The driver of `postgres://user:password@host:port/db?schema=…` URLs
+/// (see [`annals_core::driver`]): the connection part is passed as written
+/// (percent-encoding and all) to tokio-postgres.
+pub const DRIVER: annals_core::driver::Driver = annals_core::driver::Driver {
+    scheme: "postgres",
+    target: annals_core::driver::Target::Server,
+    capabilities: Capabilities::ALL,
+    prepare: |request| {
+        let mut options = PostgresOptions::from_params(request.params())?;
+        options.create &= request.access.may_create();
+        options.read_only |= request.access.read_only();
+        let rest = request.url.split_once("://").map_or("", |(_, rest)| rest);
+        let rest = rest.split_once('?').map_or(rest, |(base, _)| base);
+        let conninfo = format!("postgres://{rest}");
+        Ok(annals_core::driver::Prepared {
+            config: options.config,
+            opening: annals_core::driver::Opening::Async(Box::pin(async move {
+                Ok(Arc::new(open(&conninfo, options).await?) as annals_core::driver::DynStore)
+            })),
+        })
+    },
+};

@@ -4,16 +4,17 @@ use std::fs;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use annals_core::files::{self, FileMode};
-use annals_core::kv::{KvEngine, KvSnapshot, Scan, Visitor, WriteBatch};
+use annals_core::kv::support::{LiveSnapshots, Ticket, lock, scan_iter};
+use annals_core::kv::{KvEngine, KvSnapshot, Visitor, WriteBatch};
 use annals_core::{Capabilities, Direction, Error, Result};
 use redb::backends::FileBackend;
 use redb::{
-    CompactionError, Database, DatabaseError, ReadOnlyDatabase, ReadOnlyTable, ReadTransaction,
-    ReadableDatabase, TableDefinition, TableError, TableHandle,
+    AccessGuard, CompactionError, Database, DatabaseError, ReadOnlyDatabase, ReadOnlyTable,
+    ReadTransaction, ReadableDatabase, TableDefinition, TableError, TableHandle,
 };
 
 use crate::error::{from_io, from_redb, no_panic};
@@ -230,50 +231,6 @@ fn check_tables(db: &impl ReadableDatabase, path: &Path) -> Result<()> {
     )))
 }
 
-/// Counts the live snapshots, so that `compact` can wait for them to end.
-#[derive(Debug, Default)]
-struct LiveSnapshots {
-    count: Mutex<usize>,
-    none_left: Condvar,
-}
-
-impl LiveSnapshots {
-    /// Counts a new snapshot; dropping the ticket uncounts it.
-    fn enter(self: &Arc<Self>) -> Ticket {
-        *lock(&self.count) += 1;
-        Ticket(Arc::clone(self))
-    }
-
-    /// Waits up to `timeout` for no snapshot to be left; answers whether
-    /// none is.
-    fn wait_none(&self, timeout: Duration) -> bool {
-        let count = lock(&self.count);
-        let (count, _) = self
-            .none_left
-            .wait_timeout_while(count, timeout, |n| *n > 0)
-            .unwrap_or_else(PoisonError::into_inner);
-        *count == 0
-    }
-}
-
-/// A live snapshot's place in [`LiveSnapshots`].
-#[derive(Debug)]
-struct Ticket(Arc<LiveSnapshots>);
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        let mut count = lock(&self.0.count);
-        *count = count.saturating_sub(1);
-        if *count == 0 {
-            self.0.none_left.notify_all();
-        }
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl RedbEngine {
     /// Opens the redb database at `path` — creating it, and its parent
     /// folders, if it is missing and `options.create` is set (with
@@ -477,7 +434,7 @@ impl KvEngine for RedbEngine {
                     Db::Write(db) => db,
                     Db::Read(_) => return Err(files::read_only_error(&self.path)),
                 };
-                if self.live.wait_none(COMPACT_WAIT) {
+                if self.live.wait_none(COMPACT_WAIT) == 0 {
                     match no_panic("compacting", &self.path, || db.compact())? {
                         Ok(_) => {
                             *lock(&self.last_durable) = Instant::now();
@@ -643,24 +600,28 @@ impl KvSnapshot for RedbSnapshot {
             return Ok(());
         }
         let path = &*self.path;
-        let mut range = no_panic("reading", path, || table.range::<&[u8]>(start..end))?
-            .map_err(|e| from_redb("reading", path, e))?;
-        loop {
-            let next = no_panic("reading", path, || match direction {
-                Direction::Forward => range.next(),
-                Direction::Backward => range.next_back(),
-            })?;
-            let Some(entry) = next else {
-                return Ok(());
-            };
-            let (key, value) = entry.map_err(|e| from_redb("reading", path, e))?;
-            // The visitor runs outside `catch_unwind`: only redb's panics
-            // are turned into errors.
-            let (key, value) = no_panic("reading", path, || (key.value(), value.value()))?;
-            if visit(key, value)? == Scan::Stop {
-                return Ok(());
-            }
-        }
+        let range = no_panic("reading", path, || table.range::<&[u8]>(start..end))?
+            .map_err(|e| from_redb("reading", path, e))?
+            .map(|entry| entry.map(|(key, value)| (Bytes(key), Bytes(value))));
+        // Only redb's steps and reads of its pages are guarded: the
+        // visitor's panics are its own.
+        let guard = |step: &mut dyn FnMut()| no_panic("reading", path, step);
+        scan_iter(
+            range,
+            direction,
+            &guard,
+            |e| from_redb("reading", path, e),
+            visit,
+        )
+    }
+}
+
+/// The bytes of a key or value in redb's pages.
+struct Bytes<'a>(AccessGuard<'a, &'static [u8]>);
+
+impl AsRef<[u8]> for Bytes<'_> {
+    fn as_ref(&self) -> &[u8] {
+        self.0.value()
     }
 }
 

@@ -1,11 +1,9 @@
 //! From redb's errors (and panics) to annals' [`Error`].
 
-use std::any::Any;
-use std::fmt;
 use std::io;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
+use annals_core::kv::support;
 use annals_core::{CorruptionAt, Error};
 
 /// Turns any redb error into an annals [`Error`]: `what` says what annals
@@ -61,41 +59,10 @@ pub(crate) fn from_io(what: &str, path: &Path, err: io::Error) -> Error {
 /// }
 /// assert!(!panicked_in_redb(&Error::Closed));
 /// ```
-#[derive(Debug)]
-pub struct RedbPanic {
-    message: String,
-}
-
-impl fmt::Display for RedbPanic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "redb panicked: {}", self.message)
-    }
-}
-
-impl std::error::Error for RedbPanic {}
-
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(no message)".to_string()
-    }
-}
+pub type RedbPanic = support::EnginePanic;
 
 /// Runs `f` (which calls into redb), turning a panic into an
 /// [`Error::Backend`] that names what was done and the file.
 pub(crate) fn no_panic<T>(what: &str, path: &Path, f: impl FnOnce() -> T) -> Result<T, Error> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
-        Error::backend(
-            format!(
-                "{what} {}: redb panicked (the file may be damaged)",
-                path.display()
-            ),
-            RedbPanic {
-                message: panic_message(payload.as_ref()),
-            },
-        )
-    })
+    support::no_panic("redb", what, path, f)
 }

@@ -118,3 +118,12 @@ pub fn open(path: impl AsRef<Path>, options: RedbOptions) -> Result<KvStore<Redb
     let engine = RedbEngine::open(path, &options)?;
     KvStore::open(engine, options.config)
 }
+
+/// The driver of `redb:///path/file.redb` URLs (see
+/// [`annals_core::driver`]).
+pub const DRIVER: annals_core::driver::Driver = annals_core::driver::Driver {
+    scheme: "redb",
+    target: annals_core::driver::Target::File,
+    capabilities: annals_core::Capabilities::ALL,
+    prepare: |request| annals_core::driver::prepare_path(request, open),
+};

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
+use annals_core::driver::{Access, PathOptions};
 use annals_core::files::FileMode;
+use annals_core::kv::support::BackendOptions;
 use annals_core::{Result, StoreConfig, parse_param};
 
 /// The options of this backend's own, with their URL parameter names, in
@@ -18,7 +20,7 @@ const OWN_PARAMS: [&str; 6] = [
 
 /// How to open a redb store.
 ///
-/// The default is what [`RedbOptions::from_params`] gives for no parameter:
+/// The default is what [`BackendOptions::from_params`] gives for no parameter:
 /// `Durability::Immediate`, the default limits, redb's default cache (1 GiB
 /// at most), create the file if missing, check the file's integrity on
 /// open, and, with `Durability::Relaxed`, make a commit durable at least
@@ -26,6 +28,7 @@ const OWN_PARAMS: [&str; 6] = [
 ///
 /// ```
 /// use annals_core::Durability;
+/// use annals_core::kv::support::BackendOptions;
 /// use annals_redb::RedbOptions;
 ///
 /// let options = RedbOptions::from_params([("durability", "relaxed"), ("cache_size", "67108864")])?;
@@ -97,72 +100,36 @@ impl Default for RedbOptions {
     }
 }
 
-impl RedbOptions {
-    /// The default options with this store config.
-    ///
-    /// ```
-    /// use annals_core::{Durability, StoreConfig};
-    /// use annals_redb::RedbOptions;
-    ///
-    /// let config = StoreConfig { durability: Durability::Relaxed, ..StoreConfig::default() };
-    /// assert_eq!(RedbOptions::with_config(config).config.durability, Durability::Relaxed);
-    /// ```
-    pub fn with_config(config: StoreConfig) -> Self {
-        RedbOptions {
-            config,
-            ..RedbOptions::default()
-        }
+/// `from_params` (a URL's query, e.g.
+/// `redb:///var/lib/app/events.redb?durability=relaxed&cache_size=268435456`)
+/// takes every backend's options ([`StoreConfig::apply_param`]), then
+/// this backend's: `cache_size` (bytes), `create` (`true`/`false`),
+/// `check_integrity` (`true`/`false`), `sync_interval_ms` (milliseconds, 0
+/// = only on close), `read_only` (`true`/`false`) and `file_mode` (octal,
+/// e.g. `0640`). An unknown key, or a value that does not parse, is
+/// [`Error::InvalidInput`](annals_core::Error::InvalidInput) naming it.
+///
+/// ```
+/// use annals_core::kv::support::BackendOptions;
+/// use annals_redb::RedbOptions;
+///
+/// let options = RedbOptions::from_params([("create", "false"), ("sync_interval_ms", "0")])?;
+/// assert!(!options.create);
+/// assert_eq!(options.sync_interval, None);
+///
+/// let err = RedbOptions::from_params([("cache", "1")]).unwrap_err();
+/// assert!(err.to_string().contains("cache_size"));
+/// # Ok::<(), annals_core::Error>(())
+/// ```
+impl BackendOptions for RedbOptions {
+    const BACKEND: &'static str = "redb";
+    const PARAMS: &'static [&'static str] = &OWN_PARAMS;
+
+    fn config_mut(&mut self) -> &mut StoreConfig {
+        &mut self.config
     }
 
-    /// Options from text parameters (a URL's query, e.g.
-    /// `redb:///var/lib/app/events.redb?durability=relaxed&cache_size=268435456`),
-    /// applied in order over the defaults.
-    ///
-    /// Every backend's options ([`StoreConfig::apply_param`]: `durability`,
-    /// `max_event_bytes`, `max_append_events`, `max_append_bytes`,
-    /// `max_read_count`), then this backend's: `cache_size` (bytes),
-    /// `create` (`true`/`false`), `check_integrity` (`true`/`false`),
-    /// `sync_interval_ms` (milliseconds, 0 = only on close), `read_only`
-    /// (`true`/`false`) and `file_mode` (octal, e.g. `0640`). An unknown key,
-    /// or a value that does not parse, is
-    /// [`Error::InvalidInput`](annals_core::Error::InvalidInput) naming it.
-    ///
-    /// ```
-    /// use annals_redb::RedbOptions;
-    ///
-    /// let options = RedbOptions::from_params([("create", "false"), ("sync_interval_ms", "0")])?;
-    /// assert!(!options.create);
-    /// assert_eq!(options.sync_interval, None);
-    ///
-    /// let err = RedbOptions::from_params([("cache", "1")]).unwrap_err();
-    /// assert!(err.to_string().contains("cache_size"));
-    /// # Ok::<(), annals_core::Error>(())
-    /// ```
-    pub fn from_params<'a>(
-        params: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<RedbOptions> {
-        let mut options = RedbOptions::default();
-        for (key, value) in params {
-            options.apply_param(key, value)?;
-        }
-        Ok(options)
-    }
-
-    /// Applies one text parameter (see [`RedbOptions::from_params`]).
-    ///
-    /// ```
-    /// use annals_redb::RedbOptions;
-    ///
-    /// let mut options = RedbOptions::default();
-    /// options.apply_param("check_integrity", "false")?;
-    /// assert!(!options.check_integrity);
-    /// assert!(options.apply_param("check_integrity", "no").is_err());
-    /// # Ok::<(), annals_core::Error>(())
-    /// ```
-    pub fn apply_param(&mut self, key: &str, value: &str) -> Result<()> {
-        if self.config.apply_param(key, value)? {
-            return Ok(());
-        }
+    fn apply_own(&mut self, key: &str, value: &str) -> Result<bool> {
         match key {
             "cache_size" => self.cache_size = Some(parse_param(key, value)?),
             "create" => self.create = parse_param(key, value)?,
@@ -173,11 +140,16 @@ impl RedbOptions {
                 let ms: u64 = parse_param(key, value)?;
                 self.sync_interval = (ms > 0).then(|| Duration::from_millis(ms));
             }
-            _ => {
-                return Err(StoreConfig::unknown_param("redb", key, &OWN_PARAMS));
-            }
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
+    }
+}
+
+impl PathOptions for RedbOptions {
+    fn restrict(&mut self, access: Access) {
+        self.create &= access.may_create();
+        self.read_only |= access.read_only();
     }
 }
 

@@ -4,10 +4,11 @@
 use std::fs;
 use std::io;
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use annals_core::files::{self, Claim, Claimed, FileMode};
+use annals_core::kv::support::{LiveSnapshots, Ticket};
 use annals_core::kv::{KvEngine, KvSnapshot, Scan, Visitor, WriteBatch, layout};
 use annals_core::{Capabilities, Direction, Durability, Error, Result};
 use rocksdb::{
@@ -260,50 +261,6 @@ pub struct RocksDbEngine {
     read_only: bool,
     /// The permissions of the files the store creates itself.
     file_mode: FileMode,
-}
-
-/// Counts the live snapshots, so that `close` can wait for them to end.
-#[derive(Debug, Default)]
-struct LiveSnapshots {
-    count: Mutex<usize>,
-    none_left: Condvar,
-}
-
-impl LiveSnapshots {
-    /// Counts a new snapshot; dropping the ticket uncounts it.
-    fn enter(self: &Arc<Self>) -> Ticket {
-        *lock(&self.count) += 1;
-        Ticket(Arc::clone(self))
-    }
-
-    /// Waits up to `timeout` for no snapshot to be left; answers how many
-    /// are.
-    fn wait_none(&self, timeout: Duration) -> usize {
-        let count = lock(&self.count);
-        let (count, _) = self
-            .none_left
-            .wait_timeout_while(count, timeout, |n| *n > 0)
-            .unwrap_or_else(PoisonError::into_inner);
-        *count
-    }
-}
-
-/// A live snapshot's place in [`LiveSnapshots`].
-#[derive(Debug)]
-struct Ticket(Arc<LiveSnapshots>);
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        let mut count = lock(&self.0.count);
-        *count = count.saturating_sub(1);
-        if *count == 0 {
-            self.0.none_left.notify_all();
-        }
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl RocksDbEngine {

@@ -153,3 +153,11 @@ pub fn open(path: impl AsRef<Path>, options: RocksDbOptions) -> Result<KvStore<R
     let engine = RocksDbEngine::open(path, &options)?;
     KvStore::open(engine, options.config)
 }
+
+/// The driver of `rocksdb:///path/dir` URLs (see [`annals_core::driver`]).
+pub const DRIVER: annals_core::driver::Driver = annals_core::driver::Driver {
+    scheme: "rocksdb",
+    target: annals_core::driver::Target::Folder,
+    capabilities: annals_core::Capabilities::ALL,
+    prepare: |request| annals_core::driver::prepare_path(request, open),
+};

@@ -16,11 +16,11 @@
 //! [`Error::Corruption`] if its sequence number went back. A damaged mark is
 //! `Corruption` too.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::Path;
 
-use annals_core::files::FileMode;
+use annals_core::files::{self, FileMode};
 use annals_core::{CorruptionAt, Error, Result};
 
 use crate::error::from_io;
@@ -58,22 +58,11 @@ pub(crate) fn read(folder: &Path) -> Result<Option<u64>> {
     }
 }
 
-/// Records `sequence` as the last clean close: written to a temporary file,
-/// synced, renamed over the mark, and the folder synced.
+/// Records `sequence` as the last clean close, durably and atomically
+/// (see [`files::replace_file`]).
 pub(crate) fn write(folder: &Path, sequence: u64, mode: FileMode) -> Result<()> {
-    let what = "writing the close mark of";
-    let temporary = folder.join(format!("{MARK_FILE}.tmp"));
-    let mut file = mode
-        .create_file(&temporary)
-        .map_err(|e| from_io(what, folder, e))?;
-    file.write_all(format!("{PREFIX}{sequence}\n").as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| from_io(what, folder, e))?;
-    drop(file);
-    fs::rename(&temporary, folder.join(MARK_FILE)).map_err(|e| from_io(what, folder, e))?;
-    File::open(folder)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|e| from_io(what, folder, e))
+    let text = format!("{PREFIX}{sequence}\n");
+    files::replace_file(folder, MARK_FILE, text.as_bytes(), mode)
 }
 
 /// Checks that the database did not go back from the last clean close.

@@ -3,7 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+use annals_core::driver::{Access, PathOptions};
 use annals_core::files::FileMode;
+use annals_core::kv::support::BackendOptions;
 use annals_core::{Error, Field, Result, StoreConfig, parse_param};
 
 /// The options of this backend's own, with their URL parameter names, in
@@ -87,13 +89,14 @@ impl FromStr for Compression {
 
 /// How to open a RocksDB store.
 ///
-/// The default is what [`RocksDbOptions::from_params`] gives for no
+/// The default is what [`BackendOptions::from_params`] gives for no
 /// parameter: `Durability::Immediate`, the default limits, a 64 MiB block
 /// cache, LZ4 compression, create the store if it is missing, 64 MiB
 /// memtables and 2 background jobs.
 ///
 /// ```
 /// use annals_core::Durability;
+/// use annals_core::kv::support::BackendOptions;
 /// use annals_rocksdb::{Compression, RocksDbOptions};
 ///
 /// let options = RocksDbOptions::from_params([
@@ -170,63 +173,38 @@ impl Default for RocksDbOptions {
     }
 }
 
-impl RocksDbOptions {
-    /// The default options with this store config.
-    ///
-    /// ```
-    /// use annals_core::{Durability, StoreConfig};
-    /// use annals_rocksdb::RocksDbOptions;
-    ///
-    /// let config = StoreConfig { durability: Durability::Relaxed, ..StoreConfig::default() };
-    /// assert_eq!(RocksDbOptions::with_config(config).config.durability, Durability::Relaxed);
-    /// ```
-    pub fn with_config(config: StoreConfig) -> Self {
-        RocksDbOptions {
-            config,
-            ..RocksDbOptions::default()
-        }
+/// `from_params` (a URL's query, e.g.
+/// `rocksdb:///var/lib/app/events?durability=relaxed&compression=zstd`)
+/// takes every backend's options ([`StoreConfig::apply_param`]), then
+/// this backend's: `block_cache_bytes`, `compression`
+/// (`none`/`lz4`/`zstd`), `create_if_missing` (`true`/`false`),
+/// `write_buffer_bytes`, `max_background_jobs`, `read_only`
+/// (`true`/`false`) and `file_mode` (octal, e.g. `0640`). An unknown key,
+/// or a value that does not parse or is out of range, is
+/// [`Error::InvalidInput`] naming it.
+///
+/// ```
+/// use annals_core::kv::support::BackendOptions;
+/// use annals_rocksdb::{Compression, RocksDbOptions};
+///
+/// let options = RocksDbOptions::from_params([("create_if_missing", "false"), ("compression", "none")])?;
+/// assert!(!options.create_if_missing);
+/// assert_eq!(options.compression, Compression::None);
+///
+/// let err = RocksDbOptions::from_params([("cache_size", "1")]).unwrap_err();
+/// assert!(err.to_string().contains("\"cache_size\""));
+/// assert!(err.to_string().contains("block_cache_bytes"));
+/// # Ok::<(), annals_core::Error>(())
+/// ```
+impl BackendOptions for RocksDbOptions {
+    const BACKEND: &'static str = "rocksdb";
+    const PARAMS: &'static [&'static str] = &OWN_PARAMS;
+
+    fn config_mut(&mut self) -> &mut StoreConfig {
+        &mut self.config
     }
 
-    /// Options from text parameters (a URL's query, e.g.
-    /// `rocksdb:///var/lib/app/events?durability=relaxed&compression=zstd`),
-    /// applied in order over the defaults.
-    ///
-    /// Every backend's options ([`StoreConfig::apply_param`]: `durability`,
-    /// `max_event_bytes`, `max_append_events`, `max_append_bytes`,
-    /// `max_read_count`), then this backend's: `block_cache_bytes`,
-    /// `compression` (`none`/`lz4`/`zstd`), `create_if_missing`
-    /// (`true`/`false`), `write_buffer_bytes`, `max_background_jobs`,
-    /// `read_only` (`true`/`false`) and `file_mode` (octal, e.g. `0640`).
-    /// An unknown key, or a value that does not parse or is out of range,
-    /// is [`Error::InvalidInput`] naming it.
-    ///
-    /// ```
-    /// use annals_rocksdb::{Compression, RocksDbOptions};
-    ///
-    /// let options = RocksDbOptions::from_params([("create_if_missing", "false"), ("compression", "none")])?;
-    /// assert!(!options.create_if_missing);
-    /// assert_eq!(options.compression, Compression::None);
-    ///
-    /// let err = RocksDbOptions::from_params([("cache_size", "1")]).unwrap_err();
-    /// assert!(err.to_string().contains("\"cache_size\""));
-    /// assert!(err.to_string().contains("block_cache_bytes"));
-    /// # Ok::<(), annals_core::Error>(())
-    /// ```
-    pub fn from_params<'a>(
-        params: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<RocksDbOptions> {
-        let mut options = RocksDbOptions::default();
-        for (key, value) in params {
-            options.apply_param(key, value)?;
-        }
-        Ok(options)
-    }
-
-    /// Applies one text parameter (see [`RocksDbOptions::from_params`]).
-    pub fn apply_param(&mut self, key: &str, value: &str) -> Result<()> {
-        if self.config.apply_param(key, value)? {
-            return Ok(());
-        }
+    fn apply_own(&mut self, key: &str, value: &str) -> Result<bool> {
         match key {
             "block_cache_bytes" => self.block_cache_bytes = parse_param(key, value)?,
             "compression" => self.compression = value.parse()?,
@@ -235,13 +213,21 @@ impl RocksDbOptions {
             "max_background_jobs" => self.max_background_jobs = parse_param(key, value)?,
             "read_only" => self.read_only = parse_param(key, value)?,
             FileMode::PARAM => self.file_mode = FileMode::parse(value)?,
-            _ => {
-                return Err(StoreConfig::unknown_param("rocksdb", key, &OWN_PARAMS));
-            }
+            _ => return Ok(false),
         }
-        self.validate()
+        self.validate()?;
+        Ok(true)
     }
+}
 
+impl PathOptions for RocksDbOptions {
+    fn restrict(&mut self, access: Access) {
+        self.create_if_missing &= access.may_create();
+        self.read_only |= access.read_only();
+    }
+}
+
+impl RocksDbOptions {
     /// Checks every option's range: the limits (at least 1 each),
     /// `write_buffer_bytes` at least [`MIN_WRITE_BUFFER_BYTES`],
     /// `max_background_jobs` from 1 to [`MAX_BACKGROUND_JOBS`]. A value out

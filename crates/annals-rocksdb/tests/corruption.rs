@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use annals_core::kv::support::BackendOptions;
 use annals_core::{Durability, Error, RecordedEvent, StoreConfig};
 use annals_rocksdb::RocksDbOptions;
 use common::{Dump, Rng, append_phase, copy_dir, dump, maintenance_phase, open, populate};

@@ -43,13 +43,14 @@
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use annals_core::files::{self, Claim, Claimed, FileMode, Marker};
-use annals_core::kv::{KvEngine, KvSnapshot, Scan, Visitor, WriteBatch};
+use annals_core::kv::support::scan_iter;
+use annals_core::kv::{KvEngine, KvSnapshot, Visitor, WriteBatch};
 use annals_core::{Capabilities, CorruptionAt, Direction, Error, Result};
 use parking_lot::{ArcRwLockReadGuard, RawRwLock, RwLock};
 
@@ -58,7 +59,7 @@ use crate::options::{SledMode, SledOptions};
 
 /// The file that names the generation in use.
 const CURRENT: &str = "CURRENT";
-/// `CURRENT` while it is being replaced.
+/// `CURRENT` while it is being replaced (by `files::replace_file`).
 const CURRENT_TMP: &str = "CURRENT.tmp";
 /// The file locked while the folder is open.
 const LOCK: &str = "LOCK";
@@ -313,14 +314,6 @@ fn sync_file(path: &Path) -> Result<()> {
     }
 }
 
-/// fsync of a folder: makes the creation, removal and renaming of its
-/// entries durable.
-fn sync_dir(path: &Path) -> Result<()> {
-    File::open(path)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|e| from_io("syncing the folder", path, e))
-}
-
 fn generation_name(generation: u64) -> String {
     format!("{GENERATION}{generation}")
 }
@@ -359,20 +352,10 @@ fn read_current(dir: &Path) -> Result<Option<u64>> {
     }
 }
 
-/// Points `CURRENT` at `generation`, durably and atomically (write a
-/// temporary file, sync it, rename it over `CURRENT`, sync the folder).
+/// Points `CURRENT` at `generation`, durably and atomically.
 fn write_current(dir: &Path, generation: u64, mode: FileMode) -> Result<()> {
-    let tmp = dir.join(CURRENT_TMP);
-    let mut file = mode
-        .create_file(&tmp)
-        .map_err(|e| from_io("creating", &tmp, e))?;
-    file.write_all(format!("{}\n", generation_name(generation)).as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| from_io("writing", &tmp, e))?;
-    drop(file);
-    let current = dir.join(CURRENT);
-    fs::rename(&tmp, &current).map_err(|e| from_io("renaming", &current, e))?;
-    sync_dir(dir)
+    let text = format!("{}\n", generation_name(generation));
+    files::replace_file(dir, CURRENT, text.as_bytes(), mode)
 }
 
 /// What a clean close left in `CLOSED`: generation and commits.
@@ -383,17 +366,12 @@ fn closed_text(generation: u64, commits: u64) -> String {
 /// Records a clean close (see [`check_clean_close`]): writes `CLOSED`
 /// durably and atomically.
 fn write_closed(dir: &Path, generation: u64, commits: u64, mode: FileMode) -> Result<()> {
-    let tmp = dir.join(CLOSED_TMP);
-    let mut file = mode
-        .create_file(&tmp)
-        .map_err(|e| from_io("creating", &tmp, e))?;
-    file.write_all(closed_text(generation, commits).as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| from_io("writing", &tmp, e))?;
-    drop(file);
-    let closed = dir.join(CLOSED);
-    fs::rename(&tmp, &closed).map_err(|e| from_io("renaming", &closed, e))?;
-    sync_dir(dir)
+    files::replace_file(
+        dir,
+        CLOSED,
+        closed_text(generation, commits).as_bytes(),
+        mode,
+    )
 }
 
 /// The commits recorded in a database (0 for a new one).
@@ -465,7 +443,7 @@ fn check_clean_close(dir: &Path, generation: u64, commits: u64, read_only: bool)
         return Ok(());
     }
     fs::remove_file(&path).map_err(|e| from_io("removing", &path, e))?;
-    sync_dir(dir)
+    files::sync_folder(dir)
 }
 
 /// What the marker of a generation folder says.
@@ -504,7 +482,7 @@ fn create_generation(dir: &Path, generation: u64, mode: FileMode) -> Result<Path
     mode.create_folder(&gen_dir)
         .map_err(|e| from_io("creating the folder", &gen_dir, e))?;
     files::write_marker(&gen_dir, &generation_marker(generation), mode)?;
-    sync_dir(dir)?;
+    files::sync_folder(dir)?;
     Ok(gen_dir)
 }
 
@@ -529,7 +507,7 @@ fn remove_other_generations(dir: &Path, keep: Option<u64>) -> Result<()> {
         }
     }
     if removed {
-        sync_dir(dir)?;
+        files::sync_folder(dir)?;
     }
     Ok(())
 }
@@ -984,22 +962,16 @@ impl KvSnapshot for SledSnapshot {
             return Ok(());
         }
         let db = self.db()?;
-        let mut range = self.guarded(|| db.range(start..end))?;
-        loop {
-            let next = self.guarded(|| match direction {
-                Direction::Forward => range.next(),
-                Direction::Backward => range.next_back(),
-            })?;
-            let Some(entry) = next else {
-                return Ok(());
-            };
-            let (key, value) = entry.map_err(|e| from_sled("reading", &self.dir, e))?;
-            // The visitor runs outside `catch_unwind`: only sled's panics
-            // are turned into errors.
-            if visit(&key, &value)? == Scan::Stop {
-                return Ok(());
-            }
-        }
+        let range = self.guarded(|| db.range(start..end))?;
+        // Only sled's steps are guarded: the visitor's panics are its own.
+        let guard = |step: &mut dyn FnMut()| self.guarded(step);
+        scan_iter(
+            range,
+            direction,
+            &guard,
+            |e| from_sled("reading", &self.dir, e),
+            visit,
+        )
     }
 }
 

@@ -1,11 +1,9 @@
 //! From sled's errors (and panics) to annals' [`Error`].
 
-use std::any::Any;
-use std::fmt;
 use std::io;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
+use annals_core::kv::support;
 use annals_core::{CorruptionAt, Error};
 
 /// Turns a sled error into an annals [`Error`]: `what` says what annals was
@@ -43,41 +41,10 @@ pub(crate) fn from_io(what: &str, path: &Path, err: io::Error) -> Error {
 /// A panic of sled, caught before it left annals' API (the source of an
 /// [`Error::Backend`]). sled trusts the files it opens, and damaged bytes
 /// can make it panic; annals reports that as an error instead.
-#[derive(Debug)]
-pub struct SledPanic {
-    message: String,
-}
-
-impl fmt::Display for SledPanic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sled panicked: {}", self.message)
-    }
-}
-
-impl std::error::Error for SledPanic {}
-
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(no message)".to_string()
-    }
-}
+pub type SledPanic = support::EnginePanic;
 
 /// Runs `f` (which calls into sled), turning a panic into an
 /// [`Error::Backend`] that names what was done and the folder.
 pub(crate) fn no_panic<T>(what: &str, path: &Path, f: impl FnOnce() -> T) -> Result<T, Error> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
-        Error::backend(
-            format!(
-                "{what} {}: sled panicked (its files may be damaged)",
-                path.display()
-            ),
-            SledPanic {
-                message: panic_message(payload.as_ref()),
-            },
-        )
-    })
+    support::no_panic("sled", what, path, f)
 }

@@ -54,3 +54,11 @@ pub fn open(path: impl AsRef<Path>, options: SledOptions) -> Result<KvStore<Sled
     let engine = SledEngine::open(path, &options)?;
     KvStore::open(engine, options.config)
 }
+
+/// The driver of `sled:///path/dir` URLs (see [`annals_core::driver`]).
+pub const DRIVER: annals_core::driver::Driver = annals_core::driver::Driver {
+    scheme: "sled",
+    target: annals_core::driver::Target::Folder,
+    capabilities: annals_core::Capabilities::ALL,
+    prepare: |request| annals_core::driver::prepare_path(request, open),
+};

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
+use annals_core::driver::{Access, PathOptions};
 use annals_core::files::FileMode;
+use annals_core::kv::support::BackendOptions;
 use annals_core::{Error, Field, Result, StoreConfig, parse_param};
 
 /// This backend's own options, with their URL parameter names, in the order
@@ -42,13 +44,14 @@ impl std::str::FromStr for SledMode {
 
 /// How to open a sled store.
 ///
-/// The default is what [`SledOptions::from_params`] gives for no parameter:
+/// The default is what [`BackendOptions::from_params`] gives for no parameter:
 /// `Durability::Immediate`, the default limits, sled's default cache (1 GiB
 /// at most) and mode (`low_space`), sled's background flush every 500 ms,
 /// create the store's folder if it is missing, read and write, and
 /// owner-only files (`0600`, folders `0700`).
 ///
 /// ```
+/// use annals_core::kv::support::BackendOptions;
 /// use annals_core::Durability;
 /// use annals_sled::SledOptions;
 ///
@@ -110,62 +113,36 @@ impl Default for SledOptions {
     }
 }
 
-impl SledOptions {
-    /// The default options with this store config.
-    ///
-    /// ```
-    /// use annals_core::{Durability, StoreConfig};
-    /// use annals_sled::SledOptions;
-    ///
-    /// let config = StoreConfig { durability: Durability::Relaxed, ..StoreConfig::default() };
-    /// assert_eq!(SledOptions::with_config(config).config.durability, Durability::Relaxed);
-    /// ```
-    pub fn with_config(config: StoreConfig) -> Self {
-        SledOptions {
-            config,
-            ..SledOptions::default()
-        }
+/// `from_params` (a URL's query, e.g.
+/// `sled:///var/lib/app/events?durability=relaxed&cache_capacity=268435456`)
+/// takes every backend's options ([`StoreConfig::apply_param`]), then
+/// this backend's: `cache_capacity` (bytes), `mode` (`low_space` /
+/// `high_throughput`), `flush_every_ms` (milliseconds, 0 = never in the
+/// background), `create` and `read_only` (`true`/`false`) and `file_mode`
+/// (octal, e.g. `0640`). An unknown key, or a value that does not parse,
+/// is [`Error::InvalidInput`](annals_core::Error::InvalidInput) naming it.
+///
+/// ```
+/// use annals_core::kv::support::BackendOptions;
+/// use annals_sled::{SledMode, SledOptions};
+///
+/// let options = SledOptions::from_params([("mode", "high_throughput"), ("flush_every_ms", "0")])?;
+/// assert_eq!(options.mode, SledMode::HighThroughput);
+/// assert_eq!(options.flush_every, None);
+///
+/// let err = SledOptions::from_params([("cache", "1")]).unwrap_err();
+/// assert!(err.to_string().contains("cache_capacity"));
+/// # Ok::<(), annals_core::Error>(())
+/// ```
+impl BackendOptions for SledOptions {
+    const BACKEND: &'static str = "sled";
+    const PARAMS: &'static [&'static str] = &OWN_PARAMS;
+
+    fn config_mut(&mut self) -> &mut StoreConfig {
+        &mut self.config
     }
 
-    /// Options from text parameters (a URL's query, e.g.
-    /// `sled:///var/lib/app/events?durability=relaxed&cache_capacity=268435456`),
-    /// applied in order over the defaults.
-    ///
-    /// Every backend's options ([`StoreConfig::apply_param`]: `durability`,
-    /// `max_event_bytes`, `max_append_events`, `max_append_bytes`,
-    /// `max_read_count`), then this backend's: `cache_capacity` (bytes),
-    /// `mode` (`low_space` / `high_throughput`), `flush_every_ms`
-    /// (milliseconds, 0 = never in the background), `create` and
-    /// `read_only` (`true`/`false`) and `file_mode` (octal, e.g. `0640`).
-    /// An unknown key, or a value that does not parse, is
-    /// [`Error::InvalidInput`] naming it.
-    ///
-    /// ```
-    /// use annals_sled::{SledMode, SledOptions};
-    ///
-    /// let options = SledOptions::from_params([("mode", "high_throughput"), ("flush_every_ms", "0")])?;
-    /// assert_eq!(options.mode, SledMode::HighThroughput);
-    /// assert_eq!(options.flush_every, None);
-    ///
-    /// let err = SledOptions::from_params([("cache", "1")]).unwrap_err();
-    /// assert!(err.to_string().contains("cache_capacity"));
-    /// # Ok::<(), annals_core::Error>(())
-    /// ```
-    pub fn from_params<'a>(
-        params: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<SledOptions> {
-        let mut options = SledOptions::default();
-        for (key, value) in params {
-            options.apply_param(key, value)?;
-        }
-        Ok(options)
-    }
-
-    /// Applies one text parameter (see [`SledOptions::from_params`]).
-    pub fn apply_param(&mut self, key: &str, value: &str) -> Result<()> {
-        if self.config.apply_param(key, value)? {
-            return Ok(());
-        }
+    fn apply_own(&mut self, key: &str, value: &str) -> Result<bool> {
         match key {
             "cache_capacity" => self.cache_capacity = Some(parse_param(key, value)?),
             "mode" => self.mode = value.parse()?,
@@ -176,11 +153,16 @@ impl SledOptions {
             "create" => self.create = parse_param(key, value)?,
             "read_only" => self.read_only = parse_param(key, value)?,
             FileMode::PARAM => self.file_mode = FileMode::parse(value)?,
-            _ => {
-                return Err(StoreConfig::unknown_param("sled", key, &OWN_PARAMS));
-            }
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
+    }
+}
+
+impl PathOptions for SledOptions {
+    fn restrict(&mut self, access: Access) {
+        self.create &= access.may_create();
+        self.read_only |= access.read_only();
     }
 }
 

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use annals_backend_tests::Harness;
+use annals_core::kv::support::BackendOptions;
 use annals_core::{Capabilities, Error, LogBackend, Result, StoreConfig};
 use annals_sled::SledOptions;
 

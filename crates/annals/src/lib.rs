@@ -17,6 +17,7 @@
 //! | `redb:///abs/path/events.redb`, `redb://relative/events.redb` | `redb` (default) | one [redb](https://www.redb.org) file: embedded, pure Rust, the default |
 //! | `rocksdb:///path/dir` | `rocksdb` | a [RocksDB](https://rocksdb.org) folder (C++, built from source: needs clang) |
 //! | `sled:///path/dir` | `sled` | a [sled](https://sled.rs) 0.34 folder (pure Rust, beta) |
+//! | `fjall:///path/dir` | `fjall` | a [fjall](https://fjall-rs.github.io) 3 folder (pure Rust LSM tree) |
 //! | `postgres://user:pass@host:port/db?schema=annals` | `postgres` | a schema of a [PostgreSQL](https://www.postgresql.org) database, shared by many processes |
 //!
 //! Options go in the query: `redb:///var/lib/app/events.redb?durability=relaxed&cache_size=268435456`.
@@ -76,6 +77,7 @@
 
 use std::sync::Arc;
 
+use annals_core::driver::{Access, Opening};
 pub use annals_core::kv;
 pub use annals_core::*;
 
@@ -106,6 +108,10 @@ pub use annals_rocksdb as rocksdb;
 /// The sled backend (the `annals-sled` crate; feature `sled`).
 #[cfg(feature = "sled")]
 pub use annals_sled as sled;
+
+/// The fjall backend (the `annals-fjall` crate; feature `fjall`).
+#[cfg(feature = "fjall")]
+pub use annals_fjall as fjall;
 
 /// The PostgreSQL backend (the `annals-postgres` crate; feature `postgres`).
 #[cfg(feature = "postgres")]
@@ -218,31 +224,41 @@ pub async fn open_read_only(url: &str) -> Result<Store> {
     open_as(url, Access::ReadOnly).await
 }
 
-/// How [`open_as`] may touch the disk.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Access {
-    /// As the URL's options say.
-    AsTheUrlSays,
-    /// Create nothing.
-    Existing,
-    /// Create and write nothing.
-    ReadOnly,
+/// Opens the store a URL names with one of `drivers` (and only those):
+/// a backend written outside annals plugs in through its
+/// [`Driver`](driver::Driver), and is then opened, checked and named in
+/// errors exactly as the backends annals ships. Add annals' own with
+/// [`drivers`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> annals::Result<()> {
+/// # if !annals::Scheme::Memory.is_compiled() { return Ok(()) }
+/// let mut drivers = annals::drivers();
+/// // drivers.push(&my_backend::DRIVER);
+/// let store = annals::open_with(&drivers, "memory://").await?;
+/// assert!(!store.capabilities().persistent);
+/// drivers.clear();
+/// assert!(annals::open_with(&drivers, "memory://").await.is_err());
+/// # Ok(())
+/// # }
+/// ```
+pub async fn open_with(drivers: &[&'static driver::Driver], url: &str) -> Result<Store> {
+    open_url(StoreUrl::parse_with(drivers, url)?, Access::AsTheUrlSays).await
 }
 
 async fn open_as(url: &str, access: Access) -> Result<Store> {
-    let url = StoreUrl::parse(url)?;
-    url.check_compiled()?;
-    let mut opener = Opener::new(&url)?;
-    opener.restrict(access);
-    // A database server is opened over the network, not on the blocking pool.
-    #[cfg(feature = "postgres")]
-    if let Opener::Postgres(conninfo, options) = opener {
-        return Ok(Arc::new(annals_postgres::open(&conninfo, options).await?));
+    open_url(StoreUrl::parse(url)?, access).await
+}
+
+/// Opens a parsed URL, `access` taking away what it does not allow.
+pub(crate) async fn open_url(url: StoreUrl, access: Access) -> Result<Store> {
+    match url.prepare(access)?.opening {
+        // A database server is opened over the network, not on the blocking pool.
+        Opening::Async(opening) => opening.await,
+        // A path the backend refuses (not a store of its) is named with the URL.
+        Opening::Blocking(opening) => run_blocking(opening).await.map_err(|e| url.in_context(e)),
     }
-    // A path the backend refuses (not a store of its) is named with the URL.
-    run_blocking(move || opener.open())
-        .await
-        .map_err(|e| url.in_context(e))
 }
 
 /// Opens a new, empty in-memory store (feature `memory`); the same as
@@ -262,164 +278,60 @@ pub fn open_memory(config: StoreConfig) -> Result<Store> {
     Ok(Arc::new(annals_memory::open(config)?))
 }
 
-/// A store checked from its URL and ready to open: everything that can be
-/// decided without I/O is decided here.
-enum Opener {
-    #[cfg(feature = "memory")]
-    Memory(StoreConfig),
-    #[cfg(feature = "redb")]
-    Redb(std::path::PathBuf, annals_redb::RedbOptions),
-    #[cfg(feature = "rocksdb")]
-    RocksDb(std::path::PathBuf, annals_rocksdb::RocksDbOptions),
-    #[cfg(feature = "sled")]
-    Sled(std::path::PathBuf, annals_sled::SledOptions),
-    /// The connection URL without annals' options, and those options.
-    #[cfg(feature = "postgres")]
-    Postgres(String, annals_postgres::PostgresOptions),
+/// Defines `$name`: the driver of a backend annals ships, `None` when its
+/// cargo feature is off.
+macro_rules! shipped_driver {
+    ($name:ident, $feature:literal, $krate:ident) => {
+        #[cfg(feature = $feature)]
+        const $name: Option<&driver::Driver> = Some(&$krate::DRIVER);
+        #[cfg(not(feature = $feature))]
+        const $name: Option<&driver::Driver> = None;
+    };
+}
+shipped_driver!(MEMORY, "memory", annals_memory);
+shipped_driver!(REDB, "redb", annals_redb);
+shipped_driver!(ROCKSDB, "rocksdb", annals_rocksdb);
+shipped_driver!(SLED, "sled", annals_sled);
+shipped_driver!(FJALL, "fjall", annals_fjall);
+shipped_driver!(POSTGRES, "postgres", annals_postgres);
+
+/// Every backend annals ships, in the order messages list them, with its
+/// driver when its cargo feature is on: the one list to extend with a new
+/// backend (with its feature in Cargo.toml).
+pub(crate) const SHIPPED: &[(Scheme, Option<&driver::Driver>)] = &[
+    (Scheme::Memory, MEMORY),
+    (Scheme::Redb, REDB),
+    (Scheme::RocksDb, ROCKSDB),
+    (Scheme::Sled, SLED),
+    (Scheme::Fjall, FJALL),
+    (Scheme::Postgres, POSTGRES),
+];
+
+/// The drivers of the backends compiled into this build (cargo features),
+/// in the order messages list them: what [`open`] looks a URL's scheme up
+/// in. Tools that serve every backend (the CLI, the benchmark, the
+/// reliability harness) iterate over it rather than naming backends.
+///
+/// ```
+/// let schemes: Vec<&str> = annals::drivers().iter().map(|d| d.scheme).collect();
+/// assert_eq!(schemes.contains(&"redb"), annals::Scheme::Redb.is_compiled());
+/// ```
+pub fn drivers() -> Vec<&'static driver::Driver> {
+    SHIPPED.iter().filter_map(|(_, driver)| *driver).collect()
 }
 
-impl Opener {
-    /// The durability and limits the store will have.
-    fn config(&self) -> StoreConfig {
-        match self {
-            #[cfg(feature = "memory")]
-            Opener::Memory(config) => *config,
-            #[cfg(feature = "redb")]
-            Opener::Redb(_, options) => options.config,
-            #[cfg(feature = "rocksdb")]
-            Opener::RocksDb(_, options) => options.config,
-            #[cfg(feature = "sled")]
-            Opener::Sled(_, options) => options.config,
-            #[cfg(feature = "postgres")]
-            Opener::Postgres(_, options) => options.config,
-        }
-    }
-
-    /// Takes away what `access` does not allow, whatever the URL says.
-    fn restrict(&mut self, access: Access) {
-        let (create, read_only) = match access {
-            Access::AsTheUrlSays => return,
-            Access::Existing => (false, false),
-            Access::ReadOnly => (false, true),
-        };
-        match self {
-            #[cfg(feature = "redb")]
-            Opener::Redb(_, options) => {
-                options.create &= create;
-                options.read_only |= read_only;
-            }
-            #[cfg(feature = "rocksdb")]
-            Opener::RocksDb(_, options) => {
-                options.create_if_missing &= create;
-                options.read_only |= read_only;
-            }
-            #[cfg(feature = "sled")]
-            Opener::Sled(_, options) => {
-                options.create &= create;
-                options.read_only |= read_only;
-            }
-            // A schema without a store is an error, not a new store.
-            #[cfg(feature = "postgres")]
-            Opener::Postgres(_, options) => {
-                options.create &= create;
-                options.read_only |= read_only;
-            }
-            // Nothing on disk (memory).
-            #[allow(unreachable_patterns)]
-            _ => {
-                let _ = (create, read_only);
-            }
-        }
-    }
-
-    fn new(url: &StoreUrl) -> Result<Opener> {
-        match url.scheme() {
-            #[cfg(feature = "memory")]
-            Scheme::Memory => memory_config(url).map(Opener::Memory),
-            #[cfg(feature = "redb")]
-            Scheme::Redb => {
-                let options = annals_redb::RedbOptions::from_params(url.params())
-                    .map_err(|e| url.in_context(e))?;
-                let path = url
-                    .path()
-                    .ok_or_else(|| url.invalid("the redb backend needs a path"))?;
-                Ok(Opener::Redb(path.to_path_buf(), options))
-            }
-            #[cfg(feature = "rocksdb")]
-            Scheme::RocksDb => {
-                let options = annals_rocksdb::RocksDbOptions::from_params(url.params())
-                    .map_err(|e| url.in_context(e))?;
-                let path = url
-                    .path()
-                    .ok_or_else(|| url.invalid("the rocksdb backend needs a path"))?;
-                Ok(Opener::RocksDb(path.to_path_buf(), options))
-            }
-            #[cfg(feature = "sled")]
-            Scheme::Sled => {
-                let options = annals_sled::SledOptions::from_params(url.params())
-                    .map_err(|e| url.in_context(e))?;
-                let path = url
-                    .path()
-                    .ok_or_else(|| url.invalid("the sled backend needs a path"))?;
-                Ok(Opener::Sled(path.to_path_buf(), options))
-            }
-            #[cfg(feature = "postgres")]
-            Scheme::Postgres => {
-                let options = annals_postgres::PostgresOptions::from_params(url.params())
-                    .map_err(|e| url.in_context(e))?;
-                // The connection part as written (percent-encoding and all),
-                // for tokio-postgres to parse.
-                let raw = url.as_str();
-                let rest = raw.split_once("://").map_or("", |(_, rest)| rest);
-                let rest = rest.split_once('?').map_or(rest, |(base, _)| base);
-                Ok(Opener::Postgres(format!("postgres://{rest}"), options))
-            }
-            // `open` has refused a backend that is not compiled in already;
-            // this keeps it an error, not a panic, should that ever change.
-            // (With every backend compiled in, no scheme is left for it.)
-            #[allow(unreachable_patterns)]
-            other => Err(url.invalid(format!(
-                "the {other} backend is not compiled into this build of annals"
-            ))),
-        }
-    }
-
-    /// Opens the store: blocking I/O.
-    fn open(self) -> Result<Store> {
-        match self {
-            #[cfg(feature = "memory")]
-            Opener::Memory(config) => open_memory(config),
-            #[cfg(feature = "redb")]
-            Opener::Redb(path, options) => Ok(Arc::new(annals_redb::open(path, options)?)),
-            #[cfg(feature = "rocksdb")]
-            Opener::RocksDb(path, options) => Ok(Arc::new(annals_rocksdb::open(path, options)?)),
-            #[cfg(feature = "sled")]
-            Opener::Sled(path, options) => Ok(Arc::new(annals_sled::open(path, options)?)),
-            // `open` opens these itself, asynchronously, before this point.
-            #[cfg(feature = "postgres")]
-            // (The connection string holds the password: not in the message.)
-            Opener::Postgres(..) => Err(Error::malformed(
-                Field::StoreUrl,
-                "a postgres store is opened asynchronously by annals::open",
-            )),
-        }
-    }
-}
-
-/// The [`StoreConfig`] of a `memory://` URL: only the options every backend
-/// takes.
-#[cfg(feature = "memory")]
-fn memory_config(url: &StoreUrl) -> Result<StoreConfig> {
-    let mut config = StoreConfig::default();
-    for (key, value) in url.params() {
-        if !config
-            .apply_param(key, value)
-            .map_err(|e| url.in_context(e))?
-        {
-            return Err(url.in_context(StoreConfig::unknown_param("memory", key, &[])));
-        }
-    }
-    Ok(config)
+/// The driver of `scheme` among those compiled in.
+///
+/// ```
+/// if let Some(redb) = annals::driver_for("redb") {
+///     assert!(redb.capabilities.persistent);
+/// }
+/// assert!(annals::driver_for("mysql").is_none());
+/// ```
+pub fn driver_for(scheme: &str) -> Option<&'static driver::Driver> {
+    drivers()
+        .into_iter()
+        .find(|d| d.scheme.eq_ignore_ascii_case(scheme))
 }
 
 /// Runs `f` on tokio's blocking pool when inside a tokio runtime, else on

@@ -9,65 +9,75 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
+use annals_core::driver::{Access, Driver, OpenRequest, Prepared, Target};
 use annals_core::{Error, Field, Result};
 
-/// A backend a store URL can name, whether or not it is compiled in.
+/// A backend a store URL can name: its scheme and what the part after
+/// `://` names. The backends annals ships have a constant each
+/// ([`Scheme::Redb`], …) whether or not they are compiled in; any other
+/// backend's is [`Scheme::of`] its [`Driver`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-#[non_exhaustive]
-pub enum Scheme {
+pub struct Scheme {
+    name: &'static str,
+    target: Target,
+}
+
+#[allow(non_upper_case_globals)]
+impl Scheme {
     /// `memory://`: the in-memory backend (cargo feature `memory`).
-    Memory,
+    pub const Memory: Scheme = Scheme::new("memory", Target::Nothing);
     /// `redb:///path/file.redb`: the embedded default backend, one redb file
     /// (cargo feature `redb`).
-    Redb,
+    pub const Redb: Scheme = Scheme::new("redb", Target::File);
     /// `rocksdb:///path/dir`: a RocksDB folder (cargo feature `rocksdb`).
-    RocksDb,
+    pub const RocksDb: Scheme = Scheme::new("rocksdb", Target::Folder);
     /// `sled:///path/dir`: a sled folder (cargo feature `sled`).
-    Sled,
+    pub const Sled: Scheme = Scheme::new("sled", Target::Folder);
+    /// `fjall:///path/dir`: a fjall folder (cargo feature `fjall`).
+    pub const Fjall: Scheme = Scheme::new("fjall", Target::Folder);
     /// `postgres://user:pass@host:port/db?schema=…`: a schema of a
     /// PostgreSQL database (cargo feature `postgres`); its "path" is the
     /// connection's `user:pass@host:port/db`.
-    Postgres,
-}
+    pub const Postgres: Scheme = Scheme::new("postgres", Target::Server);
 
-impl Scheme {
-    /// Every scheme annals knows, in the order error messages list them.
-    pub const ALL: [Scheme; 5] = [
-        Scheme::Memory,
-        Scheme::Redb,
-        Scheme::RocksDb,
-        Scheme::Sled,
-        Scheme::Postgres,
-    ];
-
-    /// The scheme as written in a URL (`"redb"`); also the name of the cargo
-    /// feature that compiles the backend in.
-    pub fn name(self) -> &'static str {
-        match self {
-            Scheme::Memory => "memory",
-            Scheme::Redb => "redb",
-            Scheme::RocksDb => "rocksdb",
-            Scheme::Sled => "sled",
-            Scheme::Postgres => "postgres",
-        }
+    /// A scheme named `name` (lowercase) whose URLs name `target`.
+    pub const fn new(name: &'static str, target: Target) -> Scheme {
+        Scheme { name, target }
     }
 
-    /// Whether this build of annals can open stores of this scheme.
+    /// The scheme of a driver's URLs.
+    pub const fn of(driver: &Driver) -> Scheme {
+        Scheme::new(driver.scheme, driver.target)
+    }
+
+    /// Every backend annals ships, compiled in or not, in the order error
+    /// messages list them.
+    pub fn all() -> impl Iterator<Item = Scheme> {
+        crate::SHIPPED.iter().map(|(scheme, _)| *scheme)
+    }
+
+    /// The scheme as written in a URL (`"redb"`); for the backends annals
+    /// ships, also the name of the cargo feature that compiles it in.
+    pub fn name(self) -> &'static str {
+        self.name
+    }
+
+    /// What the part of its URLs after `://` names.
+    pub fn target(self) -> Target {
+        self.target
+    }
+
+    /// Whether this build of annals can open stores of this scheme
+    /// ([`annals::drivers`](crate::drivers) has its driver).
     pub fn is_compiled(self) -> bool {
-        match self {
-            Scheme::Memory => cfg!(feature = "memory"),
-            Scheme::Redb => cfg!(feature = "redb"),
-            Scheme::RocksDb => cfg!(feature = "rocksdb"),
-            Scheme::Sled => cfg!(feature = "sled"),
-            Scheme::Postgres => cfg!(feature = "postgres"),
-        }
+        crate::drivers().iter().any(|d| d.scheme == self.name)
     }
 
     /// Whether a URL of this scheme names a file or folder (`redb`,
-    /// `rocksdb`, `sled`; not `memory`, nor `postgres`, whose URL names a
-    /// server).
+    /// `rocksdb`, `sled`, `fjall`; not `memory`, nor `postgres`, whose URL
+    /// names a server).
     pub fn takes_path(self) -> bool {
-        !matches!(self, Scheme::Memory | Scheme::Postgres)
+        self.target.takes_path()
     }
 
     /// Whether a URL of this scheme names a database server
@@ -75,7 +85,7 @@ impl Scheme {
     /// and `?` is the connection, passed as written to the driver, and its
     /// password is never shown ([`StoreUrl::redacted`]).
     pub fn takes_server(self) -> bool {
-        self == Scheme::Postgres
+        self.target == Target::Server
     }
 
     /// The URL of a store at `path`, with `%`, `?`, `#`, spaces and control
@@ -130,11 +140,8 @@ impl Scheme {
                 format!("the {self} backend needs a path, but got an empty one"),
             ));
         }
-        if self != Scheme::Postgres {
-            check_path(path).map_err(|why| {
-                Error::malformed(Field::StoreUrl, format!("path {path:?}: {why}"))
-            })?;
-        }
+        check_path(path)
+            .map_err(|why| Error::malformed(Field::StoreUrl, format!("path {path:?}: {why}")))?;
         let mut url = format!("{self}://");
         for c in text.chars() {
             match c {
@@ -165,7 +172,8 @@ fn push_escaped(out: &mut String, c: char) {
 ///
 /// The syntax is `scheme://path?key=value&key=value`:
 ///
-/// - `scheme` is one of [`Scheme::ALL`] (case-insensitive);
+/// - `scheme` is one of [`Scheme::all`] (case-insensitive), or of the
+///   drivers given to [`StoreUrl::parse_with`];
 /// - `path` is everything between `://` and `?`, percent-decoded:
 ///   `redb:///var/lib/app/events.redb` is the absolute path
 ///   `/var/lib/app/events.redb`; `redb://events.redb` or
@@ -204,17 +212,45 @@ fn push_escaped(out: &mut String, c: char) {
 /// assert!(err.to_string().contains("unknown scheme \"mysql\""));
 /// # Ok::<(), annals::Error>(())
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct StoreUrl {
     url: String,
     scheme: Scheme,
+    /// `None` when the backend is not compiled in.
+    driver: Option<&'static Driver>,
     path: Option<PathBuf>,
     params: Vec<(String, String)>,
 }
 
+/// The schemes a parse knows: each with its driver when compiled in.
+type Known<'a> = &'a [(Scheme, Option<&'static Driver>)];
+
 impl StoreUrl {
-    /// Parses a store URL (see the type's documentation). Does no I/O.
+    /// Parses a store URL (see the type's documentation) of a backend
+    /// annals ships. Does no I/O.
     pub fn parse(url: &str) -> Result<StoreUrl> {
+        StoreUrl::parse_in(crate::SHIPPED, url)
+    }
+
+    /// Parses a store URL of one of `drivers` (and only those): a backend
+    /// written outside annals. Does no I/O.
+    ///
+    /// ```
+    /// use annals::StoreUrl;
+    /// # if annals::Scheme::Memory.is_compiled() {
+    /// let drivers = annals::drivers();
+    /// let url = StoreUrl::parse_with(&drivers, "memory://?durability=relaxed")?;
+    /// assert_eq!(url.scheme().name(), "memory");
+    /// assert!(StoreUrl::parse_with(&[], "memory://").is_err());
+    /// # }
+    /// # Ok::<(), annals::Error>(())
+    /// ```
+    pub fn parse_with(drivers: &[&'static Driver], url: &str) -> Result<StoreUrl> {
+        let known: Vec<_> = drivers.iter().map(|d| (Scheme::of(d), Some(*d))).collect();
+        StoreUrl::parse_in(&known, url)
+    }
+
+    fn parse_in(known: Known<'_>, url: &str) -> Result<StoreUrl> {
         let invalid = |why: String| {
             Error::malformed(
                 Field::StoreUrl,
@@ -225,10 +261,10 @@ impl StoreUrl {
         let Some((scheme_text, rest)) = url.split_once("://") else {
             return Err(invalid(missing_separator(url)));
         };
-        let scheme = Scheme::ALL
-            .into_iter()
-            .find(|s| s.name().eq_ignore_ascii_case(scheme_text))
-            .ok_or_else(|| invalid(unknown_scheme(scheme_text)))?;
+        let (scheme, driver) = *known
+            .iter()
+            .find(|(s, _)| s.name().eq_ignore_ascii_case(scheme_text))
+            .ok_or_else(|| invalid(unknown_scheme(known, scheme_text)))?;
         if rest.contains('#') {
             return Err(invalid(
                 "it has a fragment (#…), which store URLs do not use; write # in a path as %23"
@@ -253,10 +289,7 @@ impl StoreUrl {
                     return Err(invalid("the path contains a NUL byte (%00)".into()));
                 }
                 let path = PathBuf::from(path);
-                // The "path" of a postgres URL is its connection part.
-                if scheme != Scheme::Postgres {
-                    check_path(&path).map_err(|why| invalid(format!("path {path:?}: {why}")))?;
-                }
+                check_path(&path).map_err(|why| invalid(format!("path {path:?}: {why}")))?;
                 Some(path)
             }
             (true, true) => {
@@ -309,6 +342,7 @@ impl StoreUrl {
         Ok(StoreUrl {
             url: url.to_string(),
             scheme,
+            driver,
             path,
             params,
         })
@@ -327,11 +361,26 @@ impl StoreUrl {
     /// # Ok::<(), annals::Error>(())
     /// ```
     pub fn check_compiled(&self) -> Result<()> {
-        if self.scheme.is_compiled() {
-            Ok(())
-        } else {
-            Err(self.invalid(not_compiled(self.scheme)))
-        }
+        self.driver().map(|_| ())
+    }
+
+    /// The driver that opens this URL, or the error of
+    /// [`StoreUrl::check_compiled`].
+    pub fn driver(&self) -> Result<&'static Driver> {
+        self.driver
+            .ok_or_else(|| self.invalid(not_compiled(self.scheme)))
+    }
+
+    /// Checks the options as its driver reads them (no I/O) and says how
+    /// to open the store, `access` taking away what it does not allow.
+    pub(crate) fn prepare(&self, access: Access) -> Result<Prepared> {
+        let request = OpenRequest {
+            url: &self.url,
+            path: self.path.as_deref(),
+            params: &self.params,
+            access,
+        };
+        (self.driver()?.prepare)(&request).map_err(|e| self.in_context(e))
     }
 
     /// The durability and limits a store opened from this URL will have,
@@ -349,8 +398,8 @@ impl StoreUrl {
     /// # Ok::<(), annals::Error>(())
     /// ```
     pub fn config(&self) -> Result<annals_core::StoreConfig> {
-        self.check_compiled()?;
-        crate::Opener::new(self).map(|opener| opener.config())
+        self.prepare(Access::AsTheUrlSays)
+            .map(|prepared| prepared.config)
     }
 
     /// The backend.
@@ -400,7 +449,6 @@ impl StoreUrl {
 
     /// Puts this URL in front of an option's [`Error::InvalidInput`] (its
     /// reason kept); other errors pass through.
-    #[cfg_attr(not(any(feature = "memory", feature = "redb")), allow(dead_code))]
     pub(crate) fn in_context(&self, error: Error) -> Error {
         if error.is_invalid_input() {
             error.in_context(format_args!("store URL {:?}", self.redacted()))
@@ -409,6 +457,17 @@ impl StoreUrl {
         }
     }
 }
+
+/// Two URLs are equal when they are written alike and name the same
+/// scheme (whose driver is then the same).
+impl PartialEq for StoreUrl {
+    fn eq(&self, other: &StoreUrl) -> bool {
+        (&self.url, self.scheme, &self.path, &self.params)
+            == (&other.url, other.scheme, &other.path, &other.params)
+    }
+}
+
+impl Eq for StoreUrl {}
 
 impl FromStr for StoreUrl {
     type Err = Error;
@@ -473,8 +532,7 @@ pub(crate) fn redact(url: &str) -> String {
             };
         }
     };
-    let is_path = Scheme::ALL
-        .into_iter()
+    let is_path = Scheme::all()
         .any(|s| !s.takes_server() && s.name().eq_ignore_ascii_case(head.trim_end_matches("://")));
     let mut out = head;
     let mut rest = rest;
@@ -516,9 +574,7 @@ pub(crate) fn redact(url: &str) -> String {
 fn missing_separator(url: &str) -> String {
     let example = "memory:// or redb:///var/lib/app/events.redb";
     if let Some((head, rest)) = url.split_once(':')
-        && let Some(scheme) = Scheme::ALL
-            .into_iter()
-            .find(|s| s.name().eq_ignore_ascii_case(head))
+        && let Some(scheme) = Scheme::all().find(|s| s.name().eq_ignore_ascii_case(head))
     {
         let absolute = rest.starts_with('/');
         let rest = rest.trim_start_matches('/');
@@ -535,25 +591,22 @@ fn missing_separator(url: &str) -> String {
     format!("not a store URL; expected scheme://path?options, e.g. {example}")
 }
 
-/// Lists the schemes annals knows, marking those not compiled in.
-fn known_schemes() -> String {
-    let names: Vec<String> = Scheme::ALL
-        .into_iter()
-        .map(|s| {
-            if !s.is_compiled() {
-                format!("{s} (needs feature \"{s}\")")
-            } else {
-                s.name().to_string()
-            }
+/// Lists the schemes a parse knows, marking those not compiled in.
+fn known_schemes(known: Known<'_>) -> String {
+    let names: Vec<String> = known
+        .iter()
+        .map(|(s, driver)| match driver {
+            None => format!("{s} (needs feature \"{s}\")"),
+            Some(_) => s.name().to_string(),
         })
         .collect();
     names.join(", ")
 }
 
-fn unknown_scheme(scheme: &str) -> String {
+fn unknown_scheme(known: Known<'_>, scheme: &str) -> String {
     format!(
         "unknown scheme {scheme:?}; annals knows {}",
-        known_schemes()
+        known_schemes(known)
     )
 }
 

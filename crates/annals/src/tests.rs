@@ -326,7 +326,7 @@ async fn refuses_urls_it_cannot_open() {
 
 /// The folder backends: each opens by URL, keeps what it wrote across
 /// reopen, and refuses an unknown option naming it.
-#[cfg(any(feature = "rocksdb", feature = "sled"))]
+#[cfg(any(feature = "rocksdb", feature = "sled", feature = "fjall"))]
 mod folder_backends {
     use super::*;
 
@@ -391,6 +391,12 @@ mod folder_backends {
     async fn sled_by_url() {
         opens_reopens_and_checks_options(Scheme::Sled, "&flush_every_ms=100").await;
     }
+
+    #[cfg(feature = "fjall")]
+    #[tokio::test]
+    async fn fjall_by_url() {
+        opens_reopens_and_checks_options(Scheme::Fjall, "&cache_size=1048576").await;
+    }
 }
 
 /// The postgres URL: annals' options are checked before any connection.
@@ -407,4 +413,76 @@ async fn postgres_url_options_are_checked_first() {
     assert!(msg.contains("schema name \"Not-Valid\""), "{msg}");
     let msg = open_err("postgres://localhost/events?pool_size=0").await;
     assert!(msg.contains("pool_size"), "{msg}");
+}
+
+/// The driver registry: the shipped backends and one written elsewhere.
+#[cfg(feature = "memory")]
+mod registry {
+    use super::*;
+    use crate::driver::{Driver, Prepared, Target};
+
+    /// A backend written outside annals: the memory engine under a scheme
+    /// of its own, taking only the options every backend takes.
+    const TOY: Driver = Driver {
+        scheme: "toy",
+        target: Target::Nothing,
+        capabilities: Capabilities::ALL_IN_MEMORY,
+        prepare: |request| {
+            let config = StoreConfig::from_params("toy", request.params(), &[])?;
+            Ok(Prepared::blocking(config, move || {
+                annals_memory::open(config)
+            }))
+        },
+    };
+
+    #[tokio::test]
+    async fn a_third_party_driver_opens_through_open_with() {
+        let mut drivers = crate::drivers();
+        drivers.push(&TOY);
+        let store = open_with(&drivers, "TOY://?durability=relaxed")
+            .await
+            .expect("toy://");
+        round_trip(&store).await;
+        store.close().await.expect("close");
+
+        let err = open_with(&drivers, "toy://?cache=1&password=s3cret")
+            .await
+            .expect_err("unknown option");
+        let msg = err.to_string();
+        assert!(err.is_invalid_input(), "{msg}");
+        assert!(
+            msg.contains("unknown option \"cache\" for the toy backend"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("password=***") && !msg.contains("s3cret"),
+            "{msg}"
+        );
+
+        let err = open("toy://").await.expect_err("not among annals' drivers");
+        assert!(err.to_string().contains("unknown scheme \"toy\""), "{err}");
+        let err = open_with(&[&TOY], "memory://")
+            .await
+            .expect_err("only the drivers given");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("unknown scheme \"memory\"; annals knows toy"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn every_shipped_scheme_has_its_driver_exactly_when_compiled_in() {
+        for scheme in Scheme::all() {
+            let driver = driver_for(scheme.name());
+            assert_eq!(driver.is_some(), scheme.is_compiled(), "{scheme}");
+            if let Some(driver) = driver {
+                assert_eq!(Scheme::of(driver), scheme);
+            }
+        }
+        assert_eq!(
+            drivers().len(),
+            Scheme::all().filter(|s| s.is_compiled()).count()
+        );
+    }
 }

@@ -3,6 +3,8 @@
 //! recorded): the KV writer's, and the PostgreSQL backend's writer's. A
 //! wrapping layer cannot see these: they are the writer's own.
 
+#[cfg(feature = "metrics")]
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Names of the writers' metrics. Each has the label `engine`: the KV
@@ -33,12 +35,79 @@ pub(crate) fn engine_label<E>() -> &'static str {
     full.rsplit("::").next().unwrap_or(full)
 }
 
+/// The handles of the writers' figures, by engine label, kept for the
+/// recorder they were registered with: a writer records at every round
+/// (every append, when appends come one at a time), too often to register
+/// each figure with the recorder every time.
+#[cfg(feature = "metrics")]
+static FIGURES: crate::layer::PerRecorder<std::sync::Mutex<Vec<Figures>>> =
+    crate::layer::PerRecorder::new();
+
+/// One writer label's figures in one recorder, each registered at its
+/// first use (a series is only created once it has a value).
+#[cfg(feature = "metrics")]
+struct Figures {
+    engine: &'static str,
+    queue_depth: OnceLock<metrics::Gauge>,
+    commit_requests: OnceLock<metrics::Histogram>,
+    commit_events: OnceLock<metrics::Histogram>,
+    commit_duration: OnceLock<metrics::Histogram>,
+    head: OnceLock<metrics::Gauge>,
+}
+
+#[cfg(feature = "metrics")]
+impl Figures {
+    fn new(engine: &'static str) -> Self {
+        Figures {
+            engine,
+            queue_depth: OnceLock::new(),
+            commit_requests: OnceLock::new(),
+            commit_events: OnceLock::new(),
+            commit_duration: OnceLock::new(),
+            head: OnceLock::new(),
+        }
+    }
+
+    /// `with` on the figures of `engine` in the current recorder: kept
+    /// ones, or (under a thread-local recorder) registered now.
+    fn with(engine: &'static str, with: impl Fn(&Figures)) {
+        let kept = FIGURES.with(
+            || std::sync::Mutex::new(Vec::new()),
+            |kept| {
+                // A poisoned list only means a panic elsewhere while
+                // registering: its entries are whole.
+                let mut kept = kept
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let at = match kept.iter().position(|f| f.engine == engine) {
+                    Some(at) => at,
+                    None => {
+                        kept.push(Figures::new(engine));
+                        kept.len() - 1
+                    }
+                };
+                if let Some(figures) = kept.get(at) {
+                    with(figures);
+                }
+            },
+        );
+        if kept.is_none() {
+            with(&Figures::new(engine));
+        }
+    }
+}
+
 /// A round of the writer labelled `engine` began with `depth` requests
 /// taken from its queue. Shared by every writer that groups commits (the
 /// KV writer, the PostgreSQL backend's), so their figures are alike.
 pub fn round_started(engine: &'static str, depth: usize) {
     #[cfg(feature = "metrics")]
-    metrics::gauge!(names::QUEUE_DEPTH, "engine" => engine).set(depth as f64);
+    Figures::with(engine, |figures| {
+        figures
+            .queue_depth
+            .get_or_init(|| metrics::gauge!(names::QUEUE_DEPTH, "engine" => engine))
+            .set(depth as f64);
+    });
     #[cfg(not(feature = "metrics"))]
     let _ = (engine, depth);
 }
@@ -54,15 +123,28 @@ pub fn round_committed(
     head: u64,
 ) {
     #[cfg(feature = "metrics")]
-    {
-        metrics::histogram!(names::COMMIT_REQUESTS, "engine" => engine).record(requests as f64);
-        metrics::histogram!(names::COMMIT_EVENTS, "engine" => engine).record(events as f64);
+    Figures::with(engine, |figures| {
+        use metrics::{gauge, histogram};
+        use names::*;
+        figures
+            .commit_requests
+            .get_or_init(|| histogram!(COMMIT_REQUESTS, "engine" => engine))
+            .record(requests as f64);
+        figures
+            .commit_events
+            .get_or_init(|| histogram!(COMMIT_EVENTS, "engine" => engine))
+            .record(events as f64);
         if let Some(took) = took {
-            metrics::histogram!(names::COMMIT_DURATION, "engine" => engine)
+            figures
+                .commit_duration
+                .get_or_init(|| histogram!(COMMIT_DURATION, "engine" => engine))
                 .record(took.as_secs_f64());
         }
-        metrics::gauge!(names::HEAD_POSITION, "engine" => engine).set(head as f64);
-    }
+        figures
+            .head
+            .get_or_init(|| gauge!(HEAD_POSITION, "engine" => engine))
+            .set(head as f64);
+    });
     #[cfg(not(feature = "metrics"))]
     let _ = (engine, requests, events, took, head);
 }

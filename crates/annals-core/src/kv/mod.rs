@@ -11,6 +11,7 @@ pub mod figures;
 pub mod layout;
 mod read;
 mod store;
+pub mod support;
 mod verify;
 mod writer;
 

@@ -661,10 +661,10 @@ fn timed<T>(took: &mut Option<std::time::Duration>, f: impl FnOnce() -> T) -> T 
 
 /// Commits a batch, turning an engine panic into an error.
 fn commit<E: KvEngine>(engine: &E, batch: WriteBatch, sync: bool) -> Result<()> {
-    catch_unwind(AssertUnwindSafe(|| engine.commit(batch, sync))).unwrap_or_else(|_| {
+    catch_unwind(AssertUnwindSafe(|| engine.commit(batch, sync))).unwrap_or_else(|payload| {
         Err(Error::backend(
             "commit",
-            "the engine panicked while committing",
+            super::support::EnginePanic::new("the engine", payload.as_ref()),
         ))
     })
 }

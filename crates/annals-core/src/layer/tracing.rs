@@ -50,12 +50,17 @@ impl StreamIds {
 
 /// The layer that opens one `tracing` span per call of a backend, named
 /// `annals.<method>` (`annals.append`, `annals.read_all`, …), target
-/// [`TARGET`]. Writes and maintenance calls are `INFO` spans, reads and
-/// lookups `DEBUG`. The fields are in the README's "Observability"
-/// section; errors are recorded on the span (`outcome = "error"`,
-/// `error.kind`, `error.message`), and events mark a failed expectation or
-/// condition (`INFO`), an idempotent replay (`INFO`), an unavailable
-/// backend or unknown outcome (`WARN`) and corruption (`ERROR`).
+/// [`TARGET`]. The spans of the calls made all the time — appends, aux
+/// writes, reads and lookups — are `DEBUG`: under a subscriber at `INFO`
+/// they are filtered out where they are made and cost next to nothing.
+/// Deletions, truncations, compaction, verification and close are `INFO`
+/// spans. The fields are in the README's "Observability" section; errors
+/// are recorded on the span (`outcome = "error"`, `error.kind`,
+/// `error.message`), and events mark a failed expectation or condition
+/// (`INFO`), an idempotent replay (`INFO`), an unavailable backend or
+/// unknown outcome (`WARN`) and corruption (`ERROR`): children of the
+/// call's span, or where it is filtered out, events of their own naming
+/// the `backend` and `operation`.
 ///
 /// ```
 /// use annals_core::layer::{LayerExt, TracingLayer};
@@ -82,25 +87,31 @@ impl TracingLayer {
     }
 }
 
-/// A span with every field a call may record, empty until recorded.
+/// The span of `$call`, with every field it may record: those known as
+/// the call begins given at once (one dispatch to the subscriber, which
+/// formats them together; evaluated only if the span is enabled), the
+/// others empty until the call ends. `$stream`: the stream id to show.
 macro_rules! call_span {
-    ($level:expr, $name:literal) => {
+    ($level:expr, $name:literal, $call:expr, $stream:expr) => {{
+        let call: &Call<'_> = $call;
+        let append = call.method.is_append();
+        let writes = append || call.aux_writes > 0;
         ::tracing::span!(
             target: TARGET,
             $level,
             $name,
-            backend = Empty,
-            stream = Empty,
-            streams = Empty,
-            events = Empty,
-            bytes = Empty,
-            aux_writes = Empty,
-            expected = Empty,
-            conditional = Empty,
-            count = Empty,
-            direction = Empty,
-            from = Empty,
-            filtered = Empty,
+            backend = call.backend,
+            stream = $stream,
+            streams = append.then_some(call.streams),
+            events = writes.then_some(call.events),
+            bytes = writes.then_some(call.bytes),
+            aux_writes = writes.then_some(call.aux_writes),
+            expected = call.expected.map(expectation_kind),
+            conditional = append.then_some(call.conditional),
+            count = call.count,
+            direction = call.direction.map(direction_name),
+            from = call.from,
+            filtered = (call.method == Method::ReadAll).then_some(call.filtered),
             first_version = Empty,
             last_version = Empty,
             first_position = Empty,
@@ -114,76 +125,78 @@ macro_rules! call_span {
             error.kind = Empty,
             error.message = Empty,
         )
-    };
+    }};
 }
 
-fn span_of(method: Method) -> Span {
-    match method {
-        Method::Append => call_span!(Level::INFO, "annals.append"),
-        Method::AppendWith => call_span!(Level::INFO, "annals.append_with"),
-        Method::AppendBatch => call_span!(Level::INFO, "annals.append_batch"),
-        Method::ReadStream => call_span!(Level::DEBUG, "annals.read_stream"),
-        Method::ReadAll => call_span!(Level::DEBUG, "annals.read_all"),
-        Method::StreamVersion => call_span!(Level::DEBUG, "annals.stream_version"),
-        Method::StreamExists => call_span!(Level::DEBUG, "annals.stream_exists"),
-        Method::ListStreams => call_span!(Level::DEBUG, "annals.list_streams"),
-        Method::DeleteStream => call_span!(Level::INFO, "annals.delete_stream"),
-        Method::TruncateStream => call_span!(Level::INFO, "annals.truncate_stream"),
-        Method::Compact => call_span!(Level::INFO, "annals.compact"),
-        Method::DiskBytes => call_span!(Level::DEBUG, "annals.disk_bytes"),
-        Method::HasEvents => call_span!(Level::DEBUG, "annals.has_events"),
-        Method::Health => call_span!(Level::DEBUG, "annals.health"),
-        Method::Close => call_span!(Level::INFO, "annals.close"),
-        Method::Verify => call_span!(Level::INFO, "annals.verify"),
-        Method::AuxGet => call_span!(Level::DEBUG, "annals.aux_get"),
-        Method::AuxScan => call_span!(Level::DEBUG, "annals.aux_scan"),
-        Method::AuxWrite => call_span!(Level::INFO, "annals.aux_write"),
-        Method::AuxPut => call_span!(Level::INFO, "annals.aux_put"),
-        Method::AuxDelete => call_span!(Level::INFO, "annals.aux_delete"),
+fn direction_name(direction: crate::Direction) -> &'static str {
+    match direction {
+        crate::Direction::Forward => "forward",
+        crate::Direction::Backward => "backward",
     }
+}
+
+/// The span of `call`, showing `stream` as its stream.
+fn span_of(call: &Call<'_>, stream: Option<&str>) -> Span {
+    match call.method {
+        Method::Append => call_span!(Level::DEBUG, "annals.append", call, stream),
+        Method::AppendWith => call_span!(Level::DEBUG, "annals.append_with", call, stream),
+        Method::AppendBatch => call_span!(Level::DEBUG, "annals.append_batch", call, stream),
+        Method::ReadStream => call_span!(Level::DEBUG, "annals.read_stream", call, stream),
+        Method::ReadAll => call_span!(Level::DEBUG, "annals.read_all", call, stream),
+        Method::StreamVersion => call_span!(Level::DEBUG, "annals.stream_version", call, stream),
+        Method::StreamExists => call_span!(Level::DEBUG, "annals.stream_exists", call, stream),
+        Method::ListStreams => call_span!(Level::DEBUG, "annals.list_streams", call, stream),
+        Method::DeleteStream => call_span!(Level::INFO, "annals.delete_stream", call, stream),
+        Method::TruncateStream => call_span!(Level::INFO, "annals.truncate_stream", call, stream),
+        Method::Compact => call_span!(Level::INFO, "annals.compact", call, stream),
+        Method::DiskBytes => call_span!(Level::DEBUG, "annals.disk_bytes", call, stream),
+        Method::HasEvents => call_span!(Level::DEBUG, "annals.has_events", call, stream),
+        Method::Health => call_span!(Level::DEBUG, "annals.health", call, stream),
+        Method::Close => call_span!(Level::INFO, "annals.close", call, stream),
+        Method::Verify => call_span!(Level::INFO, "annals.verify", call, stream),
+        Method::AuxGet => call_span!(Level::DEBUG, "annals.aux_get", call, stream),
+        Method::AuxScan => call_span!(Level::DEBUG, "annals.aux_scan", call, stream),
+        Method::AuxWrite => call_span!(Level::DEBUG, "annals.aux_write", call, stream),
+        Method::AuxPut => call_span!(Level::DEBUG, "annals.aux_put", call, stream),
+        Method::AuxDelete => call_span!(Level::DEBUG, "annals.aux_delete", call, stream),
+    }
+}
+
+/// A notable event of a call, at `$level`: a child of the call's span
+/// `$span`, or where that span is filtered out (a `DEBUG` span under a
+/// subscriber at `INFO`), an event of its own in the current context,
+/// naming the call's backend and operation.
+macro_rules! notable {
+    ($level:ident, $span:expr, $call:expr, $($fields:tt)+) => {
+        if $span.is_disabled() {
+            ::tracing::$level!(
+                target: TARGET,
+                backend = $call.backend,
+                operation = $call.method.name(),
+                $($fields)+
+            )
+        } else {
+            ::tracing::$level!(target: TARGET, parent: $span, $($fields)+)
+        }
+    };
 }
 
 impl Observer for TracingLayer {
     type Scope = Span;
 
     fn begin(&self, call: &Call<'_>) -> Span {
-        let span = span_of(call.method);
-        if span.is_disabled() {
-            return span;
-        }
-        span.record("backend", call.backend);
-        if let Some(stream) = call.stream.and_then(|s| self.streams.show(s)) {
-            span.record("stream", stream);
-        }
-        if call.method.is_append() {
-            span.record("streams", call.streams);
-            span.record("conditional", call.conditional);
-        }
-        if call.method.is_append() || call.aux_writes > 0 {
-            span.record("events", call.events);
-            span.record("bytes", call.bytes);
-            span.record("aux_writes", call.aux_writes);
-        }
-        if let Some(expected) = call.expected {
-            span.record("expected", expectation_kind(expected));
-        }
-        if let Some(count) = call.count {
-            span.record("count", count);
-        }
-        if let Some(direction) = call.direction {
-            span.record(
-                "direction",
-                match direction {
-                    crate::Direction::Forward => "forward",
-                    crate::Direction::Backward => "backward",
-                },
-            );
-        }
-        if let Some(from) = call.from {
-            span.record("from", from);
-        }
-        if call.method == Method::ReadAll {
-            span.record("filtered", call.filtered);
+        // A plain id is given as the span is made; a hash is made only
+        // once the span is known to be enabled.
+        let plain = match self.streams {
+            StreamIds::Plain => call.stream.map(StreamId::as_str),
+            StreamIds::Hashed | StreamIds::Hidden => None,
+        };
+        let span = span_of(call, plain);
+        if self.streams == StreamIds::Hashed
+            && !span.is_disabled()
+            && let Some(hashed) = call.stream.and_then(|s| self.streams.show(s))
+        {
+            span.record("stream", hashed);
         }
         span
     }
@@ -197,54 +210,65 @@ impl Observer for TracingLayer {
     }
 
     fn end(&self, span: Span, call: &Call<'_>, _: Duration, outcome: Outcome<'_>) {
-        if span.is_disabled() {
-            return;
-        }
+        // Each outcome's fields in one record (one dispatch to the
+        // subscriber), if the span is enabled; the notable events in any
+        // case.
+        let enabled = !span.is_disabled();
         match outcome {
             Outcome::Failed(error) => {
-                span.record("outcome", "error");
-                span.record("error.kind", error.kind());
-                if let Some(message) = self.message(error) {
-                    span.record("error.message", message.as_str());
+                if enabled {
+                    let message = self.message(error);
+                    ::tracing::record_all!(
+                        span,
+                        outcome = "error",
+                        error.kind = error.kind(),
+                        error.message = message.as_deref(),
+                    );
                 }
                 self.error_event(&span, call, error);
-                return;
             }
             Outcome::Appended { results, replayed } => {
-                if let (Some(first), Some(last)) = (results.first(), results.last()) {
-                    span.record("first_version", first.first_version.0);
-                    span.record("last_version", last.last_version.0);
-                    span.record("first_position", first.first_position.0);
-                    span.record("last_position", last.last_position.0);
+                let (first, last) = (results.first(), results.last());
+                if enabled {
+                    ::tracing::record_all!(
+                        span,
+                        first_version = first.map(|r| r.first_version.0),
+                        last_version = last.map(|r| r.last_version.0),
+                        first_position = first.map(|r| r.first_position.0),
+                        last_position = last.map(|r| r.last_position.0),
+                        replayed = replayed,
+                        outcome = "ok",
+                    );
                 }
-                span.record("replayed", replayed);
                 if replayed {
-                    ::tracing::info!(
-                        target: TARGET,
-                        parent: &span,
-                        first_position = results.first().map(|r| r.first_position.0),
-                        last_position = results.last().map(|r| r.last_position.0),
+                    notable!(
+                        info,
+                        &span,
+                        call,
+                        first_position = first.map(|r| r.first_position.0),
+                        last_position = last.map(|r| r.last_position.0),
                         "idempotent replay: the events were already written, nothing was written again"
                     );
                 }
             }
+            _ if !enabled => {}
             Outcome::Page { events, head } => {
-                span.record("page_size", events);
-                span.record("head", head.0);
+                ::tracing::record_all!(span, page_size = events, head = head.0, outcome = "ok");
             }
             Outcome::Version(version) => {
-                span.record("version", version.0);
+                ::tracing::record_all!(span, version = version.0, outcome = "ok");
             }
             Outcome::Listed(items) => {
-                span.record("listed", items);
+                ::tracing::record_all!(span, listed = items, outcome = "ok");
             }
             Outcome::Answer(_)
             | Outcome::AuxValue(_)
             | Outcome::DiskBytes(_)
             | Outcome::Verified(_)
-            | Outcome::Done => {}
+            | Outcome::Done => {
+                span.record("outcome", "ok");
+            }
         }
-        span.record("outcome", "ok");
     }
 }
 
@@ -260,30 +284,34 @@ impl TracingLayer {
         match error.root() {
             Error::WrongExpectedVersion {
                 expected, actual, ..
-            } => ::tracing::info!(
-                target: TARGET,
-                parent: span,
+            } => notable!(
+                info,
+                span,
+                call,
                 stream = call.stream.and_then(|s| self.streams.show(s)),
                 expected = %expected,
                 actual = actual.map(|v| v.0),
                 part = error.part(),
                 "expectation failed"
             ),
-            Error::AppendConditionFailed { .. } => ::tracing::info!(
-                target: TARGET,
-                parent: span,
+            Error::AppendConditionFailed { .. } => notable!(
+                info,
+                span,
+                call,
                 part = error.part(),
                 "append condition failed"
             ),
-            Error::Corruption { .. } => ::tracing::error!(
-                target: TARGET,
-                parent: span,
+            Error::Corruption { .. } => notable!(
+                error,
+                span,
+                call,
                 error = self.message(error).as_deref(),
                 "corruption"
             ),
-            Error::Unavailable { .. } | Error::OutcomeUnknown { .. } => ::tracing::warn!(
-                target: TARGET,
-                parent: span,
+            Error::Unavailable { .. } | Error::OutcomeUnknown { .. } => notable!(
+                warn,
+                span,
+                call,
                 kind = error.kind(),
                 error = self.message(error).as_deref(),
                 "backend unavailable or write outcome unknown"

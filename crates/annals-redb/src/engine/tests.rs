@@ -1,161 +1,17 @@
-//! The engine through the `KvEngine` trait.
+//! What is redb's own in the engine; what every engine does is in the
+//! engine suite (`tests/engine.rs`).
 #![allow(clippy::unwrap_used)]
 
 use std::sync::mpsc;
 use std::thread;
 
 use super::*;
-use annals_core::{Durability, Field};
+use annals_backend_tests::kv::{put, scan_all};
+use annals_core::Durability;
+use annals_core::kv::Scan;
 
 fn open_in(dir: &tempfile::TempDir) -> RedbEngine {
     RedbEngine::open(dir.path().join("store.redb"), &RedbOptions::default()).unwrap()
-}
-
-fn put(engine: &RedbEngine, pairs: &[(&[u8], &[u8])], sync: bool) {
-    let mut batch = WriteBatch::new();
-    for (k, v) in pairs {
-        batch.put(k.to_vec(), v.to_vec());
-    }
-    engine.commit(batch, sync).unwrap();
-}
-
-type Entries = Vec<(Vec<u8>, Vec<u8>)>;
-
-fn scan_all(snap: &RedbSnapshot, start: &[u8], end: &[u8], dir: Direction) -> Entries {
-    let mut out = Vec::new();
-    snap.scan(start, end, dir, &mut |k, v| {
-        out.push((k.to_vec(), v.to_vec()));
-        Ok(Scan::Continue)
-    })
-    .unwrap();
-    out
-}
-
-fn keys(entries: &Entries) -> Vec<&[u8]> {
-    entries.iter().map(|(k, _)| k.as_slice()).collect()
-}
-
-#[test]
-fn empty_store_reads_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = open_in(&dir);
-    let snap = engine.snapshot().unwrap();
-    assert_eq!(snap.get(b"a").unwrap(), None);
-    assert!(scan_all(&snap, b"", &[0xff; 4], Direction::Forward).is_empty());
-    assert!(scan_all(&snap, b"", &[0xff; 4], Direction::Backward).is_empty());
-    assert_eq!(engine.capabilities(), Capabilities::ALL);
-    assert!(engine.disk_bytes().unwrap() > 0);
-}
-
-#[test]
-fn batch_ops_apply_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = open_in(&dir);
-    put(&engine, &[(b"a", b"1"), (b"b", b"2"), (b"c", b"3")], true);
-    let mut batch = WriteBatch::new();
-    batch.put(b"a".to_vec(), b"10".to_vec());
-    batch.delete(b"a".to_vec()); // a later op on the same key wins
-    batch.delete(b"b".to_vec());
-    batch.put(b"b".to_vec(), b"20".to_vec());
-    batch.delete(b"zzz".to_vec()); // deleting a missing key is fine
-    engine.commit(batch, true).unwrap();
-    let snap = engine.snapshot().unwrap();
-    assert_eq!(snap.get(b"a").unwrap(), None);
-    assert_eq!(snap.get(b"b").unwrap(), Some(b"20".to_vec()));
-    assert_eq!(snap.get(b"c").unwrap(), Some(b"3".to_vec()));
-    // An empty batch is fine, synced or not.
-    engine.commit(WriteBatch::new(), true).unwrap();
-    engine.commit(WriteBatch::new(), false).unwrap();
-}
-
-#[test]
-fn snapshot_does_not_see_later_commits() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = open_in(&dir);
-    put(&engine, &[(b"a", b"1")], true);
-    let before = engine.snapshot().unwrap();
-    put(&engine, &[(b"a", b"2"), (b"b", b"1")], true);
-    let mut batch = WriteBatch::new();
-    batch.delete(b"a".to_vec());
-    engine.commit(batch, false).unwrap();
-    assert_eq!(before.get(b"a").unwrap(), Some(b"1".to_vec()));
-    assert_eq!(before.get(b"b").unwrap(), None);
-    assert_eq!(
-        scan_all(&before, b"", b"z", Direction::Forward),
-        vec![(b"a".to_vec(), b"1".to_vec())]
-    );
-    let after = engine.snapshot().unwrap();
-    assert_eq!(after.get(b"a").unwrap(), None);
-    assert_eq!(after.get(b"b").unwrap(), Some(b"1".to_vec()));
-}
-
-#[test]
-fn first_snapshot_before_any_commit_stays_empty() {
-    // The table does not exist when this snapshot is taken.
-    let dir = tempfile::tempdir().unwrap();
-    let engine = open_in(&dir);
-    let before = engine.snapshot().unwrap();
-    put(&engine, &[(b"a", b"1")], true);
-    assert_eq!(before.get(b"a").unwrap(), None);
-    assert_eq!(
-        engine.snapshot().unwrap().get(b"a").unwrap(),
-        Some(b"1".to_vec())
-    );
-}
-
-#[test]
-fn scans_both_ways_within_bounds() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = open_in(&dir);
-    let all: Vec<Vec<u8>> = (0u8..20).map(|i| vec![1, i]).collect();
-    let mut batch = WriteBatch::new();
-    for k in &all {
-        batch.put(k.clone(), k.iter().rev().copied().collect());
-    }
-    batch.put(vec![0], b"below".to_vec());
-    batch.put(vec![2], b"above".to_vec());
-    engine.commit(batch, true).unwrap();
-    let snap = engine.snapshot().unwrap();
-
-    // [start, end): start included, end excluded.
-    let fwd = scan_all(&snap, &[1, 5], &[1, 9], Direction::Forward);
-    assert_eq!(keys(&fwd), [[1, 5], [1, 6], [1, 7], [1, 8]]);
-    assert_eq!(fwd[0].1, vec![5, 1]);
-    let bwd = scan_all(&snap, &[1, 5], &[1, 9], Direction::Backward);
-    assert_eq!(keys(&bwd), [[1, 8], [1, 7], [1, 6], [1, 5]]);
-
-    // A whole prefix: [1] .. [2].
-    let fwd = scan_all(&snap, &[1], &[2], Direction::Forward);
-    assert_eq!(fwd.len(), 20);
-    let bwd = scan_all(&snap, &[1], &[2], Direction::Backward);
-    assert_eq!(keys(&bwd).first(), Some(&[1u8, 19].as_slice()));
-    assert_eq!(keys(&bwd).last(), Some(&[1u8, 0].as_slice()));
-
-    // Empty and inverted ranges visit nothing.
-    assert!(scan_all(&snap, &[1, 5], &[1, 5], Direction::Forward).is_empty());
-    assert!(scan_all(&snap, &[1, 9], &[1, 5], Direction::Backward).is_empty());
-    assert!(scan_all(&snap, &[3], &[4], Direction::Forward).is_empty());
-
-    // Stop ends the scan; an error of the visitor is the scan's.
-    for dir in [Direction::Forward, Direction::Backward] {
-        let mut seen = 0;
-        snap.scan(&[1], &[2], dir, &mut |_, _| {
-            seen += 1;
-            Ok(if seen == 3 {
-                Scan::Stop
-            } else {
-                Scan::Continue
-            })
-        })
-        .unwrap();
-        assert_eq!(seen, 3);
-        let err = snap
-            .scan(&[1], &[2], dir, &mut |_, _| {
-                Err(Error::empty(Field::Events, "visitor"))
-            })
-            .unwrap_err();
-        assert!(matches!(err, Error::InvalidInput { message: m, .. } if m == "visitor"));
-    }
 }
 
 #[test]
@@ -218,54 +74,6 @@ fn sync_interval_makes_relaxed_commits_durable() {
 }
 
 #[test]
-fn close_releases_the_file_and_later_calls_are_closed() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store.redb");
-    let engine = RedbEngine::open(&path, &RedbOptions::default()).unwrap();
-    put(&engine, &[(b"a", b"1")], true);
-    let live = engine.snapshot().unwrap();
-    engine.close().unwrap();
-
-    assert!(matches!(engine.snapshot(), Err(Error::Closed)));
-    assert!(matches!(
-        engine.commit(WriteBatch::new(), true),
-        Err(Error::Closed)
-    ));
-    assert!(matches!(engine.compact(), Err(Error::Closed)));
-    assert!(matches!(engine.disk_bytes(), Err(Error::Closed)));
-    engine.close().unwrap(); // closing again does nothing
-    // A snapshot that outlived the close answers an error, or what it had
-    // already loaded, and never panics.
-    match live.get(b"a") {
-        Ok(v) => assert_eq!(v, Some(b"1".to_vec())),
-        Err(e) => assert!(matches!(e, Error::Closed), "{e:?}"),
-    }
-
-    // The same path opens again at once, in this process, with the data.
-    let again = RedbEngine::open(&path, &RedbOptions::default()).unwrap();
-    assert_eq!(
-        again.snapshot().unwrap().get(b"a").unwrap(),
-        Some(b"1".to_vec())
-    );
-    drop(live);
-    drop(again);
-    // Dropping without close releases the file too.
-    RedbEngine::open(&path, &RedbOptions::default()).unwrap();
-}
-
-#[test]
-fn second_open_of_an_open_file_is_an_error_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store.redb");
-    let _engine = RedbEngine::open(&path, &RedbOptions::default()).unwrap();
-    let err = RedbEngine::open(&path, &RedbOptions::default()).unwrap_err();
-    let msg = err.to_string();
-    assert!(matches!(err, Error::Backend { .. }), "{err:?}");
-    assert!(msg.contains(&path.display().to_string()), "{msg}");
-    assert!(msg.contains("already open"), "{msg}");
-}
-
-#[test]
 fn a_file_that_is_not_redb_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("notes.txt");
@@ -323,7 +131,7 @@ fn compact_waits_for_live_snapshots() {
     let engine = Arc::new(open_in(&dir));
     let value = vec![7u8; 1000];
     for i in 0u32..200 {
-        put(&engine, &[(&i.to_be_bytes(), &value)], true);
+        put(&*engine, &[(&i.to_be_bytes(), &value)], true);
     }
     let snap = engine.snapshot().unwrap();
     let (done_tx, done_rx) = mpsc::channel();
@@ -364,7 +172,7 @@ fn compact_lets_a_snapshot_holder_take_another_snapshot_and_commit() {
     // compact is waiting: neither may deadlock, and compact still succeeds.
     let dir = tempfile::tempdir().unwrap();
     let engine = Arc::new(open_in(&dir));
-    put(&engine, &[(b"a", b"1")], true);
+    put(&*engine, &[(b"a", b"1")], true);
     let first = engine.snapshot().unwrap();
     let compactor = {
         let engine = Arc::clone(&engine);
@@ -372,104 +180,13 @@ fn compact_lets_a_snapshot_holder_take_another_snapshot_and_commit() {
     };
     thread::sleep(Duration::from_millis(30));
     let second = engine.snapshot().unwrap();
-    put(&engine, &[(b"b", b"2")], true);
+    put(&*engine, &[(b"b", b"2")], true);
     assert_eq!(first.get(b"b").unwrap(), None);
     assert_eq!(second.get(b"a").unwrap(), Some(b"1".to_vec()));
     drop((first, second));
     compactor.join().unwrap().unwrap();
     let snap = engine.snapshot().unwrap();
     assert_eq!(snap.get(b"b").unwrap(), Some(b"2".to_vec()));
-}
-
-#[test]
-fn commits_during_compaction_are_kept() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store.redb");
-    let engine = Arc::new(RedbEngine::open(&path, &RedbOptions::default()).unwrap());
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let engine = Arc::clone(&engine);
-        let stop = Arc::clone(&stop);
-        thread::spawn(move || {
-            let mut i = 0u32;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                put(
-                    &engine,
-                    &[(&i.to_be_bytes(), &[1u8; 300])],
-                    i.is_multiple_of(2),
-                );
-                if i.is_multiple_of(3) {
-                    let mut batch = WriteBatch::new();
-                    batch.delete((i / 2).to_be_bytes().to_vec());
-                    engine.commit(batch, false).unwrap();
-                }
-                i += 1;
-            }
-            i
-        })
-    };
-    let reader = {
-        let engine = Arc::clone(&engine);
-        let stop = Arc::clone(&stop);
-        thread::spawn(move || {
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let snap = engine.snapshot().unwrap();
-                scan_all(&snap, b"", &[0xff; 5], Direction::Backward);
-            }
-        })
-    };
-    for _ in 0..5 {
-        engine.compact().unwrap();
-        thread::sleep(Duration::from_millis(20));
-    }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let written = writer.join().unwrap();
-    reader.join().unwrap();
-    let expected: Entries = (0..written)
-        .filter(|i| !(0..written).any(|j| j.is_multiple_of(3) && j / 2 == *i))
-        .map(|i| (i.to_be_bytes().to_vec(), vec![1u8; 300]))
-        .collect();
-    let engine = Arc::into_inner(engine).unwrap();
-    engine.close().unwrap();
-    let engine = RedbEngine::open(&path, &RedbOptions::default()).unwrap();
-    assert_eq!(
-        scan_all(
-            &engine.snapshot().unwrap(),
-            b"",
-            &[0xff; 5],
-            Direction::Forward
-        ),
-        expected
-    );
-}
-
-#[test]
-fn compact_gives_space_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = open_in(&dir);
-    let value = vec![3u8; 4000];
-    for chunk in 0u32..50 {
-        let mut batch = WriteBatch::new();
-        for i in 0..100 {
-            batch.put((chunk * 100 + i).to_be_bytes().to_vec(), value.clone());
-        }
-        engine.commit(batch, true).unwrap();
-    }
-    let full = engine.disk_bytes().unwrap();
-    assert!(full > 10 << 20, "{full}");
-    let mut batch = WriteBatch::new();
-    for i in 0u32..4900 {
-        batch.delete(i.to_be_bytes().to_vec());
-    }
-    engine.commit(batch, true).unwrap();
-    engine.compact().unwrap();
-    let compacted = engine.disk_bytes().unwrap();
-    assert!(compacted < full / 4, "{compacted} is not much below {full}");
-    let snap = engine.snapshot().unwrap();
-    assert_eq!(
-        scan_all(&snap, b"", &[0xff; 5], Direction::Forward).len(),
-        100
-    );
 }
 
 /// Writes a store of `n` keys, closes it and returns its bytes.
@@ -549,13 +266,8 @@ fn damaged_file_never_panics_without_the_integrity_check() {
         check_integrity: false,
         ..RedbOptions::default()
     };
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = annals_backend_tests::workload::Rng::new(0x2545_f491_4f6c_dd1d);
+    let mut next = move || rng.next_u64();
     let (mut errors, mut oks) = (0, 0);
     for _ in 0..150 {
         let mut bad = good.clone();

@@ -1,4 +1,5 @@
-//! The engine through the `KvEngine` trait.
+//! What is RocksDB's own in the engine (column families, compression,
+//! close); what every engine does is in the engine suite (`tests/engine.rs`).
 #![allow(clippy::unwrap_used)]
 
 use std::sync::mpsc;
@@ -6,7 +7,7 @@ use std::thread;
 use std::time::Instant;
 
 use super::*;
-use annals_core::CorruptionAt;
+use annals_backend_tests::kv::{Entries, put, scan_all};
 
 fn options() -> RocksDbOptions {
     RocksDbOptions {
@@ -18,26 +19,6 @@ fn options() -> RocksDbOptions {
 
 fn open_in(dir: &tempfile::TempDir) -> RocksDbEngine {
     RocksDbEngine::open(dir.path().join("store"), &options()).unwrap()
-}
-
-fn put(engine: &RocksDbEngine, pairs: &[(&[u8], &[u8])], sync: bool) {
-    let mut batch = WriteBatch::new();
-    for (k, v) in pairs {
-        batch.put(k.to_vec(), v.to_vec());
-    }
-    engine.commit(batch, sync).unwrap();
-}
-
-type Entries = Vec<(Vec<u8>, Vec<u8>)>;
-
-fn scan_all(snap: &RocksDbSnapshot, start: &[u8], end: &[u8], dir: Direction) -> Entries {
-    let mut out = Vec::new();
-    snap.scan(start, end, dir, &mut |k, v| {
-        out.push((k.to_vec(), v.to_vec()));
-        Ok(Scan::Continue)
-    })
-    .unwrap();
-    out
 }
 
 fn keys(entries: &Entries) -> Vec<&[u8]> {
@@ -60,20 +41,6 @@ fn snapshots_are_send_and_static() {
     fn check<T: Send + 'static>() {}
     check::<RocksDbSnapshot>();
     check::<RocksDbEngine>();
-}
-
-#[test]
-fn empty_store_reads_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = open_in(&dir);
-    let snap = engine.snapshot().unwrap();
-    assert_eq!(snap.get(b"a").unwrap(), None);
-    assert_eq!(snap.get(&[0x01, 0]).unwrap(), None);
-    assert_eq!(snap.get(&[]).unwrap(), None);
-    assert!(scan_all(&snap, b"", &[0xff; 4], Direction::Forward).is_empty());
-    assert!(scan_all(&snap, b"", &[0xff; 4], Direction::Backward).is_empty());
-    assert_eq!(engine.capabilities(), Capabilities::ALL);
-    engine.disk_bytes().unwrap();
 }
 
 #[test]
@@ -122,114 +89,6 @@ fn keys_go_to_their_column_family_and_scans_cross_them() {
 }
 
 #[test]
-fn a_scan_stops_when_asked_and_passes_errors_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = open_in(&dir);
-    let pairs: Vec<(&[u8], &[u8])> = KEYS.iter().map(|k| (*k, &b"v"[..])).collect();
-    put(&engine, &pairs, true);
-    let snap = engine.snapshot().unwrap();
-    for direction in [Direction::Forward, Direction::Backward] {
-        let mut seen = 0;
-        snap.scan(&[], &[0xFF], direction, &mut |_, _| {
-            seen += 1;
-            Ok(if seen == 3 {
-                Scan::Stop
-            } else {
-                Scan::Continue
-            })
-        })
-        .unwrap();
-        assert_eq!(seen, 3);
-        let err = snap
-            .scan(&[], &[0xFF], direction, &mut |_, _| {
-                Err(Error::corruption(CorruptionAt::Unknown, "from the visitor"))
-            })
-            .unwrap_err();
-        assert!(matches!(err, Error::Corruption { message: m, .. } if m == "from the visitor"));
-    }
-}
-
-#[test]
-fn batch_ops_apply_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = open_in(&dir);
-    put(
-        &engine,
-        &[(b"a", b"1"), (b"b", b"2"), (&[1, 7], b"3")],
-        true,
-    );
-    let mut batch = WriteBatch::new();
-    batch.put(b"a".to_vec(), b"10".to_vec());
-    batch.delete(b"a".to_vec()); // a later op on the same key wins
-    batch.delete(b"b".to_vec());
-    batch.put(b"b".to_vec(), b"20".to_vec());
-    batch.delete(vec![1, 7]);
-    batch.delete(b"zzz".to_vec()); // deleting a missing key is fine
-    engine.commit(batch, true).unwrap();
-    let snap = engine.snapshot().unwrap();
-    assert_eq!(snap.get(b"a").unwrap(), None);
-    assert_eq!(snap.get(b"b").unwrap(), Some(b"20".to_vec()));
-    assert_eq!(snap.get(&[1, 7]).unwrap(), None);
-    // An empty batch is fine, synced or not.
-    engine.commit(WriteBatch::new(), true).unwrap();
-    engine.commit(WriteBatch::new(), false).unwrap();
-}
-
-#[test]
-fn snapshot_does_not_see_later_commits() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = open_in(&dir);
-    put(&engine, &[(b"a", b"1"), (&[1, 1], b"x")], true);
-    let before = engine.snapshot().unwrap();
-    put(
-        &engine,
-        &[(b"a", b"2"), (b"b", b"1"), (&[1, 2], b"y")],
-        false,
-    );
-    let mut batch = WriteBatch::new();
-    batch.delete(vec![1, 1]);
-    engine.commit(batch, true).unwrap();
-    // Not even after a flush and a compaction.
-    engine.compact().unwrap();
-    assert_eq!(before.get(b"a").unwrap(), Some(b"1".to_vec()));
-    assert_eq!(before.get(b"b").unwrap(), None);
-    assert_eq!(before.get(&[1, 1]).unwrap(), Some(b"x".to_vec()));
-    let all = scan_all(&before, &[], &[0xFF], Direction::Forward);
-    assert_eq!(keys(&all), vec![&[1u8, 1][..], b"a"]);
-    let now = engine.snapshot().unwrap();
-    let all = scan_all(&now, &[], &[0xFF], Direction::Forward);
-    assert_eq!(keys(&all), vec![&[1u8, 2][..], b"a", b"b"]);
-}
-
-#[test]
-fn close_releases_the_folder_and_everything_is_there_after_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store");
-    let engine = RocksDbEngine::open(&path, &options()).unwrap();
-    put(&engine, &[(b"a", b"1")], true);
-    put(&engine, &[(&[1, 1], b"relaxed")], false);
-    // Open elsewhere in the process: refused, and said so.
-    let err = RocksDbEngine::open(&path, &options()).unwrap_err();
-    assert!(
-        matches!(&err, Error::Backend { message, .. } if message.contains("already open")),
-        "{err:?}"
-    );
-    engine.close().unwrap();
-    engine.close().unwrap(); // closing again does nothing
-    assert!(matches!(engine.snapshot(), Err(Error::Closed)));
-    assert!(matches!(
-        engine.commit(WriteBatch::new(), true),
-        Err(Error::Closed)
-    ));
-    assert!(matches!(engine.compact(), Err(Error::Closed)));
-    assert!(matches!(engine.disk_bytes(), Err(Error::Closed)));
-    let again = RocksDbEngine::open(&path, &options()).unwrap();
-    let snap = again.snapshot().unwrap();
-    assert_eq!(snap.get(b"a").unwrap(), Some(b"1".to_vec()));
-    assert_eq!(snap.get(&[1, 1]).unwrap(), Some(b"relaxed".to_vec()));
-}
-
-#[test]
 fn close_waits_for_live_snapshots() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
@@ -266,56 +125,6 @@ fn dropping_the_engine_closes_the_database() {
         again.snapshot().unwrap().get(b"a").unwrap(),
         Some(b"1".to_vec())
     );
-}
-
-#[test]
-fn compact_gives_space_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = open_in(&dir);
-    // ~8 MB of poorly compressible values, in both families.
-    let mut seed = 1u64;
-    let mut noise = |n: usize| -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed as u8
-            })
-            .collect()
-    };
-    for chunk in 0..80u64 {
-        let mut batch = WriteBatch::new();
-        for i in 0..100u64 {
-            let n = chunk * 100 + i;
-            let mut key = vec![layout::LOG];
-            key.extend_from_slice(&n.to_be_bytes());
-            batch.put(key, noise(900));
-            let mut aux = vec![layout::AUX];
-            aux.extend_from_slice(&n.to_be_bytes());
-            batch.put(aux, noise(100));
-        }
-        engine.commit(batch, false).unwrap();
-    }
-    engine.compact().unwrap();
-    let full = engine.disk_bytes().unwrap();
-    assert!(full > 5_000_000, "{full}");
-    let mut batch = WriteBatch::new();
-    for n in 0..7_600u64 {
-        for prefix in [layout::LOG, layout::AUX] {
-            let mut key = vec![prefix];
-            key.extend_from_slice(&n.to_be_bytes());
-            batch.delete(key);
-        }
-    }
-    engine.commit(batch, true).unwrap();
-    engine.compact().unwrap();
-    let after = engine.disk_bytes().unwrap();
-    assert!(after < full / 5, "{after} of {full}");
-    // What was not deleted is all there.
-    let snap = engine.snapshot().unwrap();
-    let left = scan_all(&snap, &[], &[0xFF], Direction::Forward);
-    assert_eq!(left.len(), 800);
 }
 
 #[test]

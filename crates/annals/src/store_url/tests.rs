@@ -233,7 +233,7 @@ fn unknown_schemes_list_the_known_ones() {
     ] {
         let msg = parse_err(url);
         assert!(msg.contains(&format!("unknown scheme {scheme:?}")), "{msg}");
-        for known in Scheme::ALL {
+        for known in Scheme::all() {
             assert!(msg.contains(known.name()), "{msg} lacks {known}");
         }
         if !cfg!(feature = "rocksdb") {
@@ -329,8 +329,13 @@ fn url_for_refuses_what_a_url_cannot_carry() {
 
 #[test]
 fn scheme_names_and_features() {
-    let names: Vec<&str> = Scheme::ALL.iter().map(|s| s.name()).collect();
-    assert_eq!(names, ["memory", "redb", "rocksdb", "sled", "postgres"]);
+    let names: Vec<&str> = Scheme::all().map(|s| s.name()).collect();
+    assert_eq!(
+        names,
+        ["memory", "redb", "rocksdb", "sled", "fjall", "postgres"]
+    );
+    assert_eq!(Scheme::Fjall.is_compiled(), cfg!(feature = "fjall"));
+    assert!(Scheme::Fjall.takes_path());
     assert_eq!(Scheme::Postgres.is_compiled(), cfg!(feature = "postgres"));
     assert_eq!(Scheme::Memory.is_compiled(), cfg!(feature = "memory"));
     assert_eq!(Scheme::Redb.is_compiled(), cfg!(feature = "redb"));

@@ -1,0 +1,442 @@
+//! The toolkit of engine crates: what every [`KvEngine`](super::KvEngine)
+//! over a third-party library needs and would otherwise write again.
+//!
+//! - [`no_panic`] and [`EnginePanic`]: a panic of the engine's library (on
+//!   damaged files) becomes an [`Error::Backend`], never a panic of the
+//!   caller's;
+//! - [`LiveSnapshots`] and [`Ticket`]: counting the snapshots alive, so
+//!   that `compact` or `close` can wait for them to end;
+//! - [`scan_iter`] and [`next_in`]: the scan loop over a double-ended range;
+//! - [`BackendOptions`]: a backend's options with the URL parameter loop
+//!   ([`BackendOptions::from_params`]) provided;
+//! - durable file replacement and folder sync live in
+//!   [`files`](crate::files) ([`files::replace_file`](crate::files::replace_file),
+//!   [`files::sync_folder`](crate::files::sync_folder)), beside the rules of
+//!   which files are a store's own.
+
+use std::any::Any;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use super::engine::{Scan, Visitor};
+use crate::backend::{Direction, StoreConfig};
+use crate::error::{Error, Result};
+
+/// A panic of an engine's library, caught before it left annals' API: the
+/// source of the [`Error::Backend`] that [`no_panic`] answers. Libraries
+/// that trust the files they open can panic on damaged bytes; annals
+/// reports that as an error instead.
+///
+/// ```
+/// use annals_core::Error;
+/// use annals_core::kv::support::{EnginePanic, no_panic};
+///
+/// let err = no_panic("redb", "reading", "store.redb".as_ref(), || panic!("bad page")).unwrap_err();
+/// let Error::Backend { source, message } = &err else { unreachable!() };
+/// assert_eq!(message, "reading store.redb: redb panicked (its files may be damaged)");
+/// let panic = source.downcast_ref::<EnginePanic>().unwrap();
+/// assert_eq!((panic.engine(), panic.message()), ("redb", "bad page"));
+/// assert_eq!(panic.to_string(), "redb panicked: bad page");
+/// ```
+#[derive(Debug)]
+pub struct EnginePanic {
+    engine: &'static str,
+    message: String,
+}
+
+impl EnginePanic {
+    /// The panic of `engine` with the message of its `payload` (what
+    /// [`catch_unwind`] caught).
+    pub fn new(engine: &'static str, payload: &(dyn Any + Send)) -> EnginePanic {
+        EnginePanic {
+            engine,
+            message: panic_message(payload),
+        }
+    }
+
+    /// The engine that panicked (`redb`, `sled`, …).
+    pub fn engine(&self) -> &'static str {
+        self.engine
+    }
+
+    /// The panic's message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for EnginePanic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} panicked: {}", self.engine, self.message)
+    }
+}
+
+impl std::error::Error for EnginePanic {}
+
+/// The message of a panic's payload: the `&str` or `String` that `panic!`
+/// was given, or `(no message)`.
+///
+/// ```
+/// use annals_core::kv::support::panic_message;
+///
+/// let payload = std::panic::catch_unwind(|| panic!("at {}", 7)).unwrap_err();
+/// assert_eq!(panic_message(payload.as_ref()), "at 7");
+/// ```
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
+    }
+}
+
+/// Runs `f` (which calls into `engine`'s library), turning a panic into an
+/// [`Error::Backend`] that names what was done (`what`: "reading",
+/// "committing to", …) and the store's `path`, with an [`EnginePanic`] as
+/// its source. See [`EnginePanic`] for an example.
+pub fn no_panic<T>(
+    engine: &'static str,
+    what: &str,
+    path: &Path,
+    f: impl FnOnce() -> T,
+) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        Error::backend(
+            format!(
+                "{what} {}: {engine} panicked (its files may be damaged)",
+                path.display()
+            ),
+            EnginePanic::new(engine, payload.as_ref()),
+        )
+    })
+}
+
+/// Counts the live snapshots of an engine, so that an operation that needs
+/// the database to itself (`compact`, `close`) can wait for them to end.
+///
+/// A snapshot holds the [`Ticket`] that [`enter`](LiveSnapshots::enter)
+/// gave it, dropped after the engine's read view is released.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use annals_core::kv::support::LiveSnapshots;
+///
+/// let live = Arc::new(LiveSnapshots::default());
+/// let ticket = live.enter();
+/// assert_eq!(live.wait_none(Duration::from_millis(1)), 1);
+/// drop(ticket);
+/// assert_eq!(live.wait_none(Duration::from_secs(1)), 0);
+/// ```
+#[derive(Debug, Default)]
+pub struct LiveSnapshots {
+    count: Mutex<usize>,
+    none_left: Condvar,
+}
+
+impl LiveSnapshots {
+    /// Counts a new snapshot; dropping the ticket uncounts it.
+    pub fn enter(self: &Arc<Self>) -> Ticket {
+        *lock(&self.count) += 1;
+        Ticket(Arc::clone(self))
+    }
+
+    /// Waits up to `timeout` for no snapshot to be left; answers how many
+    /// are (0: none).
+    pub fn wait_none(&self, timeout: Duration) -> usize {
+        let count = lock(&self.count);
+        let (count, _) = self
+            .none_left
+            .wait_timeout_while(count, timeout, |n| *n > 0)
+            .unwrap_or_else(PoisonError::into_inner);
+        *count
+    }
+}
+
+/// A live snapshot's place in [`LiveSnapshots`]: dropping it ends the
+/// snapshot.
+#[derive(Debug)]
+pub struct Ticket(Arc<LiveSnapshots>);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut count = lock(&self.0.count);
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            self.0.none_left.notify_all();
+        }
+    }
+}
+
+/// Locks `mutex`, also when a thread panicked while holding it (what it
+/// guards stays consistent: every holder only reads or replaces it whole).
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The next entry of a double-ended range in `direction`: from its front
+/// going `Forward`, from its back going `Backward`.
+pub fn next_in<I: DoubleEndedIterator>(range: &mut I, direction: Direction) -> Option<I::Item> {
+    match direction {
+        Direction::Forward => range.next(),
+        Direction::Backward => range.next_back(),
+    }
+}
+
+/// A guard around the calls into an engine's library: runs the closure it
+/// is given, turning a panic into an error (e.g.
+/// `&|step| no_panic("redb", "reading", path, step)`), or [`unguarded`].
+pub type Guard<'a> = dyn Fn(&mut dyn FnMut()) -> Result<()> + 'a;
+
+/// The [`Guard`] of an engine whose library does not panic on its data
+/// (an in-memory map): runs the closure as it is.
+pub fn unguarded(step: &mut dyn FnMut()) -> Result<()> {
+    step();
+    Ok(())
+}
+
+/// The scan loop of [`KvSnapshot::scan`](super::KvSnapshot::scan) over an
+/// engine's range of `[start, end)`, a double-ended iterator of
+/// `Result<(key, value), E>`: visits its entries in `direction` until the
+/// range ends or `visit` answers [`Scan::Stop`] or an error.
+///
+/// Each step of the range, and each look at a key's and value's bytes
+/// (`as_ref`, which may read the engine's pages), runs under `guard`; the
+/// visitor runs outside it, so only the engine's panics become errors. An
+/// engine error becomes annals' through `map_err`.
+///
+/// Build the range only for `start < end`: many libraries (and
+/// `BTreeMap`) panic on a range whose start is past its end.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use annals_core::{Direction, Error};
+/// use annals_core::kv::Scan;
+/// use annals_core::kv::support::{scan_iter, unguarded};
+///
+/// let map: BTreeMap<Vec<u8>, Vec<u8>> = [(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())].into();
+/// let mut keys = Vec::new();
+/// let range = map.range(b"a".to_vec()..b"c".to_vec()).map(Ok::<_, Error>);
+/// scan_iter(range, Direction::Backward, &unguarded, |e| e, &mut |key, _value| {
+///     keys.push(key.to_vec());
+///     Ok(Scan::Continue)
+/// })?;
+/// assert_eq!(keys, [b"b".to_vec(), b"a".to_vec()]);
+/// # Ok::<(), Error>(())
+/// ```
+pub fn scan_iter<I, K, V, E>(
+    mut range: I,
+    direction: Direction,
+    guard: &Guard<'_>,
+    map_err: impl Fn(E) -> Error,
+    visit: &mut Visitor<'_>,
+) -> Result<()>
+where
+    I: DoubleEndedIterator<Item = std::result::Result<(K, V), E>>,
+    K: AsRef<[u8]>,
+    V: AsRef<[u8]>,
+{
+    loop {
+        let mut next = None;
+        guard(&mut || next = next_in(&mut range, direction))?;
+        let Some(entry) = next else {
+            return Ok(());
+        };
+        let (key, value) = entry.map_err(&map_err)?;
+        let mut bytes = None;
+        guard(&mut || bytes = Some((key.as_ref(), value.as_ref())))?;
+        let Some((key, value)) = bytes else {
+            return Ok(());
+        };
+        if visit(key, value)? == Scan::Stop {
+            return Ok(());
+        }
+    }
+}
+
+/// The options of a backend, as a URL's query sets them: the options every
+/// backend takes ([`StoreConfig`]) and the backend's own. A backend
+/// implements the three required items; the parameter loop, with its
+/// errors, is provided.
+///
+/// ```
+/// use annals_core::kv::support::BackendOptions;
+/// use annals_core::{Durability, Result, StoreConfig, parse_param};
+///
+/// #[derive(Default)]
+/// struct MyOptions {
+///     config: StoreConfig,
+///     cache_size: Option<usize>,
+/// }
+///
+/// impl BackendOptions for MyOptions {
+///     const BACKEND: &'static str = "mine";
+///     const PARAMS: &'static [&'static str] = &["cache_size"];
+///     fn config_mut(&mut self) -> &mut StoreConfig {
+///         &mut self.config
+///     }
+///     fn apply_own(&mut self, key: &str, value: &str) -> Result<bool> {
+///         match key {
+///             "cache_size" => self.cache_size = Some(parse_param(key, value)?),
+///             _ => return Ok(false),
+///         }
+///         Ok(true)
+///     }
+/// }
+///
+/// let options = MyOptions::from_params([("durability", "relaxed"), ("cache_size", "64")])?;
+/// assert_eq!((options.config.durability, options.cache_size), (Durability::Relaxed, Some(64)));
+/// let err = MyOptions::from_params([("cache", "1")]).err().unwrap();
+/// assert!(err.to_string().contains("unknown option \"cache\" for the mine backend"));
+/// # Ok::<(), annals_core::Error>(())
+/// ```
+pub trait BackendOptions: Default {
+    /// The backend's name, as error messages give it (`redb`).
+    const BACKEND: &'static str;
+
+    /// The names of the backend's own parameters, in the order error
+    /// messages list them (after [`StoreConfig::PARAMS`]).
+    const PARAMS: &'static [&'static str];
+
+    /// The options every backend takes.
+    fn config_mut(&mut self) -> &mut StoreConfig;
+
+    /// Applies one of the backend's own parameters; answers `Ok(false)`
+    /// for a key that is not one of [`PARAMS`](Self::PARAMS). A value that
+    /// does not parse is [`Error::InvalidInput`] naming it.
+    fn apply_own(&mut self, key: &str, value: &str) -> Result<bool>;
+
+    /// The default options with this store config.
+    fn with_config(config: StoreConfig) -> Self {
+        let mut options = Self::default();
+        *options.config_mut() = config;
+        options
+    }
+
+    /// Applies one text parameter: first the options every backend takes
+    /// ([`StoreConfig::apply_param`]), then the backend's own. An unknown
+    /// key is [`Error::InvalidInput`] listing the known ones
+    /// ([`StoreConfig::unknown_param`]).
+    fn apply_param(&mut self, key: &str, value: &str) -> Result<()> {
+        if self.config_mut().apply_param(key, value)? || self.apply_own(key, value)? {
+            return Ok(());
+        }
+        Err(StoreConfig::unknown_param(Self::BACKEND, key, Self::PARAMS))
+    }
+
+    /// Options from text parameters (a URL's query), applied in order over
+    /// the defaults (see [`apply_param`](Self::apply_param)).
+    fn from_params<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self> {
+        let mut options = Self::default();
+        for (key, value) in params {
+            options.apply_param(key, value)?;
+        }
+        Ok(options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Entry<K, E> = std::result::Result<(K, K), E>;
+
+    #[test]
+    fn scan_stops_when_the_guard_catches_a_panic() {
+        let entries: Vec<Entry<Vec<u8>, Error>> = vec![
+            Ok((b"a".to_vec(), b"1".to_vec())),
+            Ok((b"b".to_vec(), b"2".to_vec())),
+        ];
+        let mut seen = 0;
+        let panicking = entries.into_iter().inspect(|entry| {
+            if entry.as_ref().is_ok_and(|(k, _)| k == b"b") {
+                panic!("damaged page");
+            }
+        });
+        let guard = |step: &mut dyn FnMut()| no_panic("test", "reading", Path::new("x"), step);
+        let err = scan_iter(panicking, Direction::Forward, &guard, |e| e, &mut |_, _| {
+            seen += 1;
+            Ok(Scan::Continue)
+        })
+        .expect_err("the panic is an error");
+        assert_eq!(seen, 1);
+        assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn scan_passes_engine_errors_and_stops() {
+        let entries: Vec<Entry<&[u8], &str>> =
+            vec![Ok((b"a", b"1")), Ok((b"b", b"2")), Err("bad block")];
+        let map_err = |e: &str| Error::backend("reading", e.to_string());
+        let mut keys = Vec::new();
+        scan_iter(
+            entries.clone().into_iter(),
+            Direction::Forward,
+            &unguarded,
+            map_err,
+            &mut |k, _| {
+                keys.push(k.to_vec());
+                Ok(if keys.len() == 2 {
+                    Scan::Stop
+                } else {
+                    Scan::Continue
+                })
+            },
+        )
+        .expect("stopped before the error");
+        assert_eq!(keys, [b"a".to_vec(), b"b".to_vec()]);
+        let err = scan_iter(
+            entries.into_iter(),
+            Direction::Forward,
+            &unguarded,
+            map_err,
+            &mut |_, _| Ok(Scan::Continue),
+        )
+        .expect_err("the engine's error");
+        assert!(err.to_string().contains("reading"), "{err}");
+    }
+
+    #[test]
+    fn options_apply_in_order_and_refuse_bad_input() {
+        #[derive(Default, Debug)]
+        struct Opts {
+            config: StoreConfig,
+            flag: bool,
+        }
+        impl BackendOptions for Opts {
+            const BACKEND: &'static str = "test";
+            const PARAMS: &'static [&'static str] = &["flag"];
+            fn config_mut(&mut self) -> &mut StoreConfig {
+                &mut self.config
+            }
+            fn apply_own(&mut self, key: &str, value: &str) -> Result<bool> {
+                match key {
+                    "flag" => self.flag = crate::parse_param(key, value)?,
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            }
+        }
+        let o = Opts::from_params([("flag", "true"), ("flag", "false"), ("max_read_count", "3")])
+            .expect("valid");
+        assert!(!o.flag);
+        assert_eq!(o.config.limits.max_read_count, 3);
+        for (k, v) in [("flag", "yes"), ("nope", "1"), ("durability", "soon")] {
+            let err = Opts::from_params([(k, v)]).expect_err(k);
+            assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+        }
+        let config = StoreConfig {
+            durability: crate::Durability::Relaxed,
+            ..StoreConfig::default()
+        };
+        assert_eq!(
+            Opts::with_config(config).config.durability,
+            crate::Durability::Relaxed
+        );
+    }
+}
