@@ -34,6 +34,11 @@
 //!   does once it is full. So after deleting most of a store smaller than
 //!   that, `disk_bytes` does not drop (the conformance suite's M2 case is
 //!   a known gap, shown as ignored).
+//! - A damaged lsm-tree version file (`v1`, `v2`… in the tree's folder)
+//!   makes fjall 3.1 (lsm-tree 3.1.10) abort the process while opening:
+//!   it sizes a vector by a count read from the damaged file, before any
+//!   check, and the failed allocation is not a panic annals can catch.
+//!   Every other damaged file is an error (tests/persistence.rs).
 //! - fjall has no read-only mode: with `read_only=true` annals writes
 //!   nothing, but opening may replay fjall's journal into files of its own.
 #![forbid(unsafe_code)]
