@@ -340,6 +340,38 @@ pub struct Planned {
     pub result: AppendResult,
 }
 
+impl Planned {
+    /// This place if every version and position in it, and the stream's
+    /// next version, are at most `max`, else why not: for a backend whose numbers are narrower than u64
+    /// (PostgreSQL's bigint: `i64::MAX`), which must refuse a number it
+    /// cannot store rather than store another.
+    pub fn within(self, max: u64) -> std::result::Result<Planned, NoRoom> {
+        let AppendResult {
+            first_version,
+            last_version,
+            first_position,
+            last_position,
+        } = self.result;
+        let n = last_position
+            .0
+            .saturating_sub(first_position.0)
+            .saturating_add(1);
+        if last_position.0 > max {
+            Err(NoRoom::Positions {
+                after: first_position.0.saturating_sub(1),
+                n,
+            })
+        } else if last_version.0 > max || self.meta.next_version > max {
+            Err(NoRoom::Versions {
+                next: first_version.0,
+                n,
+            })
+        } else {
+            Ok(self)
+        }
+    }
+}
+
 /// Why an append has no place: a number at its end. Numbers come from
 /// stored state, so this is damage.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -16,8 +16,12 @@ pub use annals_core::StreamMeta;
 const EVENT_COLUMNS: &str = "e.position, e.stream_id, e.version, e.recorded_at, e.event_id, \
                              e.event_type, e.data, e.metadata, e.tags";
 
-/// A u64 of the contract as a bigint; values above `i64::MAX` (which the
-/// store never hands out) are clamped, which keeps every range the same.
+/// The largest version or position a bigint column holds: the writer
+/// hands out none above it ([`annals_core::rules::Planned::within`]).
+pub const MAX: u64 = i64::MAX.unsigned_abs();
+
+/// A u64 of the contract as a bigint; values above [`MAX`] (which the store
+/// never hands out) are clamped, which keeps every range the same.
 pub fn big(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }

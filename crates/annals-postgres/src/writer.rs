@@ -1449,7 +1449,15 @@ fn batch<'a>(
     // A batch names each stream once, so the metadata read above is each
     // part's own.
     let sizes = b.parts.iter().map(|part| part.events.len());
-    let planned = match rules::plan_batch(metas.into_iter().zip(sizes), round.next_position - 1) {
+    let planned = rules::plan_batch(metas.into_iter().zip(sizes), round.next_position - 1)
+        .and_then(|planned| {
+            planned
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| p.within(sql::MAX).map_err(|no_room| (i, no_room)))
+                .collect::<std::result::Result<Vec<_>, _>>()
+        });
+    let planned = match planned {
         Ok(planned) => planned,
         Err((i, no_room)) => {
             let stream = &b.parts[i].stream;
@@ -1551,6 +1559,7 @@ fn plan(
     events: &[NewEvent],
 ) -> Result<Planned> {
     rules::plan_append(meta, round.next_position - 1, events.len())
+        .and_then(|planned| planned.within(sql::MAX))
         .map_err(|no_room| no_room_error(stream, no_room))
 }
 

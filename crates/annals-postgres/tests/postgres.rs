@@ -545,6 +545,71 @@ fn bad_row_is_corruption_and_the_writer_survives() -> TestResult {
     })
 }
 
+// [M6] Numbers a bigint column cannot take are refused, never clamped: a
+// stream row (written behind the store's back) whose next version is
+// i64::MAX, and a head one position short of it. Each append that would
+// need a larger number is Corruption naming its stream, nothing of it is
+// written, and the writer goes on.
+fn numbers_past_bigint_are_corruption_not_clamped() -> TestResult {
+    in_fresh_store(|store, schema| async move {
+        let admin = support::admin(&schema).await;
+        admin
+            .batch_execute(&format!(
+                "INSERT INTO annals_streams VALUES ('full', {max}, 0, 0, false);",
+                max = i64::MAX
+            ))
+            .await
+            .unwrap();
+        for expected in [
+            ExpectedVersion::Any,
+            ExpectedVersion::exact((u64::MAX >> 1) - 1),
+        ] {
+            match store.append(&sid("full"), expected, events(1)).await {
+                Err(e @ Error::Corruption { .. }) if e.to_string().contains("full") => {}
+                other => {
+                    panic!("{expected:?}: expected Corruption naming the stream, got {other:?}")
+                }
+            }
+        }
+        let batch = Batch::new(vec![])
+            .part(sid("other"), ExpectedVersion::Any, events(1))
+            .part(sid("full"), ExpectedVersion::Any, events(1));
+        let e = store.append_batch(batch).await.unwrap_err();
+        assert!(e.is_corruption() && e.part() == Some(1), "{e}");
+        assert!(
+            store
+                .read_all(Position(0), 10, Direction::Forward, None)
+                .await?
+                .events
+                .is_empty(),
+            "nothing written"
+        );
+        let r = store
+            .append(&sid("other"), ExpectedVersion::NoStream, events(1))
+            .await?;
+        assert_eq!(r.first_position, Position(1));
+
+        admin
+            .batch_execute(&format!(
+                "UPDATE annals_head SET head = {near}, reserved = {near};",
+                near = i64::MAX - 1
+            ))
+            .await
+            .unwrap();
+        let last = store
+            .append(&sid("other"), ExpectedVersion::Any, events(1))
+            .await?;
+        assert_eq!(last.last_position, Position(u64::MAX >> 1));
+        let e = store
+            .append(&sid("other"), ExpectedVersion::Any, events(1))
+            .await
+            .unwrap_err();
+        assert!(e.is_corruption(), "{e}");
+        store.health().await?;
+        Ok(())
+    })
+}
+
 /// A certificate authority and a server certificate it signed for
 /// 127.0.0.1 (not 127.0.0.2): (CA PEM, server certificate PEM, server key PEM).
 fn test_certificates() -> (String, String, String) {
@@ -921,6 +986,10 @@ fn main() -> ExitCode {
         (
             "bad_row_is_corruption_and_the_writer_survives",
             bad_row_is_corruption_and_the_writer_survives,
+        ),
+        (
+            "numbers_past_bigint_are_corruption_not_clamped",
+            numbers_past_bigint_are_corruption_not_clamped,
         ),
         (
             "verify_finds_damage_made_in_sql",

@@ -446,3 +446,23 @@ fn check_batch_refuses_states_that_do_not_match_its_parts() {
         "{e}"
     );
 }
+
+/// A backend with narrower numbers refuses a place past its largest one,
+/// by what runs out first.
+#[test]
+fn within_refuses_numbers_past_the_backends_largest() {
+    let max = 100;
+    let fits = plan_append(Some(live(98, 0, 0)), 98, 2).expect("room in u64");
+    assert_eq!(fits.within(max), Ok(fits));
+    let positions = plan_append(Some(live(5, 0, 0)), 99, 2).expect("room in u64");
+    assert_eq!(
+        positions.within(max),
+        Err(NoRoom::Positions { after: 99, n: 2 })
+    );
+    // Versions 99 and 100 fit, but the stream's next version, 101, not.
+    let versions = plan_append(Some(live(99, 0, 0)), 5, 2).expect("room in u64");
+    assert_eq!(
+        versions.within(max),
+        Err(NoRoom::Versions { next: 99, n: 2 })
+    );
+}
