@@ -337,6 +337,53 @@ pub fn not_a_store(message: impl Into<String>) -> Error {
     Error::invalid(InvalidReason::Conflict(Field::StoreUrl), message)
 }
 
+/// Decides whether a store kept in one file may use the file `path`,
+/// before anything is written to it — [`claim_folder`]'s rule for a
+/// backend whose store is one file:
+///
+/// - missing: with `create` (and not `read_only`) it is created as a new
+///   file (never over one that exists) with the claim's [`FileMode`], in
+///   folders created with it where missing, and returned; otherwise an
+///   [`Error::Backend`] naming it, whose source is the `NotFound` error;
+/// - a folder, or an empty file (which annals never leaves: an interrupted
+///   creation, or another program's): [`Error::InvalidInput`] naming it;
+/// - a file with contents: `None`. Whether it is the backend's store is
+///   for the backend to check (by its format), still writing nothing.
+pub fn claim_file(path: &Path, claim: Claim<'_>) -> Result<Option<File>> {
+    let metadata = match fs::metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if claim.read_only || !claim.create {
+                return Err(io_error("opening", path, e));
+            }
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                claim
+                    .mode
+                    .create_folder_all(parent)
+                    .map_err(|e| io_error("creating the folder of", path, e))?;
+            }
+            let file = claim.mode.create_new_file(path);
+            return file.map(Some).map_err(|e| io_error("creating", path, e));
+        }
+        other => other.map_err(|e| io_error("opening", path, e))?,
+    };
+    if metadata.is_dir() {
+        return Err(not_a_store(format!(
+            "{} is a folder; the {} backend keeps a store in one file: name a file",
+            path.display(),
+            claim.backend
+        )));
+    }
+    if metadata.len() == 0 {
+        return Err(not_a_store(format!(
+            "{} is an empty file, not an annals store; annals creates its files itself and \
+             writes into no file it did not create: remove it (an interrupted creation may \
+             have left it) or name a path that does not exist",
+            path.display()
+        )));
+    }
+    Ok(None)
+}
+
 /// How a store may claim its folder (see [`claim_folder`]).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Claim<'a> {
