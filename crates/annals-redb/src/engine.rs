@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use annals_core::files::{self, Claim};
@@ -122,12 +122,6 @@ pub struct RedbEngine {
     last_durable: Mutex<Instant>,
     /// Opened with `read_only`: nothing is ever written.
     read_only: bool,
-}
-
-/// Creates the store in `file`, new and empty (see [`files::claim_file`]).
-fn create(builder: &redb::Builder, path: &Path, file: fs::File) -> Result<Database> {
-    let backend = FileBackend::new(file).map_err(|e| from_redb("creating", path, e))?;
-    call("creating", path, || builder.create_with_backend(backend))
 }
 
 /// Opens an existing file, after checking read-only that it is an annals
@@ -261,7 +255,14 @@ impl RedbEngine {
             mode: options.file_mode,
         };
         let db = match files::claim_file(&path, claim)? {
-            Some(file) => Db::Write(create(&builder, &path, file)?),
+            // A new file, empty: the store is created in it.
+            Some(file) => {
+                let backend =
+                    FileBackend::new(file).map_err(|e| from_redb("creating", &path, e))?;
+                Db::Write(call("creating", &path, || {
+                    builder.create_with_backend(backend)
+                })?)
+            }
             None => open_existing(&builder, &path, options.read_only)?,
         };
         let engine = RedbEngine {
@@ -300,6 +301,29 @@ impl RedbEngine {
     }
 }
 
+/// Commits `batch` in one redb write transaction, durable or not (see
+/// [`RedbEngine`]).
+fn write(db: &Database, batch: &WriteBatch, durable: bool) -> Result<(), redb::Error> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(if durable {
+        redb::Durability::Immediate
+    } else {
+        redb::Durability::None
+    })?;
+    {
+        let mut table = txn.open_table(TABLE)?;
+        for (key, value) in &batch.ops {
+            // The previous values redb answers are not needed.
+            match value {
+                Some(value) => drop(table.insert(key.as_slice(), value.as_slice())?),
+                None => drop(table.remove(key.as_slice())?),
+            }
+        }
+    }
+    // An error above drops `txn`, which aborts it.
+    Ok(txn.commit()?)
+}
+
 impl KvEngine for RedbEngine {
     type Snapshot = RedbSnapshot;
 
@@ -329,42 +353,14 @@ impl KvEngine for RedbEngine {
 
     fn commit(&self, batch: WriteBatch, sync: bool) -> Result<()> {
         let guard = read_lock(&self.db);
-        let db = match guard.as_ref().ok_or(Error::Closed)? {
-            Db::Write(db) => db,
-            Db::Read(_) => return Err(files::read_only_error(&self.path)),
+        let Db::Write(db) = guard.as_ref().ok_or(Error::Closed)? else {
+            return Err(files::read_only_error(&self.path));
         };
         if batch.is_empty() && !sync {
             return Ok(());
         }
         let durable = sync || self.sync_due();
-        call(
-            "committing to",
-            &self.path,
-            || -> Result<(), redb::Error> {
-                let mut txn = db.begin_write()?;
-                txn.set_durability(if durable {
-                    redb::Durability::Immediate
-                } else {
-                    redb::Durability::None
-                })?;
-                {
-                    let mut table = txn.open_table(TABLE)?;
-                    for (key, value) in &batch.ops {
-                        match value {
-                            Some(value) => {
-                                table.insert(key.as_slice(), value.as_slice())?;
-                            }
-                            None => {
-                                table.remove(key.as_slice())?;
-                            }
-                        }
-                    }
-                }
-                // An error above drops `txn`, which aborts it.
-                txn.commit()?;
-                Ok(())
-            },
-        )?;
+        call("committing to", &self.path, || write(db, &batch, durable))?;
         if durable {
             *lock(&self.last_durable) = Instant::now();
         }
@@ -387,9 +383,8 @@ impl KvEngine for RedbEngine {
         loop {
             {
                 let mut guard = write_lock(&self.db);
-                let db = match guard.as_mut().ok_or(Error::Closed)? {
-                    Db::Write(db) => db,
-                    Db::Read(_) => return Err(files::read_only_error(&self.path)),
+                let Db::Write(db) = guard.as_mut().ok_or(Error::Closed)? else {
+                    return Err(files::read_only_error(&self.path));
                 };
                 if self.live.wait_none(COMPACT_WAIT) == 0 {
                     match no_panic("compacting", &self.path, || db.compact())? {
@@ -439,10 +434,7 @@ impl KvEngine for RedbEngine {
     /// nothing.
     fn close(&self) -> Result<()> {
         let taken = write_lock(&self.db).take();
-        match taken {
-            None => Ok(()),
-            Some(db) => call("closing", &self.path, || db.close()),
-        }
+        taken.map_or(Ok(()), |db| call("closing", &self.path, || db.close()))
     }
 }
 
@@ -450,12 +442,7 @@ impl Drop for RedbEngine {
     fn drop(&mut self) {
         // Dropping closes the database like `close`, ignoring errors; a
         // panic of redb's (on a damaged file) must not escape a drop either.
-        drop_quietly(
-            self.db
-                .get_mut()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take(),
-        );
+        drop_quietly(write_lock(&self.db).take());
     }
 }
 
@@ -548,13 +535,8 @@ impl KvSnapshot for RedbSnapshot {
         // Only redb's steps and reads of its pages are guarded: the
         // visitor's panics are its own.
         let guard = |step: &mut dyn FnMut()| no_panic("reading", path, step);
-        scan_iter(
-            range,
-            direction,
-            &guard,
-            |e| from_redb("reading", path, e),
-            visit,
-        )
+        let map_err = |e| from_redb("reading", path, e);
+        scan_iter(range, direction, &guard, map_err, visit)
     }
 }
 
