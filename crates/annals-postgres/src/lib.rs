@@ -83,6 +83,7 @@ pub use sql::scan_log_sql;
 pub use tls::{RootCerts, SslMode, TlsOptions};
 pub use tokio_postgres::config::TargetSessionAttrs;
 pub use writer::QUEUE as WRITE_QUEUE;
+pub use writer::WriteRounds;
 
 use crate::schema::db;
 use crate::sql::{big, col, col_u64};
@@ -422,6 +423,7 @@ pub async fn open(conninfo: &str, options: PostgresOptions) -> Result<PostgresSt
         stop_rx,
     ));
 
+    let rounds = Arc::new(writer::RoundCounters::default());
     let (sender, writer_task) = if options.read_only {
         (None, None)
     } else {
@@ -430,7 +432,13 @@ pub async fn open(conninfo: &str, options: PostgresOptions) -> Result<PostgresSt
             durability: options.config.durability,
             timeout: options.write_timeout,
         };
-        let task = tokio::spawn(writer::run(pool.clone(), settings, head_tx, receiver));
+        let task = tokio::spawn(writer::run(
+            pool.clone(),
+            settings,
+            head_tx,
+            receiver,
+            Arc::clone(&rounds),
+        ));
         (Some(sender), Some(task))
     };
     let checks = Checks::new(options.config.limits, options.read_only);
@@ -445,6 +453,7 @@ pub async fn open(conninfo: &str, options: PostgresOptions) -> Result<PostgresSt
             stop: stop_tx,
         })),
         head: head_rx,
+        rounds,
     })
 }
 
@@ -703,6 +712,7 @@ pub struct PostgresStore {
     sender: Mutex<Option<mpsc::Sender<Request>>>,
     tasks: Mutex<Option<Tasks>>,
     head: watch::Receiver<Position>,
+    rounds: Arc<writer::RoundCounters>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -716,6 +726,22 @@ impl fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
+    /// How many write rounds this store's writer committed in one round
+    /// trip and in two, and how many one-round-trip attempts found that
+    /// another process had written since (see the README, "PostgreSQL").
+    /// Many `stale` mean that several processes write to the store at
+    /// once; the writer then tries the one-round-trip path less often.
+    ///
+    /// ```no_run
+    /// # async fn f(store: &annals_postgres::PostgresStore) {
+    /// let rounds = store.write_rounds();
+    /// println!("{} of {} rounds in one round trip", rounds.fast, rounds.fast + rounds.slow);
+    /// # }
+    /// ```
+    pub fn write_rounds(&self) -> WriteRounds {
+        self.rounds.get()
+    }
+
     /// A pooled connection.
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.checks.open()?;

@@ -8,13 +8,20 @@
 //! | `annals_events`  | the log by position, with `(stream_id, version)` and `(event_type, position)` indexes |
 //! | `annals_event_tags` | `(tag, position)`: the tag index |
 //! | `annals_aux`   | the aux key-value space                                     |
+//!
+//! and one function, `annals_guard`: the writer's one-round-trip path
+//! (see [`crate::writer`]) calls it first in its transaction; it locks the
+//! head by writing the new head row and raises `AN001` unless the head row
+//! and the named streams were as the writer last left them (which rolls
+//! the transaction back), then sends the round's `NOTIFY`.
 
 use annals_core::{CorruptionAt, Error, Field, InvalidReason, Result};
 use tokio_postgres::Client;
 
 /// The migrations, in order: migration `i + 1` is `MIGRATIONS[i]`. A
 /// released migration is never edited; changes come as new ones.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE annals_head (
     id smallint PRIMARY KEY CHECK (id = 1),
     head bigint NOT NULL,
@@ -52,7 +59,53 @@ CREATE TABLE annals_aux (
     key bytea PRIMARY KEY,
     value bytea NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE FUNCTION annals_guard(
+    g_sync text, g_lock_timeout text,
+    g_head bigint, g_reserved bigint, g_recorded_at bigint,
+    g_new_head bigint, g_new_reserved bigint, g_new_recorded_at bigint,
+    g_streams text[], g_next_versions bigint[], g_floors bigint[], g_created bigint[],
+    g_deleted boolean[]
+) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    -- The transaction's settings, as the writer's slow way sets them with
+    -- its BEGIN: a durable commit keeps a server's remote_apply.
+    PERFORM set_config('synchronous_commit',
+        CASE WHEN g_sync = 'on' AND current_setting('synchronous_commit') = 'remote_apply'
+            THEN 'remote_apply' ELSE g_sync END, true);
+    PERFORM set_config('lock_timeout', g_lock_timeout, true);
+    -- The head row locked by its update: in READ COMMITTED, an UPDATE
+    -- that waited for another writer's lock checks its WHERE again on the
+    -- row that writer left, and so finds nothing if it moved.
+    UPDATE annals_head
+        SET head = g_new_head, reserved = g_new_reserved, last_recorded_at = g_new_recorded_at
+        WHERE id = 1 AND head = g_head AND reserved = g_reserved
+            AND last_recorded_at = g_recorded_at;
+    IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM annals_live) THEN
+        RAISE EXCEPTION 'annals: the head moved since this writer last wrote'
+            USING ERRCODE = 'AN001';
+    END IF;
+    -- A statement of its own: it sees every commit before the lock.
+    IF EXISTS (
+        SELECT 1
+        FROM unnest(g_streams, g_next_versions, g_floors, g_created, g_deleted)
+            AS x(stream_id, next_version, floor, created, deleted)
+        LEFT JOIN annals_streams s ON s.stream_id = x.stream_id COLLATE "C"
+        WHERE (s.next_version, s.floor, s.created, s.deleted)
+            IS DISTINCT FROM (x.next_version, x.floor, x.created, x.deleted)
+    ) THEN
+        RAISE EXCEPTION 'annals: a stream changed since this writer last wrote'
+            USING ERRCODE = 'AN001';
+    END IF;
+    -- A hint for the stores that LISTEN (they read the head from the table).
+    IF g_new_head > g_head THEN
+        PERFORM pg_notify(current_schema() || '_annals_head', g_new_head::text);
+    END IF;
+END
+$$;
+"#,
+];
 
 /// Checks a schema name: 1 to 63 bytes of `a-z`, `0-9` and `_`, not
 /// starting with a digit (so it never needs quoting and cannot inject SQL).

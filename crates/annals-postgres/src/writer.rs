@@ -3,17 +3,38 @@
 //! the one `annals_head` row that orders every writer of every process
 //! (\[R4\]).
 //!
-//! A round costs two round trips to the server, whatever it holds:
+//! A round costs one round trip when the writer already knows what its
+//! checks need, else two:
 //!
-//! 1. pipelined: `BEGIN`, the head row locked `FOR UPDATE`, the metadata
-//!    of every stream the round names, the aux values its conditions name,
-//!    and per DCB condition whether a committed event matches it — all
-//!    read after the lock, so they see everything committed before;
-//! 2. the requests are checked in order in memory, against that state plus
-//!    what the round already accepted (\[A3\]–\[A8\], \[X2\]), like the
-//!    key-value writer's; then, pipelined: the events (one `INSERT … SELECT
-//!    FROM unnest(…)`), their tags, the stream rows, the aux writes, the
-//!    head, one `NOTIFY` and `COMMIT`.
+//! - **fast** (one round trip): the writer remembers the head row and the
+//!   metadata of the streams it wrote as it last committed them ([`Known`]);
+//!   a round whose checks need nothing else (no DCB or aux condition, no
+//!   removal, no refused expectation that may be a retry) is checked
+//!   against that in memory (a stream it does not know is taken as absent),
+//!   then sent at once, pipelined: `BEGIN`, `annals_guard` (which sets the
+//!   transaction's durability and lock timeout, locks the head by writing
+//!   the new head row, raises unless the head row and each
+//!   named stream were exactly as assumed — another process may have
+//!   written since — and sends the round's one `NOTIFY`), the events, their
+//!   tags, the stream rows, the aux writes, `COMMIT`. A guard that raises
+//!   rolls it all back and the
+//!   round runs the slow way, which reads the truth (after repeated stale
+//!   guards, the fast way is tried only every few rounds, up to every
+//!   [`MOST_SKIPPED`]).
+//! - **slow** (two round trips):
+//!   1. pipelined: `BEGIN`, the head row locked `FOR UPDATE`, the metadata
+//!      of every stream the round names, the aux values its conditions
+//!      name, and per DCB condition whether a committed event matches it —
+//!      all read after the lock, so they see everything committed before;
+//!   2. the requests are checked in order in memory, against that state
+//!      plus what the round already accepted (\[A3\]–\[A8\], \[X2\]), like
+//!      the key-value writer's; then, pipelined: the events (one `INSERT …
+//!      SELECT FROM unnest(…)`), their tags, the stream rows, the aux
+//!      writes, the head, one `NOTIFY` and `COMMIT`.
+//!
+//! Both check with the same functions; the fast way only starts from
+//! remembered state instead of read state, and the guard proves, under
+//! the same lock, that the two are the same (\[R4\]).
 //!
 //! Only an idempotent retry (\[A5\]) reads more (the events it may repeat);
 //! when those are events of this very round, the round is committed first
@@ -148,8 +169,13 @@ pub async fn run(
     settings: Settings,
     head_tx: Arc<watch::Sender<Position>>,
     mut rx: mpsc::Receiver<Request>,
+    counters: Arc<RoundCounters>,
 ) {
     let mut queue: VecDeque<Request> = VecDeque::new();
+    let mut cache = Cache {
+        counters,
+        ..Cache::default()
+    };
     loop {
         if queue.is_empty() {
             match rx.recv().await {
@@ -183,7 +209,7 @@ pub async fn run(
         figures::round_started(ENGINE_LABEL, queue.len());
         let requests: Vec<Request> = queue.drain(..take).collect();
         let ops: Vec<&Op> = requests.iter().map(|r| &r.op).collect();
-        let outcomes = match figured_round(&pool, settings, &head_tx, &ops).await {
+        let outcomes = match figured_round(&pool, settings, &head_tx, &ops, &mut cache).await {
             Ok(outcomes) => outcomes,
             // Alone in its round, a request's error is its own.
             Err(RoundError::BeforeCommit(e)) if ops.len() == 1 => vec![Err(e)],
@@ -199,7 +225,8 @@ pub async fn run(
             Err(RoundError::BeforeCommit(_)) => {
                 let mut outcomes = Vec::with_capacity(ops.len());
                 for op in &ops {
-                    match figured_round(&pool, settings, &head_tx, std::slice::from_ref(op)).await {
+                    let one = std::slice::from_ref(op);
+                    match figured_round(&pool, settings, &head_tx, one, &mut cache).await {
                         Ok(mut one) => {
                             outcomes.push(one.pop().unwrap_or_else(|| {
                                 Err(Error::backend("the writer", "a round answered nothing"))
@@ -308,9 +335,10 @@ async fn figured_round(
     settings: Settings,
     head_tx: &watch::Sender<Position>,
     ops: &[&Op],
+    cache: &mut Cache,
 ) -> Result<Vec<Result<Outcome>>, RoundError> {
     let started = std::time::Instant::now();
-    let result = guarded_round(pool, settings, ops).await;
+    let result = guarded_round(pool, settings, ops, cache).await;
     let took = started.elapsed();
     let (requests, events, took) = match &result {
         Ok((outcomes, Some(written))) => {
@@ -331,8 +359,9 @@ async fn guarded_round(
     pool: &Pool,
     settings: Settings,
     ops: &[&Op],
+    cache: &mut Cache,
 ) -> Result<RoundOutcome, RoundError> {
-    AssertUnwindSafe(commit_round(pool, settings, ops))
+    AssertUnwindSafe(commit_round(pool, settings, ops, cache))
         .catch_unwind()
         .await
         .unwrap_or_else(|_| {
@@ -350,6 +379,7 @@ async fn commit_round(
     pool: &Pool,
     settings: Settings,
     ops: &[&Op],
+    cache: &mut Cache,
 ) -> Result<RoundOutcome, RoundError> {
     // A timeout set beyond any instant (a `Duration::MAX` in the options)
     // is a day.
@@ -375,7 +405,7 @@ async fn commit_round(
         }
     };
     let sent = AtomicBool::new(false);
-    let result = tokio::time::timeout_at(deadline, run_round(&client, settings, ops, &sent))
+    let result = tokio::time::timeout_at(deadline, run_round(&client, settings, ops, &sent, cache))
         .await
         .unwrap_or_else(|_| {
             Err(if sent.load(Ordering::Acquire) {
@@ -424,10 +454,14 @@ struct EventRows<'a> {
     data: Vec<&'a [u8]>,
     metadata: Vec<&'a [u8]>,
     recorded_at: Vec<i64>,
-    /// Each event's tags as an array literal (one text per row: an array
-    /// column cannot be unnested row by row from a two-dimensional array).
-    tag_lists: Vec<String>,
+    /// Every event's tags, one after the other (an array column cannot be
+    /// unnested row by row from a two-dimensional array): each row's are
+    /// the slice of `tag_count` from `tag_offset` (both int4: a round holds
+    /// at most [`MAX_ROUND_BYTES`] of events, each tag counted).
     tags: Vec<&'a str>,
+    tag_offsets: Vec<i32>,
+    tag_counts: Vec<i32>,
+    /// The position of each of `tags` (the tag index rows).
     tag_positions: Vec<i64>,
 }
 
@@ -453,47 +487,431 @@ struct Round<'a> {
     removal: Option<(String, u64)>,
     next_position: u64,
     last_recorded_at: u64,
+    /// Checked against [`Known`] state, without reads: a check that would
+    /// read sets `needs_read` instead, and the round is run the slow way.
+    fast: bool,
+    needs_read: AtomicBool,
 }
 
-/// Locks the head, reads what the checks need (one round trip), checks
-/// every request, writes and commits (one more).
-async fn run_round<'a>(
-    client: &'a deadpool_postgres::Client,
-    settings: Settings,
-    ops: &[&'a Op],
-    sent: &AtomicBool,
-) -> Result<RoundOutcome, RoundError> {
-    let before = RoundError::BeforeCommit;
-    let durability = settings.durability;
+impl<'a> Round<'a> {
+    /// A round that has checked nothing yet, starting from `metas`, `aux`
+    /// and `committed_match` (slow: checks may read).
+    fn new(
+        client: &'a deadpool_postgres::Client,
+        metas: HashMap<String, Option<StreamMeta>>,
+        aux: HashMap<Vec<u8>, Option<Vec<u8>>>,
+        committed_match: Vec<Option<bool>>,
+    ) -> Self {
+        Round {
+            client,
+            metas,
+            changed: HashSet::new(),
+            appended: HashSet::new(),
+            aux,
+            aux_written: HashSet::new(),
+            committed_match,
+            pending: Vec::new(),
+            rows: EventRows::default(),
+            removal: None,
+            next_position: 0,
+            last_recorded_at: 0,
+            fast: false,
+            needs_read: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a check must give up here because it would read (in a
+    /// round checked against known state, which must not).
+    fn cannot_read(&self) -> bool {
+        if self.fast {
+            self.needs_read.store(true, Ordering::Relaxed);
+        }
+        self.fast
+    }
+}
+
+/// What this writer last committed (or read under the head lock): the
+/// head row and the metadata of the streams it wrote. A round whose checks
+/// need nothing else is checked against it and sent in one round trip,
+/// behind `annals_guard`, which proves it still holds under the head lock
+/// (another process may have written since) or rolls the round back.
+struct Known {
+    head: u64,
+    reserved: u64,
+    last_recorded_at: u64,
+    /// Streams absent here are assumed absent (the guard checks that too).
+    metas: HashMap<String, StreamMeta>,
+}
+
+/// Most streams a writer remembers (it forgets them all beyond).
+const KNOWN_STREAMS: usize = 4096;
+/// Most slow rounds between two attempts of the one-round-trip path while
+/// its guard keeps finding the state changed (another process writes).
+const MOST_SKIPPED: u32 = 64;
+
+/// How many write rounds a store's writer committed each way, and how many
+/// times its one-round-trip path found the state changed by another
+/// process (see [`PostgresStore::write_rounds`](crate::PostgresStore::write_rounds)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteRounds {
+    /// Rounds committed in one round trip.
+    pub fast: u64,
+    /// Rounds committed in two (their checks read first).
+    pub slow: u64,
+    /// One-round-trip attempts rolled back by their guard (then run slow).
+    pub stale: u64,
+}
+
+/// The counters behind [`WriteRounds`], shared with the store.
+#[derive(Debug, Default)]
+pub struct RoundCounters {
+    fast: std::sync::atomic::AtomicU64,
+    slow: std::sync::atomic::AtomicU64,
+    stale: std::sync::atomic::AtomicU64,
+}
+
+impl RoundCounters {
+    /// The counts so far.
+    pub fn get(&self) -> WriteRounds {
+        WriteRounds {
+            fast: self.fast.load(Ordering::Relaxed),
+            slow: self.slow.load(Ordering::Relaxed),
+            stale: self.stale.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The writer's memory between rounds.
+#[derive(Default)]
+struct Cache {
+    counters: Arc<RoundCounters>,
+    known: Option<Known>,
+    /// Slow rounds to run before the next fast attempt.
+    skip: u32,
+    /// What `skip` becomes after the next stale guard (doubling).
+    penalty: u32,
+}
+
+/// The head row: head, reserved, last recorded_at.
+type HeadRow = (u64, u64, u64);
+
+impl Known {
+    /// What was known before a slow round that read `read` under the head
+    /// lock: its streams when the head row is as it was left, none when it
+    /// moved (another process wrote).
+    fn before(previous: Option<Known>, read: HeadRow) -> Known {
+        let metas = match previous {
+            Some(k) if k.head_row() == read => k.metas,
+            _ => HashMap::new(),
+        };
+        Known {
+            head: read.0,
+            reserved: read.1,
+            last_recorded_at: read.2,
+            metas,
+        }
+    }
+
+    fn head_row(&self) -> HeadRow {
+        (self.head, self.reserved, self.last_recorded_at)
+    }
+
+    /// `round`'s view of its streams learnt, and the head row it left.
+    fn learn(&mut self, head: HeadRow, round: &Round<'_>) {
+        if self.metas.len() + round.metas.len() > KNOWN_STREAMS {
+            self.metas.clear();
+        }
+        for (stream, meta) in &round.metas {
+            match meta {
+                Some(m) => {
+                    self.metas.insert(stream.clone(), *m);
+                }
+                None => {
+                    self.metas.remove(stream);
+                }
+            }
+        }
+        (self.head, self.reserved, self.last_recorded_at) = head;
+    }
+}
+
+/// Which transaction settings a slow round starts with: `durable` when
+/// its commit must reach the disk (`annals_guard` sets the same for a
+/// fast round).
+fn begin_sql(settings: Settings, durable: bool) -> String {
     // Immediate: at least `on` (the commit is on disk, and on every
     // synchronous standby); a server set to `remote_apply` keeps it, so
     // that an acknowledged append is also visible on the standbys.
-    let sync = match durability {
-        Durability::Immediate => {
-            "CASE WHEN current_setting('synchronous_commit') = 'remote_apply' \
-             THEN 'remote_apply' ELSE 'on' END"
-        }
-        Durability::Relaxed => "'off'",
+    let sync = if durable {
+        "CASE WHEN current_setting('synchronous_commit') = 'remote_apply' \
+         THEN 'remote_apply' ELSE 'on' END"
+    } else {
+        "'off'"
     };
-    // What the round names.
+    // The server gives up waiting for the head lock when the writer does
+    // (a commit stuck waiting for a synchronous standby holds it).
+    format!(
+        "BEGIN; SELECT set_config('synchronous_commit', {sync}, true); \
+         SET LOCAL lock_timeout = {}",
+        lock_timeout_ms(settings)
+    )
+}
+
+/// The server's `lock_timeout` for a round: the write timeout, in
+/// milliseconds, within what the setting takes.
+fn lock_timeout_ms(settings: Settings) -> u128 {
+    settings.timeout.as_millis().clamp(1, i32::MAX as u128)
+}
+
+/// The streams `ops` name, sorted, once each.
+fn named_streams(ops: &[&Op]) -> Vec<String> {
     let mut streams: Vec<String> = Vec::new();
-    let mut aux_keys: Vec<Vec<u8>> = Vec::new();
     for op in ops {
         match op {
-            Op::Append(a) => {
-                streams.push(a.stream.as_str().to_string());
-                aux_keys.extend(conditioned_keys(&a.aux));
-            }
+            Op::Append(a) => streams.push(a.stream.as_str().to_string()),
             Op::Batch(b) => {
                 streams.extend(b.parts.iter().map(|p| p.stream.as_str().to_string()));
-                aux_keys.extend(conditioned_keys(&b.aux));
             }
-            Op::Aux(writes) => aux_keys.extend(conditioned_keys(writes)),
+            Op::Aux(_) => {}
             Op::Delete(s, _) | Op::Truncate(s, _) => streams.push(s.as_str().to_string()),
         }
     }
     streams.sort();
     streams.dedup();
+    streams
+}
+
+/// Whether checking `op` needs no read besides the head row and its
+/// streams' metadata: no DCB condition, no aux condition, no removal.
+fn checkable_from_known(op: &Op) -> bool {
+    match op {
+        Op::Append(a) => a.condition.is_none() && conditioned_keys(&a.aux).next().is_none(),
+        Op::Batch(b) => b.condition.is_none() && conditioned_keys(&b.aux).next().is_none(),
+        Op::Aux(writes) => conditioned_keys(writes).next().is_none(),
+        Op::Delete(..) | Op::Truncate(..) => false,
+    }
+}
+
+/// The round the fast way when it can ([`fast_round`]), else the slow
+/// way ([`slow_round`]); keeps `cache` up to date.
+async fn run_round<'a>(
+    client: &'a deadpool_postgres::Client,
+    settings: Settings,
+    ops: &[&'a Op],
+    sent: &AtomicBool,
+    cache: &mut Cache,
+) -> Result<RoundOutcome, RoundError> {
+    // Taken: a round that fails leaves nothing known.
+    let mut previous = cache.known.take();
+    let skipping = cache.skip > 0;
+    cache.skip = cache.skip.saturating_sub(1);
+    if let Some(known) = previous.as_mut().filter(|_| !skipping) {
+        match fast_round(client, settings, ops, sent, known).await? {
+            Fast::Committed(outcome) => {
+                cache.counters.fast.fetch_add(1, Ordering::Relaxed);
+                cache.known = previous;
+                cache.penalty = 0;
+                return Ok(outcome);
+            }
+            Fast::Unsuited => {}
+            Fast::Stale => {
+                // Rolled back: nothing was written.
+                sent.store(false, Ordering::Release);
+                cache.counters.stale.fetch_add(1, Ordering::Relaxed);
+                cache.penalty = cache.penalty.saturating_mul(2).clamp(1, MOST_SKIPPED);
+                cache.skip = cache.penalty;
+            }
+        }
+    }
+    let (outcome, learnt) = slow_round(client, settings, ops, sent, previous).await?;
+    cache.counters.slow.fetch_add(1, Ordering::Relaxed);
+    cache.known = learnt;
+    Ok(outcome)
+}
+
+/// What the one-round-trip path came to.
+enum Fast {
+    /// Committed (and learnt into the known state): the outcome.
+    Committed(RoundOutcome),
+    /// Its checks need reads: nothing was sent.
+    Unsuited,
+    /// The guard found the state changed: rolled back, nothing written.
+    Stale,
+}
+
+/// Checks `ops` against `known` and, when no check needs a read, sends
+/// the guard, the writes and COMMIT at once (one round trip); learns what
+/// it committed into `known`.
+async fn fast_round<'a>(
+    client: &'a deadpool_postgres::Client,
+    settings: Settings,
+    ops: &[&'a Op],
+    sent: &AtomicBool,
+    known: &mut Known,
+) -> Result<Fast, RoundError> {
+    if !ops.iter().all(|op| checkable_from_known(op)) {
+        return Ok(Fast::Unsuited);
+    }
+    let Some(first_position) = known.head.checked_add(1) else {
+        return Ok(Fast::Unsuited);
+    };
+    let streams = named_streams(ops);
+    let metas = streams
+        .iter()
+        .map(|s| (s.clone(), known.metas.get(s).copied()))
+        .collect();
+    let mut round = Round::new(client, metas, HashMap::new(), vec![None; ops.len()]);
+    round.next_position = first_position;
+    round.last_recorded_at = known.last_recorded_at;
+    round.fast = true;
+    let (outcomes, wrote) = check_all(&mut round, ops, first_position).await?;
+    if round.needs_read.load(Ordering::Relaxed) || outcomes.len() < ops.len() || !wrote {
+        return Ok(Fast::Unsuited);
+    }
+    let new_head = round.next_position - 1;
+    let (durable, new_reserved) = commit_durability(settings.durability, new_head, known.reserved);
+    // The state every check above relied on, for the guard to prove.
+    let mut expected = MetaColumns::default();
+    let mut present = Vec::with_capacity(streams.len());
+    for stream in &streams {
+        let meta = known.metas.get(stream);
+        expected.streams.push(stream);
+        present.push(meta.is_some());
+        expected
+            .next_versions
+            .push(meta.map_or(0, |m| big(m.next_version)));
+        expected.floors.push(meta.map_or(0, |m| big(m.floor)));
+        expected.created.push(meta.map_or(0, |m| big(m.created)));
+        expected.deleted.push(meta.is_some_and(|m| m.deleted));
+    }
+    let guard = Guard {
+        sync: if durable { "on" } else { "off" },
+        lock_timeout: lock_timeout_ms(settings).to_string(),
+        timeout: settings.timeout,
+        head: big(known.head),
+        reserved: big(known.reserved),
+        recorded_at: big(known.last_recorded_at),
+        next_versions: nulls_where_absent(&expected.next_versions, &present),
+        floors: nulls_where_absent(&expected.floors, &present),
+        created: nulls_where_absent(&expected.created, &present),
+        deleted: expected
+            .deleted
+            .iter()
+            .zip(&present)
+            .map(|(d, p)| p.then_some(*d))
+            .collect(),
+        streams: expected.streams,
+    };
+    let committed = write_round(
+        &round,
+        new_head,
+        new_reserved,
+        known.head,
+        "COMMIT",
+        sent,
+        Some(&guard),
+    )
+    .await?;
+    if !committed {
+        return Ok(Fast::Stale);
+    }
+    known.learn((new_head, new_reserved, round.last_recorded_at), &round);
+    let written = Written {
+        head: Position(new_head),
+        events: round.next_position.saturating_sub(first_position),
+    };
+    Ok(Fast::Committed((outcomes, Some(written))))
+}
+
+/// Checks and adds the requests in order, up to one that must see this
+/// round committed first: their outcomes, and whether the round writes
+/// anything (its first position was `first_position`).
+async fn check_all<'a>(
+    round: &mut Round<'a>,
+    ops: &[&'a Op],
+    first_position: u64,
+) -> Result<(Vec<Result<Outcome>>, bool), RoundError> {
+    let mut outcomes = Vec::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        match apply(round, i, op)
+            .await
+            .map_err(RoundError::BeforeCommit)?
+        {
+            Step::Done(outcome) => outcomes.push(outcome),
+            Step::FlushFirst => break,
+        }
+    }
+    let wrote = round.next_position > first_position
+        || !round.changed.is_empty()
+        || !round.aux_written.is_empty();
+    Ok((outcomes, wrote))
+}
+
+fn nulls_where_absent(values: &[i64], present: &[bool]) -> Vec<Option<i64>> {
+    values
+        .iter()
+        .zip(present)
+        .map(|(v, p)| p.then_some(*v))
+        .collect()
+}
+
+/// Whether a round's commit must be durable, and the reservation after it
+/// (\[D5\]): a `Relaxed` store hands out positions past its reservation
+/// only with a durable commit, which reserves the next [`RESERVATION`].
+fn commit_durability(durability: Durability, new_head: u64, reserved: u64) -> (bool, u64) {
+    match durability {
+        Durability::Immediate => (true, reserved),
+        Durability::Relaxed if new_head > reserved => (true, new_head.saturating_add(RESERVATION)),
+        Durability::Relaxed => (false, reserved),
+    }
+}
+
+/// What `annals_guard` proves before a fast round writes.
+struct Guard<'a> {
+    /// `synchronous_commit` for the transaction: `on` (or the server's
+    /// `remote_apply`) for a durable commit, else `off`.
+    sync: &'static str,
+    /// `lock_timeout` for the transaction, in milliseconds.
+    lock_timeout: String,
+    /// The write timeout (the lock timeout's).
+    timeout: Duration,
+    head: i64,
+    reserved: i64,
+    recorded_at: i64,
+    streams: Vec<&'a str>,
+    /// Per stream, its metadata as the checks assumed (NULL: absent).
+    next_versions: Vec<Option<i64>>,
+    floors: Vec<Option<i64>>,
+    created: Vec<Option<i64>>,
+    deleted: Vec<Option<bool>>,
+}
+
+/// The SQLSTATE `annals_guard` raises when the state changed.
+const STALE: &str = "AN001";
+
+/// Locks the head, reads what the checks need (one round trip), checks
+/// every request, writes and commits (one more). What it leaves known, if
+/// anything.
+async fn slow_round<'a>(
+    client: &'a deadpool_postgres::Client,
+    settings: Settings,
+    ops: &[&'a Op],
+    sent: &AtomicBool,
+    previous: Option<Known>,
+) -> Result<(RoundOutcome, Option<Known>), RoundError> {
+    let before = RoundError::BeforeCommit;
+    let durability = settings.durability;
+    // What the round names.
+    let streams = named_streams(ops);
+    let mut aux_keys: Vec<Vec<u8>> = Vec::new();
+    for op in ops {
+        match op {
+            Op::Append(a) => aux_keys.extend(conditioned_keys(&a.aux)),
+            Op::Batch(b) => aux_keys.extend(conditioned_keys(&b.aux)),
+            Op::Aux(writes) => aux_keys.extend(conditioned_keys(writes)),
+            Op::Delete(..) | Op::Truncate(..) => {}
+        }
+    }
     aux_keys.sort();
     aux_keys.dedup();
 
@@ -513,13 +931,7 @@ async fn run_round<'a>(
 
     // Round trip 1: everything after the lock, so it sees every commit
     // before ours ([R4]).
-    // The server gives up waiting for the head lock when the writer does
-    // (a commit stuck waiting for a synchronous standby holds it).
-    let begin = format!(
-        "BEGIN; SELECT set_config('synchronous_commit', {sync}, true); \
-         SET LOCAL lock_timeout = {}",
-        settings.timeout.as_millis().clamp(1, i32::MAX as u128)
-    );
+    let begin = begin_sql(settings, durability == Durability::Immediate);
     let conditions = ops.iter().map(|op| async move {
         match op.condition() {
             Some(c) => match rules::condition_start(c) {
@@ -574,20 +986,14 @@ async fn run_round<'a>(
             ))
         })?;
 
-    let mut round = Round {
+    let mut round = Round::new(
         client,
-        metas: streams.iter().map(|s| (s.clone(), None)).collect(),
-        changed: HashSet::new(),
-        appended: HashSet::new(),
-        aux: aux_keys.iter().map(|k| (k.clone(), None)).collect(),
-        aux_written: HashSet::new(),
+        streams.iter().map(|s| (s.clone(), None)).collect(),
+        aux_keys.iter().map(|k| (k.clone(), None)).collect(),
         committed_match,
-        pending: Vec::new(),
-        rows: EventRows::default(),
-        removal: None,
-        next_position: first_position,
-        last_recorded_at,
-    };
+    );
+    round.next_position = first_position;
+    round.last_recorded_at = last_recorded_at;
     for row in &meta_rows {
         let stream: String = col(row, 0, "a stream id").map_err(before)?;
         let meta = sql::meta_from(row, 1).map_err(before)?;
@@ -599,18 +1005,10 @@ async fn run_round<'a>(
         round.aux.insert(key, Some(value));
     }
 
-    let mut outcomes = Vec::with_capacity(ops.len());
-    for (i, op) in ops.iter().enumerate() {
-        match apply(&mut round, i, op).await.map_err(before)? {
-            Step::Done(outcome) => outcomes.push(outcome),
-            Step::FlushFirst => break,
-        }
-    }
+    let (outcomes, wrote) = check_all(&mut round, ops, first_position).await?;
 
     // Round trip 2: the writes and COMMIT.
-    let wrote = round.next_position > first_position
-        || !round.changed.is_empty()
-        || !round.aux_written.is_empty();
+    let read = (head, reserved, last_recorded_at);
     if !wrote {
         // Nothing written: a failed COMMIT loses nothing, and the requests
         // are checked again.
@@ -618,26 +1016,32 @@ async fn run_round<'a>(
             .batch_execute("COMMIT")
             .await
             .map_err(|e| before(db("committing")(e)))?;
-        return Ok((outcomes, None));
+        let learnt = live.then(|| {
+            let mut known = Known::before(previous, read);
+            known.learn(read, &round);
+            known
+        });
+        return Ok(((outcomes, None), learnt));
     }
     let new_head = round.next_position - 1;
-    let mut new_reserved = reserved;
+    let (durable, new_reserved) = commit_durability(durability, new_head, reserved);
     let mut commit = String::new();
-    if durability == Durability::Relaxed && new_head > reserved {
+    if durable && durability == Durability::Relaxed {
         // Positions past the reservation only with a durable commit.
-        new_reserved = new_head.saturating_add(RESERVATION);
         commit.push_str("SET LOCAL synchronous_commit = on; ");
     }
     if !live {
         commit.push_str("INSERT INTO annals_live VALUES (1) ON CONFLICT DO NOTHING; ");
     }
     commit.push_str("COMMIT");
-    write_round(&round, new_head, new_reserved, head, &commit, sent).await?;
+    write_round(&round, new_head, new_reserved, head, &commit, sent, None).await?;
     let written = Written {
         head: Position(new_head),
         events: round.next_position.saturating_sub(first_position),
     };
-    Ok((outcomes, Some(written)))
+    let mut known = Known::before(previous, read);
+    known.learn((new_head, new_reserved, round.last_recorded_at), &round);
+    Ok(((outcomes, Some(written)), Some(known)))
 }
 
 fn conditioned_keys(writes: &[AuxWrite]) -> impl Iterator<Item = Vec<u8>> + '_ {
@@ -649,7 +1053,10 @@ fn conditioned_keys(writes: &[AuxWrite]) -> impl Iterator<Item = Vec<u8>> + '_ {
 
 /// The statements of a round's writes and its COMMIT, all sent at once:
 /// every statement is prepared before, so each goes out in this order on
-/// its first poll, and the server runs them in order.
+/// its first poll, and the server runs them in order. With a `guard`
+/// (a fast round), the transaction's start and the guard go first, in the
+/// same round trip; `false` when the guard found the state changed (then
+/// the server rolled it all back).
 async fn write_round(
     round: &Round<'_>,
     head: u64,
@@ -657,18 +1064,30 @@ async fn write_round(
     old_head: u64,
     commit: &str,
     sent: &AtomicBool,
-) -> Result<(), RoundError> {
+    guard: Option<&Guard<'_>>,
+) -> Result<bool, RoundError> {
     let client = round.client;
     let rows = &round.rows;
     let before = RoundError::BeforeCommit;
+    let guard_statement = match guard {
+        Some(_) => Some(
+            client
+                .prepare_cached(
+                    "SELECT annals_guard($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .await
+                .map_err(|e| before(db("preparing the writer's statements")(e)))?,
+        ),
+        None => None,
+    };
     let prepared = futures::try_join!(
         client.prepare_cached(
             "INSERT INTO annals_events (position, stream_id, version, event_type, tags, event_id, \
                  data, metadata, recorded_at) \
-             SELECT e.p, e.s, e.v, e.t, e.g::text[], e.i, e.d, e.m, e.r \
+             SELECT e.p, e.s, e.v, e.t, ($9::text[])[e.o + 1 : e.o + e.c], e.i, e.d, e.m, e.r \
              FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::uuid[], \
-                 $6::bytea[], $7::bytea[], $8::bigint[], $9::text[]) \
-                 AS e(p, s, v, t, i, d, m, r, g)"
+                 $6::bytea[], $7::bytea[], $8::bigint[], $10::int[], $11::int[]) \
+                 AS e(p, s, v, t, i, d, m, r, o, c)"
         ),
         client.prepare_cached(
             "INSERT INTO annals_event_tags (tag, position) \
@@ -733,6 +1152,32 @@ async fn write_round(
     let head_hint = head.to_string();
 
     let mut steps: Vec<WriteStep<'_>> = Vec::new();
+    if let (Some(g), Some(statement)) = (guard, guard_statement) {
+        steps.push((
+            "starting a transaction",
+            Box::pin(client.batch_execute("BEGIN")),
+        ));
+        steps.push(write_step(
+            client,
+            GUARDING,
+            statement,
+            vec![
+                &g.sync,
+                &g.lock_timeout,
+                &g.head,
+                &g.reserved,
+                &g.recorded_at,
+                &head_param,
+                &reserved_param,
+                &recorded_param,
+                &g.streams,
+                &g.next_versions,
+                &g.floors,
+                &g.created,
+                &g.deleted,
+            ],
+        ));
+    }
     let mut add = |what: &'static str, statement: &tokio_postgres::Statement, params| {
         steps.push(write_step(client, what, statement.clone(), params));
     };
@@ -749,7 +1194,9 @@ async fn write_round(
                 &rows.data,
                 &rows.metadata,
                 &rows.recorded_at,
-                &rows.tag_lists,
+                &rows.tags,
+                &rows.tag_offsets,
+                &rows.tag_counts,
             ],
         );
     }
@@ -782,12 +1229,14 @@ async fn write_round(
     if !aux_gone.is_empty() {
         add("deleting aux values", &delete_aux, vec![&aux_gone]);
     }
-    add(
-        "updating the head",
-        &put_head,
-        vec![&head_param, &reserved_param, &recorded_param],
-    );
-    if head > old_head {
+    if guard.is_none() {
+        add(
+            "updating the head",
+            &put_head,
+            vec![&head_param, &reserved_param, &recorded_param],
+        );
+    }
+    if head > old_head && guard.is_none() {
         // A hint for the stores that LISTEN (they read the head from the
         // table): one per round.
         add("notifying the head", &notify, vec![&head_hint]);
@@ -799,6 +1248,17 @@ async fn write_round(
     let results = futures::future::join_all(futures).await;
     for (i, (what, result)) in whats.into_iter().zip(results).enumerate() {
         if let Err(e) = result {
+            if what == GUARDING && e.as_db_error().is_some() {
+                // The server ran the COMMIT after it as a ROLLBACK.
+                return if e.code().map(tokio_postgres::error::SqlState::code) == Some(STALE) {
+                    Ok(false)
+                } else {
+                    Err(before(lock_error(
+                        e,
+                        guard.map_or(Duration::ZERO, |g| g.timeout),
+                    )))
+                };
+            }
             return Err(if refused_before_commit(&e, i == last) {
                 before(db(what)(e))
             } else {
@@ -809,8 +1269,11 @@ async fn write_round(
             });
         }
     }
-    Ok(())
+    Ok(true)
 }
+
+/// What the guard step does (its name in errors).
+const GUARDING: &str = "locking the head and checking the writer's view";
 
 /// The error of the head lock: [`Error::Unavailable`] when the server gave
 /// up waiting for it (`lock_timeout`, set to the write timeout), since the
@@ -1021,7 +1484,7 @@ async fn replay(round: &Round<'_>, a: &Append, retry: Retry) -> Result<Replay> {
 /// \[A5\] for `NoStream` and `Exact(v)`: whether the stream's events from
 /// version `first` are the append's.
 async fn replay_by_versions(round: &Round<'_>, a: &Append, first: u64) -> Result<Replay> {
-    if round.appended.contains(a.stream.as_str()) {
+    if round.appended.contains(a.stream.as_str()) || round.cannot_read() {
         return Ok(Replay::FlushFirst);
     }
     let n = a.events.len();
@@ -1043,7 +1506,7 @@ async fn replay_by_condition(
     a: &Append,
     condition: &AppendCondition,
 ) -> Result<Replay> {
-    if !round.pending.is_empty() {
+    if !round.pending.is_empty() || round.cannot_read() {
         return Ok(Replay::FlushFirst);
     }
     let Some(from) = rules::condition_start(condition) else {
@@ -1119,7 +1582,10 @@ fn write_events<'a>(
         rows.data.push(&event.data);
         rows.metadata.push(&event.metadata);
         rows.recorded_at.push(big(recorded_at));
-        rows.tag_lists.push(text_array_literal(&event.tags));
+        rows.tag_offsets
+            .push(i32::try_from(rows.tags.len()).unwrap_or(i32::MAX));
+        rows.tag_counts
+            .push(i32::try_from(event.tags.len()).unwrap_or(i32::MAX));
         for tag in &event.tags {
             rows.tags.push(tag);
             rows.tag_positions.push(row_position);
@@ -1135,29 +1601,6 @@ fn write_events<'a>(
     round.appended.insert(stream.as_str().to_string());
     round.set_meta(stream, meta);
     result
-}
-
-/// `tags` as a PostgreSQL array literal: every element double-quoted,
-/// with `"` and `\` escaped by a backslash, so any text (commas, braces,
-/// spaces, `NULL`) reads back as written. (Tags hold no NUL.)
-fn text_array_literal(tags: &[String]) -> String {
-    let mut literal = String::with_capacity(2 + tags.iter().map(|t| t.len() + 3).sum::<usize>());
-    literal.push('{');
-    for (i, tag) in tags.iter().enumerate() {
-        if i > 0 {
-            literal.push(',');
-        }
-        literal.push('"');
-        for c in tag.chars() {
-            if c == '"' || c == '\\' {
-                literal.push('\\');
-            }
-            literal.push(c);
-        }
-        literal.push('"');
-    }
-    literal.push('}');
-    literal
 }
 
 /// \[S4\].

@@ -773,6 +773,122 @@ fn odd_tags_read_back_as_written() -> TestResult {
     })
 }
 
+// [A3] [A4] [A5] [R4] A writer checks a round against what it last wrote,
+// in one round trip, behind a guard: each write of another store in
+// between (to the same stream, to another stream, a delete, a stream it
+// never wrote) must be seen by the guard, and every answer is the
+// contract's.
+fn known_state_goes_stale_under_another_store() -> TestResult {
+    // Appends to a stream of its own until a round of `a` is committed in
+    // one round trip: its next round tries that way too.
+    async fn warm(a: &PostgresStore) -> Result<(), Error> {
+        let fast = a.write_rounds().fast;
+        for _ in 0..200 {
+            a.append(&sid("warm"), ExpectedVersion::Any, events(1))
+                .await?;
+            if a.write_rounds().fast > fast {
+                return Ok(());
+            }
+        }
+        panic!("no round in one round trip: {:?}", a.write_rounds());
+    }
+    async fn head(store: &PostgresStore) -> Result<u64, Error> {
+        Ok(store
+            .read_all(Position::MAX, 1, Direction::Backward, None)
+            .await?
+            .head
+            .0)
+    }
+    // `a`'s next write finds its memory stale: one more guard raised.
+    async fn stale_once<T>(
+        a: &PostgresStore,
+        write: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let before = a.write_rounds().stale;
+        let result = write.await;
+        assert_eq!(a.write_rounds().stale, before + 1, "{:?}", a.write_rounds());
+        result
+    }
+    runtime().block_on(async {
+        let schema = support::fresh_schema();
+        let a = Arc::new(support::open(&schema, StoreConfig::default()).await?);
+        let b = Arc::new(support::open(&schema, StoreConfig::default()).await?);
+        let s = sid("stale");
+        a.append(&s, ExpectedVersion::NoStream, events(1)).await?;
+        a.append(&s, ExpectedVersion::exact(0), events(1)).await?;
+
+        // b appends to s: a's memory (s at version 1) is stale.
+        warm(&a).await?;
+        b.append(&s, ExpectedVersion::exact(1), events(1)).await?;
+        let e = stale_once(&a, a.append(&s, ExpectedVersion::exact(1), events(1)))
+            .await
+            .unwrap_err();
+        assert!(e.is_wrong_expected_version(), "{e}");
+        assert!(e.to_string().contains('2'), "actual version 2 named: {e}");
+        warm(&a).await?;
+        b.append(&s, ExpectedVersion::exact(2), events(1)).await?;
+        let r = stale_once(&a, a.append(&s, ExpectedVersion::Any, events(1))).await?;
+        assert_eq!(r.first_version, Version(4));
+        assert_eq!(r.first_position.0, head(&b).await?);
+
+        // b writes another stream: the head moved, s did not.
+        warm(&a).await?;
+        b.append(&sid("other"), ExpectedVersion::NoStream, events(2))
+            .await?;
+        let after = head(&b).await?;
+        let r = stale_once(&a, a.append(&s, ExpectedVersion::exact(4), events(1))).await?;
+        assert_eq!(r.first_version, Version(5));
+        assert_eq!(r.first_position.0, after + 1);
+
+        // b deletes s, which leaves the head row as it was.
+        let deleted: Vec<u64> = b
+            .read_stream(&s, Version(0), 100, Direction::Forward)
+            .await?
+            .events
+            .iter()
+            .map(|e| e.position.0)
+            .collect();
+        warm(&a).await?;
+        b.delete_stream(&s, ExpectedVersion::exact(5)).await?;
+        let e = stale_once(&a, a.append(&s, ExpectedVersion::exact(5), events(1)))
+            .await
+            .unwrap_err();
+        assert!(e.is_wrong_expected_version(), "{e}");
+        // Now known deleted.
+        let batch = Batch::new(vec![]).part(s.clone(), ExpectedVersion::StreamExists, events(1));
+        let e = a.append_batch(batch).await.unwrap_err();
+        assert!(matches!(e, Error::BatchPart { part: 0, .. }), "{e}");
+
+        // A stream a never wrote, which b created: a takes it as absent.
+        let t = sid("b-only");
+        warm(&a).await?;
+        b.append(&t, ExpectedVersion::NoStream, events(1)).await?;
+        let e = stale_once(&a, a.append(&t, ExpectedVersion::NoStream, events(1)))
+            .await
+            .unwrap_err();
+        assert!(e.is_wrong_expected_version(), "{e}");
+        warm(&a).await?;
+        b.append(&t, ExpectedVersion::exact(0), events(1)).await?;
+        let r = stale_once(&a, a.append(&t, ExpectedVersion::Any, events(1))).await?;
+        assert_eq!(r.first_version, Version(2));
+
+        // Each event once, positions gap-free (s, deleted, aside), as both
+        // stores read them.
+        let (a_all, b_all): (Store, Store) = (a.clone(), b.clone());
+        let all = all_events(&a_all).await?;
+        assert_eq!(all, all_events(&b_all).await?);
+        let mut positions: Vec<u64> = all.iter().map(|e| e.position.0).collect();
+        positions.extend(deleted);
+        positions.sort_unstable();
+        let head = head(&a).await?;
+        assert_eq!(positions, (1..=head).collect::<Vec<_>>());
+        a.close().await?;
+        b.close().await?;
+        Ok::<_, Error>(())
+    })?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args = Arguments::from_args();
     let tests: Vec<Test> = vec![
@@ -785,6 +901,10 @@ fn main() -> ExitCode {
             two_stores_race_on_one_condition,
         ),
         ("commit_order_across_stores", commit_order_across_stores),
+        (
+            "known_state_goes_stale_under_another_store",
+            known_state_goes_stale_under_another_store,
+        ),
         ("head_watch_sees_other_stores", head_watch_sees_other_stores),
         ("reads_are_index_scans", reads_are_index_scans),
         ("opens_by_url", opens_by_url),
