@@ -538,6 +538,44 @@ mod tests {
     }
 
     #[test]
+    fn claims_a_file_only_when_it_may() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let path = root.path().join("a/store.db");
+        // Missing: refused without create or read-only, with nothing made.
+        for (create, read_only) in [(false, false), (true, true), (false, true)] {
+            let err = claim_file(&path, claim(create, read_only)).expect_err("missing");
+            assert!(err.to_string().contains("store.db"), "{err}");
+        }
+        assert!(!root.path().join("a").exists(), "nothing created");
+        // Created new, with its folder, empty.
+        assert!(
+            claim_file(&path, claim(true, false))
+                .expect("created")
+                .is_some()
+        );
+        assert_eq!(fs::metadata(&path).expect("file").len(), 0);
+        // An empty file (this one, left as an interrupted creation would)
+        // and a folder are refused, and left as they are.
+        for refused in [&path, &root.path().join("a")] {
+            let err = claim_file(refused, claim(true, false)).expect_err("refused");
+            assert!(err.is_invalid_input(), "{err:?}");
+            assert!(
+                err.to_string().contains(&*refused.to_string_lossy()),
+                "{err}"
+            );
+        }
+        assert_eq!(fs::metadata(&path).expect("file").len(), 0);
+        // A file with contents is for the backend to check.
+        fs::write(&path, b"data").expect("write");
+        assert!(
+            claim_file(&path, claim(false, true))
+                .expect("existing")
+                .is_none()
+        );
+        assert_eq!(fs::read(&path).expect("read"), b"data");
+    }
+
+    #[test]
     fn claims_only_what_it_may() {
         let root = tempfile::tempdir().expect("tempdir");
         let never = |_: &Path| -> Result<bool> { panic!("not asked for an empty folder") };
