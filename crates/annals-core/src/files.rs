@@ -337,6 +337,53 @@ pub fn not_a_store(message: impl Into<String>) -> Error {
     Error::invalid(InvalidReason::Conflict(Field::StoreUrl), message)
 }
 
+/// Decides whether a store kept in one file may use the file `path`,
+/// before anything is written to it — [`claim_folder`]'s rule for a
+/// backend whose store is one file:
+///
+/// - missing: with `create` (and not `read_only`) it is created as a new
+///   file (never over one that exists) with the claim's [`FileMode`], in
+///   folders created with it where missing, and returned; otherwise an
+///   [`Error::Backend`] naming it, whose source is the `NotFound` error;
+/// - a folder, or an empty file (which annals never leaves: an interrupted
+///   creation, or another program's): [`Error::InvalidInput`] naming it;
+/// - a file with contents: `None`. Whether it is the backend's store is
+///   for the backend to check (by its format), still writing nothing.
+pub fn claim_file(path: &Path, claim: Claim<'_>) -> Result<Option<File>> {
+    let metadata = match fs::metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if claim.read_only || !claim.create {
+                return Err(io_error("opening", path, e));
+            }
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                claim
+                    .mode
+                    .create_folder_all(parent)
+                    .map_err(|e| io_error("creating the folder of", path, e))?;
+            }
+            let file = claim.mode.create_new_file(path);
+            return file.map(Some).map_err(|e| io_error("creating", path, e));
+        }
+        other => other.map_err(|e| io_error("opening", path, e))?,
+    };
+    if metadata.is_dir() {
+        return Err(not_a_store(format!(
+            "{} is a folder; the {} backend keeps a store in one file: name a file",
+            path.display(),
+            claim.backend
+        )));
+    }
+    if metadata.len() == 0 {
+        return Err(not_a_store(format!(
+            "{} is an empty file, not an annals store; annals creates its files itself and \
+             writes into no file it did not create: remove it (an interrupted creation may \
+             have left it) or name a path that does not exist",
+            path.display()
+        )));
+    }
+    Ok(None)
+}
+
 /// How a store may claim its folder (see [`claim_folder`]).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Claim<'a> {
@@ -488,6 +535,44 @@ mod tests {
             read_only,
             mode: FileMode::PRIVATE,
         }
+    }
+
+    #[test]
+    fn claims_a_file_only_when_it_may() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let path = root.path().join("a/store.db");
+        // Missing: refused without create or read-only, with nothing made.
+        for (create, read_only) in [(false, false), (true, true), (false, true)] {
+            let err = claim_file(&path, claim(create, read_only)).expect_err("missing");
+            assert!(err.to_string().contains("store.db"), "{err}");
+        }
+        assert!(!root.path().join("a").exists(), "nothing created");
+        // Created new, with its folder, empty.
+        assert!(
+            claim_file(&path, claim(true, false))
+                .expect("created")
+                .is_some()
+        );
+        assert_eq!(fs::metadata(&path).expect("file").len(), 0);
+        // An empty file (this one, left as an interrupted creation would)
+        // and a folder are refused, and left as they are.
+        for refused in [&path, &root.path().join("a")] {
+            let err = claim_file(refused, claim(true, false)).expect_err("refused");
+            assert!(err.is_invalid_input(), "{err:?}");
+            assert!(
+                err.to_string().contains(&*refused.to_string_lossy()),
+                "{err}"
+            );
+        }
+        assert_eq!(fs::metadata(&path).expect("file").len(), 0);
+        // A file with contents is for the backend to check.
+        fs::write(&path, b"data").expect("write");
+        assert!(
+            claim_file(&path, claim(false, true))
+                .expect("existing")
+                .is_none()
+        );
+        assert_eq!(fs::read(&path).expect("read"), b"data");
     }
 
     #[test]

@@ -1,14 +1,14 @@
 //! [`RedbEngine`]: the [`KvEngine`] over one redb table.
 
 use std::fs;
-use std::io;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use annals_core::files::{self, FileMode};
-use annals_core::kv::support::{LiveSnapshots, Ticket, lock, scan_iter};
+use annals_core::files::{self, Claim};
+use annals_core::kv::support::{
+    LiveSnapshots, Ticket, drop_quietly, lock, read_lock, scan_iter, timed_out, write_lock,
+};
 use annals_core::kv::{KvEngine, KvSnapshot, Visitor, WriteBatch};
 use annals_core::{Capabilities, Direction, Error, Result};
 use redb::backends::FileBackend;
@@ -17,7 +17,7 @@ use redb::{
     ReadTransaction, ReadableDatabase, TableDefinition, TableError, TableHandle,
 };
 
-use crate::error::{from_io, from_redb, no_panic};
+use crate::error::{call, from_redb, no_panic};
 use crate::options::RedbOptions;
 
 /// The name of the one table that holds every key of the store.
@@ -124,21 +124,6 @@ pub struct RedbEngine {
     read_only: bool,
 }
 
-/// Creates a new store file at `path` — a new file (never over one that
-/// exists), with `mode`, in folders created with `mode` where missing.
-fn create(builder: &redb::Builder, path: &Path, mode: FileMode) -> Result<Database> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        mode.create_folder_all(parent)
-            .map_err(|e| from_io("creating the folder of", path, e))?;
-    }
-    let file = mode
-        .create_new_file(path)
-        .map_err(|e| from_io("creating", path, e))?;
-    let backend = FileBackend::new(file).map_err(|e| from_redb("creating", path, e))?;
-    no_panic("creating", path, || builder.create_with_backend(backend))?
-        .map_err(|e| from_redb("creating", path, e))
-}
-
 /// Opens an existing file, after checking read-only that it is an annals
 /// store (see [`RedbEngine::open`]).
 ///
@@ -146,24 +131,16 @@ fn create(builder: &redb::Builder, path: &Path, mode: FileMode) -> Result<Databa
 /// same (unless `read_only`), so that redb's integrity check reports the
 /// damage as it always did ([`Error::Corruption`]).
 fn open_existing(builder: &redb::Builder, path: &Path, read_only: bool) -> Result<Db> {
-    let open_for_writing = || -> Result<Database> {
-        no_panic("opening", path, || builder.open(path))?.map_err(|e| from_redb("opening", path, e))
-    };
+    let open_for_writing = || call("opening", path, || builder.open(path));
     let damaged = match no_panic("opening", path, || builder.open_read_only(path)) {
-        Ok(Ok(db)) => match check_tables(&db, path) {
-            Ok(()) if read_only => return Ok(Db::Read(db)),
-            Ok(()) => {
-                no_panic("opening", path, || db.close())?
-                    .map_err(|e| from_redb("opening", path, e))?;
+        Ok(Ok(db)) => match checked(db, path) {
+            Ok(db) if read_only => return Ok(Db::Read(db)),
+            Ok(db) => {
+                call("opening", path, || db.close())?;
                 return open_for_writing().map(Db::Write);
             }
-            Err(e) => {
-                let _ = no_panic("closing", path, || db.close());
-                if e.is_invalid_input() {
-                    return Err(e);
-                }
-                e
-            }
+            Err(e) if e.is_invalid_input() => return Err(e),
+            Err(e) => e,
         },
         // Not closed cleanly: redb must recover it, which writes.
         Ok(Err(DatabaseError::RepairAborted)) if read_only => {
@@ -178,14 +155,7 @@ fn open_existing(builder: &redb::Builder, path: &Path, read_only: bool) -> Resul
             ));
         }
         Ok(Err(DatabaseError::RepairAborted)) => {
-            let db = open_for_writing()?;
-            return match check_tables(&db, path) {
-                Ok(()) => Ok(Db::Write(db)),
-                Err(e) => {
-                    let _ = no_panic("closing", path, || db.close());
-                    Err(e)
-                }
-            };
+            return checked(open_for_writing()?, path).map(Db::Write);
         }
         Ok(Err(e @ DatabaseError::Storage(redb::StorageError::Corrupted(_)))) => {
             from_redb("opening", path, e)
@@ -200,11 +170,11 @@ fn open_existing(builder: &redb::Builder, path: &Path, read_only: bool) -> Resul
     open_for_writing().map(Db::Write)
 }
 
-/// Whether the tables of `db` are an annals store's: annals' table, or no
-/// table at all; otherwise [`Error::InvalidInput`] naming the file and its
-/// tables.
-fn check_tables(db: &impl ReadableDatabase, path: &Path) -> Result<()> {
-    let names = no_panic("opening", path, || -> Result<Vec<String>, redb::Error> {
+/// `db`, if its tables are an annals store's: annals' table, or no table
+/// at all; otherwise `db` is closed, and the error is
+/// [`Error::InvalidInput`] naming the file and its tables.
+fn checked<D: ReadableDatabase>(db: D, path: &Path) -> Result<D> {
+    let names = call("opening", path, || -> Result<Vec<String>, redb::Error> {
         let txn = db.begin_read()?;
         let mut names: Vec<String> = txn.list_tables()?.map(|t| t.name().to_string()).collect();
         names.extend(
@@ -212,22 +182,27 @@ fn check_tables(db: &impl ReadableDatabase, path: &Path) -> Result<()> {
                 .map(|t| redb::MultimapTableHandle::name(&t).to_string()),
         );
         Ok(names)
-    })?
-    .map_err(|e| from_redb("opening", path, e))?;
-    if names.is_empty() || names.iter().any(|name| name == TABLE_NAME) {
-        return Ok(());
-    }
+    });
+    let names = match names {
+        Ok(names) if names.is_empty() || names.iter().any(|name| name == TABLE_NAME) => {
+            return Ok(db);
+        }
+        other => {
+            drop_quietly(db);
+            other?
+        }
+    };
     let shown: Vec<String> = names.iter().take(10).map(|n| format!("{n:?}")).collect();
+    let more = if names.len() > shown.len() {
+        ", …"
+    } else {
+        ""
+    };
     Err(files::not_a_store(format!(
         "{} is a redb database of another program, not an annals store (it has no {TABLE_NAME:?} \
-         table, but {}{}); annals leaves it alone",
+         table, but {}{more}); annals leaves it alone",
         path.display(),
         shown.join(", "),
-        if names.len() > shown.len() {
-            ", …"
-        } else {
-            ""
-        }
     )))
 }
 
@@ -273,29 +248,22 @@ impl RedbEngine {
             builder.set_cache_size(bytes);
         }
         builder.set_check_integrity_on_open(options.check_integrity);
-        let db = match fs::metadata(&path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if options.read_only || !options.create {
-                    return Err(from_io("opening", &path, e));
-                }
-                Db::Write(create(&builder, &path, options.file_mode)?)
+        let claim = Claim {
+            backend: "redb",
+            create: options.create,
+            read_only: options.read_only,
+            mode: options.file_mode,
+        };
+        let db = match files::claim_file(&path, claim)? {
+            // A new file, empty: the store is created in it.
+            Some(file) => {
+                let backend =
+                    FileBackend::new(file).map_err(|e| from_redb("creating", &path, e))?;
+                Db::Write(call("creating", &path, || {
+                    builder.create_with_backend(backend)
+                })?)
             }
-            Err(e) => return Err(from_io("opening", &path, e)),
-            Ok(meta) if meta.is_dir() => {
-                return Err(files::not_a_store(format!(
-                    "{} is a folder; the redb backend keeps a store in one file: name a file",
-                    path.display()
-                )));
-            }
-            Ok(meta) if meta.len() == 0 => {
-                return Err(files::not_a_store(format!(
-                    "{} is an empty file, not an annals store; annals creates its files itself \
-                     and writes into no file it did not create: remove it (an interrupted \
-                     creation may have left it) or name a path that does not exist",
-                    path.display()
-                )));
-            }
-            Ok(_) => open_existing(&builder, &path, options.read_only)?,
+            None => open_existing(&builder, &path, options.read_only)?,
         };
         let engine = RedbEngine {
             path,
@@ -325,14 +293,6 @@ impl RedbEngine {
         &self.path
     }
 
-    fn read_db(&self) -> std::sync::RwLockReadGuard<'_, Option<Db>> {
-        self.db.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn write_db(&self) -> std::sync::RwLockWriteGuard<'_, Option<Db>> {
-        self.db.write().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Whether a commit without `sync` must be durable all the same
     /// ([`RedbOptions::sync_interval`]).
     fn sync_due(&self) -> bool {
@@ -341,16 +301,39 @@ impl RedbEngine {
     }
 }
 
+/// Commits `batch` in one redb write transaction, durable or not (see
+/// [`RedbEngine`]).
+fn write(db: &Database, batch: &WriteBatch, durable: bool) -> Result<(), redb::Error> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(if durable {
+        redb::Durability::Immediate
+    } else {
+        redb::Durability::None
+    })?;
+    {
+        let mut table = txn.open_table(TABLE)?;
+        for (key, value) in &batch.ops {
+            // The previous values redb answers are not needed.
+            match value {
+                Some(value) => drop(table.insert(key.as_slice(), value.as_slice())?),
+                None => drop(table.remove(key.as_slice())?),
+            }
+        }
+    }
+    // An error above drops `txn`, which aborts it.
+    Ok(txn.commit()?)
+}
+
 impl KvEngine for RedbEngine {
     type Snapshot = RedbSnapshot;
 
     fn snapshot(&self) -> Result<RedbSnapshot> {
-        let guard = self.read_db();
+        let guard = read_lock(&self.db);
         let db = guard.as_ref().ok_or(Error::Closed)?;
         // Counted while the lock is held: `compact`, which holds it
         // exclusively, sees every snapshot that exists.
         let ticket = self.live.enter();
-        let (txn, table) = no_panic("reading", &self.path, || {
+        let (txn, table) = call("reading", &self.path, || {
             let txn = db.begin_read()?;
             let table = match txn.open_table(TABLE) {
                 Ok(table) => Some(table),
@@ -358,8 +341,7 @@ impl KvEngine for RedbEngine {
                 Err(e) => return Err(redb::Error::from(e)),
             };
             Ok((txn, table))
-        })?
-        .map_err(|e| from_redb("reading", &self.path, e))?;
+        })?;
         drop(guard);
         Ok(RedbSnapshot {
             table,
@@ -370,44 +352,15 @@ impl KvEngine for RedbEngine {
     }
 
     fn commit(&self, batch: WriteBatch, sync: bool) -> Result<()> {
-        let guard = self.read_db();
-        let db = match guard.as_ref().ok_or(Error::Closed)? {
-            Db::Write(db) => db,
-            Db::Read(_) => return Err(files::read_only_error(&self.path)),
+        let guard = read_lock(&self.db);
+        let Db::Write(db) = guard.as_ref().ok_or(Error::Closed)? else {
+            return Err(files::read_only_error(&self.path));
         };
         if batch.is_empty() && !sync {
             return Ok(());
         }
         let durable = sync || self.sync_due();
-        no_panic(
-            "committing to",
-            &self.path,
-            || -> Result<(), redb::Error> {
-                let mut txn = db.begin_write()?;
-                txn.set_durability(if durable {
-                    redb::Durability::Immediate
-                } else {
-                    redb::Durability::None
-                })?;
-                {
-                    let mut table = txn.open_table(TABLE)?;
-                    for (key, value) in &batch.ops {
-                        match value {
-                            Some(value) => {
-                                table.insert(key.as_slice(), value.as_slice())?;
-                            }
-                            None => {
-                                table.remove(key.as_slice())?;
-                            }
-                        }
-                    }
-                }
-                // An error above drops `txn`, which aborts it.
-                txn.commit()?;
-                Ok(())
-            },
-        )?
-        .map_err(|e| from_redb("committing to", &self.path, e))?;
+        call("committing to", &self.path, || write(db, &batch, durable))?;
         if durable {
             *lock(&self.last_durable) = Instant::now();
         }
@@ -429,10 +382,9 @@ impl KvEngine for RedbEngine {
         let deadline = Instant::now() + COMPACT_PATIENCE;
         loop {
             {
-                let mut guard = self.write_db();
-                let db = match guard.as_mut().ok_or(Error::Closed)? {
-                    Db::Write(db) => db,
-                    Db::Read(_) => return Err(files::read_only_error(&self.path)),
+                let mut guard = write_lock(&self.db);
+                let Db::Write(db) = guard.as_mut().ok_or(Error::Closed)? else {
+                    return Err(files::read_only_error(&self.path));
                 };
                 if self.live.wait_none(COMPACT_WAIT) == 0 {
                     match no_panic("compacting", &self.path, || db.compact())? {
@@ -448,17 +400,12 @@ impl KvEngine for RedbEngine {
                 }
             }
             if Instant::now() >= deadline {
-                return Err(Error::backend(
-                    format!("compacting {}", self.path.display()),
-                    io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!(
-                            "snapshots stayed alive for {} s: redb compacts only when no read \
-                             transaction is alive",
-                            COMPACT_PATIENCE.as_secs()
-                        ),
-                    ),
-                ));
+                let why = format!(
+                    "snapshots stayed alive for {} s: redb compacts only when no read \
+                     transaction is alive",
+                    COMPACT_PATIENCE.as_secs()
+                );
+                return Err(timed_out("compacting", &self.path, why));
             }
             // Without the lock: snapshots waiting for it go on, and end.
             self.live.wait_none(COMPACT_WAIT * 2);
@@ -466,13 +413,10 @@ impl KvEngine for RedbEngine {
     }
 
     fn disk_bytes(&self) -> Result<u64> {
-        let guard = self.read_db();
-        if guard.is_none() {
-            return Err(Error::Closed);
-        }
+        read_lock(&self.db).as_ref().ok_or(Error::Closed)?;
         fs::metadata(&self.path)
             .map(|m| m.len())
-            .map_err(|e| from_io("reading the size of", &self.path, e))
+            .map_err(|e| files::io_error("reading the size of", &self.path, e))
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -489,25 +433,16 @@ impl KvEngine for RedbEngine {
     /// [`Error::Closed`], also on snapshots still alive; closing again does
     /// nothing.
     fn close(&self) -> Result<()> {
-        let taken = self.write_db().take();
-        match taken {
-            None => Ok(()),
-            Some(db) => no_panic("closing", &self.path, || db.close())?
-                .map_err(|e| from_redb("closing", &self.path, e)),
-        }
+        let taken = write_lock(&self.db).take();
+        taken.map_or(Ok(()), |db| call("closing", &self.path, || db.close()))
     }
 }
 
 impl Drop for RedbEngine {
     fn drop(&mut self) {
-        let db = self
-            .db
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
         // Dropping closes the database like `close`, ignoring errors; a
         // panic of redb's (on a damaged file) must not escape a drop either.
-        let _ = catch_unwind(AssertUnwindSafe(move || drop(db)));
+        drop_quietly(write_lock(&self.db).take());
     }
 }
 
@@ -562,12 +497,8 @@ impl std::fmt::Debug for RedbSnapshot {
 
 impl Drop for RedbSnapshot {
     fn drop(&mut self) {
-        let table = self.table.take();
-        let txn = self.txn.take();
-        let _ = catch_unwind(AssertUnwindSafe(move || {
-            drop(table);
-            drop(txn);
-        }));
+        // The table before its transaction.
+        drop_quietly((self.table.take(), self.txn.take()));
         // `_ticket` is dropped after this: `compact` sees the snapshot end
         // only once its read transaction has.
     }
@@ -578,12 +509,11 @@ impl KvSnapshot for RedbSnapshot {
         let Some(table) = &self.table else {
             return Ok(None);
         };
-        no_panic("reading", &self.path, || {
+        call("reading", &self.path, || {
             table
                 .get(key)
                 .map(|found| found.map(|v| v.value().to_vec()))
-        })?
-        .map_err(|e| from_redb("reading", &self.path, e))
+        })
     }
 
     fn scan(
@@ -600,19 +530,13 @@ impl KvSnapshot for RedbSnapshot {
             return Ok(());
         }
         let path = &*self.path;
-        let range = no_panic("reading", path, || table.range::<&[u8]>(start..end))?
-            .map_err(|e| from_redb("reading", path, e))?
+        let range = call("reading", path, || table.range::<&[u8]>(start..end))?
             .map(|entry| entry.map(|(key, value)| (Bytes(key), Bytes(value))));
         // Only redb's steps and reads of its pages are guarded: the
         // visitor's panics are its own.
         let guard = |step: &mut dyn FnMut()| no_panic("reading", path, step);
-        scan_iter(
-            range,
-            direction,
-            &guard,
-            |e| from_redb("reading", path, e),
-            visit,
-        )
+        let map_err = |e| from_redb("reading", path, e);
+        scan_iter(range, direction, &guard, map_err, visit)
     }
 }
 

@@ -40,12 +40,6 @@ pub(crate) fn from_redb(what: &str, path: &Path, err: impl Into<redb::Error>) ->
     }
 }
 
-/// An I/O error of annals' own file handling (creating the parent folder,
-/// reading the file's size).
-pub(crate) fn from_io(what: &str, path: &Path, err: io::Error) -> Error {
-    Error::backend(format!("{what} {}", path.display()), err)
-}
-
 /// A panic of redb, caught before it left annals' API (the source of an
 /// [`Error::Backend`]). redb trusts the file it opens, so damaged bytes can
 /// make it panic; annals reports that as an error instead.
@@ -65,4 +59,14 @@ pub type RedbPanic = support::EnginePanic;
 /// [`Error::Backend`] that names what was done and the file.
 pub(crate) fn no_panic<T>(what: &str, path: &Path, f: impl FnOnce() -> T) -> Result<T, Error> {
     support::no_panic("redb", what, path, f)
+}
+
+/// Runs a call into redb: a panic becomes an error ([`no_panic`]), and
+/// redb's error annals' ([`from_redb`]).
+pub(crate) fn call<T, E: Into<redb::Error>>(
+    what: &str,
+    path: &Path,
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, Error> {
+    no_panic(what, path, f)?.map_err(|e| from_redb(what, path, e))
 }

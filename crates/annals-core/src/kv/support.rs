@@ -18,7 +18,9 @@ use std::any::Any;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{
+    Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
 use std::time::Duration;
 
 use super::engine::{Scan, Visitor};
@@ -116,6 +118,23 @@ pub fn no_panic<T>(
     })
 }
 
+/// Drops `value` (an engine's database, transaction or read view),
+/// ignoring a panic of the engine's library in its `Drop` (damaged files
+/// can cause one): for an engine's own `Drop`, which must not panic.
+///
+/// ```
+/// struct Fragile;
+/// impl Drop for Fragile {
+///     fn drop(&mut self) {
+///         panic!("damaged");
+///     }
+/// }
+/// annals_core::kv::support::drop_quietly(Fragile);
+/// ```
+pub fn drop_quietly<T>(value: T) {
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
+}
+
 /// Counts the live snapshots of an engine, so that an operation that needs
 /// the database to itself (`compact`, `close`) can wait for them to end.
 ///
@@ -177,6 +196,26 @@ impl Drop for Ticket {
 /// guards stays consistent: every holder only reads or replaces it whole).
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Locks `rwlock` for reading, also when a thread panicked while holding
+/// it (as [`lock`]).
+pub fn read_lock<T>(rwlock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    rwlock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Locks `rwlock` for writing, also when a thread panicked while holding
+/// it (as [`lock`]).
+pub fn write_lock<T>(rwlock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    rwlock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The [`Error::Backend`] of an operation on the store at `path` that
+/// waited too long (for live snapshots to end, say): naming what was done
+/// and the path, with a `TimedOut` I/O error saying why as its source.
+pub fn timed_out(what: &str, path: &Path, why: String) -> Error {
+    let source = std::io::Error::new(std::io::ErrorKind::TimedOut, why);
+    Error::backend(format!("{what} {}", path.display()), source)
 }
 
 /// The next entry of a double-ended range in `direction`: from its front
