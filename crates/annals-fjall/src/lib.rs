@@ -3,7 +3,8 @@
 //! An annals backend over [fjall](https://fjall-rs.github.io) 3, a
 //! pure-Rust LSM-tree storage engine: the store is a folder
 //! (`fjall:///var/lib/app/events`), marked as annals' own
-//! ([`annals_core::files`]), with fjall's files in its `fjall` subfolder.
+//! ([`annals_core::files`]), with fjall's files in its `fjall` subfolder
+//! (`fjall-N` after a `compact`).
 //!
 //! [`FjallEngine`] is annals' [`KvEngine`](annals_core::kv::KvEngine) over
 //! one fjall keyspace: a commit is one fjall write batch (atomic in its
@@ -28,12 +29,12 @@
 //!
 //! ## Known limits
 //!
-//! - `compact` flushes the memtable and runs a major compaction, which
-//!   frees the space of deleted events in fjall's tables; but fjall frees
-//!   its journal (preallocated, 64 MiB) only when it rotates it, which it
-//!   does once it is full. So after deleting most of a store smaller than
-//!   that, `disk_bytes` does not drop (the conformance suite's M2 case is
-//!   a known gap, shown as ignored).
+//! - fjall frees its journal (preallocated, 64 MiB) only when it rotates
+//!   it, once full. So `compact` copies the live keys into a fresh fjall
+//!   database (subfolder `fjall-N`, named by the file `CURRENT`) and
+//!   switches to it: appends wait while it copies, and it needs room for
+//!   a second copy of the live events. A crash at any point leaves the
+//!   old database or the complete new one.
 //! - A damaged lsm-tree version file (`v1`, `v2`… in the tree's folder)
 //!   makes fjall 3.1 (lsm-tree 3.1.10) abort the process while opening:
 //!   it sizes a vector by a count read from the damaged file, before any

@@ -15,12 +15,7 @@ impl KvHarness for Fjall {
         FjallEngine::open(self.0.path().join("store"), &FjallOptions::default())
     }
     fn capabilities() -> KvCapabilities {
-        // fjall frees its journal only when it rotates it (see the crate's
-        // "Known limits"): compact does not always shrink disk_bytes.
-        KvCapabilities {
-            reclaims_space: false,
-            ..KvCapabilities::FILES
-        }
+        KvCapabilities::FILES
     }
     fn path(&self) -> Option<std::path::PathBuf> {
         Some(self.0.path().join("store"))

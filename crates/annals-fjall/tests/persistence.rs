@@ -103,3 +103,129 @@ async fn damaged_version_files_are_errors_never_aborts_m6() {
         .await;
     outcomes.print("damaged fjall version files");
 }
+
+mod generations {
+    //! `compact` copies the live keys into a new generation folder and
+    //! switches `CURRENT` to it: every state a crash can leave opens.
+    use std::path::{Path, PathBuf};
+
+    use annals_core::kv::{KvEngine, KvSnapshot, WriteBatch};
+    use annals_fjall::{FjallEngine, FjallOptions};
+
+    fn engine(dir: &Path) -> FjallEngine {
+        FjallEngine::open(dir, &FjallOptions::default()).unwrap()
+    }
+
+    /// A new store holding `a = 1`, in a temporary folder.
+    fn a_store() -> (tempfile::TempDir, PathBuf, FjallEngine) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("store");
+        let store = engine(&dir);
+        put(&store, b"a", b"1");
+        (tmp, dir, store)
+    }
+
+    fn put(engine: &FjallEngine, key: &[u8], value: &[u8]) {
+        let mut batch = WriteBatch::new();
+        batch.put(key.to_vec(), value.to_vec());
+        engine.commit(batch, true).unwrap();
+    }
+
+    fn get(engine: &FjallEngine, key: &[u8]) -> Option<Vec<u8>> {
+        engine.snapshot().unwrap().get(key).unwrap()
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn compact_switches_generations_and_reopens() {
+        let (_tmp, dir, store) = a_store();
+        put(&store, b"b", b"2");
+        store.compact().unwrap();
+        put(&store, b"c", b"3");
+        store.compact().unwrap();
+        assert_eq!(get(&store, b"b").as_deref(), Some(&b"2"[..]));
+        store.close().unwrap();
+        assert_eq!(std::fs::read(dir.join("CURRENT")).unwrap(), b"fjall-2\n");
+        assert!(!dir.join("fjall").exists() && !dir.join("fjall-1").exists());
+        let store = engine(&dir);
+        assert_eq!(get(&store, b"a").as_deref(), Some(&b"1"[..]));
+        assert_eq!(get(&store, b"c").as_deref(), Some(&b"3"[..]));
+        store.close().unwrap();
+    }
+
+    #[test]
+    fn a_snapshot_keeps_the_old_generation_until_the_next_open() {
+        let (_tmp, dir, store) = a_store();
+        let before = store.snapshot().unwrap();
+        store.compact().unwrap();
+        put(&store, b"a", b"2");
+        assert_eq!(before.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+        assert!(dir.join("fjall").exists());
+        drop(before);
+        store.close().unwrap();
+        let store = engine(&dir);
+        assert!(!dir.join("fjall").exists());
+        assert_eq!(get(&store, b"a").as_deref(), Some(&b"2"[..]));
+        store.close().unwrap();
+    }
+
+    // A crash during `compact`, before the switch, leaves a marked partial
+    // generation: the old one stays in use and the partial one goes.
+    #[test]
+    fn a_crash_before_the_switch_keeps_the_old_generation() {
+        let (_tmp, dir, store) = a_store();
+        store.close().unwrap();
+        let partial = dir.join("fjall-1");
+        std::fs::create_dir(&partial).unwrap();
+        std::fs::write(partial.join("ANNALS-STORE"), "annals: fjall generation 1\n").unwrap();
+        std::fs::write(partial.join("half-written"), "x").unwrap();
+        let store = engine(&dir);
+        assert!(!partial.exists());
+        assert_eq!(get(&store, b"a").as_deref(), Some(&b"1"[..]));
+        store.compact().unwrap();
+        store.close().unwrap();
+        assert_eq!(names(&dir), ["ANNALS-STORE", "CURRENT", "fjall-1"]);
+    }
+
+    // A folder the store did not make is never deleted: `compact` refuses
+    // to go over it.
+    #[test]
+    fn a_strangers_folder_in_the_way_is_left_alone() {
+        let (_tmp, dir, store) = a_store();
+        let stranger = dir.join("fjall-1");
+        std::fs::create_dir(&stranger).unwrap();
+        std::fs::write(stranger.join("mine"), "x").unwrap();
+        assert!(store.compact().unwrap_err().to_string().contains("fjall-1"));
+        assert!(stranger.join("mine").exists());
+        assert_eq!(get(&store, b"a").as_deref(), Some(&b"1"[..]));
+        store.close().unwrap();
+        let store = engine(&dir);
+        assert!(stranger.join("mine").exists());
+        store.close().unwrap();
+    }
+
+    #[test]
+    fn a_damaged_current_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("store");
+        engine(&dir).close().unwrap();
+        std::fs::write(dir.join("CURRENT"), "fjall-x\n").unwrap();
+        let error = FjallEngine::open(&dir, &FjallOptions::default())
+            .err()
+            .unwrap();
+        assert!(error.to_string().contains("CURRENT"), "{error}");
+        std::fs::write(dir.join("CURRENT"), "fjall-7\n").unwrap();
+        let error = FjallEngine::open(&dir, &FjallOptions::default())
+            .err()
+            .unwrap();
+        assert!(error.to_string().contains("fjall-7"), "{error}");
+    }
+}
