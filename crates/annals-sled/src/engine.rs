@@ -49,12 +49,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use annals_core::files::{self, Claim, Claimed, FileMode, Marker};
-use annals_core::kv::support::scan_iter;
+use annals_core::kv::support::{drop_quietly, scan_iter};
 use annals_core::kv::{KvEngine, KvSnapshot, Visitor, WriteBatch};
 use annals_core::{Capabilities, CorruptionAt, Direction, Error, Result};
 use parking_lot::{ArcRwLockReadGuard, RawRwLock, RwLock};
 
-use crate::error::{from_io, from_sled, no_panic};
+use crate::error::{call, from_io, from_sled, no_panic};
 use crate::options::{SledMode, SledOptions};
 
 /// The file that names the generation in use.
@@ -208,8 +208,7 @@ struct Open {
 impl Open {
     /// Makes everything committed so far durable (see [`SledEngine`]).
     fn sync(&mut self, dir: &Path) -> Result<()> {
-        let flushed = no_panic("flushing", dir, || self.db.flush())?;
-        flushed.map_err(|e| from_sled("flushing", dir, e))?;
+        call("flushing", dir, || self.db.flush())?;
         self.files.sync()
     }
 }
@@ -376,9 +375,7 @@ fn write_closed(dir: &Path, generation: u64, commits: u64, mode: FileMode) -> Re
 
 /// The commits recorded in a database (0 for a new one).
 fn read_commits(db: &sled::Db, dir: &Path) -> Result<u64> {
-    let value =
-        no_panic("opening", dir, || db.get(SEQ_KEY))?.map_err(|e| from_sled("opening", dir, e))?;
-    match value {
+    match call("opening", dir, || db.get(SEQ_KEY))? {
         None => Ok(0),
         Some(v) => <[u8; 8]>::try_from(v.as_ref())
             .map(u64::from_be_bytes)
@@ -636,8 +633,7 @@ impl SledEngine {
             None => return Err(no_store()),
         };
         let gen_dir = dir.join(generation_name(generation));
-        let db = no_panic("opening", &dir, || sled_config.open(&gen_dir))?
-            .map_err(|e| from_sled("opening", &dir, e))?;
+        let db = call("opening", &dir, || sled_config.open(&gen_dir))?;
         let checked = read_commits(&db, &dir).and_then(|commits| {
             check_clean_close(&dir, generation, commits, read_only)?;
             let files = DurableFiles::open(&gen_dir)?;
@@ -685,6 +681,12 @@ impl SledEngine {
         guarded(&self.poisoned, what, &self.dir, f)
     }
 
+    /// [`Self::guarded`], with sled's error turned into annals'.
+    fn call<T>(&self, what: &str, f: impl FnOnce() -> sled::Result<T>) -> Result<T> {
+        self.guarded(what, f)?
+            .map_err(|e| from_sled(what, &self.dir, e))
+    }
+
     /// Copies every entry of `from` into a new generation after `open`'s;
     /// answers the new generation, durable, with its files.
     fn write_generation(
@@ -693,12 +695,9 @@ impl SledEngine {
         generation: u64,
     ) -> Result<(sled::Db, DurableFiles)> {
         let gen_dir = create_generation(&self.dir, generation, self.file_mode)?;
-        let db = self
-            .guarded("compacting", || self.sled_config.open(&gen_dir))?
-            .map_err(|e| from_sled("compacting", &self.dir, e))?;
+        let db = self.call("compacting", || self.sled_config.open(&gen_dir))?;
         let copied = self.copy(from, &db).and_then(|()| {
-            let flushed = self.guarded("compacting", || db.flush())?;
-            flushed.map_err(|e| from_sled("compacting", &self.dir, e))?;
+            self.call("compacting", || db.flush())?;
             DurableFiles::open(&gen_dir)
         });
         match copied {
@@ -728,8 +727,7 @@ impl SledEngine {
             if bytes >= COPY_CHUNK_BYTES || (done && bytes > 0) {
                 let full = std::mem::take(&mut batch);
                 bytes = 0;
-                self.guarded("compacting", || to.apply_batch(full))?
-                    .map_err(|e| from_sled("compacting", &self.dir, e))?;
+                self.call("compacting", || to.apply_batch(full))?;
             }
             if done {
                 return Ok(());
@@ -795,11 +793,8 @@ impl KvEngine for SledEngine {
             // memory (sled's batches are atomic across a crash, not against
             // an error midway): poison the engine, so that no reader sees
             // it.
-            self.guarded("committing to", || open.db.apply_batch(sled_batch))?
-                .map_err(|e| {
-                    self.poisoned.store(true, Ordering::Release);
-                    from_sled("committing to", &self.dir, e)
-                })?;
+            self.call("committing to", || open.db.apply_batch(sled_batch))
+                .inspect_err(|_| self.poisoned.store(true, Ordering::Release))?;
             open.commits = commits;
         }
         if sync {
@@ -851,9 +846,7 @@ impl KvEngine for SledEngine {
         let guard = self.state.read();
         let open = guard.as_ref().ok_or(Error::Closed)?;
         self.check_poisoned()?;
-        let sled_bytes = self
-            .guarded("measuring", || open.db.size_on_disk())?
-            .map_err(|e| from_sled("measuring", &self.dir, e))?;
+        let sled_bytes = self.call("measuring", || open.db.size_on_disk())?;
         let gen_dir = self.dir.join(generation_name(open.generation));
         let mut other = 0;
         for name in list(&gen_dir)? {
@@ -905,10 +898,9 @@ impl KvEngine for SledEngine {
 
 impl Drop for SledEngine {
     fn drop(&mut self) {
-        let taken = self.state.write().take();
         // sled flushes when its database is dropped; a panic of sled's (on
         // damaged files) must not escape a drop.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(taken)));
+        drop_quietly(self.state.write().take());
     }
 }
 

@@ -48,3 +48,13 @@ pub type SledPanic = support::EnginePanic;
 pub(crate) fn no_panic<T>(what: &str, path: &Path, f: impl FnOnce() -> T) -> Result<T, Error> {
     support::no_panic("sled", what, path, f)
 }
+
+/// Runs a call into sled: a panic becomes an error ([`no_panic`]), and
+/// sled's error annals' ([`from_sled`]).
+pub(crate) fn call<T>(
+    what: &str,
+    path: &Path,
+    f: impl FnOnce() -> Result<T, sled::Error>,
+) -> Result<T, Error> {
+    no_panic(what, path, f)?.map_err(|e| from_sled(what, path, e))
+}
