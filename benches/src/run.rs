@@ -83,16 +83,15 @@ pub struct Paired {
     pub ratio: f64,
     /// `with / without` CPU time of the process per event (its user and
     /// system time, every thread's): unlike the wall clock, hardly moved by
-    /// other processes on the machine. `None` where `/proc/self/stat` is
-    /// not readable or a run took no measurable CPU.
+    /// other processes on the machine. `None` where the process CPU clock
+    /// cannot be read or a run took no measurable CPU.
     pub cpu_ratio: Option<f64>,
 }
 
 impl Paired {
     fn new(without: (Rate, Option<u64>), with: (Rate, Option<u64>)) -> Paired {
-        let per_event = |(rate, ticks): &(Rate, Option<u64>)| {
-            ticks
-                .filter(|&t| t > 0 && rate.events > 0)
+        let per_event = |(rate, cpu): &(Rate, Option<u64>)| {
+            cpu.filter(|&t| t > 0 && rate.events > 0)
                 .map(|t| t as f64 / rate.events as f64)
         };
         let cpu_ratio = per_event(&with)
@@ -518,12 +517,12 @@ where
 {
     let measure = async |on: bool| {
         crate::telemetry::recording(on);
-        let before = cpu_ticks();
+        let before = cpu_nanos();
         let rate = run(on).await?;
-        let ticks = cpu_ticks()
+        let cpu = cpu_nanos()
             .zip(before)
             .map(|(after, before)| after.saturating_sub(before));
-        Ok::<_, String>((rate, ticks))
+        Ok::<_, String>((rate, cpu))
     };
     let (without, with) = if round.is_multiple_of(2) {
         let without = measure(false).await?;
@@ -536,15 +535,14 @@ where
 }
 
 /// The CPU time this process has used (user and system, every thread's,
-/// the ended ones included), in clock ticks, from `/proc/self/stat`.
-fn cpu_ticks() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command (which may hold spaces) in parentheses;
-    // utime and stime are the 14th and 15th of the line.
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
-    let user: u64 = fields.next()?.parse().ok()?;
-    let system: u64 = fields.next()?.parse().ok()?;
-    user.checked_add(system)
+/// the ended ones included), in nanoseconds: the process CPU clock, not
+/// `/proc/self/stat`'s 10 ms ticks, of which a short run has only a few
+/// dozen.
+fn cpu_nanos() -> Option<u64> {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    let seconds = u64::try_from(now.tv_sec).ok()?;
+    let nanos = u64::try_from(now.tv_nsec).ok()?;
+    seconds.checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
 /// Workload 2.
