@@ -48,7 +48,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use annals_core::files::{self, Claim, Claimed, FileMode, Marker};
+use annals_core::files::{self, Claim, Claimed, FileMode, Generations};
 use annals_core::kv::support::{drop_quietly, scan_iter};
 use annals_core::kv::{KvEngine, KvSnapshot, Visitor, WriteBatch};
 use annals_core::{Capabilities, CorruptionAt, Direction, Error, Result};
@@ -57,14 +57,14 @@ use parking_lot::{ArcRwLockReadGuard, RawRwLock, RwLock};
 use crate::error::{call, from_io, from_sled, no_panic};
 use crate::options::{SledMode, SledOptions};
 
-/// The file that names the generation in use.
-const CURRENT: &str = "CURRENT";
-/// `CURRENT` while it is being replaced (by `files::replace_file`).
-const CURRENT_TMP: &str = "CURRENT.tmp";
+/// The generation folders `gen-N`, and `CURRENT` naming the one in use.
+const GENERATIONS: Generations = Generations {
+    backend: "sled",
+    prefix: "gen-",
+    first: None,
+};
 /// The file locked while the folder is open.
 const LOCK: &str = "LOCK";
-/// Prefix of a generation's folder.
-const GENERATION: &str = "gen-";
 /// Written by a clean `close`: the generation and commit sequence number it
 /// left, checked (and removed) by the next open.
 const CLOSED: &str = "CLOSED";
@@ -313,53 +313,9 @@ fn sync_file(path: &Path) -> Result<()> {
     }
 }
 
-fn generation_name(generation: u64) -> String {
-    format!("{GENERATION}{generation}")
-}
-
-/// The generation a folder name stands for.
-fn parse_generation(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix(GENERATION)?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-/// Reads `CURRENT`: `None` when it does not exist.
-fn read_current(dir: &Path) -> Result<Option<u64>> {
-    let path = dir.join(CURRENT);
-    let bytes = match fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(from_io("reading", &path, e)),
-    };
-    let generation = std::str::from_utf8(&bytes)
-        .ok()
-        .and_then(|text| text.strip_suffix('\n'))
-        .and_then(parse_generation);
-    match generation {
-        Some(g) => Ok(Some(g)),
-        None => Err(Error::corruption(
-            CorruptionAt::Path(path.to_path_buf()),
-            format!(
-                "{} is damaged: {:?} does not name a generation",
-                path.display(),
-                String::from_utf8_lossy(&bytes)
-            ),
-        )),
-    }
-}
-
-/// Points `CURRENT` at `generation`, durably and atomically.
-fn write_current(dir: &Path, generation: u64, mode: FileMode) -> Result<()> {
-    let text = format!("{}\n", generation_name(generation));
-    files::replace_file(dir, CURRENT, text.as_bytes(), mode)
-}
-
 /// What a clean close left in `CLOSED`: generation and commits.
 fn closed_text(generation: u64, commits: u64) -> String {
-    format!("{} commits-{commits}\n", generation_name(generation))
+    format!("{} commits-{commits}\n", GENERATIONS.name(generation))
 }
 
 /// Records a clean close (see [`check_clean_close`]): writes `CLOSED`
@@ -411,7 +367,7 @@ fn check_clean_close(dir: &Path, generation: u64, commits: u64, read_only: bool)
         .ok()
         .and_then(|t| t.strip_suffix('\n'))
         .and_then(|t| t.split_once(" commits-"))
-        .and_then(|(g, c)| Some((parse_generation(g)?, c.parse::<u64>().ok()?)))
+        .and_then(|(g, c)| Some((GENERATIONS.parse(g)?, c.parse::<u64>().ok()?)))
         .filter(|&(g, c)| closed_text(g, c).as_bytes() == text);
     let Some((closed_generation, closed_commits)) = parsed else {
         return Err(Error::corruption(
@@ -431,8 +387,8 @@ fn check_clean_close(dir: &Path, generation: u64, commits: u64, read_only: bool)
              commit {commits} of {}: sled's log is damaged (its recovery stopped early at a bad \
              checksum)",
                 dir.display(),
-                generation_name(closed_generation),
-                generation_name(generation),
+                GENERATIONS.name(closed_generation),
+                GENERATIONS.name(generation),
             ),
         ));
     }
@@ -441,72 +397,6 @@ fn check_clean_close(dir: &Path, generation: u64, commits: u64, read_only: bool)
     }
     fs::remove_file(&path).map_err(|e| from_io("removing", &path, e))?;
     files::sync_folder(dir)
-}
-
-/// What the marker of a generation folder says.
-fn generation_marker(generation: u64) -> String {
-    format!("sled generation {generation}")
-}
-
-/// Whether the folder `gen_dir` is the generation `generation` that this
-/// store made: it carries annals' generation marker.
-fn is_our_generation(gen_dir: &Path, generation: u64) -> Result<bool> {
-    if !gen_dir.is_dir() {
-        return Ok(false);
-    }
-    // A marker that is not annals' is a stranger's folder: left alone.
-    Ok(
-        matches!(files::read_marker(gen_dir), Ok(Marker::Found(what)) if what == generation_marker(generation)),
-    )
-}
-
-/// Creates the folder of a new generation and marks it as the store's own,
-/// before sled writes anything into it. A left-over folder of this store
-/// (a crashed creation or `compact`) is removed first; a folder of that
-/// name that the store did not make is an error naming it.
-fn create_generation(dir: &Path, generation: u64, mode: FileMode) -> Result<PathBuf> {
-    let gen_dir = dir.join(generation_name(generation));
-    if fs::symlink_metadata(&gen_dir).is_ok() {
-        if !is_our_generation(&gen_dir, generation)? {
-            return Err(files::not_a_store(format!(
-                "{} is in the way of the store's generation {generation}, and the store did not \
-                 make it (it has no annals generation marker): move it out of the store's folder",
-                gen_dir.display()
-            )));
-        }
-        fs::remove_dir_all(&gen_dir).map_err(|e| from_io("removing", &gen_dir, e))?;
-    }
-    mode.create_folder(&gen_dir)
-        .map_err(|e| from_io("creating the folder", &gen_dir, e))?;
-    files::write_marker(&gen_dir, &generation_marker(generation), mode)?;
-    files::sync_folder(dir)?;
-    Ok(gen_dir)
-}
-
-/// Deletes every generation folder but `keep` that the store made (see
-/// [`is_our_generation`]: folders without annals' marker, e.g. left by an
-/// earlier release, are left alone), and left-over temporary files of its
-/// own.
-fn remove_other_generations(dir: &Path, keep: Option<u64>) -> Result<()> {
-    let mut removed = false;
-    for name in list(dir)? {
-        let Some(text) = name.to_str() else { continue };
-        let path = dir.join(text);
-        if text == CURRENT_TMP || text == CLOSED_TMP {
-            fs::remove_file(&path).map_err(|e| from_io("removing", &path, e))?;
-            removed = true;
-        } else if let Some(generation) = parse_generation(text)
-            && Some(generation) != keep
-            && is_our_generation(&path, generation)?
-        {
-            fs::remove_dir_all(&path).map_err(|e| from_io("removing", &path, e))?;
-            removed = true;
-        }
-    }
-    if removed {
-        files::sync_folder(dir)?;
-    }
-    Ok(())
 }
 
 /// Opens (or, unless `read_only`, creates) and locks `<dir>/LOCK`.
@@ -535,8 +425,8 @@ fn lock_folder(dir: &Path, read_only: bool, mode: FileMode) -> Result<File> {
 /// earlier release of annals (which wrote none): its `CURRENT` names a
 /// generation folder that holds sled's log file.
 fn is_earlier_store(dir: &Path) -> Result<bool> {
-    Ok(match read_current(dir) {
-        Ok(Some(generation)) => dir.join(generation_name(generation)).join("db").is_file(),
+    Ok(match GENERATIONS.read_current(dir) {
+        Ok(Some(generation)) => GENERATIONS.folder(dir, generation).join("db").is_file(),
         _ => false,
     })
 }
@@ -600,46 +490,44 @@ impl SledEngine {
                 io::Error::from(io::ErrorKind::NotFound),
             )
         };
-        let generation = match read_current(&dir)? {
+        let generation = match GENERATIONS.read_current(&dir)? {
             Some(generation) => {
-                let gen_dir = dir.join(generation_name(generation));
+                let gen_dir = GENERATIONS.folder(&dir, generation);
                 if !gen_dir.is_dir() {
                     return Err(Error::corruption(
                         CorruptionAt::Path(dir.to_path_buf()),
                         format!(
                             "{}: CURRENT names {}, which is missing",
                             dir.display(),
-                            generation_name(generation)
+                            GENERATIONS.name(generation)
                         ),
                     ));
                 }
                 if !read_only {
-                    remove_other_generations(&dir, Some(generation))?;
+                    GENERATIONS.remove_others(&dir, Some(generation), &[CLOSED_TMP])?;
                     // CURRENT names it, so it is the store's: an earlier
                     // release made it without a marker.
-                    if files::read_marker(&gen_dir)? == Marker::Missing {
-                        files::write_marker(&gen_dir, &generation_marker(generation), mode)?;
-                    }
+                    GENERATIONS.mark(&dir, generation, mode)?;
                 }
                 generation
             }
             // A new store, or the creation of one that crashed before
             // `CURRENT` was written (when nothing was acknowledged).
             None if claimed == Claimed::New || (options.create && !read_only) => {
-                remove_other_generations(&dir, None)?;
-                create_generation(&dir, 0, mode)?;
+                GENERATIONS.remove_others(&dir, None, &[CLOSED_TMP])?;
+                GENERATIONS.create(&dir, 0, mode)?;
                 0
             }
             None => return Err(no_store()),
         };
-        let gen_dir = dir.join(generation_name(generation));
+        let gen_dir = GENERATIONS.folder(&dir, generation);
         let db = call("opening", &dir, || sled_config.open(&gen_dir))?;
         let checked = read_commits(&db, &dir).and_then(|commits| {
             check_clean_close(&dir, generation, commits, read_only)?;
             let files = DurableFiles::open(&gen_dir)?;
-            if !read_only && !dir.join(CURRENT).exists() {
+            if !read_only && !dir.join(Generations::CURRENT).exists() {
                 // A new store: it exists once `CURRENT` names it.
-                write_current(&dir, generation, mode)?;
+                GENERATIONS.write_current(&dir, generation, mode)?;
             }
             Ok((commits, files))
         });
@@ -694,7 +582,7 @@ impl SledEngine {
         from: &sled::Db,
         generation: u64,
     ) -> Result<(sled::Db, DurableFiles)> {
-        let gen_dir = create_generation(&self.dir, generation, self.file_mode)?;
+        let gen_dir = GENERATIONS.create(&self.dir, generation, self.file_mode)?;
         let db = self.call("compacting", || self.sled_config.open(&gen_dir))?;
         let copied = self.copy(from, &db).and_then(|()| {
             self.call("compacting", || db.flush())?;
@@ -814,20 +702,15 @@ impl KvEngine for SledEngine {
         if self.read_only {
             return Err(files::read_only_error(&self.dir));
         }
-        let generation = open.generation.checked_add(1).ok_or_else(|| {
-            Error::backend(
-                format!("compacting {}", self.dir.display()),
-                "no generation number is left",
-            )
-        })?;
+        let generation = GENERATIONS.after(&self.dir, open.generation)?;
         let (db, files) = self.write_generation(&open.db, generation)?;
-        if let Err(e) = write_current(&self.dir, generation, self.file_mode) {
+        if let Err(e) = GENERATIONS.write_current(&self.dir, generation, self.file_mode) {
             // `CURRENT` may or may not have been replaced: stay on the
             // generation it names now (both are complete and durable).
-            let now = read_current(&self.dir).ok().flatten();
+            let now = GENERATIONS.read_current(&self.dir).ok().flatten();
             if now != Some(generation) {
                 let _ = drop_db(db, &self.dir);
-                let _ = fs::remove_dir_all(self.dir.join(generation_name(generation)));
+                let _ = fs::remove_dir_all(GENERATIONS.folder(&self.dir, generation));
                 return Err(e);
             }
         }
@@ -836,7 +719,7 @@ impl KvEngine for SledEngine {
         open.generation = generation;
         self.guarded("closing", || drop(old_db))?;
         // A left-over old generation is removed on the next open.
-        let _ = remove_other_generations(&self.dir, Some(generation));
+        let _ = GENERATIONS.remove_others(&self.dir, Some(generation), &[CLOSED_TMP]);
         Ok(())
     }
 
@@ -847,7 +730,7 @@ impl KvEngine for SledEngine {
         let open = guard.as_ref().ok_or(Error::Closed)?;
         self.check_poisoned()?;
         let sled_bytes = self.call("measuring", || open.db.size_on_disk())?;
-        let gen_dir = self.dir.join(generation_name(open.generation));
+        let gen_dir = GENERATIONS.folder(&self.dir, open.generation);
         let mut other = 0;
         for name in list(&gen_dir)? {
             if name == "db" {
@@ -974,20 +857,20 @@ mod tests {
     #[test]
     fn generation_names_round_trip() {
         for g in [0, 1, 42, u64::MAX] {
-            assert_eq!(parse_generation(&generation_name(g)), Some(g));
+            assert_eq!(GENERATIONS.parse(&GENERATIONS.name(g)), Some(g));
         }
         for bad in ["gen-", "gen-x", "gen--1", "gen-1 ", "gen-+1", "gen", "db"] {
-            assert_eq!(parse_generation(bad), None, "{bad}");
+            assert_eq!(GENERATIONS.parse(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn damaged_current_is_corruption() {
         let dir = tempfile::tempdir().expect("tempdir");
-        fs::write(dir.path().join(CURRENT), b"gen-\xff\n").expect("write");
-        let err = read_current(dir.path()).expect_err("damaged");
+        fs::write(dir.path().join(Generations::CURRENT), b"gen-\xff\n").expect("write");
+        let err = GENERATIONS.read_current(dir.path()).expect_err("damaged");
         assert!(matches!(err, Error::Corruption { .. }), "{err:?}");
-        fs::write(dir.path().join(CURRENT), b"gen-7\n").expect("write");
-        assert_eq!(read_current(dir.path()).expect("fine"), Some(7));
+        fs::write(dir.path().join(Generations::CURRENT), b"gen-7\n").expect("write");
+        assert_eq!(GENERATIONS.read_current(dir.path()).expect("fine"), Some(7));
     }
 }
