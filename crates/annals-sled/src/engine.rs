@@ -189,14 +189,14 @@ fn open_sled(options: &SledOptions, path: &Path) -> sled::Result<sled::Db> {
 /// An open generation.
 #[derive(Debug)]
 struct Open {
-    /// Held for as long as the folder is open: locked (flock) so that no
-    /// other store opens the folder. Dropped after `db`.
-    _lock: File,
     generation: u64,
     /// Commits so far (the value at [`SEQ_KEY`]).
     commits: u64,
     db: sled::Db,
     files: DurableFiles,
+    /// Held for as long as the folder is open: locked (flock) so that no
+    /// other store opens the folder. The last field, so dropped after `db`.
+    _lock: File,
 }
 
 impl Open {
@@ -821,21 +821,12 @@ impl KvEngine for SledEngine {
         let synced = if self.poisoned.load(Ordering::Acquire) || self.options.read_only {
             Ok(())
         } else {
-            let numbers = [open.generation, open.commits];
-            open.sync(&self.dir).and_then(|()| {
-                files::write_numbers(
-                    &self.dir,
-                    CLOSED,
-                    &CLOSED_LABELS,
-                    numbers,
-                    self.options.file_mode,
-                )
-            })
+            let (closed, mode) = ([open.generation, open.commits], self.options.file_mode);
+            let write = |()| files::write_numbers(&self.dir, CLOSED, &CLOSED_LABELS, closed, mode);
+            open.sync(&self.dir).and_then(write)
         };
-        let Open { _lock, db, .. } = open;
-        let dropped = drop_db(db, &self.dir);
-        drop(_lock);
-        synced.and(dropped)
+        // The fields drop in order: sled's database before the lock.
+        synced.and(no_panic("closing", &self.dir, move || drop(open)))
     }
 }
 
