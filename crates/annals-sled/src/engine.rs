@@ -154,16 +154,16 @@ const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Opens the sled database in `path` with `options`' settings for sled.
 fn open_sled(options: &SledOptions, path: &Path) -> sled::Result<sled::Db> {
-    let flush_every = options.flush_every;
+    let flush_every_ms = options
+        .flush_every
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
     let mut config = sled::Config::new()
         .path(path)
         .mode(match options.mode {
             SledMode::LowSpace => sled::Mode::LowSpace,
             SledMode::HighThroughput => sled::Mode::HighThroughput,
         })
-        .flush_every_ms(
-            flush_every.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
-        );
+        .flush_every_ms(flush_every_ms);
     if let Some(bytes) = options.cache_capacity {
         config = config.cache_capacity(bytes);
     }
@@ -598,7 +598,7 @@ impl SledEngine {
             Ok((commits, files))
         });
         let (db, (commits, files)) = close_on_error(checked, db)?;
-        let engine = SledEngine {
+        Ok(SledEngine {
             dir,
             options: *options,
             state: Arc::new(RwLock::new(Some(Open {
@@ -609,8 +609,7 @@ impl SledEngine {
                 files,
             }))),
             poisoned: Arc::new(AtomicBool::new(false)),
-        };
-        Ok(engine)
+        })
     }
 
     /// The store's folder.
