@@ -317,6 +317,128 @@ pub fn replace_file(dir: &Path, name: &str, contents: &[u8], mode: FileMode) -> 
     sync_folder(dir)
 }
 
+/// Writes the file `name` in the folder `dir` holding `numbers`, each
+/// after its label, on one line: labels `["gen-", " commits-"]` and numbers
+/// `[3, 17]` make `gen-3 commits-17\n`. Durable and atomic (see
+/// [`replace_file`], and its rule: only for a store's own files). For the
+/// small files in which a store records numbers of its own (a close mark,
+/// the generation in use); [`read_numbers`] reads them back.
+///
+/// ```
+/// use annals_core::files::{FileMode, read_numbers, write_numbers};
+///
+/// let dir = tempfile::tempdir()?;
+/// const LABELS: [&str; 2] = ["gen-", " commits-"];
+/// write_numbers(dir.path(), "CLOSED", &LABELS, [3, 17], FileMode::PRIVATE)?;
+/// assert_eq!(std::fs::read(dir.path().join("CLOSED"))?, b"gen-3 commits-17\n");
+/// assert_eq!(read_numbers(&dir.path().join("CLOSED"), &LABELS)?, Some([3, 17]));
+/// assert_eq!(read_numbers(&dir.path().join("OTHER"), &LABELS)?, None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn write_numbers<const N: usize>(
+    dir: &Path,
+    name: &str,
+    labels: &[&str; N],
+    numbers: [u64; N],
+    mode: FileMode,
+) -> Result<()> {
+    replace_file(dir, name, numbers_text(labels, &numbers).as_bytes(), mode)
+}
+
+/// Reads the file `path` that [`write_numbers`] wrote with `labels`: its
+/// numbers, or `None` when it does not exist. Anything but exactly what
+/// `write_numbers` writes (another label, a missing or extra part, a sign,
+/// a leading zero, no final newline, bytes that are not UTF-8) is
+/// [`Error::Corruption`] naming the file and showing what it holds; an I/O
+/// error is [`Error::Backend`] naming the file. Labels must not start with
+/// a digit.
+pub fn read_numbers<const N: usize>(path: &Path, labels: &[&str; N]) -> Result<Option<[u64; N]>> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error("reading", path, e)),
+    };
+    let parsed = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|text| parse_numbers(text, labels))
+        .filter(|numbers| numbers_text(labels, numbers).as_bytes() == bytes);
+    match parsed {
+        Some(numbers) => Ok(Some(numbers)),
+        None => Err(Error::corruption(
+            CorruptionAt::Path(path.to_path_buf()),
+            format!(
+                "{} is damaged: {:?}",
+                path.display(),
+                String::from_utf8_lossy(&bytes)
+            ),
+        )),
+    }
+}
+
+/// What [`write_numbers`] writes.
+fn numbers_text(labels: &[&str], numbers: &[u64]) -> String {
+    let mut text: String = labels
+        .iter()
+        .zip(numbers)
+        .map(|(l, n)| format!("{l}{n}"))
+        .collect();
+    text.push('\n');
+    text
+}
+
+/// The numbers of `text` after `labels`, if it has that shape (the caller
+/// checks that it is exactly what [`numbers_text`] makes of them).
+fn parse_numbers<const N: usize>(mut text: &str, labels: &[&str; N]) -> Option<[u64; N]> {
+    let mut numbers = [0; N];
+    for (label, number) in labels.iter().zip(&mut numbers) {
+        text = text.strip_prefix(label)?;
+        let digits = text.len() - text.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        *number = text.get(..digits)?.parse().ok()?;
+        text = text.get(digits..)?;
+    }
+    (text == "\n").then_some(numbers)
+}
+
+/// The bytes of the regular files directly in the folder `dir` whose names
+/// `counted` accepts (symbolic links and folders are not counted). A file
+/// removed while it is measured, or a missing folder, counts nothing (an
+/// engine removes files of its own at any time). Errors are
+/// [`Error::Backend`] naming the folder or file.
+///
+/// ```
+/// use annals_core::files::file_bytes;
+///
+/// let dir = tempfile::tempdir()?;
+/// std::fs::write(dir.path().join("a.log"), b"12345")?;
+/// std::fs::write(dir.path().join("b.tmp"), b"123")?;
+/// std::fs::create_dir(dir.path().join("sub"))?;
+/// assert_eq!(file_bytes(dir.path(), |_| true)?, 8);
+/// assert_eq!(file_bytes(dir.path(), |name| name.ends_with(".log"))?, 5);
+/// assert_eq!(file_bytes(&dir.path().join("gone"), |_| true)?, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn file_bytes(dir: &Path, counted: impl Fn(&str) -> bool) -> Result<u64> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io_error("listing", dir, e)),
+    };
+    let mut bytes = 0u64;
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error("listing", dir, e))?;
+        if !entry.file_name().to_str().is_some_and(&counted) {
+            continue;
+        }
+        match fs::symlink_metadata(entry.path()) {
+            Ok(meta) if meta.is_file() => bytes = bytes.saturating_add(meta.len()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error("measuring", &entry.path(), e)),
+        }
+    }
+    Ok(bytes)
+}
+
 /// An I/O error of annals' own file handling: [`Error::Backend`] naming
 /// what was done and the path.
 pub fn io_error(what: &str, path: &Path, error: io::Error) -> Error {
@@ -733,6 +855,70 @@ mod tests {
             assert!(err.is_invalid_input(), "{bad}: {err:?}");
             assert!(err.to_string().contains("file_mode"), "{err}");
         }
+    }
+
+    #[test]
+    fn numbers_round_trip_and_damage_is_corruption() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("CLOSED");
+        let labels = ["gen-", " commits-"];
+        for numbers in [[0, 0], [7, 42], [u64::MAX, u64::MAX]] {
+            write_numbers(dir.path(), "CLOSED", &labels, numbers, FileMode::PRIVATE)
+                .expect("write");
+            assert_eq!(read_numbers(&path, &labels).expect("read"), Some(numbers));
+        }
+        assert!(!dir.path().join("CLOSED.tmp").exists());
+        for bad in [
+            &b""[..],
+            b"gen-1 commits-2",
+            b"gen-1 commits-2\n\n",
+            b"gen-1 commits-\n",
+            b"gen- commits-2\n",
+            b"gen-01 commits-2\n",
+            b"gen-+1 commits-2\n",
+            b"gen--1 commits-2\n",
+            b"gen-1  commits-2\n",
+            b"gen-1\n",
+            b"gen-1 commits-2 x\n",
+            b"gen-18446744073709551616 commits-2\n",
+            b"gen-\xff commits-2\n",
+        ] {
+            fs::write(&path, bad).expect("write");
+            let err = read_numbers(&path, &labels).expect_err("damaged");
+            assert!(matches!(err, Error::Corruption { .. }), "{bad:?}: {err:?}");
+            assert!(err.to_string().contains("CLOSED"), "{err}");
+        }
+        assert_eq!(
+            read_numbers(&dir.path().join("none"), &labels).expect("missing"),
+            None
+        );
+        fs::create_dir(dir.path().join("folder")).expect("mkdir");
+        let err = read_numbers(&dir.path().join("folder"), &labels).expect_err("a folder");
+        assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn file_bytes_counts_regular_files_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("db"), [0; 100]).expect("write");
+        fs::write(dir.path().join("conf"), [0; 10]).expect("write");
+        fs::create_dir(dir.path().join("blobs")).expect("mkdir");
+        fs::write(dir.path().join("blobs/1"), [0; 1000]).expect("write");
+        assert_eq!(file_bytes(dir.path(), |_| true).expect("sized"), 110);
+        assert_eq!(
+            file_bytes(dir.path(), |name| name != "db").expect("sized"),
+            10
+        );
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(dir.path().join("db"), dir.path().join("link"))
+                .expect("symlink");
+            assert_eq!(file_bytes(dir.path(), |_| true).expect("sized"), 110);
+        }
+        assert_eq!(
+            file_bytes(&dir.path().join("gone"), |_| true).expect("missing"),
+            0
+        );
     }
 
     fn claim(create: bool, read_only: bool) -> Claim<'static> {
