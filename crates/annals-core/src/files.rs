@@ -18,7 +18,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::error::{CorruptionAt, Error, Field, InvalidReason, Result};
+use crate::error::{BoxError, CorruptionAt, Error, Field, InvalidReason, Result};
 
 /// The permission bits of the files and folders a store creates, on Unix
 /// (elsewhere they are ignored): [`FileMode::PRIVATE`] (`0600`: the owner
@@ -452,6 +452,28 @@ pub fn read_only_error(path: &Path) -> Error {
         "writing to {}: the store was opened read-only",
         path.display()
     ))
+}
+
+/// The [`Error::Backend`] of a store that is already open, by another
+/// store of this process or by another process (its lock is taken): names
+/// what was done and the path, with the engine's or the lock's error as
+/// the source.
+///
+/// ```
+/// use annals_core::files::already_open;
+///
+/// let err = already_open("opening", "/data/events".as_ref(), "locked");
+/// assert!(err.to_string().contains("opening /data/events: the store is already open"));
+/// ```
+pub fn already_open(what: &str, path: &Path, source: impl Into<BoxError>) -> Error {
+    Error::backend(
+        format!(
+            "{what} {}: the store is already open, by another store of this process or by \
+             another process",
+            path.display()
+        ),
+        source,
+    )
 }
 
 /// The [`Error::InvalidInput`] of a path that holds something that is
@@ -895,6 +917,19 @@ mod tests {
         fs::create_dir(dir.path().join("folder")).expect("mkdir");
         let err = read_numbers(&dir.path().join("folder"), &labels).expect_err("a folder");
         assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn already_open_names_what_and_where_and_keeps_the_source() {
+        let err = already_open("compacting", Path::new("/s/t"), "held by pid 7");
+        let Error::Backend { message, source } = &err else {
+            panic!("not Backend: {err:?}")
+        };
+        assert!(
+            message.starts_with("compacting /s/t: the store is already open"),
+            "{message}"
+        );
+        assert_eq!(source.to_string(), "held by pid 7");
     }
 
     #[test]

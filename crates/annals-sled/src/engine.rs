@@ -370,12 +370,9 @@ fn lock_folder(dir: &Path, read_only: bool, mode: FileMode) -> Result<File> {
     let file = opened.map_err(|e| from_io("opening", &path, e))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(Error::backend(
-            format!(
-                "opening {}: the store is already open, by another store of this process or by \
-                 another process",
-                dir.display()
-            ),
+        Err(fs::TryLockError::WouldBlock) => Err(files::already_open(
+            "opening",
+            dir,
             io::Error::from(io::ErrorKind::WouldBlock),
         )),
         Err(fs::TryLockError::Error(e)) => Err(from_io("locking", &path, e)),
