@@ -1,7 +1,9 @@
 //! The file system, the same way for every backend that keeps files: who
 //! may read what a store creates ([`FileMode`]), and which folders are a
 //! store's own ([`claim_folder`]), so that a backend never writes into,
-//! deletes or overwrites anything it did not provably create.
+//! deletes or overwrites anything it did not provably create; and how a
+//! store kept in numbered generation folders switches from one to the next
+//! ([`Generations`]).
 //!
 //! The rule every file-based backend keeps: a store's folder is one that
 //! annals created (or found empty) and marked with a [`MARKER_FILE`]
@@ -14,9 +16,9 @@
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::error::{CorruptionAt, Error, Field, InvalidReason, Result};
+use crate::error::{BoxError, CorruptionAt, Error, Field, InvalidReason, Result};
 
 /// The permission bits of the files and folders a store creates, on Unix
 /// (elsewhere they are ignored): [`FileMode::PRIVATE`] (`0600`: the owner
@@ -315,6 +317,128 @@ pub fn replace_file(dir: &Path, name: &str, contents: &[u8], mode: FileMode) -> 
     sync_folder(dir)
 }
 
+/// Writes the file `name` in the folder `dir` holding `numbers`, each
+/// after its label, on one line: labels `["gen-", " commits-"]` and numbers
+/// `[3, 17]` make `gen-3 commits-17\n`. Durable and atomic (see
+/// [`replace_file`], and its rule: only for a store's own files). For the
+/// small files in which a store records numbers of its own (a close mark,
+/// the generation in use); [`read_numbers`] reads them back.
+///
+/// ```
+/// use annals_core::files::{FileMode, read_numbers, write_numbers};
+///
+/// let dir = tempfile::tempdir()?;
+/// const LABELS: [&str; 2] = ["gen-", " commits-"];
+/// write_numbers(dir.path(), "CLOSED", &LABELS, [3, 17], FileMode::PRIVATE)?;
+/// assert_eq!(std::fs::read(dir.path().join("CLOSED"))?, b"gen-3 commits-17\n");
+/// assert_eq!(read_numbers(&dir.path().join("CLOSED"), &LABELS)?, Some([3, 17]));
+/// assert_eq!(read_numbers(&dir.path().join("OTHER"), &LABELS)?, None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn write_numbers<const N: usize>(
+    dir: &Path,
+    name: &str,
+    labels: &[&str; N],
+    numbers: [u64; N],
+    mode: FileMode,
+) -> Result<()> {
+    replace_file(dir, name, numbers_text(labels, &numbers).as_bytes(), mode)
+}
+
+/// Reads the file `path` that [`write_numbers`] wrote with `labels`: its
+/// numbers, or `None` when it does not exist. Anything but exactly what
+/// `write_numbers` writes (another label, a missing or extra part, a sign,
+/// a leading zero, no final newline, bytes that are not UTF-8) is
+/// [`Error::Corruption`] naming the file and showing what it holds; an I/O
+/// error is [`Error::Backend`] naming the file. Labels must not start with
+/// a digit.
+pub fn read_numbers<const N: usize>(path: &Path, labels: &[&str; N]) -> Result<Option<[u64; N]>> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error("reading", path, e)),
+    };
+    let parsed = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|text| parse_numbers(text, labels))
+        .filter(|numbers| numbers_text(labels, numbers).as_bytes() == bytes);
+    match parsed {
+        Some(numbers) => Ok(Some(numbers)),
+        None => Err(Error::corruption(
+            CorruptionAt::Path(path.to_path_buf()),
+            format!(
+                "{} is damaged: {:?}",
+                path.display(),
+                String::from_utf8_lossy(&bytes)
+            ),
+        )),
+    }
+}
+
+/// What [`write_numbers`] writes.
+fn numbers_text(labels: &[&str], numbers: &[u64]) -> String {
+    let mut text: String = labels
+        .iter()
+        .zip(numbers)
+        .map(|(l, n)| format!("{l}{n}"))
+        .collect();
+    text.push('\n');
+    text
+}
+
+/// The numbers of `text` after `labels`, if it has that shape (the caller
+/// checks that it is exactly what [`numbers_text`] makes of them).
+fn parse_numbers<const N: usize>(mut text: &str, labels: &[&str; N]) -> Option<[u64; N]> {
+    let mut numbers = [0; N];
+    for (label, number) in labels.iter().zip(&mut numbers) {
+        text = text.strip_prefix(label)?;
+        let digits = text.len() - text.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        *number = text.get(..digits)?.parse().ok()?;
+        text = text.get(digits..)?;
+    }
+    (text == "\n").then_some(numbers)
+}
+
+/// The bytes of the regular files directly in the folder `dir` whose names
+/// `counted` accepts (symbolic links and folders are not counted). A file
+/// removed while it is measured, or a missing folder, counts nothing (an
+/// engine removes files of its own at any time). Errors are
+/// [`Error::Backend`] naming the folder or file.
+///
+/// ```
+/// use annals_core::files::file_bytes;
+///
+/// let dir = tempfile::tempdir()?;
+/// std::fs::write(dir.path().join("a.log"), b"12345")?;
+/// std::fs::write(dir.path().join("b.tmp"), b"123")?;
+/// std::fs::create_dir(dir.path().join("sub"))?;
+/// assert_eq!(file_bytes(dir.path(), |_| true)?, 8);
+/// assert_eq!(file_bytes(dir.path(), |name| name.ends_with(".log"))?, 5);
+/// assert_eq!(file_bytes(&dir.path().join("gone"), |_| true)?, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn file_bytes(dir: &Path, counted: impl Fn(&str) -> bool) -> Result<u64> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io_error("listing", dir, e)),
+    };
+    let mut bytes = 0u64;
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error("listing", dir, e))?;
+        if !entry.file_name().to_str().is_some_and(&counted) {
+            continue;
+        }
+        match fs::symlink_metadata(entry.path()) {
+            Ok(meta) if meta.is_file() => bytes = bytes.saturating_add(meta.len()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error("measuring", &entry.path(), e)),
+        }
+    }
+    Ok(bytes)
+}
+
 /// An I/O error of annals' own file handling: [`Error::Backend`] naming
 /// what was done and the path.
 pub fn io_error(what: &str, path: &Path, error: io::Error) -> Error {
@@ -328,6 +452,28 @@ pub fn read_only_error(path: &Path) -> Error {
         "writing to {}: the store was opened read-only",
         path.display()
     ))
+}
+
+/// The [`Error::Backend`] of a store that is already open, by another
+/// store of this process or by another process (its lock is taken): names
+/// what was done and the path, with the engine's or the lock's error as
+/// the source.
+///
+/// ```
+/// use annals_core::files::already_open;
+///
+/// let err = already_open("opening", "/data/events".as_ref(), "locked");
+/// assert!(err.to_string().contains("opening /data/events: the store is already open"));
+/// ```
+pub fn already_open(what: &str, path: &Path, source: impl Into<BoxError>) -> Error {
+    Error::backend(
+        format!(
+            "{what} {}: the store is already open, by another store of this process or by \
+             another process",
+            path.display()
+        ),
+        source,
+    )
 }
 
 /// The [`Error::InvalidInput`] of a path that holds something that is
@@ -506,6 +652,211 @@ pub fn claim_folder(
     }
 }
 
+/// A store kept as numbered generation folders inside its folder, the one
+/// in use named by a `CURRENT` file: the layout of a backend whose engine
+/// cannot give space back on demand, so that `compact` copies the live
+/// entries into a new generation and deletes the old one.
+///
+/// ```text
+/// <dir>/CURRENT       "<name of N>\n": the generation in use
+/// <dir>/<name of N>/  generation N (`<prefix>N`, or `first` for 0), marked
+///                     "annals: <backend> generation N"
+/// ```
+///
+/// A new generation is made with [`Generations::create`] (marked before
+/// anything goes into it), made durable by the backend, switched to with
+/// [`Generations::write_current`] (atomic and durable) and the others
+/// deleted with [`Generations::remove_others`]: a crash before the switch
+/// leaves the old generation in use, after it the new one, complete. Only
+/// folders that carry the store's marker of the generation their name
+/// says are ever deleted.
+///
+/// ```
+/// use annals_core::files::{FileMode, Generations};
+///
+/// const GENERATIONS: Generations = Generations {
+///     backend: "demo",
+///     prefix: "gen-",
+///     first: None,
+/// };
+/// let dir = tempfile::tempdir()?;
+/// let (dir, mode) = (dir.path(), FileMode::PRIVATE);
+/// assert_eq!(GENERATIONS.read_current(dir)?, None);
+/// GENERATIONS.create(dir, 0, mode)?;
+/// GENERATIONS.write_current(dir, 0, mode)?;
+/// let next = GENERATIONS.after(dir, 0)?;
+/// assert_eq!(GENERATIONS.create(dir, next, mode)?, dir.join("gen-1"));
+/// GENERATIONS.write_current(dir, next, mode)?;
+/// GENERATIONS.remove_others(dir, Some(next), &[])?;
+/// assert_eq!(GENERATIONS.read_current(dir)?, Some(1));
+/// assert!(!dir.join("gen-0").exists());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Generations {
+    /// The backend, as the generation markers name it: the folder of
+    /// generation N is marked `annals: <backend> generation N`.
+    pub backend: &'static str,
+    /// The folder of generation N is named `<prefix>N` (N in decimal, no
+    /// leading zeros)…
+    pub prefix: &'static str,
+    /// …except generation 0, when this names it (fjall's first generation
+    /// is fjall's own folder, `fjall`).
+    pub first: Option<&'static str>,
+}
+
+impl Generations {
+    /// The file naming the generation in use.
+    pub const CURRENT: &'static str = "CURRENT";
+
+    /// The folder name of generation `generation`.
+    pub fn name(&self, generation: u64) -> String {
+        match (generation, self.first) {
+            (0, Some(first)) => first.to_string(),
+            _ => format!("{}{generation}", self.prefix),
+        }
+    }
+
+    /// The generation a folder name stands for: only a name exactly as
+    /// [`Generations::name`] writes it (no sign, no leading zero).
+    pub fn parse(&self, name: &str) -> Option<u64> {
+        if Some(name) == self.first {
+            return Some(0);
+        }
+        let generation = name.strip_prefix(self.prefix)?.parse().ok()?;
+        (self.name(generation) == name).then_some(generation)
+    }
+
+    /// The folder of generation `generation` in the store's folder `dir`.
+    pub fn folder(&self, dir: &Path, generation: u64) -> PathBuf {
+        dir.join(self.name(generation))
+    }
+
+    /// The generation after `generation`; none is left after `u64::MAX`:
+    /// [`Error::Backend`] naming the store's folder `dir`.
+    pub fn after(&self, dir: &Path, generation: u64) -> Result<u64> {
+        generation.checked_add(1).ok_or_else(|| {
+            Error::backend(
+                format!("compacting {}", dir.display()),
+                "no generation number is left",
+            )
+        })
+    }
+
+    fn marker(&self, generation: u64) -> String {
+        format!("{} generation {generation}", self.backend)
+    }
+
+    /// The generation `<dir>/CURRENT` names; `None` when there is no such
+    /// file. Anything but one generation's name and a newline is
+    /// [`Error::Corruption`] naming the file and showing what it holds.
+    pub fn read_current(&self, dir: &Path) -> Result<Option<u64>> {
+        let path = dir.join(Self::CURRENT);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error("reading", &path, e)),
+        };
+        let generation = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| text.strip_suffix('\n'))
+            .and_then(|name| self.parse(name));
+        let shown = || crate::show_text(&String::from_utf8_lossy(&bytes));
+        generation.map(Some).ok_or_else(|| {
+            Error::corruption(
+                CorruptionAt::Path(path.clone()),
+                format!(
+                    "{} is damaged: {} does not name a generation",
+                    path.display(),
+                    shown()
+                ),
+            )
+        })
+    }
+
+    /// Points `<dir>/CURRENT` at `generation`, durably and atomically
+    /// ([`replace_file`]).
+    pub fn write_current(&self, dir: &Path, generation: u64, mode: FileMode) -> Result<()> {
+        let text = format!("{}\n", self.name(generation));
+        replace_file(dir, Self::CURRENT, text.as_bytes(), mode)
+    }
+
+    /// Whether `path` is a folder that this store made as generation
+    /// `generation`: it carries the store's marker of that generation. A
+    /// marker that is not annals' (or is damaged) is a stranger's: `false`.
+    pub fn is_ours(&self, path: &Path, generation: u64) -> bool {
+        path.is_dir()
+            && matches!(read_marker(path), Ok(Marker::Found(what)) if what == self.marker(generation))
+    }
+
+    /// Marks the folder of generation `generation` as the store's unless it
+    /// carries a marker: for a generation the store knows is its own
+    /// (`CURRENT` names it) but that has none (the engine created it, or an
+    /// earlier release of annals that wrote no markers).
+    pub fn mark(&self, dir: &Path, generation: u64, mode: FileMode) -> Result<()> {
+        let path = self.folder(dir, generation);
+        if read_marker(&path)? == Marker::Missing {
+            write_marker(&path, &self.marker(generation), mode)?;
+        }
+        Ok(())
+    }
+
+    /// Creates the folder of generation `generation` (with `mode`) and
+    /// marks it, durably, before anything else goes into it; answers the
+    /// folder. A folder of that name that the store made (left by a crashed
+    /// creation or `compact`) is deleted first; one that it did not make
+    /// ([`Generations::is_ours`]) is [`Error::InvalidInput`] naming it, and
+    /// stays as it is.
+    pub fn create(&self, dir: &Path, generation: u64, mode: FileMode) -> Result<PathBuf> {
+        let path = self.folder(dir, generation);
+        if fs::symlink_metadata(&path).is_ok() {
+            if !self.is_ours(&path, generation) {
+                return Err(not_a_store(format!(
+                    "{} is in the way of the store's generation {generation}, and the store did \
+                     not make it (it has no annals generation marker): move it out of the \
+                     store's folder",
+                    path.display()
+                )));
+            }
+            fs::remove_dir_all(&path).map_err(|e| io_error("removing", &path, e))?;
+        }
+        mode.create_folder(&path)
+            .map_err(|e| io_error("creating the folder", &path, e))?;
+        write_marker(&path, &self.marker(generation), mode)?;
+        sync_folder(dir)?;
+        Ok(path)
+    }
+
+    /// Deletes every generation folder in `dir` but `keep`'s that the store
+    /// made ([`Generations::is_ours`]; others, e.g. a stranger's, stay), and
+    /// the left-over temporary files of the store's own: `CURRENT.tmp` and
+    /// those named in `temporary` (of an interrupted [`replace_file`]).
+    /// The folder is synced when anything was deleted.
+    pub fn remove_others(&self, dir: &Path, keep: Option<u64>, temporary: &[&str]) -> Result<()> {
+        let current_tmp = format!("{}.tmp", Self::CURRENT);
+        let mut removed = false;
+        for entry in fs::read_dir(dir).map_err(|e| io_error("listing", dir, e))? {
+            let name = entry.map_err(|e| io_error("listing", dir, e))?.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let path = dir.join(name);
+            if name == current_tmp || temporary.contains(&name) {
+                fs::remove_file(&path).map_err(|e| io_error("removing", &path, e))?;
+                removed = true;
+            } else if let Some(generation) = self.parse(name)
+                && Some(generation) != keep
+                && self.is_ours(&path, generation)
+            {
+                fs::remove_dir_all(&path).map_err(|e| io_error("removing", &path, e))?;
+                removed = true;
+            }
+        }
+        if removed {
+            sync_folder(dir)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -526,6 +877,83 @@ mod tests {
             assert!(err.is_invalid_input(), "{bad}: {err:?}");
             assert!(err.to_string().contains("file_mode"), "{err}");
         }
+    }
+
+    #[test]
+    fn numbers_round_trip_and_damage_is_corruption() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("CLOSED");
+        let labels = ["gen-", " commits-"];
+        for numbers in [[0, 0], [7, 42], [u64::MAX, u64::MAX]] {
+            write_numbers(dir.path(), "CLOSED", &labels, numbers, FileMode::PRIVATE)
+                .expect("write");
+            assert_eq!(read_numbers(&path, &labels).expect("read"), Some(numbers));
+        }
+        assert!(!dir.path().join("CLOSED.tmp").exists());
+        for bad in [
+            &b""[..],
+            b"gen-1 commits-2",
+            b"gen-1 commits-2\n\n",
+            b"gen-1 commits-\n",
+            b"gen- commits-2\n",
+            b"gen-01 commits-2\n",
+            b"gen-+1 commits-2\n",
+            b"gen--1 commits-2\n",
+            b"gen-1  commits-2\n",
+            b"gen-1\n",
+            b"gen-1 commits-2 x\n",
+            b"gen-18446744073709551616 commits-2\n",
+            b"gen-\xff commits-2\n",
+        ] {
+            fs::write(&path, bad).expect("write");
+            let err = read_numbers(&path, &labels).expect_err("damaged");
+            assert!(matches!(err, Error::Corruption { .. }), "{bad:?}: {err:?}");
+            assert!(err.to_string().contains("CLOSED"), "{err}");
+        }
+        assert_eq!(
+            read_numbers(&dir.path().join("none"), &labels).expect("missing"),
+            None
+        );
+        fs::create_dir(dir.path().join("folder")).expect("mkdir");
+        let err = read_numbers(&dir.path().join("folder"), &labels).expect_err("a folder");
+        assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn already_open_names_what_and_where_and_keeps_the_source() {
+        let err = already_open("compacting", Path::new("/s/t"), "held by pid 7");
+        let Error::Backend { message, source } = &err else {
+            panic!("not Backend: {err:?}")
+        };
+        assert!(
+            message.starts_with("compacting /s/t: the store is already open"),
+            "{message}"
+        );
+        assert_eq!(source.to_string(), "held by pid 7");
+    }
+
+    #[test]
+    fn file_bytes_counts_regular_files_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("db"), [0; 100]).expect("write");
+        fs::write(dir.path().join("conf"), [0; 10]).expect("write");
+        fs::create_dir(dir.path().join("blobs")).expect("mkdir");
+        fs::write(dir.path().join("blobs/1"), [0; 1000]).expect("write");
+        assert_eq!(file_bytes(dir.path(), |_| true).expect("sized"), 110);
+        assert_eq!(
+            file_bytes(dir.path(), |name| name != "db").expect("sized"),
+            10
+        );
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(dir.path().join("db"), dir.path().join("link"))
+                .expect("symlink");
+            assert_eq!(file_bytes(dir.path(), |_| true).expect("sized"), 110);
+        }
+        assert_eq!(
+            file_bytes(&dir.path().join("gone"), |_| true).expect("missing"),
+            0
+        );
     }
 
     fn claim(create: bool, read_only: bool) -> Claim<'static> {
@@ -639,6 +1067,190 @@ mod tests {
         let file = root.path().join("file");
         fs::write(&file, b"").expect("write");
         assert!(claim_folder(&file, claim(true, false), never).is_err());
+    }
+
+    const GENS: Generations = Generations {
+        backend: "test",
+        prefix: "gen-",
+        first: None,
+    };
+    const FJALL_LIKE: Generations = Generations {
+        backend: "test",
+        prefix: "data-",
+        first: Some("data"),
+    };
+
+    #[test]
+    fn generation_names_parse_only_as_written() {
+        for generation in [0, 1, 42, u64::MAX] {
+            for gens in [GENS, FJALL_LIKE] {
+                assert_eq!(gens.parse(&gens.name(generation)), Some(generation));
+            }
+        }
+        assert_eq!(GENS.name(0), "gen-0");
+        assert_eq!(
+            (FJALL_LIKE.name(0), FJALL_LIKE.name(3)),
+            ("data".into(), "data-3".into())
+        );
+        for bad in [
+            "gen-",
+            "gen-01",
+            "gen-00",
+            "gen-+1",
+            "gen--1",
+            "gen-x",
+            "gen-1 ",
+            " gen-1",
+            "gen1",
+            "GEN-1",
+            "gen-18446744073709551616",
+            "data",
+            "",
+        ] {
+            assert_eq!(GENS.parse(bad), None, "{bad:?}");
+        }
+        for bad in ["data-0", "data-01", "data-", "data0", "gen-1"] {
+            assert_eq!(FJALL_LIKE.parse(bad), None, "{bad:?}");
+        }
+        let root = tempfile::tempdir().expect("tempdir");
+        assert_eq!(GENS.after(root.path(), 7).expect("next"), 8);
+        let err = GENS.after(root.path(), u64::MAX).expect_err("none left");
+        assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains(&*root.path().to_string_lossy()),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn current_is_written_durably_and_read_strictly() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path();
+        assert_eq!(GENS.read_current(dir).expect("missing"), None);
+        GENS.write_current(dir, 7, FileMode::PRIVATE)
+            .expect("write");
+        assert_eq!(fs::read(dir.join("CURRENT")).expect("read"), b"gen-7\n");
+        assert_eq!(GENS.read_current(dir).expect("read"), Some(7));
+        FJALL_LIKE
+            .write_current(dir, 0, FileMode::PRIVATE)
+            .expect("write");
+        assert_eq!(FJALL_LIKE.read_current(dir).expect("read"), Some(0));
+        for damaged in [
+            &b"gen-x\n"[..],
+            b"gen-7",
+            b"gen-07\n",
+            b"gen-7\n\n",
+            b"gen-7\r\n",
+            b"\xffgen-7\n",
+            b"",
+        ] {
+            fs::write(dir.join("CURRENT"), damaged).expect("write");
+            let err = GENS.read_current(dir).expect_err("damaged");
+            assert!(matches!(err, Error::Corruption { .. }), "{err:?}");
+            assert!(err.to_string().contains("CURRENT is damaged"), "{err}");
+        }
+        fs::write(dir.join("CURRENT"), b"gen-x\n").expect("write");
+        let err = GENS.read_current(dir).expect_err("damaged");
+        assert!(err.to_string().contains(r#""gen-x\n""#), "{err}");
+        // Not a file: an error, never "no CURRENT".
+        fs::remove_file(dir.join("CURRENT")).expect("remove");
+        fs::create_dir(dir.join("CURRENT")).expect("mkdir");
+        assert!(GENS.read_current(dir).is_err());
+    }
+
+    #[test]
+    fn only_the_stores_own_generations_are_replaced_or_removed() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path();
+        let mode = FileMode::PRIVATE;
+        let names = || {
+            let mut names: Vec<String> = fs::read_dir(dir)
+                .expect("list")
+                .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+                .collect();
+            names.sort();
+            names
+        };
+        // Created marked; a left-over of the store's own is replaced.
+        let gen0 = GENS.create(dir, 0, mode).expect("create");
+        assert_eq!(
+            read_marker(&gen0).expect("marker"),
+            Marker::Found("test generation 0".into())
+        );
+        fs::write(gen0.join("half-written"), b"x").expect("write");
+        assert_eq!(GENS.create(dir, 0, mode).expect("again"), gen0);
+        assert!(!gen0.join("half-written").exists());
+        assert!(GENS.is_ours(&gen0, 0) && !GENS.is_ours(&gen0, 1));
+        GENS.create(dir, 1, mode).expect("create");
+        // What the store did not make: unmarked, marked for another
+        // generation or backend, a damaged marker, a name not as written,
+        // a file.
+        let unmarked = dir.join("gen-2");
+        fs::create_dir(&unmarked).expect("mkdir");
+        fs::write(unmarked.join("theirs"), b"x").expect("write");
+        for (name, marker) in [
+            ("gen-3", "annals: test generation 5\n"),
+            ("gen-4", "annals: other generation 4\n"),
+            ("gen-5", "not annals'"),
+            ("gen-01", "annals: test generation 1\n"),
+        ] {
+            fs::create_dir(dir.join(name)).expect("mkdir");
+            fs::write(dir.join(name).join(MARKER_FILE), marker).expect("write");
+        }
+        fs::write(dir.join("gen-6"), b"a file").expect("write");
+        for generation in [2, 3, 4, 5, 6] {
+            let err = GENS.create(dir, generation, mode).expect_err("not ours");
+            assert!(err.is_invalid_input(), "{err:?}");
+            assert!(
+                err.to_string().contains(&format!("gen-{generation}")),
+                "{err}"
+            );
+        }
+        assert!(unmarked.join("theirs").exists());
+        // The store's own temporary files go, others' files stay.
+        for file in ["CURRENT.tmp", "CLOSED.tmp", "OTHER.tmp", "notes"] {
+            fs::write(dir.join(file), b"x").expect("write");
+        }
+        GENS.remove_others(dir, Some(1), &["CLOSED.tmp"])
+            .expect("remove");
+        let strangers = [
+            "OTHER.tmp",
+            "gen-01",
+            "gen-2",
+            "gen-3",
+            "gen-4",
+            "gen-5",
+            "gen-6",
+        ];
+        let mut expected = vec!["gen-1", "notes"];
+        expected.extend(strangers);
+        expected.sort();
+        assert_eq!(names(), expected);
+        assert!(unmarked.join("theirs").exists());
+        GENS.remove_others(dir, None, &[]).expect("remove");
+        expected.retain(|name| *name != "gen-1");
+        assert_eq!(names(), expected);
+    }
+
+    #[test]
+    fn an_unmarked_generation_is_marked_once() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path();
+        fs::create_dir(dir.join("data")).expect("mkdir");
+        assert!(!FJALL_LIKE.is_ours(&dir.join("data"), 0));
+        FJALL_LIKE.mark(dir, 0, FileMode::PRIVATE).expect("mark");
+        assert!(FJALL_LIKE.is_ours(&dir.join("data"), 0));
+        FJALL_LIKE
+            .mark(dir, 0, FileMode::PRIVATE)
+            .expect("marked already");
+        // A marker that is not annals' is not overwritten.
+        fs::create_dir(dir.join("data-1")).expect("mkdir");
+        fs::write(dir.join("data-1").join(MARKER_FILE), b"theirs").expect("write");
+        assert!(FJALL_LIKE.mark(dir, 1, FileMode::PRIVATE).is_err());
+        assert_eq!(
+            fs::read(dir.join("data-1").join(MARKER_FILE)).expect("read"),
+            b"theirs"
+        );
     }
 
     #[cfg(unix)]

@@ -10,28 +10,31 @@
 //! fjall frees its journal only when it rotates it (once 64 MiB full), so
 //! `compact` copies the live keys into a fresh database `fjall-N+1`
 //! (marked, its tables and journal synced), marks the old generation,
-//! switches `CURRENT` to the new one (`files::replace_file`) and deletes
-//! the old one once no snapshot reads it. A crash before the switch leaves
-//! the old generation in use; after it, the new one is complete. Opening
-//! deletes every marked generation that `CURRENT` does not name.
+//! switches `CURRENT` to the new one and deletes the old one once no
+//! snapshot reads it (all through [`files::Generations`]). A crash before
+//! the switch leaves the old generation in use; after it, the new one is
+//! complete. Opening deletes every marked generation that `CURRENT` does
+//! not name.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use annals_core::files::{self, Claim, Marker};
+use annals_core::files::{self, Claim, Generations};
 use annals_core::kv::support::{LiveSnapshots, Ticket, no_panic, scan_iter};
 use annals_core::kv::{KvEngine, KvSnapshot, Visitor, WriteBatch};
-use annals_core::{Capabilities, CorruptionAt, Direction, Error, Result};
+use annals_core::{Capabilities, Direction, Error, Result};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
 use crate::FjallOptions;
 
-/// The folder, inside the store's, that fjall owns (generation 0; then
-/// `fjall-N`).
-const DATA: &str = "fjall";
-/// The file naming the generation in use.
-const CURRENT: &str = "CURRENT";
+/// The folders, inside the store's, that fjall owns: `fjall` (generation
+/// 0), then `fjall-N`.
+const GENERATIONS: Generations = Generations {
+    backend: "fjall",
+    prefix: "fjall-",
+    first: Some("fjall"),
+};
 /// The one keyspace annals keeps its keys in.
 const KEYSPACE: &str = "annals";
 /// How long `close` waits for the reads in flight before it lets go of
@@ -92,54 +95,6 @@ fn allocated_bytes(path: &Path) -> Result<u64> {
     Ok(total)
 }
 
-/// The folder name of generation `generation`.
-fn generation_name(generation: u64) -> String {
-    match generation {
-        0 => DATA.to_string(),
-        n => format!("{DATA}-{n}"),
-    }
-}
-
-/// The generation a folder name stands for.
-fn parse_generation(name: &str) -> Option<u64> {
-    match name.strip_prefix(DATA)? {
-        "" => Some(0),
-        rest => rest.strip_prefix('-')?.parse().ok().filter(|n| *n > 0),
-    }
-}
-
-/// The generation `CURRENT` names (0 when there is none).
-fn read_current(dir: &Path) -> Result<u64> {
-    let path = dir.join(CURRENT);
-    if std::fs::symlink_metadata(&path).is_err() {
-        return Ok(0);
-    }
-    let text = std::fs::read_to_string(&path).map_err(|e| files::io_error("reading", &path, e))?;
-    let what = || format!("{} does not name a generation", path.display());
-    let generation = text.strip_suffix('\n').and_then(parse_generation);
-    generation.ok_or_else(|| Error::corruption(CorruptionAt::Path(path.clone()), what()))
-}
-
-/// What the marker of a generation folder says.
-fn marker(generation: u64) -> String {
-    format!("fjall generation {generation}")
-}
-
-/// Deletes every generation folder but `keep`'s that this store made (it
-/// carries annals' marker for that generation): others are left alone.
-fn remove_stale(dir: &Path, keep: u64) -> Result<()> {
-    let listing = std::fs::read_dir(dir).map_err(|e| files::io_error("listing", dir, e))?;
-    for path in listing.flatten().map(|entry| entry.path()) {
-        let name = path.file_name().and_then(|n| n.to_str());
-        let stale = name.and_then(parse_generation).filter(|g| *g != keep);
-        let ours = |g| matches!(files::read_marker(&path), Ok(Marker::Found(w)) if w == marker(g));
-        if stale.is_some_and(ours) {
-            std::fs::remove_dir_all(&path).map_err(|e| files::io_error("removing", &path, e))?;
-        }
-    }
-    Ok(())
-}
-
 /// Opens (creating it if missing) fjall's database in `data`.
 fn open_data(dir: &Path, data: &Path, options: &FjallOptions, generation: u64) -> Result<Open> {
     let mut builder = Database::builder(data);
@@ -171,14 +126,14 @@ impl FjallEngine {
             mode: options.file_mode,
         };
         files::claim_folder(&dir, claim, |_| Ok(false))?;
-        let generation = read_current(&dir)?;
-        let data = dir.join(generation_name(generation));
+        let generation = GENERATIONS.read_current(&dir)?.unwrap_or(0);
+        let data = GENERATIONS.folder(&dir, generation);
         if !data.is_dir() && (generation > 0 || options.read_only || !options.create) {
             let missing = std::io::ErrorKind::NotFound.into();
             return Err(files::io_error("opening", &data, missing));
         }
         if !options.read_only {
-            remove_stale(&dir, generation)?;
+            GENERATIONS.remove_others(&dir, Some(generation), &[])?;
         }
         let open = open_data(&dir, &data, options, generation)?;
         Ok(FjallEngine {
@@ -268,18 +223,14 @@ impl KvEngine for FjallEngine {
         let (dir, mode) = (&self.dir, self.options.file_mode);
         let mut guard = self.open.write().unwrap_or_else(PoisonError::into_inner);
         let open = guard.as_mut().ok_or(Error::Closed)?;
-        let (old, next) = (open.generation, open.generation.saturating_add(1));
-        let data = dir.join(generation_name(next));
-        // A partial copy of an earlier failed `compact` goes (unless a read
-        // may still use an older generation); a stranger's folder in the
-        // way stays, and creating the folder fails on it.
+        let (old, next) = (open.generation, GENERATIONS.after(dir, open.generation)?);
+        // Older generations go unless a read may still use them; a partial
+        // copy of an earlier failed `compact` is replaced, and a stranger's
+        // folder in the way stays (`create` refuses it).
         if self.live.wait_none(Duration::ZERO) == 0 {
-            remove_stale(dir, old)?;
+            GENERATIONS.remove_others(dir, Some(old), &[])?;
         }
-        mode.create_folder(&data)
-            .map_err(|e| files::io_error("creating", &data, e))?;
-        files::write_marker(&data, &marker(next), mode)?;
-        files::sync_folder(dir)?;
+        let data = GENERATIONS.create(dir, next, mode)?;
         let fresh = open_data(dir, &data, &self.options, next)?;
         call("compacting", dir, || {
             let mut ingestion = fresh.keyspace.start_ingestion()?;
@@ -290,18 +241,14 @@ impl KvEngine for FjallEngine {
             ingestion.finish()?;
             fresh.db.persist(PersistMode::SyncAll)
         })?;
-        let old_data = dir.join(generation_name(old));
-        if files::read_marker(&old_data)? == Marker::Missing {
-            files::write_marker(&old_data, &marker(old), mode)?;
-        }
-        let current = format!("{}\n", generation_name(next));
-        files::replace_file(dir, CURRENT, current.as_bytes(), mode)?;
+        GENERATIONS.mark(dir, old, mode)?;
+        GENERATIONS.write_current(dir, next, mode)?;
         drop(std::mem::replace(open, fresh));
         drop(guard);
         // Snapshots of the old generation read its files until dropped;
         // else the next open deletes it.
         match self.live.wait_none(Duration::ZERO) {
-            0 => remove_stale(dir, next),
+            0 => GENERATIONS.remove_others(dir, Some(next), &[]),
             _ => Ok(()),
         }
     }

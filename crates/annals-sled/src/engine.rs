@@ -48,7 +48,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use annals_core::files::{self, Claim, Claimed, FileMode, Marker};
+use annals_core::files::{self, Claim, Claimed, FileMode, Generations};
 use annals_core::kv::support::{drop_quietly, scan_iter};
 use annals_core::kv::{KvEngine, KvSnapshot, Visitor, WriteBatch};
 use annals_core::{Capabilities, CorruptionAt, Direction, Error, Result};
@@ -57,19 +57,21 @@ use parking_lot::{ArcRwLockReadGuard, RawRwLock, RwLock};
 use crate::error::{call, from_io, from_sled, no_panic};
 use crate::options::{SledMode, SledOptions};
 
-/// The file that names the generation in use.
-const CURRENT: &str = "CURRENT";
-/// `CURRENT` while it is being replaced (by `files::replace_file`).
-const CURRENT_TMP: &str = "CURRENT.tmp";
+/// The generation folders `gen-N`, and `CURRENT` naming the one in use.
+const GENERATIONS: Generations = Generations {
+    backend: "sled",
+    prefix: "gen-",
+    first: None,
+};
 /// The file locked while the folder is open.
 const LOCK: &str = "LOCK";
-/// Prefix of a generation's folder.
-const GENERATION: &str = "gen-";
 /// Written by a clean `close`: the generation and commit sequence number it
 /// left, checked (and removed) by the next open.
 const CLOSED: &str = "CLOSED";
 /// `CLOSED` while it is being written.
 const CLOSED_TMP: &str = "CLOSED.tmp";
+/// What `CLOSED` holds: `gen-N commits-M\n` (see [`files::write_numbers`]).
+const CLOSED_LABELS: [&str; 2] = ["gen-", " commits-"];
 /// The engine's own key in the tree: the number of commits so far (u64, big
 /// endian), written by every commit in the same `apply_batch`. Its prefix
 /// byte is outside annals' key layout (0x00–0x06), so no read of the store
@@ -135,12 +137,10 @@ const COPY_CHUNK_BYTES: usize = 8 << 20;
 pub struct SledEngine {
     /// The store's folder, for error messages and `compact`.
     dir: Arc<Path>,
-    /// Opened with `read_only`: nothing of annals' is written.
-    read_only: bool,
-    /// The permissions of what the store creates.
-    file_mode: FileMode,
-    /// How sled databases are opened (also by `compact`).
-    sled_config: SledConfig,
+    /// What it was opened with: with `read_only` nothing of annals' is
+    /// written; `file_mode` for what it creates; sled's own settings for
+    /// every sled database it opens (also by `compact`).
+    options: SledOptions,
     /// The open database; `None` once closed. Snapshots hold it shared;
     /// commits, `compact` and `close` exclusively.
     state: Arc<RwLock<Option<Open>>>,
@@ -152,42 +152,36 @@ pub struct SledEngine {
 /// database of this process that was just closed.
 const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// sled's own options, kept to open a new generation in `compact`.
-#[derive(Clone, Copy, Debug)]
-struct SledConfig {
-    cache_capacity: Option<u64>,
-    mode: SledMode,
-    flush_every_ms: Option<u64>,
-}
-
-impl SledConfig {
-    fn open(&self, path: &Path) -> std::result::Result<sled::Db, sled::Error> {
-        let mut config = sled::Config::new()
-            .path(path)
-            .mode(match self.mode {
-                SledMode::LowSpace => sled::Mode::LowSpace,
-                SledMode::HighThroughput => sled::Mode::HighThroughput,
-            })
-            .flush_every_ms(self.flush_every_ms);
-        if let Some(bytes) = self.cache_capacity {
-            config = config.cache_capacity(bytes);
-        }
-        // Callers hold the folder's own lock, so no live store has it open:
-        // sled's lock can then only be held by the flusher thread of a
-        // database of this process that was just closed, which lets go of
-        // it within a flush interval. Wait for that instead of failing a
-        // reopen right after a close (found by the model-based tests).
-        let deadline = std::time::Instant::now() + SLED_LOCK_WAIT;
-        loop {
-            match config.open() {
-                Err(sled::Error::Io(e))
-                    if e.to_string().contains("could not acquire lock")
-                        && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                other => return other,
+/// Opens the sled database in `path` with `options`' settings for sled.
+fn open_sled(options: &SledOptions, path: &Path) -> sled::Result<sled::Db> {
+    let flush_every_ms = options
+        .flush_every
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
+    let mut config = sled::Config::new()
+        .path(path)
+        .mode(match options.mode {
+            SledMode::LowSpace => sled::Mode::LowSpace,
+            SledMode::HighThroughput => sled::Mode::HighThroughput,
+        })
+        .flush_every_ms(flush_every_ms);
+    if let Some(bytes) = options.cache_capacity {
+        config = config.cache_capacity(bytes);
+    }
+    // Callers hold the folder's own lock, so no live store has it open:
+    // sled's lock can then only be held by the flusher thread of a
+    // database of this process that was just closed, which lets go of
+    // it within a flush interval. Wait for that instead of failing a
+    // reopen right after a close (found by the model-based tests).
+    let deadline = std::time::Instant::now() + SLED_LOCK_WAIT;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
+            other => return other,
         }
     }
 }
@@ -195,14 +189,14 @@ impl SledConfig {
 /// An open generation.
 #[derive(Debug)]
 struct Open {
-    /// Held for as long as the folder is open: locked (flock) so that no
-    /// other store opens the folder. Dropped after `db`.
-    _lock: File,
     generation: u64,
     /// Commits so far (the value at [`SEQ_KEY`]).
     commits: u64,
     db: sled::Db,
     files: DurableFiles,
+    /// Held for as long as the folder is open: locked (flock) so that no
+    /// other store opens the folder. The last field, so dropped after `db`.
+    _lock: File,
 }
 
 impl Open {
@@ -313,66 +307,6 @@ fn sync_file(path: &Path) -> Result<()> {
     }
 }
 
-fn generation_name(generation: u64) -> String {
-    format!("{GENERATION}{generation}")
-}
-
-/// The generation a folder name stands for.
-fn parse_generation(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix(GENERATION)?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-/// Reads `CURRENT`: `None` when it does not exist.
-fn read_current(dir: &Path) -> Result<Option<u64>> {
-    let path = dir.join(CURRENT);
-    let bytes = match fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(from_io("reading", &path, e)),
-    };
-    let generation = std::str::from_utf8(&bytes)
-        .ok()
-        .and_then(|text| text.strip_suffix('\n'))
-        .and_then(parse_generation);
-    match generation {
-        Some(g) => Ok(Some(g)),
-        None => Err(Error::corruption(
-            CorruptionAt::Path(path.to_path_buf()),
-            format!(
-                "{} is damaged: {:?} does not name a generation",
-                path.display(),
-                String::from_utf8_lossy(&bytes)
-            ),
-        )),
-    }
-}
-
-/// Points `CURRENT` at `generation`, durably and atomically.
-fn write_current(dir: &Path, generation: u64, mode: FileMode) -> Result<()> {
-    let text = format!("{}\n", generation_name(generation));
-    files::replace_file(dir, CURRENT, text.as_bytes(), mode)
-}
-
-/// What a clean close left in `CLOSED`: generation and commits.
-fn closed_text(generation: u64, commits: u64) -> String {
-    format!("{} commits-{commits}\n", generation_name(generation))
-}
-
-/// Records a clean close (see [`check_clean_close`]): writes `CLOSED`
-/// durably and atomically.
-fn write_closed(dir: &Path, generation: u64, commits: u64, mode: FileMode) -> Result<()> {
-    files::replace_file(
-        dir,
-        CLOSED,
-        closed_text(generation, commits).as_bytes(),
-        mode,
-    )
-}
-
 /// The commits recorded in a database (0 for a new one).
 fn read_commits(db: &sled::Db, dir: &Path) -> Result<u64> {
     match call("opening", dir, || db.get(SEQ_KEY))? {
@@ -402,26 +336,9 @@ fn read_commits(db: &sled::Db, dir: &Path) -> Result<u64> {
 /// kept by a read-only open, which commits nothing.
 fn check_clean_close(dir: &Path, generation: u64, commits: u64, read_only: bool) -> Result<()> {
     let path = dir.join(CLOSED);
-    let text = match fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(from_io("reading", &path, e)),
-    };
-    let parsed = std::str::from_utf8(&text)
-        .ok()
-        .and_then(|t| t.strip_suffix('\n'))
-        .and_then(|t| t.split_once(" commits-"))
-        .and_then(|(g, c)| Some((parse_generation(g)?, c.parse::<u64>().ok()?)))
-        .filter(|&(g, c)| closed_text(g, c).as_bytes() == text);
-    let Some((closed_generation, closed_commits)) = parsed else {
-        return Err(Error::corruption(
-            CorruptionAt::Path(path.to_path_buf()),
-            format!(
-                "{} is damaged: {:?}",
-                path.display(),
-                String::from_utf8_lossy(&text)
-            ),
-        ));
+    let Some([closed_generation, closed_commits]) = files::read_numbers(&path, &CLOSED_LABELS)?
+    else {
+        return Ok(());
     };
     if (closed_generation, closed_commits) != (generation, commits) {
         return Err(Error::corruption(
@@ -431,8 +348,8 @@ fn check_clean_close(dir: &Path, generation: u64, commits: u64, read_only: bool)
              commit {commits} of {}: sled's log is damaged (its recovery stopped early at a bad \
              checksum)",
                 dir.display(),
-                generation_name(closed_generation),
-                generation_name(generation),
+                GENERATIONS.name(closed_generation),
+                GENERATIONS.name(generation),
             ),
         ));
     }
@@ -441,72 +358,6 @@ fn check_clean_close(dir: &Path, generation: u64, commits: u64, read_only: bool)
     }
     fs::remove_file(&path).map_err(|e| from_io("removing", &path, e))?;
     files::sync_folder(dir)
-}
-
-/// What the marker of a generation folder says.
-fn generation_marker(generation: u64) -> String {
-    format!("sled generation {generation}")
-}
-
-/// Whether the folder `gen_dir` is the generation `generation` that this
-/// store made: it carries annals' generation marker.
-fn is_our_generation(gen_dir: &Path, generation: u64) -> Result<bool> {
-    if !gen_dir.is_dir() {
-        return Ok(false);
-    }
-    // A marker that is not annals' is a stranger's folder: left alone.
-    Ok(
-        matches!(files::read_marker(gen_dir), Ok(Marker::Found(what)) if what == generation_marker(generation)),
-    )
-}
-
-/// Creates the folder of a new generation and marks it as the store's own,
-/// before sled writes anything into it. A left-over folder of this store
-/// (a crashed creation or `compact`) is removed first; a folder of that
-/// name that the store did not make is an error naming it.
-fn create_generation(dir: &Path, generation: u64, mode: FileMode) -> Result<PathBuf> {
-    let gen_dir = dir.join(generation_name(generation));
-    if fs::symlink_metadata(&gen_dir).is_ok() {
-        if !is_our_generation(&gen_dir, generation)? {
-            return Err(files::not_a_store(format!(
-                "{} is in the way of the store's generation {generation}, and the store did not \
-                 make it (it has no annals generation marker): move it out of the store's folder",
-                gen_dir.display()
-            )));
-        }
-        fs::remove_dir_all(&gen_dir).map_err(|e| from_io("removing", &gen_dir, e))?;
-    }
-    mode.create_folder(&gen_dir)
-        .map_err(|e| from_io("creating the folder", &gen_dir, e))?;
-    files::write_marker(&gen_dir, &generation_marker(generation), mode)?;
-    files::sync_folder(dir)?;
-    Ok(gen_dir)
-}
-
-/// Deletes every generation folder but `keep` that the store made (see
-/// [`is_our_generation`]: folders without annals' marker, e.g. left by an
-/// earlier release, are left alone), and left-over temporary files of its
-/// own.
-fn remove_other_generations(dir: &Path, keep: Option<u64>) -> Result<()> {
-    let mut removed = false;
-    for name in list(dir)? {
-        let Some(text) = name.to_str() else { continue };
-        let path = dir.join(text);
-        if text == CURRENT_TMP || text == CLOSED_TMP {
-            fs::remove_file(&path).map_err(|e| from_io("removing", &path, e))?;
-            removed = true;
-        } else if let Some(generation) = parse_generation(text)
-            && Some(generation) != keep
-            && is_our_generation(&path, generation)?
-        {
-            fs::remove_dir_all(&path).map_err(|e| from_io("removing", &path, e))?;
-            removed = true;
-        }
-    }
-    if removed {
-        files::sync_folder(dir)?;
-    }
-    Ok(())
 }
 
 /// Opens (or, unless `read_only`, creates) and locks `<dir>/LOCK`.
@@ -519,12 +370,9 @@ fn lock_folder(dir: &Path, read_only: bool, mode: FileMode) -> Result<File> {
     let file = opened.map_err(|e| from_io("opening", &path, e))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(Error::backend(
-            format!(
-                "opening {}: the store is already open, by another store of this process or by \
-                 another process",
-                dir.display()
-            ),
+        Err(fs::TryLockError::WouldBlock) => Err(files::already_open(
+            "opening",
+            dir,
             io::Error::from(io::ErrorKind::WouldBlock),
         )),
         Err(fs::TryLockError::Error(e)) => Err(from_io("locking", &path, e)),
@@ -535,8 +383,8 @@ fn lock_folder(dir: &Path, read_only: bool, mode: FileMode) -> Result<File> {
 /// earlier release of annals (which wrote none): its `CURRENT` names a
 /// generation folder that holds sled's log file.
 fn is_earlier_store(dir: &Path) -> Result<bool> {
-    Ok(match read_current(dir) {
-        Ok(Some(generation)) => dir.join(generation_name(generation)).join("db").is_file(),
+    Ok(match GENERATIONS.read_current(dir) {
+        Ok(Some(generation)) => GENERATIONS.folder(dir, generation).join("db").is_file(),
         _ => false,
     })
 }
@@ -576,13 +424,6 @@ impl SledEngine {
     pub fn open(dir: impl AsRef<Path>, options: &SledOptions) -> Result<SledEngine> {
         let dir: Arc<Path> = Arc::from(dir.as_ref());
         let (read_only, mode) = (options.read_only, options.file_mode);
-        let sled_config = SledConfig {
-            cache_capacity: options.cache_capacity,
-            mode: options.mode,
-            flush_every_ms: options
-                .flush_every
-                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
-        };
         let claim = Claim {
             backend: "sled",
             create: options.create,
@@ -600,61 +441,51 @@ impl SledEngine {
                 io::Error::from(io::ErrorKind::NotFound),
             )
         };
-        let generation = match read_current(&dir)? {
+        let generation = match GENERATIONS.read_current(&dir)? {
             Some(generation) => {
-                let gen_dir = dir.join(generation_name(generation));
+                let gen_dir = GENERATIONS.folder(&dir, generation);
                 if !gen_dir.is_dir() {
                     return Err(Error::corruption(
                         CorruptionAt::Path(dir.to_path_buf()),
                         format!(
                             "{}: CURRENT names {}, which is missing",
                             dir.display(),
-                            generation_name(generation)
+                            GENERATIONS.name(generation)
                         ),
                     ));
                 }
                 if !read_only {
-                    remove_other_generations(&dir, Some(generation))?;
+                    GENERATIONS.remove_others(&dir, Some(generation), &[CLOSED_TMP])?;
                     // CURRENT names it, so it is the store's: an earlier
                     // release made it without a marker.
-                    if files::read_marker(&gen_dir)? == Marker::Missing {
-                        files::write_marker(&gen_dir, &generation_marker(generation), mode)?;
-                    }
+                    GENERATIONS.mark(&dir, generation, mode)?;
                 }
                 generation
             }
             // A new store, or the creation of one that crashed before
             // `CURRENT` was written (when nothing was acknowledged).
             None if claimed == Claimed::New || (options.create && !read_only) => {
-                remove_other_generations(&dir, None)?;
-                create_generation(&dir, 0, mode)?;
+                GENERATIONS.remove_others(&dir, None, &[CLOSED_TMP])?;
+                GENERATIONS.create(&dir, 0, mode)?;
                 0
             }
             None => return Err(no_store()),
         };
-        let gen_dir = dir.join(generation_name(generation));
-        let db = call("opening", &dir, || sled_config.open(&gen_dir))?;
+        let gen_dir = GENERATIONS.folder(&dir, generation);
+        let db = call("opening", &dir, || open_sled(options, &gen_dir))?;
         let checked = read_commits(&db, &dir).and_then(|commits| {
             check_clean_close(&dir, generation, commits, read_only)?;
             let files = DurableFiles::open(&gen_dir)?;
-            if !read_only && !dir.join(CURRENT).exists() {
+            if !read_only && !dir.join(Generations::CURRENT).exists() {
                 // A new store: it exists once `CURRENT` names it.
-                write_current(&dir, generation, mode)?;
+                GENERATIONS.write_current(&dir, generation, mode)?;
             }
             Ok((commits, files))
         });
-        let (commits, files) = match checked {
-            Ok(checked) => checked,
-            Err(e) => {
-                let _ = drop_db(db, &dir);
-                return Err(e);
-            }
-        };
-        let engine = SledEngine {
+        let (db, (commits, files)) = close_on_error(checked, db)?;
+        Ok(SledEngine {
             dir,
-            read_only,
-            file_mode: mode,
-            sled_config,
+            options: *options,
             state: Arc::new(RwLock::new(Some(Open {
                 _lock: lock,
                 generation,
@@ -663,8 +494,7 @@ impl SledEngine {
                 files,
             }))),
             poisoned: Arc::new(AtomicBool::new(false)),
-        };
-        Ok(engine)
+        })
     }
 
     /// The store's folder.
@@ -694,44 +524,45 @@ impl SledEngine {
         from: &sled::Db,
         generation: u64,
     ) -> Result<(sled::Db, DurableFiles)> {
-        let gen_dir = create_generation(&self.dir, generation, self.file_mode)?;
-        let db = self.call("compacting", || self.sled_config.open(&gen_dir))?;
-        let copied = self.copy(from, &db).and_then(|()| {
-            self.call("compacting", || db.flush())?;
-            DurableFiles::open(&gen_dir)
-        });
-        match copied {
-            Ok(files) => Ok((db, files)),
-            Err(e) => {
-                let _ = drop_db(db, &self.dir);
-                // Left over, it would be removed on the next open anyway.
-                let _ = fs::remove_dir_all(&gen_dir);
-                Err(e)
-            }
+        let gen_dir = GENERATIONS.create(&self.dir, generation, self.options.file_mode)?;
+        let db = self.call("compacting", || open_sled(&self.options, &gen_dir))?;
+        let copied = self.call("compacting", || copy(from, &db));
+        let copied = copied.and_then(|()| DurableFiles::open(&gen_dir));
+        // Left over, the new generation would be removed on the next open
+        // anyway.
+        close_on_error(copied, db).inspect_err(|_| drop(fs::remove_dir_all(&gen_dir)))
+    }
+}
+
+/// Copies every entry of `from` into `to`, in batches of about
+/// [`COPY_CHUNK_BYTES`], and flushes `to`.
+fn copy(from: &sled::Db, to: &sled::Db) -> sled::Result<()> {
+    let mut batch = sled::Batch::default();
+    let mut bytes = 0;
+    for entry in from.iter() {
+        let (key, value) = entry?;
+        bytes += key.len() + value.len();
+        batch.insert(key, value);
+        if bytes >= COPY_CHUNK_BYTES {
+            to.apply_batch(std::mem::take(&mut batch))?;
+            bytes = 0;
         }
     }
+    if bytes > 0 {
+        to.apply_batch(batch)?;
+    }
+    to.flush().map(drop)
+}
 
-    /// Copies every entry of `from` into `to`, in batches.
-    fn copy(&self, from: &sled::Db, to: &sled::Db) -> Result<()> {
-        let mut entries = self.guarded("compacting", || from.iter())?;
-        let mut batch = sled::Batch::default();
-        let mut bytes = 0;
-        loop {
-            let next = self.guarded("compacting", || entries.next())?;
-            let done = next.is_none();
-            if let Some(entry) = next {
-                let (key, value) = entry.map_err(|e| from_sled("compacting", &self.dir, e))?;
-                bytes += key.len() + value.len();
-                batch.insert(key, value);
-            }
-            if bytes >= COPY_CHUNK_BYTES || (done && bytes > 0) {
-                let full = std::mem::take(&mut batch);
-                bytes = 0;
-                self.call("compacting", || to.apply_batch(full))?;
-            }
-            if done {
-                return Ok(());
-            }
+/// `result`, with the database `db` when it is `Ok`; on an error `db` is
+/// dropped first (a panic of sled's meanwhile is ignored: the error says
+/// enough).
+fn close_on_error<T>(result: Result<T>, db: sled::Db) -> Result<(sled::Db, T)> {
+    match result {
+        Ok(value) => Ok((db, value)),
+        Err(e) => {
+            drop_quietly(db);
+            Err(e)
         }
     }
 }
@@ -771,7 +602,7 @@ impl KvEngine for SledEngine {
         let mut guard = self.state.write();
         let open = guard.as_mut().ok_or(Error::Closed)?;
         self.check_poisoned()?;
-        if self.read_only {
+        if self.options.read_only {
             return Err(files::read_only_error(&self.dir));
         }
         if !batch.is_empty() {
@@ -811,23 +642,18 @@ impl KvEngine for SledEngine {
         let mut guard = self.state.write();
         let open = guard.as_mut().ok_or(Error::Closed)?;
         self.check_poisoned()?;
-        if self.read_only {
+        if self.options.read_only {
             return Err(files::read_only_error(&self.dir));
         }
-        let generation = open.generation.checked_add(1).ok_or_else(|| {
-            Error::backend(
-                format!("compacting {}", self.dir.display()),
-                "no generation number is left",
-            )
-        })?;
+        let generation = GENERATIONS.after(&self.dir, open.generation)?;
         let (db, files) = self.write_generation(&open.db, generation)?;
-        if let Err(e) = write_current(&self.dir, generation, self.file_mode) {
+        if let Err(e) = GENERATIONS.write_current(&self.dir, generation, self.options.file_mode) {
             // `CURRENT` may or may not have been replaced: stay on the
             // generation it names now (both are complete and durable).
-            let now = read_current(&self.dir).ok().flatten();
+            let now = GENERATIONS.read_current(&self.dir).ok().flatten();
             if now != Some(generation) {
                 let _ = drop_db(db, &self.dir);
-                let _ = fs::remove_dir_all(self.dir.join(generation_name(generation)));
+                let _ = fs::remove_dir_all(GENERATIONS.folder(&self.dir, generation));
                 return Err(e);
             }
         }
@@ -836,7 +662,7 @@ impl KvEngine for SledEngine {
         open.generation = generation;
         self.guarded("closing", || drop(old_db))?;
         // A left-over old generation is removed on the next open.
-        let _ = remove_other_generations(&self.dir, Some(generation));
+        let _ = GENERATIONS.remove_others(&self.dir, Some(generation), &[CLOSED_TMP]);
         Ok(())
     }
 
@@ -847,20 +673,9 @@ impl KvEngine for SledEngine {
         let open = guard.as_ref().ok_or(Error::Closed)?;
         self.check_poisoned()?;
         let sled_bytes = self.call("measuring", || open.db.size_on_disk())?;
-        let gen_dir = self.dir.join(generation_name(open.generation));
-        let mut other = 0;
-        for name in list(&gen_dir)? {
-            if name == "db" {
-                continue;
-            }
-            let path = gen_dir.join(&name);
-            if let Ok(meta) = fs::symlink_metadata(&path)
-                && meta.is_file()
-            {
-                other += meta.len();
-            }
-        }
-        Ok(sled_bytes + other)
+        let gen_dir = GENERATIONS.folder(&self.dir, open.generation);
+        let other = files::file_bytes(&gen_dir, |name| name != "db")?;
+        Ok(sled_bytes.saturating_add(other))
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -868,7 +683,7 @@ impl KvEngine for SledEngine {
     }
 
     fn read_only(&self) -> bool {
-        self.read_only
+        self.options.read_only
     }
 
     /// Makes everything durable, closes sled and releases the folder: it
@@ -882,17 +697,15 @@ impl KvEngine for SledEngine {
         // A poisoned engine leaves no `CLOSED`: its state in memory may not
         // be what is on disk. A read-only one writes nothing (the `CLOSED`
         // of the last close stays).
-        let synced = if self.poisoned.load(Ordering::Acquire) || self.read_only {
+        let synced = if self.poisoned.load(Ordering::Acquire) || self.options.read_only {
             Ok(())
         } else {
-            open.sync(&self.dir).and_then(|()| {
-                write_closed(&self.dir, open.generation, open.commits, self.file_mode)
-            })
+            let (closed, mode) = ([open.generation, open.commits], self.options.file_mode);
+            let write = |()| files::write_numbers(&self.dir, CLOSED, &CLOSED_LABELS, closed, mode);
+            open.sync(&self.dir).and_then(write)
         };
-        let Open { _lock, db, .. } = open;
-        let dropped = drop_db(db, &self.dir);
-        drop(_lock);
-        synced.and(dropped)
+        // The fields drop in order: sled's database before the lock.
+        synced.and(no_panic("closing", &self.dir, move || drop(open)))
     }
 }
 
@@ -974,20 +787,20 @@ mod tests {
     #[test]
     fn generation_names_round_trip() {
         for g in [0, 1, 42, u64::MAX] {
-            assert_eq!(parse_generation(&generation_name(g)), Some(g));
+            assert_eq!(GENERATIONS.parse(&GENERATIONS.name(g)), Some(g));
         }
         for bad in ["gen-", "gen-x", "gen--1", "gen-1 ", "gen-+1", "gen", "db"] {
-            assert_eq!(parse_generation(bad), None, "{bad}");
+            assert_eq!(GENERATIONS.parse(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn damaged_current_is_corruption() {
         let dir = tempfile::tempdir().expect("tempdir");
-        fs::write(dir.path().join(CURRENT), b"gen-\xff\n").expect("write");
-        let err = read_current(dir.path()).expect_err("damaged");
+        fs::write(dir.path().join(Generations::CURRENT), b"gen-\xff\n").expect("write");
+        let err = GENERATIONS.read_current(dir.path()).expect_err("damaged");
         assert!(matches!(err, Error::Corruption { .. }), "{err:?}");
-        fs::write(dir.path().join(CURRENT), b"gen-7\n").expect("write");
-        assert_eq!(read_current(dir.path()).expect("fine"), Some(7));
+        fs::write(dir.path().join(Generations::CURRENT), b"gen-7\n").expect("write");
+        assert_eq!(GENERATIONS.read_current(dir.path()).expect("fine"), Some(7));
     }
 }

@@ -3,6 +3,7 @@
 use std::io;
 use std::path::Path;
 
+use annals_core::files;
 use annals_core::kv::support;
 use annals_core::{CorruptionAt, Error};
 
@@ -21,13 +22,9 @@ pub(crate) fn from_sled(what: &str, path: &Path, err: sled::Error) -> Error {
                 at.map_or_else(|| "an unknown place".to_string(), |at| format!("{at:?}"))
             ),
         ),
-        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => Error::backend(
-            format!(
-                "{what} {shown}: the store is already open, by another store of this process \
-                     or by another process"
-            ),
-            io,
-        ),
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+            files::already_open(what, path, io)
+        }
         err => Error::backend(format!("{what} {shown}"), err),
     }
 }

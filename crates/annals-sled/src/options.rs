@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use annals_core::driver::{Access, PathOptions};
 use annals_core::files::FileMode;
-use annals_core::kv::support::BackendOptions;
-use annals_core::{Error, Field, Result, StoreConfig, parse_param};
+use annals_core::kv::support::{BackendOptions, parse_choice};
+use annals_core::{Error, Result, StoreConfig, parse_param};
 
 /// This backend's own options, with their URL parameter names, in the order
 /// error messages list them.
@@ -31,14 +31,11 @@ pub enum SledMode {
 impl std::str::FromStr for SledMode {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "low_space" => Ok(SledMode::LowSpace),
-            "high_throughput" => Ok(SledMode::HighThroughput),
-            other => Err(Error::malformed(
-                Field::StoreOption,
-                format!("option mode = {other:?} is not one of \"low_space\", \"high_throughput\""),
-            )),
-        }
+        let choices = [
+            ("low_space", SledMode::LowSpace),
+            ("high_throughput", SledMode::HighThroughput),
+        ];
+        parse_choice("mode", s, &choices)
     }
 }
 

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use super::engine::{Scan, Visitor};
 use crate::backend::{Direction, StoreConfig};
-use crate::error::{Error, Result};
+use crate::error::{Error, Field, Result, show_text};
 
 /// A panic of an engine's library, caught before it left annals' API: the
 /// source of the [`Error::Backend`] that [`no_panic`] answers. Libraries
@@ -379,6 +379,38 @@ pub trait BackendOptions: Default {
     }
 }
 
+/// Parses an option's value that must be one of the names of `choices`
+/// (each with what it stands for), for [`BackendOptions::apply_own`] and
+/// `FromStr` of a backend's own settings: anything else is
+/// [`Error::InvalidInput`] naming the option, the value and every name.
+///
+/// ```
+/// use annals_core::kv::support::parse_choice;
+///
+/// let choices = [("low", 1), ("high", 2)];
+/// assert_eq!(parse_choice("level", "high", &choices)?, 2);
+/// let err = parse_choice("level", "mid", &choices).expect_err("not a choice");
+/// assert!(err.to_string().contains(r#"option level = "mid" is not one of "low", "high""#));
+/// # Ok::<(), annals_core::Error>(())
+/// ```
+pub fn parse_choice<T: Copy>(key: &str, value: &str, choices: &[(&str, T)]) -> Result<T> {
+    if let Some(&(_, choice)) = choices.iter().find(|(name, _)| *name == value) {
+        return Ok(choice);
+    }
+    let names: Vec<String> = choices
+        .iter()
+        .map(|(name, _)| format!("{name:?}"))
+        .collect();
+    Err(Error::malformed(
+        Field::StoreOption,
+        format!(
+            "option {key} = {} is not one of {}",
+            show_text(value),
+            names.join(", ")
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,6 +470,25 @@ mod tests {
         )
         .expect_err("the engine's error");
         assert!(err.to_string().contains("reading"), "{err}");
+    }
+
+    #[test]
+    fn a_choice_is_one_of_the_names_exactly() {
+        let choices = [("low_space", 1), ("high_throughput", 2)];
+        assert_eq!(
+            parse_choice("mode", "low_space", &choices).expect("a name"),
+            1
+        );
+        for bad in ["", "Low_Space", "low_space ", "fast"] {
+            let err = parse_choice("mode", bad, &choices).expect_err(bad);
+            assert!(err.is_invalid_input(), "{err:?}");
+            let shown = err.to_string();
+            assert!(shown.contains(&format!("option mode = {bad:?}")), "{shown}");
+            assert!(
+                shown.contains(r#""low_space", "high_throughput""#),
+                "{shown}"
+            );
+        }
     }
 
     #[test]
