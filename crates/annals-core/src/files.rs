@@ -781,6 +781,25 @@ impl Generations {
         replace_file(dir, Self::CURRENT, text.as_bytes(), mode)
     }
 
+    /// Switches the store from generation `from` to `to`
+    /// ([`Generations::write_current`]); on an error `CURRENT` names `from`
+    /// again, so the caller goes on with `from`. A write that failed after
+    /// `CURRENT` was replaced (syncing the folder) is retried as a folder
+    /// sync, and if that fails too `CURRENT` is pointed back at `from`: the
+    /// next open must use the generation the caller goes on writing to.
+    /// (Only when pointing back fails as well, a third I/O error in a row,
+    /// can `CURRENT` be left naming `to`.)
+    pub fn switch(&self, dir: &Path, from: u64, to: u64, mode: FileMode) -> Result<()> {
+        let Err(e) = self.write_current(dir, to, mode) else {
+            return Ok(());
+        };
+        match self.read_current(dir) {
+            Ok(Some(now)) if now == from => Err(e),
+            Ok(Some(now)) if now == to && sync_folder(dir).is_ok() => Ok(()),
+            _ => self.write_current(dir, from, mode).and(Err(e)),
+        }
+    }
+
     /// Whether `path` is a folder that this store made as generation
     /// `generation`: it carries the store's marker of that generation. A
     /// marker that is not annals' (or is damaged) is a stranger's: `false`.
@@ -804,12 +823,19 @@ impl Generations {
     /// Creates the folder of generation `generation` (with `mode`) and
     /// marks it, durably, before anything else goes into it; answers the
     /// folder. A folder of that name that the store made (left by a crashed
-    /// creation or `compact`) is deleted first; one that it did not make
+    /// creation or `compact`) is deleted first, unless `CURRENT` names it
+    /// ([`Error::Backend`]: it is in use); one that it did not make
     /// ([`Generations::is_ours`]) is [`Error::InvalidInput`] naming it, and
     /// stays as it is.
     pub fn create(&self, dir: &Path, generation: u64, mode: FileMode) -> Result<PathBuf> {
         let path = self.folder(dir, generation);
         if fs::symlink_metadata(&path).is_ok() {
+            if self.read_current(dir)? == Some(generation) {
+                return Err(Error::backend(
+                    format!("creating {}", path.display()),
+                    "CURRENT names this generation: it is in use",
+                ));
+            }
             if !self.is_ours(&path, generation) {
                 return Err(not_a_store(format!(
                     "{} is in the way of the store's generation {generation}, and the store did \
@@ -827,12 +853,17 @@ impl Generations {
         Ok(path)
     }
 
-    /// Deletes every generation folder in `dir` but `keep`'s that the store
-    /// made ([`Generations::is_ours`]; others, e.g. a stranger's, stay), and
-    /// the left-over temporary files of the store's own: `CURRENT.tmp` and
-    /// those named in `temporary` (of an interrupted [`replace_file`]).
-    /// The folder is synced when anything was deleted.
+    /// Deletes every generation folder in `dir` but `keep`'s and the one
+    /// `CURRENT` names that the store made ([`Generations::is_ours`];
+    /// others, e.g. a stranger's, stay), and the left-over temporary files
+    /// of the store's own: `CURRENT.tmp` and those named in `temporary` (of
+    /// an interrupted [`replace_file`]). The folder is synced when anything
+    /// was deleted. A `CURRENT` that cannot be read is its error, and
+    /// nothing is deleted.
     pub fn remove_others(&self, dir: &Path, keep: Option<u64>, temporary: &[&str]) -> Result<()> {
+        // Whatever the caller believes, the generation `CURRENT` names is
+        // the one the next open uses.
+        let current = self.read_current(dir)?;
         let current_tmp = format!("{}.tmp", Self::CURRENT);
         let mut removed = false;
         for entry in fs::read_dir(dir).map_err(|e| io_error("listing", dir, e))? {
@@ -844,6 +875,7 @@ impl Generations {
                 removed = true;
             } else if let Some(generation) = self.parse(name)
                 && Some(generation) != keep
+                && Some(generation) != current
                 && self.is_ours(&path, generation)
             {
                 fs::remove_dir_all(&path).map_err(|e| io_error("removing", &path, e))?;
@@ -1230,6 +1262,38 @@ mod tests {
         GENS.remove_others(dir, None, &[]).expect("remove");
         expected.retain(|name| *name != "gen-1");
         assert_eq!(names(), expected);
+    }
+
+    #[test]
+    fn the_generation_current_names_is_never_removed_and_a_failed_switch_stays() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let (dir, mode) = (root.path(), FileMode::PRIVATE);
+        for generation in [0, 1] {
+            GENS.create(dir, generation, mode).expect("create");
+        }
+        // `CURRENT` names 1 while the caller still believes in 0 (a switch
+        // whose answer it did not get): 1 is neither removed nor replaced.
+        GENS.write_current(dir, 1, mode).expect("current");
+        GENS.remove_others(dir, Some(0), &[]).expect("remove");
+        assert!(GENS.folder(dir, 0).is_dir() && GENS.folder(dir, 1).is_dir());
+        let err = GENS.create(dir, 1, mode).expect_err("in use");
+        assert!(format!("{err:?}").contains("in use"), "{err:?}");
+        assert!(GENS.is_ours(&GENS.folder(dir, 1), 1));
+
+        // A switch whose write fails before the rename: `CURRENT` still
+        // names `from`, and the error is the write's.
+        fs::create_dir(dir.join("CURRENT.tmp")).expect("block the temporary file");
+        let err = GENS.switch(dir, 1, 2, mode).expect_err("cannot write");
+        assert!(format!("{err:?}").contains("CURRENT.tmp"), "{err:?}");
+        assert_eq!(GENS.read_current(dir).expect("read"), Some(1));
+        fs::remove_dir(dir.join("CURRENT.tmp")).expect("unblock");
+        GENS.create(dir, 2, mode).expect("create 2");
+        GENS.switch(dir, 1, 2, mode).expect("switch");
+        assert_eq!(GENS.read_current(dir).expect("read"), Some(2));
+        // A damaged `CURRENT`: nothing is removed.
+        fs::write(dir.join("CURRENT"), "gen-x\n").expect("damage");
+        assert!(GENS.remove_others(dir, Some(2), &[]).is_err());
+        assert!(GENS.folder(dir, 0).is_dir() && GENS.folder(dir, 1).is_dir());
     }
 
     #[test]

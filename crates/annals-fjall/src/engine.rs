@@ -242,7 +242,7 @@ impl KvEngine for FjallEngine {
             fresh.db.persist(PersistMode::SyncAll)
         })?;
         GENERATIONS.mark(dir, old, mode)?;
-        GENERATIONS.write_current(dir, next, mode)?;
+        GENERATIONS.switch(dir, old, next, mode)?;
         drop(std::mem::replace(open, fresh));
         drop(guard);
         // Snapshots of the old generation read its files until dropped;

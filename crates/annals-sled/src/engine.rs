@@ -647,15 +647,18 @@ impl KvEngine for SledEngine {
         }
         let generation = GENERATIONS.after(&self.dir, open.generation)?;
         let (db, files) = self.write_generation(&open.db, generation)?;
-        if let Err(e) = GENERATIONS.write_current(&self.dir, generation, self.options.file_mode) {
-            // `CURRENT` may or may not have been replaced: stay on the
-            // generation it names now (both are complete and durable).
-            let now = GENERATIONS.read_current(&self.dir).ok().flatten();
-            if now != Some(generation) {
-                let _ = drop_db(db, &self.dir);
-                let _ = fs::remove_dir_all(GENERATIONS.folder(&self.dir, generation));
-                return Err(e);
-            }
+        let switched = GENERATIONS.switch(
+            &self.dir,
+            open.generation,
+            generation,
+            self.options.file_mode,
+        );
+        if let Err(e) = switched {
+            // Still on the old generation: the new one goes (unless, after
+            // three failures in a row, `CURRENT` names it).
+            let _ = drop_db(db, &self.dir);
+            let _ = GENERATIONS.remove_others(&self.dir, Some(open.generation), &[CLOSED_TMP]);
+            return Err(e);
         }
         let old_db = std::mem::replace(&mut open.db, db);
         open.files = files;
