@@ -116,16 +116,8 @@ pub struct RedbEngine {
 /// damage as it always did ([`Error::Corruption`]).
 fn open_existing(builder: &redb::Builder, path: &Path, read_only: bool) -> Result<Db> {
     let open_for_writing = || call("opening", path, || builder.open(path));
-    let damaged = match no_panic("opening", path, || builder.open_read_only(path)) {
-        Ok(Ok(db)) => match checked(db, path) {
-            Ok(db) if read_only => return Ok(Db::Read(db)),
-            Ok(db) => {
-                call("opening", path, || db.close())?;
-                return open_for_writing().map(Db::Write);
-            }
-            Err(e) if e.is_invalid_input() => return Err(e),
-            Err(e) => e,
-        },
+    let looked = match no_panic("opening", path, || builder.open_read_only(path)) {
+        Ok(Ok(db)) => checked(db, path),
         // Not closed cleanly: redb must recover it, which writes.
         Ok(Err(DatabaseError::RepairAborted)) if read_only => {
             return Err(Error::backend(
@@ -142,16 +134,22 @@ fn open_existing(builder: &redb::Builder, path: &Path, read_only: bool) -> Resul
             return checked(open_for_writing()?, path).map(Db::Write);
         }
         Ok(Err(e @ DatabaseError::Storage(redb::StorageError::Corrupted(_)))) => {
-            from_redb("opening", path, e)
+            Err(from_redb("opening", path, e))
         }
         Ok(Err(e)) => return Err(from_redb("opening", path, e)),
         // redb panicked on the file.
-        Err(e) => e,
+        Err(e) => Err(e),
     };
-    if read_only {
-        return Err(damaged);
+    match looked {
+        Ok(db) if read_only => Ok(Db::Read(db)),
+        Ok(db) => {
+            call("opening", path, || db.close())?;
+            open_for_writing().map(Db::Write)
+        }
+        // Damaged: opened for writing all the same (see above).
+        Err(e) if read_only || e.is_invalid_input() => Err(e),
+        Err(_) => open_for_writing().map(Db::Write),
     }
-    open_for_writing().map(Db::Write)
 }
 
 /// `db`, if its tables are an annals store's: annals' table, or no table
@@ -262,13 +260,6 @@ impl RedbEngine {
     pub fn path(&self) -> &Path {
         &self.path
     }
-
-    /// Whether a commit without `sync` must be durable all the same
-    /// ([`RedbOptions::sync_interval`]).
-    fn sync_due(&self) -> bool {
-        self.sync_interval
-            .is_some_and(|interval| lock(&self.last_durable).elapsed() >= interval)
-    }
 }
 
 /// Commits `batch` in one redb write transaction, durable or not (see
@@ -332,7 +323,8 @@ impl KvEngine for RedbEngine {
         if batch.is_empty() && !sync {
             return Ok(());
         }
-        let durable = sync || self.sync_due();
+        let due = |interval| lock(&self.last_durable).elapsed() >= interval;
+        let durable = sync || self.sync_interval.is_some_and(due);
         call("committing to", &self.path, || write(db, &batch, durable))?;
         if durable {
             *lock(&self.last_durable) = Instant::now();
@@ -485,9 +477,7 @@ impl KvSnapshot for RedbSnapshot {
             return Ok(None);
         };
         call("reading", &self.path, || {
-            table
-                .get(key)
-                .map(|found| found.map(|v| v.value().to_vec()))
+            table.get(key).map(|v| v.map(|v| v.value().to_vec()))
         })
     }
 
