@@ -7,6 +7,8 @@
 //! - [`LiveSnapshots`] and [`Ticket`]: counting the snapshots alive, so
 //!   that `compact` or `close` can wait for them to end;
 //! - [`scan_iter`] and [`next_in`]: the scan loop over a double-ended range;
+//! - [`damaged`] and [`already_open`]: the errors of a store the library
+//!   found damaged, and of one whose files another store holds;
 //! - [`BackendOptions`]: a backend's options with the URL parameter loop
 //!   ([`BackendOptions::from_params`]) provided, and
 //!   [`backend_options!`](crate::backend_options) to implement it from a
@@ -481,10 +483,10 @@ pub fn parse_text<T: FromStr<Err = Error>>(_key: &str, value: &str) -> Result<T>
 /// names the backend as its marker does.
 ///
 /// The struct must have a `config: StoreConfig` field. When every entry
-/// of the table ends with `= default`, its other fields are exactly the
-/// table's, and `Default` is implemented from those values (and
-/// `StoreConfig::default()`); otherwise the struct implements `Default`
-/// itself. The parameters are listed in the table's order in error
+/// ends with `= default`, `Default` is implemented too: `config` is
+/// `StoreConfig::default()` and every other field is its entry's default
+/// (so the struct has no field outside the table); otherwise the struct
+/// implements `Default` itself. The parameters are listed in the table's order in error
 /// messages; a value that does not parse is the parse function's error.
 /// With `validate: f;`, `f(&options)` checks the options after every
 /// parameter of the backend's own.
