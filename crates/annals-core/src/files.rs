@@ -544,6 +544,15 @@ pub struct Claim<'a> {
     pub mode: FileMode,
 }
 
+/// Options that say how a store claims its file or folder: the
+/// [`Claim`] of [`claim_file`] and [`claim_folder`]. A backend's options
+/// get it from [`backend_options!`](crate::backend_options) (its `access`
+/// line names the fields).
+pub trait ClaimOptions {
+    /// How the store claims its file or folder.
+    fn claim(&self) -> Claim<'static>;
+}
+
 /// What [`claim_folder`] found.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Claimed {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use annals_core::files::{self, Claim};
+use annals_core::files::{self, ClaimOptions};
 use annals_core::kv::support::{
     LiveSnapshots, Ticket, drop_quietly, lock, read_lock, scan_iter, timed_out, write_lock,
 };
@@ -14,7 +14,7 @@ use annals_core::{Capabilities, Direction, Error, Result};
 use redb::backends::FileBackend;
 use redb::{
     AccessGuard, CompactionError, Database, DatabaseError, ReadOnlyDatabase, ReadOnlyTable,
-    ReadTransaction, ReadableDatabase, TableDefinition, TableError, TableHandle,
+    ReadableDatabase, TableDefinition, TableError, TableHandle,
 };
 
 use crate::error::{call, from_redb, no_panic};
@@ -31,22 +31,6 @@ const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new(TABLE_NAME);
 enum Db {
     Write(Database),
     Read(ReadOnlyDatabase),
-}
-
-impl Db {
-    fn begin_read(&self) -> std::result::Result<ReadTransaction, redb::TransactionError> {
-        match self {
-            Db::Write(db) => db.begin_read(),
-            Db::Read(db) => db.begin_read(),
-        }
-    }
-
-    fn close(self) -> std::result::Result<(), DatabaseError> {
-        match self {
-            Db::Write(db) => db.close(),
-            Db::Read(db) => db.close(),
-        }
-    }
 }
 
 impl std::fmt::Debug for Db {
@@ -132,16 +116,8 @@ pub struct RedbEngine {
 /// damage as it always did ([`Error::Corruption`]).
 fn open_existing(builder: &redb::Builder, path: &Path, read_only: bool) -> Result<Db> {
     let open_for_writing = || call("opening", path, || builder.open(path));
-    let damaged = match no_panic("opening", path, || builder.open_read_only(path)) {
-        Ok(Ok(db)) => match checked(db, path) {
-            Ok(db) if read_only => return Ok(Db::Read(db)),
-            Ok(db) => {
-                call("opening", path, || db.close())?;
-                return open_for_writing().map(Db::Write);
-            }
-            Err(e) if e.is_invalid_input() => return Err(e),
-            Err(e) => e,
-        },
+    let looked = match no_panic("opening", path, || builder.open_read_only(path)) {
+        Ok(Ok(db)) => checked(db, path),
         // Not closed cleanly: redb must recover it, which writes.
         Ok(Err(DatabaseError::RepairAborted)) if read_only => {
             return Err(Error::backend(
@@ -158,16 +134,22 @@ fn open_existing(builder: &redb::Builder, path: &Path, read_only: bool) -> Resul
             return checked(open_for_writing()?, path).map(Db::Write);
         }
         Ok(Err(e @ DatabaseError::Storage(redb::StorageError::Corrupted(_)))) => {
-            from_redb("opening", path, e)
+            Err(from_redb("opening", path, e))
         }
         Ok(Err(e)) => return Err(from_redb("opening", path, e)),
         // redb panicked on the file.
-        Err(e) => e,
+        Err(e) => Err(e),
     };
-    if read_only {
-        return Err(damaged);
+    match looked {
+        Ok(db) if read_only => Ok(Db::Read(db)),
+        Ok(db) => {
+            call("opening", path, || db.close())?;
+            open_for_writing().map(Db::Write)
+        }
+        // Damaged: opened for writing all the same (see above).
+        Err(e) if read_only || e.is_invalid_input() => Err(e),
+        Err(_) => open_for_writing().map(Db::Write),
     }
-    open_for_writing().map(Db::Write)
 }
 
 /// `db`, if its tables are an annals store's: annals' table, or no table
@@ -193,11 +175,7 @@ fn checked<D: ReadableDatabase>(db: D, path: &Path) -> Result<D> {
         }
     };
     let shown: Vec<String> = names.iter().take(10).map(|n| format!("{n:?}")).collect();
-    let more = if names.len() > shown.len() {
-        ", …"
-    } else {
-        ""
-    };
+    let more = if names.len() > 10 { ", …" } else { "" };
     Err(files::not_a_store(format!(
         "{} is a redb database of another program, not an annals store (it has no {TABLE_NAME:?} \
          table, but {}{more}); annals leaves it alone",
@@ -248,21 +226,11 @@ impl RedbEngine {
             builder.set_cache_size(bytes);
         }
         builder.set_check_integrity_on_open(options.check_integrity);
-        let claim = Claim {
-            backend: "redb",
-            create: options.create,
-            read_only: options.read_only,
-            mode: options.file_mode,
-        };
-        let db = match files::claim_file(&path, claim)? {
+        let db = match files::claim_file(&path, options.claim())? {
             // A new file, empty: the store is created in it.
-            Some(file) => {
-                let backend =
-                    FileBackend::new(file).map_err(|e| from_redb("creating", &path, e))?;
-                Db::Write(call("creating", &path, || {
-                    builder.create_with_backend(backend)
-                })?)
-            }
+            Some(file) => Db::Write(call("creating", &path, || {
+                builder.create_with_backend(FileBackend::new(file)?)
+            })?),
             None => open_existing(&builder, &path, options.read_only)?,
         };
         let engine = RedbEngine {
@@ -291,13 +259,6 @@ impl RedbEngine {
     /// ```
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Whether a commit without `sync` must be durable all the same
-    /// ([`RedbOptions::sync_interval`]).
-    fn sync_due(&self) -> bool {
-        self.sync_interval
-            .is_some_and(|interval| lock(&self.last_durable).elapsed() >= interval)
     }
 }
 
@@ -333,19 +294,22 @@ impl KvEngine for RedbEngine {
         // Counted while the lock is held: `compact`, which holds it
         // exclusively, sees every snapshot that exists.
         let ticket = self.live.enter();
-        let (txn, table) = call("reading", &self.path, || {
-            let txn = db.begin_read()?;
-            let table = match txn.open_table(TABLE) {
-                Ok(table) => Some(table),
-                Err(TableError::TableDoesNotExist(_)) => None,
-                Err(e) => return Err(redb::Error::from(e)),
+        // The table holds the read transaction: redb keeps its pages, and
+        // `compact` waits, until the table is dropped.
+        let table = call("reading", &self.path, || {
+            let txn = match db {
+                Db::Write(db) => db.begin_read()?,
+                Db::Read(db) => db.begin_read()?,
             };
-            Ok((txn, table))
+            match txn.open_table(TABLE) {
+                Ok(table) => Ok(Some(table)),
+                Err(TableError::TableDoesNotExist(_)) => Ok(None),
+                Err(e) => Err(redb::Error::from(e)),
+            }
         })?;
         drop(guard);
         Ok(RedbSnapshot {
             table,
-            txn: Some(txn),
             path: Arc::clone(&self.path),
             _ticket: ticket,
         })
@@ -359,7 +323,8 @@ impl KvEngine for RedbEngine {
         if batch.is_empty() && !sync {
             return Ok(());
         }
-        let durable = sync || self.sync_due();
+        let due = |interval| lock(&self.last_durable).elapsed() >= interval;
+        let durable = sync || self.sync_interval.is_some_and(due);
         call("committing to", &self.path, || write(db, &batch, durable))?;
         if durable {
             *lock(&self.last_durable) = Instant::now();
@@ -381,24 +346,23 @@ impl KvEngine for RedbEngine {
     fn compact(&self) -> Result<()> {
         let deadline = Instant::now() + COMPACT_PATIENCE;
         loop {
-            {
-                let mut guard = write_lock(&self.db);
-                let Db::Write(db) = guard.as_mut().ok_or(Error::Closed)? else {
-                    return Err(files::read_only_error(&self.path));
-                };
-                if self.live.wait_none(COMPACT_WAIT) == 0 {
-                    match no_panic("compacting", &self.path, || db.compact())? {
-                        Ok(_) => {
-                            *lock(&self.last_durable) = Instant::now();
-                            return Ok(());
-                        }
-                        // A read transaction outlived its snapshot's count;
-                        // try again.
-                        Err(CompactionError::TransactionInProgress) => {}
-                        Err(e) => return Err(from_redb("compacting", &self.path, e)),
+            let mut guard = write_lock(&self.db);
+            let Db::Write(db) = guard.as_mut().ok_or(Error::Closed)? else {
+                return Err(files::read_only_error(&self.path));
+            };
+            if self.live.wait_none(COMPACT_WAIT) == 0 {
+                match no_panic("compacting", &self.path, || db.compact())? {
+                    Ok(_) => {
+                        *lock(&self.last_durable) = Instant::now();
+                        return Ok(());
                     }
+                    // A read transaction outlived its snapshot's count; try
+                    // again.
+                    Err(CompactionError::TransactionInProgress) => {}
+                    Err(e) => return Err(from_redb("compacting", &self.path, e)),
                 }
             }
+            drop(guard);
             if Instant::now() >= deadline {
                 let why = format!(
                     "snapshots stayed alive for {} s: redb compacts only when no read \
@@ -434,7 +398,11 @@ impl KvEngine for RedbEngine {
     /// nothing.
     fn close(&self) -> Result<()> {
         let taken = write_lock(&self.db).take();
-        taken.map_or(Ok(()), |db| call("closing", &self.path, || db.close()))
+        call("closing", &self.path, || match taken {
+            Some(Db::Write(db)) => db.close(),
+            Some(Db::Read(db)) => db.close(),
+            None => Ok(()),
+        })
     }
 }
 
@@ -477,12 +445,12 @@ impl Drop for RedbEngine {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct RedbSnapshot {
-    /// `None` when the table does not exist yet (nothing was committed):
-    /// the snapshot is empty.
+    /// The table as the read transaction saw it, which it keeps alive
+    /// (redb's tables hold their transaction); `None` when the table does
+    /// not exist yet (nothing was committed): the snapshot is empty.
     table: Option<ReadOnlyTable<&'static [u8], &'static [u8]>>,
-    txn: Option<ReadTransaction>,
     path: Arc<Path>,
-    /// Dropped after the table and transaction.
+    /// Dropped after the table (and so the read transaction).
     _ticket: Ticket,
 }
 
@@ -497,8 +465,7 @@ impl std::fmt::Debug for RedbSnapshot {
 
 impl Drop for RedbSnapshot {
     fn drop(&mut self) {
-        // The table before its transaction.
-        drop_quietly((self.table.take(), self.txn.take()));
+        drop_quietly(self.table.take());
         // `_ticket` is dropped after this: `compact` sees the snapshot end
         // only once its read transaction has.
     }
@@ -510,9 +477,7 @@ impl KvSnapshot for RedbSnapshot {
             return Ok(None);
         };
         call("reading", &self.path, || {
-            table
-                .get(key)
-                .map(|found| found.map(|v| v.value().to_vec()))
+            table.get(key).map(|v| v.map(|v| v.value().to_vec()))
         })
     }
 
@@ -523,12 +488,10 @@ impl KvSnapshot for RedbSnapshot {
         direction: Direction,
         visit: &mut Visitor<'_>,
     ) -> Result<()> {
-        let Some(table) = &self.table else {
+        // Only for `start < end`: redb panics on a range past its end.
+        let Some(table) = self.table.as_ref().filter(|_| start < end) else {
             return Ok(());
         };
-        if start >= end {
-            return Ok(());
-        }
         let path = &*self.path;
         let range = call("reading", path, || table.range::<&[u8]>(start..end))?
             .map(|entry| entry.map(|(key, value)| (Bytes(key), Bytes(value))));

@@ -3,8 +3,8 @@
 use std::io;
 use std::path::Path;
 
+use annals_core::Error;
 use annals_core::kv::support;
-use annals_core::{CorruptionAt, Error};
 
 /// Turns any redb error into an annals [`Error`]: `what` says what annals
 /// was doing ("committing to", "opening", …), `path` names the file.
@@ -17,18 +17,11 @@ use annals_core::{CorruptionAt, Error};
 pub(crate) fn from_redb(what: &str, path: &Path, err: impl Into<redb::Error>) -> Error {
     let shown = path.display();
     match err.into() {
-        redb::Error::Corrupted(detail) => Error::corruption(
-            CorruptionAt::Path(path.to_path_buf()),
-            format!("redb file {shown} is damaged ({what} it): {detail}"),
-        ),
+        redb::Error::Corrupted(detail) => support::damaged("redb file", what, path, detail),
         redb::Error::DatabaseClosed => Error::Closed,
-        err @ redb::Error::DatabaseAlreadyOpen => Error::backend(
-            format!(
-                "{what} {shown}: the file is already open, by another store of this process or by \
-                 another process"
-            ),
-            err,
-        ),
+        err @ redb::Error::DatabaseAlreadyOpen => {
+            support::already_open(what, path, "the file", err)
+        }
         redb::Error::Io(io) if io.kind() == io::ErrorKind::InvalidData => Error::backend(
             format!("{what} {shown}: the file is not a redb database"),
             io,
@@ -45,7 +38,7 @@ pub(crate) fn from_redb(what: &str, path: &Path, err: impl Into<redb::Error>) ->
 /// make it panic; annals reports that as an error instead.
 ///
 /// ```
-/// use annals_core::{CorruptionAt, Error};
+/// use annals_core::Error;
 /// use annals_redb::RedbPanic;
 ///
 /// fn panicked_in_redb(err: &Error) -> bool {

@@ -115,8 +115,7 @@ use annals_core::kv::KvStore;
 /// # }
 /// ```
 pub fn open(path: impl AsRef<Path>, options: RedbOptions) -> Result<KvStore<RedbEngine>> {
-    let engine = RedbEngine::open(path, &options)?;
-    KvStore::open(engine, options.config)
+    KvStore::open(RedbEngine::open(path, &options)?, options.config)
 }
 
 /// The driver of `redb:///path/file.redb` URLs (see

@@ -2,29 +2,20 @@
 
 use std::time::Duration;
 
-use annals_core::driver::{Access, PathOptions};
 use annals_core::files::FileMode;
-use annals_core::kv::support::BackendOptions;
-use annals_core::{Result, StoreConfig, parse_param};
-
-/// The options of this backend's own, with their URL parameter names, in
-/// the order error messages list them.
-const OWN_PARAMS: [&str; 6] = [
-    "cache_size",
-    "create",
-    "check_integrity",
-    "sync_interval_ms",
-    "read_only",
-    FileMode::PARAM,
-];
+use annals_core::kv::support::{parse_file_mode, parse_millis, parse_some};
+use annals_core::{StoreConfig, parse_param};
 
 /// How to open a redb store.
 ///
-/// The default is what [`BackendOptions::from_params`] gives for no parameter:
-/// `Durability::Immediate`, the default limits, redb's default cache (1 GiB
-/// at most), create the file if missing, check the file's integrity on
-/// open, and, with `Durability::Relaxed`, make a commit durable at least
-/// once a second; read and write; an owner-only file (`0600`).
+/// The default (the table of parameters below gives each field's), which
+/// is what
+/// [`from_params`](annals_core::kv::support::BackendOptions::from_params)
+/// gives for no parameter: `Durability::Immediate`, the default limits,
+/// redb's default cache (1 GiB at most), create the file if missing, check
+/// the file's integrity on open, and, with `Durability::Relaxed`, make a
+/// commit durable at least once a second; read and write; an owner-only
+/// file (`0600`).
 ///
 /// ```
 /// use annals_core::Durability;
@@ -86,71 +77,37 @@ pub struct RedbOptions {
     pub file_mode: FileMode,
 }
 
-impl Default for RedbOptions {
-    fn default() -> Self {
-        RedbOptions {
-            config: StoreConfig::default(),
-            cache_size: None,
-            create: true,
-            check_integrity: true,
-            sync_interval: Some(Duration::from_secs(1)),
-            read_only: false,
-            file_mode: FileMode::PRIVATE,
-        }
+annals_core::backend_options! {
+    /// `from_params` (a URL's query, e.g.
+    /// `redb:///var/lib/app/events.redb?durability=relaxed&cache_size=268435456`)
+    /// takes every backend's options ([`StoreConfig::apply_param`]), then
+    /// this backend's: `cache_size` (bytes), `create` (`true`/`false`),
+    /// `check_integrity` (`true`/`false`), `sync_interval_ms` (milliseconds, 0
+    /// = only on close), `read_only` (`true`/`false`) and `file_mode` (octal,
+    /// e.g. `0640`). An unknown key, or a value that does not parse, is
+    /// [`Error::InvalidInput`](annals_core::Error::InvalidInput) naming it.
+    ///
+    /// ```
+    /// use annals_core::kv::support::BackendOptions;
+    /// use annals_redb::RedbOptions;
+    ///
+    /// let options = RedbOptions::from_params([("create", "false"), ("sync_interval_ms", "0")])?;
+    /// assert!(!options.create);
+    /// assert_eq!(options.sync_interval, None);
+    ///
+    /// let err = RedbOptions::from_params([("cache", "1")]).unwrap_err();
+    /// assert!(err.to_string().contains("cache_size"));
+    /// # Ok::<(), annals_core::Error>(())
+    /// ```
+    RedbOptions, "redb" {
+        "cache_size" => cache_size: parse_some = None,
+        "create" => create: parse_param = true,
+        "check_integrity" => check_integrity: parse_param = true,
+        "sync_interval_ms" => sync_interval: parse_millis = Some(Duration::from_secs(1)),
+        "read_only" => read_only: parse_param = false,
+        FileMode::PARAM => file_mode: parse_file_mode = FileMode::PRIVATE,
     }
-}
-
-/// `from_params` (a URL's query, e.g.
-/// `redb:///var/lib/app/events.redb?durability=relaxed&cache_size=268435456`)
-/// takes every backend's options ([`StoreConfig::apply_param`]), then
-/// this backend's: `cache_size` (bytes), `create` (`true`/`false`),
-/// `check_integrity` (`true`/`false`), `sync_interval_ms` (milliseconds, 0
-/// = only on close), `read_only` (`true`/`false`) and `file_mode` (octal,
-/// e.g. `0640`). An unknown key, or a value that does not parse, is
-/// [`Error::InvalidInput`](annals_core::Error::InvalidInput) naming it.
-///
-/// ```
-/// use annals_core::kv::support::BackendOptions;
-/// use annals_redb::RedbOptions;
-///
-/// let options = RedbOptions::from_params([("create", "false"), ("sync_interval_ms", "0")])?;
-/// assert!(!options.create);
-/// assert_eq!(options.sync_interval, None);
-///
-/// let err = RedbOptions::from_params([("cache", "1")]).unwrap_err();
-/// assert!(err.to_string().contains("cache_size"));
-/// # Ok::<(), annals_core::Error>(())
-/// ```
-impl BackendOptions for RedbOptions {
-    const BACKEND: &'static str = "redb";
-    const PARAMS: &'static [&'static str] = &OWN_PARAMS;
-
-    fn config_mut(&mut self) -> &mut StoreConfig {
-        &mut self.config
-    }
-
-    fn apply_own(&mut self, key: &str, value: &str) -> Result<bool> {
-        match key {
-            "cache_size" => self.cache_size = Some(parse_param(key, value)?),
-            "create" => self.create = parse_param(key, value)?,
-            "check_integrity" => self.check_integrity = parse_param(key, value)?,
-            "read_only" => self.read_only = parse_param(key, value)?,
-            FileMode::PARAM => self.file_mode = FileMode::parse(value)?,
-            "sync_interval_ms" => {
-                let ms: u64 = parse_param(key, value)?;
-                self.sync_interval = (ms > 0).then(|| Duration::from_millis(ms));
-            }
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-}
-
-impl PathOptions for RedbOptions {
-    fn restrict(&mut self, access: Access) {
-        self.create &= access.may_create();
-        self.read_only |= access.read_only();
-    }
+    access: create, read_only, file_mode;
 }
 
 #[cfg(test)]
@@ -158,6 +115,7 @@ mod tests {
     use super::*;
     use annals_core::Durability;
     use annals_core::Error;
+    use annals_core::kv::support::BackendOptions;
 
     #[test]
     fn defaults() {
@@ -202,7 +160,7 @@ mod tests {
             panic!("not InvalidInput: {err:?}")
         };
         assert!(msg.contains("\"cache\""), "{msg}");
-        for known in StoreConfig::PARAMS.iter().chain(&OWN_PARAMS) {
+        for known in StoreConfig::PARAMS.iter().chain(RedbOptions::PARAMS) {
             assert!(msg.contains(known), "{msg} lacks {known}");
         }
     }

@@ -7,8 +7,13 @@
 //! - [`LiveSnapshots`] and [`Ticket`]: counting the snapshots alive, so
 //!   that `compact` or `close` can wait for them to end;
 //! - [`scan_iter`] and [`next_in`]: the scan loop over a double-ended range;
+//! - [`damaged`] and [`already_open`]: the errors of a store the library
+//!   found damaged, and of one whose files another store holds;
 //! - [`BackendOptions`]: a backend's options with the URL parameter loop
-//!   ([`BackendOptions::from_params`]) provided;
+//!   ([`BackendOptions::from_params`]) provided, and
+//!   [`backend_options!`](crate::backend_options) to implement it from a
+//!   table of the backend's own parameters ([`parse_some`],
+//!   [`parse_millis`], [`parse_file_mode`], [`parse_text`]);
 //! - durable file replacement and folder sync live in
 //!   [`files`](crate::files) ([`files::replace_file`](crate::files::replace_file),
 //!   [`files::sync_folder`](crate::files::sync_folder)), beside the rules of
@@ -18,6 +23,7 @@ use std::any::Any;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::str::FromStr;
 use std::sync::{
     Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
@@ -25,7 +31,7 @@ use std::time::Duration;
 
 use super::engine::{Scan, Visitor};
 use crate::backend::{Direction, StoreConfig};
-use crate::error::{Error, Field, Result, show_text};
+use crate::error::{BoxError, CorruptionAt, Error, Field, Result, show_text};
 
 /// A panic of an engine's library, caught before it left annals' API: the
 /// source of the [`Error::Backend`] that [`no_panic`] answers. Libraries
@@ -216,6 +222,47 @@ pub fn write_lock<T>(rwlock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 pub fn timed_out(what: &str, path: &Path, why: String) -> Error {
     let source = std::io::Error::new(std::io::ErrorKind::TimedOut, why);
     Error::backend(format!("{what} {}", path.display()), source)
+}
+
+/// The [`Error::Corruption`] of a store that the engine's library found
+/// damaged: naming the store's `path` (as `kind`: "redb file", "sled
+/// store"), what was done (`what`: "reading", …) and the library's
+/// `detail`.
+///
+/// ```
+/// use annals_core::kv::support::damaged;
+///
+/// let err = damaged("redb file", "reading", "store.redb".as_ref(), "bad page 7");
+/// assert!(err.is_corruption());
+/// assert_eq!(err.to_string(), "corruption: redb file store.redb is damaged (reading it): bad page 7");
+/// ```
+pub fn damaged(kind: &str, what: &str, path: &Path, detail: impl fmt::Display) -> Error {
+    let message = format!("{kind} {} is damaged ({what} it): {detail}", path.display());
+    Error::corruption(CorruptionAt::Path(path.to_path_buf()), message)
+}
+
+/// The [`Error::Backend`] of opening a store whose files the engine's
+/// library finds locked: naming what was done and the `path`, and saying
+/// that `subject` ("the file", "the store") is already open — by another
+/// store of this process or by another process — with the library's error
+/// as its source.
+///
+/// ```
+/// use annals_core::kv::support::already_open;
+///
+/// let err = already_open("opening", "store.redb".as_ref(), "the file", "locked");
+/// assert!(err.to_string().contains(
+///     "opening store.redb: the file is already open, by another store of this process or by \
+///      another process"
+/// ));
+/// ```
+pub fn already_open(what: &str, path: &Path, subject: &str, source: impl Into<BoxError>) -> Error {
+    let shown = path.display();
+    let message = format!(
+        "{what} {shown}: {subject} is already open, by another store of this process or by \
+         another process"
+    );
+    Error::backend(message, source)
 }
 
 /// The next entry of a double-ended range in `direction`: from its front
@@ -411,6 +458,182 @@ pub fn parse_choice<T: Copy>(key: &str, value: &str, choices: &[(&str, T)]) -> R
     ))
 }
 
+/// Parses a parameter whose option is `Some(value)` when given (a cache
+/// size, say, whose default is the engine's own): the value as
+/// [`parse_param`](crate::parse_param) parses it.
+///
+/// ```
+/// use annals_core::kv::support::parse_some;
+///
+/// assert_eq!(parse_some::<usize>("cache_size", "64")?, Some(64));
+/// assert!(parse_some::<usize>("cache_size", "-1").is_err());
+/// # Ok::<(), annals_core::Error>(())
+/// ```
+pub fn parse_some<T: FromStr>(key: &str, value: &str) -> Result<Option<T>> {
+    crate::parse_param(key, value).map(Some)
+}
+
+/// Parses a parameter in milliseconds (`sync_interval_ms`,
+/// `flush_every_ms`) where 0 means never: `None`.
+///
+/// ```
+/// use std::time::Duration;
+/// use annals_core::kv::support::parse_millis;
+///
+/// assert_eq!(parse_millis("sync_interval_ms", "250")?, Some(Duration::from_millis(250)));
+/// assert_eq!(parse_millis("sync_interval_ms", "0")?, None);
+/// assert!(parse_millis("sync_interval_ms", "soon").is_err());
+/// # Ok::<(), annals_core::Error>(())
+/// ```
+pub fn parse_millis(key: &str, value: &str) -> Result<Option<Duration>> {
+    let ms: u64 = crate::parse_param(key, value)?;
+    Ok((ms > 0).then(|| Duration::from_millis(ms)))
+}
+
+/// Parses [`FileMode::PARAM`](crate::files::FileMode::PARAM) (octal, as
+/// [`FileMode::parse`](crate::files::FileMode::parse), whose error names
+/// that parameter).
+pub fn parse_file_mode(_key: &str, value: &str) -> Result<crate::files::FileMode> {
+    crate::files::FileMode::parse(value)
+}
+
+/// Parses a parameter of a type whose `FromStr` answers annals' own
+/// [`Error`] (an enum of the backend's, whose error lists its values).
+pub fn parse_text<T: FromStr<Err = Error>>(_key: &str, value: &str) -> Result<T> {
+    value.parse()
+}
+
+/// Implements [`BackendOptions`] for a backend's options struct from a
+/// table of its own URL parameters — each a name, the field it sets and
+/// the function that parses its value (`fn(key, value) -> Result<T>`:
+/// [`parse_param`](crate::parse_param), [`parse_some`], [`parse_millis`],
+/// [`parse_file_mode`], [`parse_text`], or the backend's own) — and,
+/// optionally, [`PathOptions`](crate::driver::PathOptions) and
+/// [`ClaimOptions`](crate::files::ClaimOptions) from the names of its
+/// `create`, `read_only` and file mode fields (`access: create, read_only,
+/// file_mode;`): the URL's access restricts the first two, and the claim
+/// names the backend as its marker does.
+///
+/// The struct must have a `config: StoreConfig` field. When every entry
+/// ends with `= default`, `Default` is implemented too: `config` is
+/// `StoreConfig::default()` and every other field is its entry's default
+/// (so the struct has no field outside the table); otherwise the struct
+/// implements `Default` itself. The parameters are listed in the table's order in error
+/// messages; a value that does not parse is the parse function's error.
+/// With `validate: f;`, `f(&options)` checks the options after every
+/// parameter of the backend's own.
+///
+/// ```
+/// use annals_core::Durability;
+/// use annals_core::files::FileMode;
+/// use annals_core::kv::support::{BackendOptions, parse_file_mode, parse_some};
+/// use annals_core::{StoreConfig, parse_param};
+///
+/// struct MyOptions {
+///     config: StoreConfig,
+///     cache_size: Option<usize>,
+///     create: bool,
+///     read_only: bool,
+///     file_mode: FileMode,
+/// }
+///
+/// annals_core::backend_options! {
+///     MyOptions, "mine" {
+///         "cache_size" => cache_size: parse_some = None,
+///         "create" => create: parse_param = true,
+///         "read_only" => read_only: parse_param = false,
+///         FileMode::PARAM => file_mode: parse_file_mode = FileMode::PRIVATE,
+///     }
+///     access: create, read_only, file_mode;
+/// }
+///
+/// let options = MyOptions::default();
+/// assert!(options.create && options.cache_size.is_none());
+///
+/// let options = MyOptions::from_params([("durability", "relaxed"), ("cache_size", "64")])?;
+/// assert_eq!((options.config.durability, options.cache_size), (Durability::Relaxed, Some(64)));
+/// assert_eq!(MyOptions::PARAMS, ["cache_size", "create", "read_only", "file_mode"]);
+/// let err = MyOptions::from_params([("cache", "1")]).err().unwrap();
+/// assert!(err.to_string().contains("unknown option \"cache\" for the mine backend"));
+///
+/// use annals_core::files::ClaimOptions;
+/// assert_eq!((options.claim().backend, options.claim().create), ("mine", true));
+/// # Ok::<(), annals_core::Error>(())
+/// ```
+#[macro_export]
+macro_rules! backend_options {
+    (
+        $(#[$meta:meta])*
+        $options:ty, $backend:literal {
+            $($name:expr => $field:ident: $parse:path = $default:expr),+ $(,)?
+        }
+        $($rest:tt)*
+    ) => {
+        impl ::core::default::Default for $options {
+            fn default() -> Self {
+                Self {
+                    config: $crate::StoreConfig::default(),
+                    $($field: $default),+
+                }
+            }
+        }
+
+        $crate::backend_options! {
+            $(#[$meta])*
+            $options, $backend {
+                $($name => $field: $parse),+
+            }
+            $($rest)*
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        $options:ty, $backend:literal {
+            $($name:expr => $field:ident: $parse:path),+ $(,)?
+        }
+        $(validate: $validate:path;)?
+        $(access: $create:ident, $read_only:ident, $mode:ident;)?
+    ) => {
+        $(#[$meta])*
+        impl $crate::kv::support::BackendOptions for $options {
+            const BACKEND: &'static str = $backend;
+            const PARAMS: &'static [&'static str] = &[$($name),+];
+
+            fn config_mut(&mut self) -> &mut $crate::StoreConfig {
+                &mut self.config
+            }
+
+            fn apply_own(&mut self, key: &str, value: &str) -> $crate::Result<bool> {
+                $(if key == $name {
+                    self.$field = $parse(key, value)?;
+                } else)+ {
+                    return ::core::result::Result::Ok(false);
+                }
+                $($validate(self)?;)?
+                ::core::result::Result::Ok(true)
+            }
+        }
+
+        $(impl $crate::driver::PathOptions for $options {
+            fn restrict(&mut self, access: $crate::driver::Access) {
+                self.$create &= access.may_create();
+                self.$read_only |= access.read_only();
+            }
+        }
+
+        impl $crate::files::ClaimOptions for $options {
+            fn claim(&self) -> $crate::files::Claim<'static> {
+                $crate::files::Claim {
+                    backend: $backend,
+                    create: self.$create,
+                    read_only: self.$read_only,
+                    mode: self.$mode,
+                }
+            }
+        })?
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,6 +712,111 @@ mod tests {
                 "{shown}"
             );
         }
+    }
+
+    #[test]
+    fn a_table_of_params_sets_validates_and_restricts() {
+        use crate::driver::{Access, PathOptions};
+        use crate::files::FileMode;
+
+        #[derive(Default, Debug)]
+        struct Opts {
+            config: StoreConfig,
+            cache: Option<u64>,
+            create: bool,
+            read_only: bool,
+            every: Option<Duration>,
+            mode: FileMode,
+        }
+        fn at_most_a_kib(o: &Opts) -> Result<()> {
+            match o.cache {
+                Some(bytes) if bytes > 1024 => Err(Error::backend("too big", "cache")),
+                _ => Ok(()),
+            }
+        }
+        crate::backend_options! {
+            Opts, "table" {
+                "cache" => cache: parse_some,
+                "create" => create: crate::parse_param,
+                "read_only" => read_only: crate::parse_param,
+                "every_ms" => every: parse_millis,
+                FileMode::PARAM => mode: parse_file_mode,
+            }
+            validate: at_most_a_kib;
+            access: create, read_only, mode;
+        }
+        assert_eq!(
+            Opts::PARAMS,
+            ["cache", "create", "read_only", "every_ms", "file_mode"]
+        );
+        let mut o = Opts::from_params([
+            ("cache", "512"),
+            ("create", "true"),
+            ("every_ms", "0"),
+            ("every_ms", "20"),
+            ("file_mode", "0640"),
+            ("durability", "relaxed"),
+        ])
+        .expect("valid");
+        assert_eq!(o.cache, Some(512));
+        assert_eq!(o.every, Some(Duration::from_millis(20)));
+        assert_eq!(o.mode.file_bits(), 0o640);
+        assert_eq!(o.config.durability, crate::Durability::Relaxed);
+        assert!(o.create && !o.read_only);
+        use crate::files::{Claim, ClaimOptions};
+        let claim = Claim {
+            backend: "table",
+            create: true,
+            read_only: false,
+            mode: o.mode,
+        };
+        assert_eq!(o.claim(), claim);
+        o.restrict(Access::ReadOnly);
+        assert!(!o.create && o.read_only);
+        assert!(o.claim().read_only && !o.claim().create);
+        let unknown = Opts::from_params([("cash", "1")]).expect_err("unknown");
+        assert!(unknown.to_string().contains("every_ms"), "{unknown}");
+        for (k, v) in [("cache", "-1"), ("every_ms", "soon"), ("file_mode", "9")] {
+            let err = Opts::from_params([(k, v)]).expect_err(k);
+            assert!(matches!(err, Error::InvalidInput { .. }), "{k}: {err:?}");
+        }
+        let too_big = Opts::from_params([("cache", "4096")]).expect_err("validated");
+        assert!(too_big.to_string().contains("too big"), "{too_big}");
+    }
+
+    #[test]
+    fn parse_text_answers_the_types_own_error() {
+        #[derive(Debug, PartialEq)]
+        struct Mode;
+        impl FromStr for Mode {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Mode> {
+                match s {
+                    "fast" => Ok(Mode),
+                    _ => Err(Error::backend(format!("no mode {s}"), "mode")),
+                }
+            }
+        }
+        assert_eq!(parse_text::<Mode>("mode", "fast").expect("a mode"), Mode);
+        let err = parse_text::<Mode>("mode", "slow").expect_err("not a mode");
+        assert!(err.to_string().contains("no mode slow"), "{err}");
+    }
+
+    #[test]
+    fn damaged_and_already_open_name_the_path() {
+        let path = Path::new("/var/lib/x.redb");
+        let err = damaged("redb file", "opening", path, "bad checksum");
+        assert_eq!(
+            err.corruption_at(),
+            Some(&CorruptionAt::Path(path.to_path_buf()))
+        );
+        assert!(err.to_string().contains("/var/lib/x.redb"), "{err}");
+        let err = already_open("opening", path, "the store", "locked");
+        assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("/var/lib/x.redb: the store is already open")
+        );
     }
 
     #[test]
