@@ -315,6 +315,62 @@ pub fn replace_file(dir: &Path, name: &str, contents: &[u8], mode: FileMode) -> 
     sync_folder(dir)
 }
 
+/// The contents of the file `path` (a small file of the store's own: a
+/// pointer like `CURRENT`, a close mark), or `None` if there is no such
+/// file. Other errors are [`Error::Backend`] naming it.
+///
+/// ```
+/// use annals_core::files::read_if_exists;
+///
+/// let dir = tempfile::tempdir()?;
+/// assert_eq!(read_if_exists(&dir.path().join("CLOSED"))?, None);
+/// std::fs::write(dir.path().join("CLOSED"), b"at 7\n")?;
+/// assert_eq!(read_if_exists(&dir.path().join("CLOSED"))?, Some(b"at 7\n".to_vec()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error("reading", path, e)),
+    }
+}
+
+/// The bytes of the files directly in the folder `dir` (sub-folders are
+/// not entered) whose names `counted` accepts: what an engine's data
+/// files take on disk. A file deleted after the folder was listed (an
+/// engine deletes files as it compacts) takes no space any more and
+/// counts 0; a name that is not UTF-8 is not counted. Other errors are
+/// [`Error::Backend`] naming the folder.
+///
+/// ```
+/// use annals_core::files::files_bytes;
+///
+/// let dir = tempfile::tempdir()?;
+/// std::fs::write(dir.path().join("1.sst"), [0u8; 10])?;
+/// std::fs::write(dir.path().join("LOG"), [0u8; 5])?;
+/// std::fs::create_dir(dir.path().join("old.sst"))?;
+/// assert_eq!(files_bytes(dir.path(), |name| name.ends_with(".sst"))?, 10);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn files_bytes(dir: &Path, counted: impl Fn(&str) -> bool) -> Result<u64> {
+    let listing = |e| io_error("listing the files of", dir, e);
+    let mut bytes = 0u64;
+    for entry in fs::read_dir(dir).map_err(listing)? {
+        let entry = entry.map_err(listing)?;
+        if !entry.file_name().to_str().is_some_and(&counted) {
+            continue;
+        }
+        match entry.metadata() {
+            Ok(meta) if meta.is_file() => bytes = bytes.saturating_add(meta.len()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error("sizing the files of", dir, e)),
+        }
+    }
+    Ok(bytes)
+}
+
 /// An I/O error of annals' own file handling: [`Error::Backend`] naming
 /// what was done and the path.
 pub fn io_error(what: &str, path: &Path, error: io::Error) -> Error {
@@ -526,6 +582,29 @@ mod tests {
             assert!(err.is_invalid_input(), "{bad}: {err:?}");
             assert!(err.to_string().contains("file_mode"), "{err}");
         }
+    }
+
+    #[test]
+    fn small_files_and_sizes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("CLOSED");
+        assert_eq!(read_if_exists(&file).expect("missing"), None);
+        fs::write(&file, b"x\n").expect("write");
+        assert_eq!(read_if_exists(&file).expect("read"), Some(b"x\n".to_vec()));
+        let err = read_if_exists(dir.path()).expect_err("a folder");
+        assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+        fs::write(dir.path().join("1.sst"), [1u8; 7]).expect("write");
+        fs::write(dir.path().join("2.sst"), [1u8; 3]).expect("write");
+        fs::create_dir(dir.path().join("3.sst")).expect("mkdir");
+        assert_eq!(
+            files_bytes(dir.path(), |n| n.ends_with(".sst")).expect("sum"),
+            10
+        );
+        assert_eq!(files_bytes(dir.path(), |n| n == "CLOSED").expect("sum"), 2);
+        assert_eq!(files_bytes(dir.path(), |_| false).expect("sum"), 0);
+        let gone = dir.path().join("gone");
+        let err = files_bytes(&gone, |_| true).expect_err("no folder");
+        assert!(err.to_string().contains("gone"), "{err}");
     }
 
     fn claim(create: bool, read_only: bool) -> Claim<'static> {

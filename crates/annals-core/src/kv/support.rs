@@ -298,6 +298,37 @@ where
     }
 }
 
+/// Parses an option's value that is one of a few names (`choices`: each
+/// name with its value); any other value is [`Error::InvalidInput`] naming
+/// `what` (`compression`, `option mode =`), the value and every name.
+///
+/// ```
+/// use annals_core::kv::support::parse_choice;
+///
+/// let choices = [("fast", 1), ("small", 2)];
+/// assert_eq!(parse_choice("mode", "small", &choices)?, 2);
+/// let err = parse_choice("mode", "big", &choices).unwrap_err();
+/// assert!(err.to_string().contains(r#"mode "big" is not one of "fast", "small""#));
+/// # Ok::<(), annals_core::Error>(())
+/// ```
+pub fn parse_choice<T: Copy>(what: &str, value: &str, choices: &[(&str, T)]) -> Result<T> {
+    let found = choices.iter().find(|(name, _)| *name == value);
+    found.map(|&(_, choice)| choice).ok_or_else(|| {
+        let names: Vec<String> = choices
+            .iter()
+            .map(|(name, _)| format!("{name:?}"))
+            .collect();
+        Error::malformed(
+            crate::Field::StoreOption,
+            format!(
+                "{what} {} is not one of {}",
+                crate::show_text(value),
+                names.join(", ")
+            ),
+        )
+    })
+}
+
 /// The options of a backend, as a URL's query sets them: the options every
 /// backend takes ([`StoreConfig`]) and the backend's own. A backend
 /// implements the three required items; the parameter loop, with its
@@ -438,6 +469,21 @@ mod tests {
         )
         .expect_err("the engine's error");
         assert!(err.to_string().contains("reading"), "{err}");
+    }
+
+    #[test]
+    fn choices_parse_and_refuse_others() {
+        let choices = [("none", 0u8), ("lz4", 1), ("zstd", 2)];
+        assert_eq!(
+            parse_choice("compression", "zstd", &choices).expect("a name"),
+            2
+        );
+        for bad in ["", "LZ4", "snappy", "none "] {
+            let err = parse_choice("compression", bad, &choices).expect_err(bad);
+            assert!(err.is_invalid_input(), "{err:?}");
+            let shown = format!("compression {bad:?} is not one of \"none\", \"lz4\", \"zstd\"");
+            assert!(err.to_string().contains(&shown), "{err}");
+        }
     }
 
     #[test]
