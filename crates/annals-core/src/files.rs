@@ -18,7 +18,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::error::{BoxError, CorruptionAt, Error, Field, InvalidReason, Result};
+use crate::error::{CorruptionAt, Error, Field, InvalidReason, Result};
 
 /// The permission bits of the files and folders a store creates, on Unix
 /// (elsewhere they are ignored): [`FileMode::PRIVATE`] (`0600`: the owner
@@ -353,10 +353,8 @@ pub fn write_numbers<const N: usize>(
 /// error is [`Error::Backend`] naming the file. Labels must not start with
 /// a digit.
 pub fn read_numbers<const N: usize>(path: &Path, labels: &[&str; N]) -> Result<Option<[u64; N]>> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_error("reading", path, e)),
+    let Some(bytes) = read_if_exists(path)? else {
+        return Ok(None);
     };
     let parsed = std::str::from_utf8(&bytes)
         .ok()
@@ -439,6 +437,27 @@ pub fn file_bytes(dir: &Path, counted: impl Fn(&str) -> bool) -> Result<u64> {
     Ok(bytes)
 }
 
+/// The contents of the file `path` (a small file of the store's own: a
+/// pointer like `CURRENT`, a close mark), or `None` if there is no such
+/// file. Other errors are [`Error::Backend`] naming it.
+///
+/// ```
+/// use annals_core::files::read_if_exists;
+///
+/// let dir = tempfile::tempdir()?;
+/// assert_eq!(read_if_exists(&dir.path().join("CLOSED"))?, None);
+/// std::fs::write(dir.path().join("CLOSED"), b"at 7\n")?;
+/// assert_eq!(read_if_exists(&dir.path().join("CLOSED"))?, Some(b"at 7\n".to_vec()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error("reading", path, e)),
+    }
+}
+
 /// An I/O error of annals' own file handling: [`Error::Backend`] naming
 /// what was done and the path.
 pub fn io_error(what: &str, path: &Path, error: io::Error) -> Error {
@@ -452,28 +471,6 @@ pub fn read_only_error(path: &Path) -> Error {
         "writing to {}: the store was opened read-only",
         path.display()
     ))
-}
-
-/// The [`Error::Backend`] of a store that is already open, by another
-/// store of this process or by another process (its lock is taken): names
-/// what was done and the path, with the engine's or the lock's error as
-/// the source.
-///
-/// ```
-/// use annals_core::files::already_open;
-///
-/// let err = already_open("opening", "/data/events".as_ref(), "locked");
-/// assert!(err.to_string().contains("opening /data/events: the store is already open"));
-/// ```
-pub fn already_open(what: &str, path: &Path, source: impl Into<BoxError>) -> Error {
-    Error::backend(
-        format!(
-            "{what} {}: the store is already open, by another store of this process or by \
-             another process",
-            path.display()
-        ),
-        source,
-    )
 }
 
 /// The [`Error::InvalidInput`] of a path that holds something that is
@@ -761,10 +758,8 @@ impl Generations {
     /// [`Error::Corruption`] naming the file and showing what it holds.
     pub fn read_current(&self, dir: &Path) -> Result<Option<u64>> {
         let path = dir.join(Self::CURRENT);
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_error("reading", &path, e)),
+        let Some(bytes) = read_if_exists(&path)? else {
+            return Ok(None);
         };
         let generation = std::str::from_utf8(&bytes)
             .ok()
@@ -961,19 +956,6 @@ mod tests {
     }
 
     #[test]
-    fn already_open_names_what_and_where_and_keeps_the_source() {
-        let err = already_open("compacting", Path::new("/s/t"), "held by pid 7");
-        let Error::Backend { message, source } = &err else {
-            panic!("not Backend: {err:?}")
-        };
-        assert!(
-            message.starts_with("compacting /s/t: the store is already open"),
-            "{message}"
-        );
-        assert_eq!(source.to_string(), "held by pid 7");
-    }
-
-    #[test]
     fn file_bytes_counts_regular_files_only() {
         let dir = tempfile::tempdir().expect("tempdir");
         fs::write(dir.path().join("db"), [0; 100]).expect("write");
@@ -995,6 +977,17 @@ mod tests {
             file_bytes(&dir.path().join("gone"), |_| true).expect("missing"),
             0
         );
+    }
+
+    #[test]
+    fn a_file_is_read_if_it_exists() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("CLOSED");
+        assert_eq!(read_if_exists(&file).expect("missing"), None);
+        fs::write(&file, b"x\n").expect("write");
+        assert_eq!(read_if_exists(&file).expect("read"), Some(b"x\n".to_vec()));
+        let err = read_if_exists(dir.path()).expect_err("a folder");
+        assert!(matches!(err, Error::Backend { .. }), "{err:?}");
     }
 
     fn claim(create: bool, read_only: bool) -> Claim<'static> {

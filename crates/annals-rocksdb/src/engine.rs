@@ -1,14 +1,13 @@
 //! [`RocksDbEngine`]: the [`KvEngine`] over a RocksDB database with two
 //! column families.
 
-use std::fs;
 use std::io;
 use std::path::Path;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use annals_core::files::{self, Claim, Claimed, FileMode};
-use annals_core::kv::support::{LiveSnapshots, Ticket};
+use annals_core::files::{self, Claim, Claimed};
+use annals_core::kv::support::{LiveSnapshots, Ticket, read_lock, timed_out, write_lock};
 use annals_core::kv::{KvEngine, KvSnapshot, Scan, Visitor, WriteBatch, layout};
 use annals_core::{Capabilities, Direction, Durability, Error, Result};
 use rocksdb::{
@@ -17,7 +16,7 @@ use rocksdb::{
     Snapshot, WriteOptions,
 };
 
-use crate::error::{from_io, from_rocksdb};
+use crate::error::from_rocksdb;
 use crate::mark;
 use crate::options::RocksDbOptions;
 
@@ -56,6 +55,9 @@ enum Family {
     Log,
 }
 
+/// Both families, in the order they are opened.
+const FAMILIES: [Family; 2] = [Family::Main, Family::Log];
+
 impl Family {
     fn of(key: &[u8]) -> Family {
         if key.first() == Some(&layout::LOG) {
@@ -73,28 +75,23 @@ impl Family {
     }
 }
 
-/// The key space in byte order, cut where the family changes: each
-/// segment starts at its key and runs to the next segment's.
-const SEGMENTS: [(&[u8], Family); 3] = [
-    (&[], Family::Main),
-    (&[layout::LOG], Family::Log),
-    (&[layout::LOG + 1], Family::Main),
-];
+/// Where the log's keys start, and the first key after them: the key
+/// space is cut there into three parts, in the `default` family, in `log`
+/// and in `default` again.
+const LOG_KEYS: (&[u8], &[u8]) = (&[layout::LOG], &[layout::LOG + 1]);
 
 /// The parts of `[start, end)` in each family, in key order.
 fn segments<'k>(start: &'k [u8], end: &'k [u8]) -> Vec<(&'k [u8], &'k [u8], Family)> {
-    let mut parts = Vec::with_capacity(SEGMENTS.len());
-    for (i, &(lo, family)) in SEGMENTS.iter().enumerate() {
-        let from = start.max(lo);
-        let to = match SEGMENTS.get(i + 1) {
-            Some(&(hi, _)) => end.min(hi),
-            None => end,
-        };
-        if from < to {
-            parts.push((from, to, family));
-        }
-    }
+    let (log_start, log_end) = LOG_KEYS;
+    let parts = [
+        (start, end.min(log_start), Family::Main),
+        (start.max(log_start), end.min(log_end), Family::Log),
+        (start.max(log_end), end, Family::Main),
+    ];
     parts
+        .into_iter()
+        .filter(|(from, to, _)| from < to)
+        .collect()
 }
 
 fn handle<'d>(db: &'d DB, family: Family, path: &Path) -> Result<&'d ColumnFamily> {
@@ -257,10 +254,10 @@ pub struct RocksDbEngine {
     db: RwLock<Option<Arc<DB>>>,
     /// The snapshots alive now, so that `close` can wait for them.
     live: Arc<LiveSnapshots>,
-    /// Opened with `read_only`: RocksDB's read-only mode, nothing written.
-    read_only: bool,
-    /// The permissions of the files the store creates itself.
-    file_mode: FileMode,
+    /// The options it was opened with: with `read_only`, RocksDB's
+    /// read-only mode, nothing written; `file_mode` for the files the store
+    /// creates itself.
+    options: RocksDbOptions,
 }
 
 impl RocksDbEngine {
@@ -319,62 +316,44 @@ impl RocksDbEngine {
         {
             // Checked here: RocksDB would create its diagnostic log before
             // it found that the database is missing.
-            return Err(from_io(
-                "opening",
-                &path,
-                io::Error::new(
-                    io::ErrorKind::NotFound,
-                    "there is no RocksDB database there (no CURRENT file), and the store may \
-                     not create one (create_if_missing is false, or read_only)",
-                ),
-            ));
+            let why = "there is no RocksDB database there (no CURRENT file), and the store may \
+                       not create one (create_if_missing is false, or read_only)";
+            let missing = io::Error::new(io::ErrorKind::NotFound, why);
+            return Err(files::io_error("opening", &path, missing));
         }
         // One cache for both families; the families' options keep it alive.
         let cache = (options.block_cache_bytes > 0)
             .then(|| Cache::new_lru_cache(options.block_cache_bytes));
         let families = || {
-            [Family::Main, Family::Log].map(|family| {
-                ColumnFamilyDescriptor::new(
-                    family.name(),
-                    family_options(options, cache.as_ref(), family),
-                )
+            FAMILIES.map(|family| {
+                let tuned = family_options(options, cache.as_ref(), family);
+                ColumnFamilyDescriptor::new(family.name(), tuned)
             })
         };
-        let open_read_only = |what: &str| {
-            DB::open_cf_descriptors_read_only(
-                &read_only_options(options),
-                &*path,
-                families(),
-                false,
-            )
-            .map_err(|e| from_rocksdb(what, &path, e))
-        };
         let recorded = mark::read(&path)?;
-        if read_only {
-            let db = open_read_only("opening (read-only)")?;
+        let mut opened = None;
+        if read_only || recorded.is_some() {
+            // Read-only first, which deletes nothing (see `mark`); kept
+            // only if the store is to be read-only.
+            let quiet = read_only_options(options);
+            let db = DB::open_cf_descriptors_read_only(&quiet, &*path, families(), false)
+                .map_err(|e| from_rocksdb("opening (read-only)", &path, e))?;
             if let Some(recorded) = recorded {
                 mark::check(&path, recorded, db.latest_sequence_number())?;
             }
-            return Ok(RocksDbEngine::new(path, db, options));
+            opened = Some(db).filter(|_| read_only);
         }
-        if let Some(recorded) = recorded {
-            // Opened read-only first, which deletes nothing: see `mark`.
-            let found = open_read_only("opening (read-only, to check)")?.latest_sequence_number();
-            mark::check(&path, recorded, found)?;
-        }
-        let db = DB::open_cf_descriptors(&db_options(options), &*path, families())
-            .map_err(|e| from_rocksdb("opening", &path, e))?;
-        Ok(RocksDbEngine::new(path, db, options))
-    }
-
-    fn new(path: Arc<Path>, db: DB, options: &RocksDbOptions) -> RocksDbEngine {
-        RocksDbEngine {
+        let db = match opened {
+            Some(db) => db,
+            None => DB::open_cf_descriptors(&db_options(options), &*path, families())
+                .map_err(|e| from_rocksdb("opening", &path, e))?,
+        };
+        Ok(RocksDbEngine {
             path,
             db: RwLock::new(Some(Arc::new(db))),
             live: Arc::default(),
-            read_only: options.read_only,
-            file_mode: options.file_mode,
-        }
+            options: *options,
+        })
     }
 
     /// The database folder's path.
@@ -382,23 +361,29 @@ impl RocksDbEngine {
         &self.path
     }
 
-    fn read_db(&self) -> std::sync::RwLockReadGuard<'_, Option<Arc<DB>>> {
-        self.db.read().unwrap_or_else(PoisonError::into_inner)
+    /// Runs `f` on the open database (`close` waits for it), or answers
+    /// [`Error::Closed`]; a `write` to a read-only store is refused.
+    fn with<T>(&self, write: bool, f: impl FnOnce(&Arc<DB>) -> Result<T>) -> Result<T> {
+        let guard = read_lock(&self.db);
+        let db = guard.as_ref().ok_or(Error::Closed)?;
+        if write && self.options.read_only {
+            return Err(files::read_only_error(&self.path));
+        }
+        f(db)
     }
 
-    fn write_db(&self) -> std::sync::RwLockWriteGuard<'_, Option<Arc<DB>>> {
-        self.db.write().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Syncs the write-ahead log and flushes every memtable to a table
-    /// file: a store closed this way is reopened without replaying any log.
+    /// Syncs the write-ahead log, flushes every memtable to a table file
+    /// (a store closed this way is reopened without replaying any log) and
+    /// records RocksDB's sequence number in the close mark.
     fn flush_everything(&self, db: &DB) -> Result<()> {
         db.flush_wal(true)
             .map_err(|e| from_rocksdb("syncing the write-ahead log of", &self.path, e))?;
         let main = handle(db, Family::Main, &self.path)?;
         let log = handle(db, Family::Log, &self.path)?;
         db.flush_cfs_opt(&[main, log], &FlushOptions::default())
-            .map_err(|e| from_rocksdb("flushing the memtables of", &self.path, e))
+            .map_err(|e| from_rocksdb("flushing the memtables of", &self.path, e))?;
+        let sequence = db.latest_sequence_number();
+        mark::write(&self.path, sequence, self.options.file_mode)
     }
 }
 
@@ -421,53 +406,42 @@ impl KvEngine for RocksDbEngine {
     type Snapshot = RocksDbSnapshot;
 
     fn snapshot(&self) -> Result<RocksDbSnapshot> {
-        let guard = self.read_db();
-        let db = guard.as_ref().ok_or(Error::Closed)?;
-        // Counted while the lock is held: `close`, which takes it
-        // exclusively, sees every snapshot that exists.
-        let ticket = self.live.enter();
-        let cell = SnapshotCell::new(Arc::clone(db), |db| db.snapshot());
-        drop(guard);
-        Ok(RocksDbSnapshot {
-            cell,
-            path: Arc::clone(&self.path),
-            _ticket: ticket,
+        self.with(false, |db| {
+            Ok(RocksDbSnapshot {
+                // Counted while the lock is held: `close`, which takes it
+                // exclusively, sees every snapshot that exists.
+                _ticket: self.live.enter(),
+                cell: SnapshotCell::new(Arc::clone(db), |db| db.snapshot()),
+                path: Arc::clone(&self.path),
+            })
         })
     }
 
     fn commit(&self, batch: WriteBatch, sync: bool) -> Result<()> {
-        let guard = self.read_db();
-        let db = guard.as_ref().ok_or(Error::Closed)?;
-        if self.read_only {
-            return Err(files::read_only_error(&self.path));
-        }
-        if batch.is_empty() {
-            // Nothing to write; a sync still makes earlier commits durable.
-            return if sync {
-                db.flush_wal(true)
-                    .map_err(|e| from_rocksdb("syncing the write-ahead log of", &self.path, e))
-            } else {
-                Ok(())
-            };
-        }
-        let main = handle(db, Family::Main, &self.path)?;
-        let log = handle(db, Family::Log, &self.path)?;
-        let mut write = rocksdb::WriteBatch::default();
-        for (key, value) in batch.ops {
-            let family = match Family::of(&key) {
-                Family::Main => main,
-                Family::Log => log,
-            };
-            match value {
-                Some(value) => write.put_cf(family, key, value),
-                None => write.delete_cf(family, key),
+        self.with(true, |db| {
+            if batch.is_empty() {
+                // Nothing to write; a sync still makes earlier commits durable.
+                return if sync {
+                    db.flush_wal(true)
+                        .map_err(|e| from_rocksdb("syncing the write-ahead log of", &self.path, e))
+                } else {
+                    Ok(())
+                };
             }
-        }
-        let mut options = WriteOptions::default();
-        options.set_sync(sync);
-        options.disable_wal(false);
-        db.write_opt(write, &options)
-            .map_err(|e| from_rocksdb("committing to", &self.path, e))
+            let mut write = rocksdb::WriteBatch::default();
+            for (key, value) in batch.ops {
+                let family = handle(db, Family::of(&key), &self.path)?;
+                match value {
+                    Some(value) => write.put_cf(family, key, value),
+                    None => write.delete_cf(family, key),
+                }
+            }
+            let mut options = WriteOptions::default();
+            options.set_sync(sync);
+            options.disable_wal(false);
+            db.write_opt(write, &options)
+                .map_err(|e| from_rocksdb("committing to", &self.path, e))
+        })
     }
 
     /// A full manual compaction of both column families, forced down to the
@@ -481,30 +455,26 @@ impl KvEngine for RocksDbEngine {
     /// failure is detected through RocksDB's count of background errors
     /// (see its `LOG` file for the details).
     fn compact(&self) -> Result<()> {
-        let guard = self.read_db();
-        let db = guard.as_ref().ok_or(Error::Closed)?;
-        if self.read_only {
-            return Err(files::read_only_error(&self.path));
-        }
-        let errors_before = background_errors(db, &self.path)?;
-        let mut options = CompactOptions::default();
-        options.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
-        for family in [Family::Main, Family::Log] {
-            let cf = handle(db, family, &self.path)?;
-            db.compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &options);
-        }
-        let errors_after = background_errors(db, &self.path)?;
-        if errors_after > errors_before {
-            return Err(Error::backend(
-                format!("compacting RocksDB store {}", self.path.display()),
-                format!(
-                    "RocksDB reported {} background error(s) while compacting; its LOG file says \
-                     which",
-                    errors_after - errors_before
-                ),
-            ));
-        }
-        Ok(())
+        self.with(true, |db| {
+            let errors_before = background_errors(db, &self.path)?;
+            let mut options = CompactOptions::default();
+            options.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
+            for family in FAMILIES {
+                let cf = handle(db, family, &self.path)?;
+                db.compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &options);
+            }
+            let failed = background_errors(db, &self.path)?.saturating_sub(errors_before);
+            if failed > 0 {
+                return Err(Error::backend(
+                    format!("compacting RocksDB store {}", self.path.display()),
+                    format!(
+                        "RocksDB reported {failed} background error(s) while compacting; its LOG \
+                         file says which"
+                    ),
+                ));
+            }
+            Ok(())
+        })
     }
 
     /// The bytes of the table (SST) and write-ahead log files in the
@@ -512,28 +482,7 @@ impl KvEngine for RocksDbEngine {
     /// small bookkeeping files (MANIFEST, OPTIONS, its diagnostic LOG) are
     /// left out.
     fn disk_bytes(&self) -> Result<u64> {
-        let guard = self.read_db();
-        if guard.is_none() {
-            return Err(Error::Closed);
-        }
-        let entries =
-            fs::read_dir(&self.path).map_err(|e| from_io("listing the files of", &self.path, e))?;
-        let mut bytes = 0u64;
-        for entry in entries {
-            let entry = entry.map_err(|e| from_io("listing the files of", &self.path, e))?;
-            if !entry.file_name().to_str().is_some_and(is_data_file) {
-                continue;
-            }
-            match entry.metadata() {
-                Ok(meta) if meta.is_file() => bytes = bytes.saturating_add(meta.len()),
-                Ok(_) => {}
-                // Deleted by RocksDB since it was listed (after a
-                // compaction or flush): it takes no space any more.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(from_io("sizing the files of", &self.path, e)),
-            }
-        }
-        Ok(bytes)
+        self.with(false, |_| files::file_bytes(&self.path, is_data_file))
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -541,7 +490,7 @@ impl KvEngine for RocksDbEngine {
     }
 
     fn read_only(&self) -> bool {
-        self.read_only
+        self.options.read_only
     }
 
     /// Syncs the write-ahead log, flushes the memtables to table files,
@@ -557,51 +506,30 @@ impl KvEngine for RocksDbEngine {
     /// last of them is dropped. (Do not call `close` from a thread that
     /// holds a snapshot.)
     fn close(&self) -> Result<()> {
-        let Some(db) = self.write_db().take() else {
+        let Some(db) = write_lock(&self.db).take() else {
             return Ok(());
         };
         // A read-only database has nothing to flush, and leaves the mark of
         // the last close as it is.
-        let flushed = if self.read_only {
+        let flushed = if self.options.read_only {
             Ok(())
         } else {
             self.flush_everything(&db)
-                .and_then(|()| mark::write(&self.path, db.latest_sequence_number(), self.file_mode))
         };
-        stop_background_work(&db);
+        db.cancel_all_background_work(true);
         let alive = self.live.wait_none(CLOSE_PATIENCE);
-        match Arc::try_unwrap(db) {
-            // Dropping the last handle closes RocksDB and releases `LOCK`.
-            Ok(db) => drop(db),
-            Err(shared) => {
-                drop(shared);
-                return flushed.and(Err(Error::backend(
-                    format!("closing RocksDB store {}", self.path.display()),
-                    io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!(
-                            "{alive} snapshot(s) still alive after {} s; the database closes when \
-                             the last one is dropped",
-                            CLOSE_PATIENCE.as_secs()
-                        ),
-                    ),
-                )));
-            }
+        // Dropping the last handle closes RocksDB and releases `LOCK`; the
+        // snapshots still alive hold the others.
+        if Arc::try_unwrap(db).is_err() {
+            let why = format!(
+                "{alive} snapshot(s) still alive after {} s; the database closes when the last \
+                 one is dropped",
+                CLOSE_PATIENCE.as_secs()
+            );
+            return flushed.and(Err(timed_out("closing RocksDB store", &self.path, why)));
         }
         flushed
     }
-}
-
-/// Stops RocksDB's background work on `db` (flushes and compactions:
-/// those running are stopped at their next check, and waited for) and
-/// schedules no more: after this, no RocksDB thread works for `db`, even if
-/// snapshots keep it open a while. RocksDB's own close would wait for them
-/// too, but later, on whichever thread drops the last handle; a process
-/// that exits while RocksDB still works for one of its databases aborts in
-/// RocksDB's static destructors (`pthread lock: Invalid argument`). Reads
-/// through `db` keep working.
-fn stop_background_work(db: &DB) {
-    db.cancel_all_background_work(true);
 }
 
 /// A store dropped without [`close`](KvEngine::close) (`KvStore` closes
@@ -609,10 +537,19 @@ fn stop_background_work(db: &DB) {
 /// one whose store failed to open) stops its background work before the
 /// database is released. Nothing is flushed: the write-ahead log holds
 /// every commit, and the next open replays it.
+///
+/// Stopping RocksDB's background work (flushes and compactions: those
+/// running are stopped at their next check, and waited for), here and in
+/// `close`, schedules no more: after it, no RocksDB thread works for the
+/// database, even if snapshots keep it open a while. RocksDB's own close
+/// would wait for them too, but later, on whichever thread drops the last
+/// handle; a process that exits while RocksDB still works for one of its
+/// databases aborts in RocksDB's static destructors (`pthread lock:
+/// Invalid argument`). Reads through the database keep working.
 impl Drop for RocksDbEngine {
     fn drop(&mut self) {
-        if let Some(db) = self.write_db().take() {
-            stop_background_work(&db);
+        if let Some(db) = write_lock(&self.db).take() {
+            db.cancel_all_background_work(true);
         }
     }
 }
@@ -661,60 +598,18 @@ impl std::fmt::Debug for RocksDbSnapshot {
     }
 }
 
-impl RocksDbSnapshot {
-    /// Visits the entries of `[start, end)` in one column family; answers
-    /// whether the visitor asked to stop.
-    fn scan_family(
-        &self,
-        family: Family,
-        start: &[u8],
-        end: &[u8],
-        direction: Direction,
-        visit: &mut Visitor<'_>,
-    ) -> Result<Scan> {
-        let db = self.cell.borrow_owner();
-        let snapshot = self.cell.borrow_dependent();
-        let cf = handle(db, family, &self.path)?;
-        let mut read = read_options();
-        read.set_iterate_lower_bound(start);
-        read.set_iterate_upper_bound(end);
-        let mut iter = snapshot.raw_iterator_cf_opt(cf, read);
-        match direction {
-            Direction::Forward => iter.seek(start),
-            Direction::Backward => iter.seek_to_last(),
-        }
-        while let Some((key, value)) = iter.item() {
-            // RocksDB keeps to the bounds; checked anyway, as it is cheap.
-            if key < start || key >= end {
-                break;
-            }
-            if visit(key, value)? == Scan::Stop {
-                return Ok(Scan::Stop);
-            }
-            match direction {
-                Direction::Forward => iter.next(),
-                Direction::Backward => iter.prev(),
-            }
-        }
-        // The iterator also ends on an error (a damaged block, an I/O
-        // failure): tell it from the end of the range.
-        iter.status()
-            .map_err(|e| from_rocksdb("reading", &self.path, e))?;
-        Ok(Scan::Continue)
-    }
-}
-
 impl KvSnapshot for RocksDbSnapshot {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let db = self.cell.borrow_owner();
-        let snapshot = self.cell.borrow_dependent();
-        let cf = handle(db, Family::of(key), &self.path)?;
-        snapshot
+        let cf = handle(self.cell.borrow_owner(), Family::of(key), &self.path)?;
+        self.cell
+            .borrow_dependent()
             .get_pinned_cf_opt(cf, key, read_options())
             .map(|found| found.map(|value| value.to_vec()))
             .map_err(|e| from_rocksdb("reading", &self.path, e))
     }
 
+    /// Walks the parts of `[start, end)` in each column family in turn,
+    /// each with a RocksDB iterator bounded to its part.
     fn scan(
         &self,
         start: &[u8],
@@ -726,10 +621,32 @@ impl KvSnapshot for RocksDbSnapshot {
         if direction == Direction::Backward {
             parts.reverse();
         }
+        let db = self.cell.borrow_owner();
         for (from, to, family) in parts {
-            if self.scan_family(family, from, to, direction, visit)? == Scan::Stop {
-                break;
+            let mut read = read_options();
+            read.set_iterate_lower_bound(from);
+            read.set_iterate_upper_bound(to);
+            let cf = handle(db, family, &self.path)?;
+            let mut iter = self.cell.borrow_dependent().raw_iterator_cf_opt(cf, read);
+            match direction {
+                Direction::Forward => iter.seek(from),
+                Direction::Backward => iter.seek_to_last(),
             }
+            // RocksDB keeps to the bounds; checked anyway, as it is cheap.
+            while let Some((key, value)) = iter.item().filter(|(key, _)| from <= *key && *key < to)
+            {
+                if visit(key, value)? == Scan::Stop {
+                    return Ok(());
+                }
+                match direction {
+                    Direction::Forward => iter.next(),
+                    Direction::Backward => iter.prev(),
+                }
+            }
+            // The iterator also ends on an error (a damaged block, an I/O
+            // failure): tell it from the end of the range.
+            iter.status()
+                .map_err(|e| from_rocksdb("reading", &self.path, e))?;
         }
         Ok(())
     }

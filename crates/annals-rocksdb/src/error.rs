@@ -1,6 +1,5 @@
 //! From RocksDB's errors to annals' [`Error`].
 
-use std::io;
 use std::path::Path;
 
 use annals_core::{CorruptionAt, Error};
@@ -32,10 +31,4 @@ pub(crate) fn from_rocksdb(what: &str, path: &Path, err: rocksdb::Error) -> Erro
         ),
         _ => Error::backend(format!("{what} RocksDB store {shown}"), err),
     }
-}
-
-/// An I/O error of annals' own file handling (creating the folder, sizing
-/// its files).
-pub(crate) fn from_io(what: &str, path: &Path, err: io::Error) -> Error {
-    Error::backend(format!("{what} RocksDB store {}", path.display()), err)
 }

@@ -16,14 +16,10 @@
 //! [`Error::Corruption`] if its sequence number went back. A damaged mark is
 //! `Corruption` too.
 
-use std::fs;
-use std::io;
 use std::path::Path;
 
 use annals_core::files::{self, FileMode};
 use annals_core::{CorruptionAt, Error, Result};
-
-use crate::error::from_io;
 
 /// The file's name, in the database folder. RocksDB leaves files it does
 /// not know alone.
@@ -34,28 +30,22 @@ const PREFIX: &str = "annals-rocksdb closed at sequence ";
 /// The sequence number recorded at the last clean close, if any.
 pub(crate) fn read(folder: &Path) -> Result<Option<u64>> {
     let file = folder.join(MARK_FILE);
-    let text = match fs::read(&file) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(from_io("reading the close mark of", folder, e)),
+    let Some(text) = files::read_if_exists(&file)? else {
+        return Ok(None);
     };
-    let parsed = std::str::from_utf8(&text)
+    // Digits only: `parse` alone would take a sign too. An empty or too
+    // large number does not parse.
+    let sequence = std::str::from_utf8(&text)
         .ok()
-        .and_then(|t| t.strip_prefix(PREFIX))
-        .and_then(|t| t.strip_suffix('\n'))
-        .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|t| t.strip_prefix(PREFIX)?.strip_suffix('\n'))
+        .filter(|digits| digits.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|digits| digits.parse::<u64>().ok());
-    match parsed {
-        Some(sequence) => Ok(Some(sequence)),
-        None => Err(Error::corruption(
-            CorruptionAt::Path(file.clone()),
-            format!(
-                "RocksDB store {} is damaged: its close mark {} is not readable",
-                folder.display(),
-                file.display()
-            ),
-        )),
-    }
+    let damaged = || {
+        let (shown, at) = (folder.display(), file.display());
+        let why = format!("RocksDB store {shown} is damaged: its close mark {at} is not readable");
+        Error::corruption(CorruptionAt::Path(file.clone()), why)
+    };
+    sequence.map(Some).ok_or_else(damaged)
 }
 
 /// Records `sequence` as the last clean close, durably and atomically
@@ -85,6 +75,7 @@ pub(crate) fn check(folder: &Path, recorded: u64, found: u64) -> Result<()> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use std::fs;
 
     #[test]
     fn round_trip_and_damage() {

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use annals_core::driver::{Access, PathOptions};
 use annals_core::files::FileMode;
-use annals_core::kv::support::BackendOptions;
+use annals_core::kv::support::{BackendOptions, parse_choice};
 use annals_core::{Error, Field, Result, StoreConfig, parse_param};
 
 /// The options of this backend's own, with their URL parameter names, in
@@ -75,15 +75,8 @@ impl FromStr for Compression {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "none" => Ok(Compression::None),
-            "lz4" => Ok(Compression::Lz4),
-            "zstd" => Ok(Compression::Zstd),
-            other => Err(Error::malformed(
-                Field::StoreOption,
-                format!("compression {other:?} is not one of \"none\", \"lz4\", \"zstd\""),
-            )),
-        }
+        let all = [Compression::None, Compression::Lz4, Compression::Zstd];
+        parse_choice("compression", s, &all.map(|c| (c.as_str(), c)))
     }
 }
 
@@ -235,26 +228,20 @@ impl RocksDbOptions {
     /// calls it.
     pub fn validate(&self) -> Result<()> {
         self.config.limits.validate()?;
-        if self.write_buffer_bytes < MIN_WRITE_BUFFER_BYTES {
-            return Err(Error::malformed(
-                Field::StoreOption,
-                format!(
-                    "option write_buffer_bytes = {} is below the minimum of \
-                     {MIN_WRITE_BUFFER_BYTES} bytes",
-                    self.write_buffer_bytes
-                ),
-            ));
-        }
-        if self.max_background_jobs == 0 || self.max_background_jobs > MAX_BACKGROUND_JOBS {
-            return Err(Error::malformed(
-                Field::StoreOption,
-                format!(
-                    "option max_background_jobs = {} is not between 1 and {MAX_BACKGROUND_JOBS}",
-                    self.max_background_jobs
-                ),
-            ));
-        }
-        Ok(())
+        let (bytes, jobs) = (self.write_buffer_bytes, self.max_background_jobs);
+        let message = if bytes < MIN_WRITE_BUFFER_BYTES {
+            format!(
+                "option write_buffer_bytes = {bytes} is below the minimum of \
+                 {MIN_WRITE_BUFFER_BYTES} bytes"
+            )
+        } else if !(1..=MAX_BACKGROUND_JOBS).contains(&jobs) {
+            format!(
+                "option max_background_jobs = {jobs} is not between 1 and {MAX_BACKGROUND_JOBS}"
+            )
+        } else {
+            return Ok(());
+        };
+        Err(Error::malformed(Field::StoreOption, message))
     }
 }
 

@@ -49,7 +49,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use annals_core::files::{self, Claim, Claimed, FileMode, Generations};
-use annals_core::kv::support::{drop_quietly, scan_iter};
+use annals_core::kv::support::{self, drop_quietly, scan_iter};
 use annals_core::kv::{KvEngine, KvSnapshot, Visitor, WriteBatch};
 use annals_core::{Capabilities, CorruptionAt, Direction, Error, Result};
 use parking_lot::{ArcRwLockReadGuard, RawRwLock, RwLock};
@@ -370,9 +370,10 @@ fn lock_folder(dir: &Path, read_only: bool, mode: FileMode) -> Result<File> {
     let file = opened.map_err(|e| from_io("opening", &path, e))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(files::already_open(
+        Err(fs::TryLockError::WouldBlock) => Err(support::already_open(
             "opening",
             dir,
+            "the store",
             io::Error::from(io::ErrorKind::WouldBlock),
         )),
         Err(fs::TryLockError::Error(e)) => Err(from_io("locking", &path, e)),

@@ -3,7 +3,6 @@
 use std::io;
 use std::path::Path;
 
-use annals_core::files;
 use annals_core::kv::support;
 use annals_core::{CorruptionAt, Error};
 
@@ -23,7 +22,7 @@ pub(crate) fn from_sled(what: &str, path: &Path, err: sled::Error) -> Error {
             ),
         ),
         sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-            files::already_open(what, path, io)
+            support::already_open(what, path, "the store", io)
         }
         err => Error::backend(format!("{what} {shown}"), err),
     }

@@ -35,7 +35,7 @@ impl std::str::FromStr for SledMode {
             ("low_space", SledMode::LowSpace),
             ("high_throughput", SledMode::HighThroughput),
         ];
-        parse_choice("mode", s, &choices)
+        parse_choice("option mode =", s, &choices)
     }
 }
 

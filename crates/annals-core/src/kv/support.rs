@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use super::engine::{Scan, Visitor};
 use crate::backend::{Direction, StoreConfig};
-use crate::error::{BoxError, CorruptionAt, Error, Field, Result, show_text};
+use crate::error::{BoxError, CorruptionAt, Error, Result};
 
 /// A panic of an engine's library, caught before it left annals' API: the
 /// source of the [`Error::Backend`] that [`no_panic`] answers. Libraries
@@ -345,6 +345,37 @@ where
     }
 }
 
+/// Parses an option's value that is one of a few names (`choices`: each
+/// name with its value); any other value is [`Error::InvalidInput`] naming
+/// `what` (`compression`, `option mode =`), the value and every name.
+///
+/// ```
+/// use annals_core::kv::support::parse_choice;
+///
+/// let choices = [("fast", 1), ("small", 2)];
+/// assert_eq!(parse_choice("mode", "small", &choices)?, 2);
+/// let err = parse_choice("mode", "big", &choices).unwrap_err();
+/// assert!(err.to_string().contains(r#"mode "big" is not one of "fast", "small""#));
+/// # Ok::<(), annals_core::Error>(())
+/// ```
+pub fn parse_choice<T: Copy>(what: &str, value: &str, choices: &[(&str, T)]) -> Result<T> {
+    let found = choices.iter().find(|(name, _)| *name == value);
+    found.map(|&(_, choice)| choice).ok_or_else(|| {
+        let names: Vec<String> = choices
+            .iter()
+            .map(|(name, _)| format!("{name:?}"))
+            .collect();
+        Error::malformed(
+            crate::Field::StoreOption,
+            format!(
+                "{what} {} is not one of {}",
+                crate::show_text(value),
+                names.join(", ")
+            ),
+        )
+    })
+}
+
 /// The options of a backend, as a URL's query sets them: the options every
 /// backend takes ([`StoreConfig`]) and the backend's own. A backend
 /// implements the three required items; the parameter loop, with its
@@ -424,38 +455,6 @@ pub trait BackendOptions: Default {
         }
         Ok(options)
     }
-}
-
-/// Parses an option's value that must be one of the names of `choices`
-/// (each with what it stands for), for [`BackendOptions::apply_own`] and
-/// `FromStr` of a backend's own settings: anything else is
-/// [`Error::InvalidInput`] naming the option, the value and every name.
-///
-/// ```
-/// use annals_core::kv::support::parse_choice;
-///
-/// let choices = [("low", 1), ("high", 2)];
-/// assert_eq!(parse_choice("level", "high", &choices)?, 2);
-/// let err = parse_choice("level", "mid", &choices).expect_err("not a choice");
-/// assert!(err.to_string().contains(r#"option level = "mid" is not one of "low", "high""#));
-/// # Ok::<(), annals_core::Error>(())
-/// ```
-pub fn parse_choice<T: Copy>(key: &str, value: &str, choices: &[(&str, T)]) -> Result<T> {
-    if let Some(&(_, choice)) = choices.iter().find(|(name, _)| *name == value) {
-        return Ok(choice);
-    }
-    let names: Vec<String> = choices
-        .iter()
-        .map(|(name, _)| format!("{name:?}"))
-        .collect();
-    Err(Error::malformed(
-        Field::StoreOption,
-        format!(
-            "option {key} = {} is not one of {}",
-            show_text(value),
-            names.join(", ")
-        ),
-    ))
 }
 
 /// Parses a parameter whose option is `Some(value)` when given (a cache
@@ -696,21 +695,17 @@ mod tests {
     }
 
     #[test]
-    fn a_choice_is_one_of_the_names_exactly() {
-        let choices = [("low_space", 1), ("high_throughput", 2)];
+    fn choices_parse_and_refuse_others() {
+        let choices = [("none", 0u8), ("lz4", 1), ("zstd", 2)];
         assert_eq!(
-            parse_choice("mode", "low_space", &choices).expect("a name"),
-            1
+            parse_choice("compression", "zstd", &choices).expect("a name"),
+            2
         );
-        for bad in ["", "Low_Space", "low_space ", "fast"] {
-            let err = parse_choice("mode", bad, &choices).expect_err(bad);
+        for bad in ["", "LZ4", "snappy", "none "] {
+            let err = parse_choice("compression", bad, &choices).expect_err(bad);
             assert!(err.is_invalid_input(), "{err:?}");
-            let shown = err.to_string();
-            assert!(shown.contains(&format!("option mode = {bad:?}")), "{shown}");
-            assert!(
-                shown.contains(r#""low_space", "high_throughput""#),
-                "{shown}"
-            );
+            let shown = format!("compression {bad:?} is not one of \"none\", \"lz4\", \"zstd\"");
+            assert!(err.to_string().contains(&shown), "{err}");
         }
     }
 

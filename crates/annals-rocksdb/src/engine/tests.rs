@@ -78,7 +78,7 @@ fn keys_go_to_their_column_family_and_scans_cross_them() {
     assert!(scan_all(&snap, &[0x01], &[0x01], Direction::Forward).is_empty());
     assert!(scan_all(&snap, &[0x06], &[0x01], Direction::Backward).is_empty());
     // The log's data really is in its own family.
-    let db = engine.read_db();
+    let db = read_lock(&engine.db);
     let db = db.as_ref().unwrap();
     let log_cf = db.cf_handle(LOG_FAMILY).unwrap();
     let main_cf = db.cf_handle(MAIN_FAMILY).unwrap();
