@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use annals_core::files::{self, Claim, Generations};
+use annals_core::files::{self, ClaimOptions, Generations};
 use annals_core::kv::support::{LiveSnapshots, Ticket, no_panic, scan_iter};
 use annals_core::kv::{KvEngine, KvSnapshot, Visitor, WriteBatch};
 use annals_core::{Capabilities, Direction, Error, Result};
@@ -119,13 +119,7 @@ impl FjallEngine {
     /// nothing written.
     pub fn open(dir: impl AsRef<Path>, options: &FjallOptions) -> Result<FjallEngine> {
         let dir = dir.as_ref().to_path_buf();
-        let claim = Claim {
-            backend: "fjall",
-            create: options.create,
-            read_only: options.read_only,
-            mode: options.file_mode,
-        };
-        files::claim_folder(&dir, claim, |_| Ok(false))?;
+        files::claim_folder(&dir, options.claim(), |_| Ok(false))?;
         let generation = GENERATIONS.read_current(&dir)?.unwrap_or(0);
         let data = GENERATIONS.folder(&dir, generation);
         if !data.is_dir() && (generation > 0 || options.read_only || !options.create) {

@@ -1,9 +1,8 @@
 //! [`FjallOptions`]: what a `fjall://` URL's query can set.
 
-use annals_core::driver::{Access, PathOptions};
 use annals_core::files::FileMode;
-use annals_core::kv::support::BackendOptions;
-use annals_core::{Result, StoreConfig, parse_param};
+use annals_core::kv::support::{parse_file_mode, parse_some};
+use annals_core::{StoreConfig, parse_param};
 
 /// How a fjall store is opened; also as URL parameters
 /// (`fjall:///var/lib/app/events?durability=relaxed&cache_size=67108864`).
@@ -26,18 +25,6 @@ pub struct FjallOptions {
     pub file_mode: FileMode,
 }
 
-impl Default for FjallOptions {
-    fn default() -> Self {
-        FjallOptions {
-            config: StoreConfig::default(),
-            cache_size: None,
-            create: true,
-            read_only: false,
-            file_mode: FileMode::PRIVATE,
-        }
-    }
-}
-
 /// `from_params` (a URL's query, applied in order over the defaults) and
 /// `with_config`: an unknown key or a value that does not parse is
 /// [`Error::InvalidInput`](annals_core::Error::InvalidInput) naming it.
@@ -51,29 +38,12 @@ impl Default for FjallOptions {
 /// assert!(FjallOptions::from_params([("cache", "1")]).unwrap_err().to_string().contains("cache_size"));
 /// # Ok::<(), annals_core::Error>(())
 /// ```
-impl BackendOptions for FjallOptions {
-    const BACKEND: &'static str = "fjall";
-    const PARAMS: &'static [&'static str] = &["cache_size", "create", "read_only", FileMode::PARAM];
-
-    fn config_mut(&mut self) -> &mut StoreConfig {
-        &mut self.config
+annals_core::backend_options! {
+    FjallOptions, "fjall" {
+        "cache_size" => cache_size: parse_some = None,
+        "create" => create: parse_param = true,
+        "read_only" => read_only: parse_param = false,
+        FileMode::PARAM => file_mode: parse_file_mode = FileMode::PRIVATE,
     }
-
-    fn apply_own(&mut self, key: &str, value: &str) -> Result<bool> {
-        match key {
-            "cache_size" => self.cache_size = Some(parse_param(key, value)?),
-            "create" => self.create = parse_param(key, value)?,
-            "read_only" => self.read_only = parse_param(key, value)?,
-            FileMode::PARAM => self.file_mode = FileMode::parse(value)?,
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-}
-
-impl PathOptions for FjallOptions {
-    fn restrict(&mut self, access: Access) {
-        self.create &= access.may_create();
-        self.read_only |= access.read_only();
-    }
+    access: create, read_only, file_mode;
 }

@@ -344,7 +344,14 @@ async fn failover_run(failovers: usize, writers: usize) -> Result<Figures, Faile
     let cluster = cluster(Replication::Synchronous)?;
     let store = Arc::new(annals_postgres::open(&cluster.conninfo(), options("failover")).await?);
     // A read-only store on the standby, for its lag (until the first
-    // failover).
+    // failover). A synchronous standby has flushed the new schema, not
+    // always replayed it yet: wait until it has, or the store is not there.
+    blocking(|| {
+        let lsn = cluster.sql_on_primary("SELECT pg_current_wal_flush_lsn()")?;
+        let replayed = format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn");
+        wait_for_sql(|q| cluster.sql_on_standby(q), &replayed, "t");
+        Ok::<_, Error>(())
+    })?;
     let standby_store: Arc<dyn LogBackend> = Arc::new(
         annals_postgres::open(
             &cluster.standby_conninfo().unwrap(),
