@@ -25,20 +25,20 @@ pub struct FjallOptions {
     pub file_mode: FileMode,
 }
 
-/// `from_params` (a URL's query, applied in order over the defaults) and
-/// `with_config`: an unknown key or a value that does not parse is
-/// [`Error::InvalidInput`](annals_core::Error::InvalidInput) naming it.
-///
-/// ```
-/// use annals_core::kv::support::BackendOptions;
-/// use annals_fjall::FjallOptions;
-/// let options = FjallOptions::from_params([("create", "false"), ("cache_size", "1048576")])?;
-/// assert!(!options.create);
-/// assert_eq!(options.cache_size, Some(1 << 20));
-/// assert!(FjallOptions::from_params([("cache", "1")]).unwrap_err().to_string().contains("cache_size"));
-/// # Ok::<(), annals_core::Error>(())
-/// ```
 annals_core::backend_options! {
+    /// `from_params` (a URL's query, applied in order over the defaults) and
+    /// `with_config`: an unknown key or a value that does not parse is
+    /// [`Error::InvalidInput`](annals_core::Error::InvalidInput) naming it.
+    ///
+    /// ```
+    /// use annals_core::kv::support::BackendOptions;
+    /// use annals_fjall::FjallOptions;
+    /// let options = FjallOptions::from_params([("create", "false"), ("cache_size", "1048576")])?;
+    /// assert!(!options.create);
+    /// assert_eq!(options.cache_size, Some(1 << 20));
+    /// assert!(FjallOptions::from_params([("cache", "1")]).unwrap_err().to_string().contains("cache_size"));
+    /// # Ok::<(), annals_core::Error>(())
+    /// ```
     FjallOptions, "fjall" {
         "cache_size" => cache_size: parse_some = None,
         "create" => create: parse_param = true,
