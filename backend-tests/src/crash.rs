@@ -11,16 +11,16 @@
 //! filter and [`CHILD_ENV`] set: the test calls [`kill_trials`], which in
 //! the child appends forever instead.
 //!
+//! A backend's tests get both trials, `Immediate` and `Relaxed`, from
+//! [`kill_tests!`](crate::kill_tests):
+//!
 //! ```ignore
 //! // crates/annals-x/tests/crash.rs
 //! fn open(path: &Path, config: StoreConfig) -> Result<Arc<dyn LogBackend>> {
 //!     Ok(Arc::new(annals_x::open(path, XOptions::with_config(config))?))
 //! }
 //!
-//! #[test]
-//! fn killed_while_appending_immediate_m5() {
-//!     annals_backend_tests::crash::kill_trials("killed_while_appending_immediate_m5", open, Durability::Immediate, 4);
-//! }
+//! annals_backend_tests::kill_tests!(open, 4);
 //! ```
 
 use std::io::{BufRead, BufReader, Write};
@@ -29,9 +29,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use annals_core::{
-    Durability, ExpectedVersion, LogBackend, NewEvent, Position, Result, StoreConfig,
-};
+pub use annals_core::Durability;
+use annals_core::{ExpectedVersion, LogBackend, NewEvent, Position, Result, StoreConfig};
 
 use crate::workload::{Rng, dump, stream};
 
@@ -57,6 +56,39 @@ fn config(durability: Durability) -> StoreConfig {
         durability,
         ..StoreConfig::default()
     }
+}
+
+/// The two kill -9 tests of a persistent backend, `rounds` trials each,
+/// on stores opened by `open` (an [`Open`]):
+/// `killed_while_appending_immediate_loses_nothing_acknowledged_m5`
+/// (\[M5\]: with `Immediate`, every acknowledged append is there) and
+/// `killed_while_appending_relaxed_loses_a_suffix_of_whole_appends_d5`
+/// (\[D5\]: with `Relaxed`, at most a suffix of whole appends is lost).
+/// Call it at the top level of a test file: [`kill_trials`] runs the test
+/// binary again with each test's name as filter.
+#[macro_export]
+macro_rules! kill_tests {
+    ($open:expr, $rounds:expr $(,)?) => {
+        #[test]
+        fn killed_while_appending_immediate_loses_nothing_acknowledged_m5() {
+            $crate::crash::kill_trials(
+                "killed_while_appending_immediate_loses_nothing_acknowledged_m5",
+                $open,
+                $crate::crash::Durability::Immediate,
+                $rounds,
+            );
+        }
+
+        #[test]
+        fn killed_while_appending_relaxed_loses_a_suffix_of_whole_appends_d5() {
+            $crate::crash::kill_trials(
+                "killed_while_appending_relaxed_loses_a_suffix_of_whole_appends_d5",
+                $open,
+                $crate::crash::Durability::Relaxed,
+                $rounds,
+            );
+        }
+    };
 }
 
 /// Runs `rounds` kill trials of the test `test` (its exact name: the child

@@ -5,11 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use annals_backend_tests::crash::kill_trials;
 use annals_backend_tests::damage::{DamageTrials, any_file};
 use annals_backend_tests::workload::Rng;
 use annals_core::kv::support::BackendOptions;
-use annals_core::{Durability, LogBackend, Result, StoreConfig};
+use annals_core::{LogBackend, Result, StoreConfig};
 use annals_fjall::FjallOptions;
 
 fn open(path: &Path, config: StoreConfig) -> Result<Arc<dyn LogBackend>> {
@@ -20,26 +19,8 @@ fn open(path: &Path, config: StoreConfig) -> Result<Arc<dyn LogBackend>> {
 }
 
 // [M5] [D5]
-#[test]
-fn killed_while_appending_immediate_loses_nothing_acknowledged_m5() {
-    kill_trials(
-        "killed_while_appending_immediate_loses_nothing_acknowledged_m5",
-        open,
-        Durability::Immediate,
-        4,
-    );
-}
-
 // [M5] [D5]
-#[test]
-fn killed_while_appending_relaxed_loses_a_suffix_of_whole_appends_d5() {
-    kill_trials(
-        "killed_while_appending_relaxed_loses_a_suffix_of_whole_appends_d5",
-        open,
-        Durability::Relaxed,
-        4,
-    );
-}
+annals_backend_tests::kill_tests!(open, 4);
 
 /// Whether `path` is one of lsm-tree's version files (`v0`, `v1`…, the
 /// list of a tree's tables).

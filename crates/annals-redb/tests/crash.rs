@@ -5,9 +5,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use annals_backend_tests::crash::kill_trials;
 use annals_core::kv::support::BackendOptions;
-use annals_core::{Durability, LogBackend, Result, StoreConfig};
+use annals_core::{LogBackend, Result, StoreConfig};
 use annals_redb::RedbOptions;
 
 fn open(path: &Path, config: StoreConfig) -> Result<Arc<dyn LogBackend>> {
@@ -17,24 +16,5 @@ fn open(path: &Path, config: StoreConfig) -> Result<Arc<dyn LogBackend>> {
     )?))
 }
 
-// [M5] [D5]
-#[test]
-fn killed_while_appending_immediate_loses_nothing_acknowledged_m5() {
-    kill_trials(
-        "killed_while_appending_immediate_loses_nothing_acknowledged_m5",
-        open,
-        Durability::Immediate,
-        4,
-    );
-}
-
-// [M5] [D5]
-#[test]
-fn killed_while_appending_relaxed_loses_a_suffix_of_whole_appends_d5() {
-    kill_trials(
-        "killed_while_appending_relaxed_loses_a_suffix_of_whole_appends_d5",
-        open,
-        Durability::Relaxed,
-        4,
-    );
-}
+// [M5] [D5]: the shared kill -9 trials, `Immediate` and `Relaxed`.
+annals_backend_tests::kill_tests!(open, 4);

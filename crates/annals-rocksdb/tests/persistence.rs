@@ -6,7 +6,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use annals_backend_tests::crash::kill_trials;
 use annals_core::kv::support::BackendOptions;
 use annals_core::{Durability, ExpectedVersion, Position, StoreConfig};
 use annals_rocksdb::{Compression, RocksDbOptions};
@@ -114,28 +113,10 @@ fn open_rocksdb(
     Ok(std::sync::Arc::new(store))
 }
 
-/// [M5] [D5] A writer process killed at some instant (the shared kill -9
-/// trials, `annals_backend_tests::crash`): every append it acknowledged is
-/// there, whole, at its position, and no position is handed out twice.
-/// (With `Relaxed`, RocksDB hands every write to the OS before returning,
-/// so a killed process loses nothing either; only a machine crash could.)
-#[test]
-fn killed_writer_loses_nothing_acknowledged_immediate() {
-    kill_trials(
-        "killed_writer_loses_nothing_acknowledged_immediate",
-        open_rocksdb,
-        Durability::Immediate,
-        3,
-    );
-}
-
-/// [M5] [D5] The same with `Relaxed`.
-#[test]
-fn killed_writer_loses_nothing_acknowledged_relaxed() {
-    kill_trials(
-        "killed_writer_loses_nothing_acknowledged_relaxed",
-        open_rocksdb,
-        Durability::Relaxed,
-        3,
-    );
-}
+// [M5] [D5] A writer process killed at some instant (the shared kill -9
+// trials, `annals_backend_tests::crash`), with `Immediate` and `Relaxed`:
+// every append it acknowledged is there, whole, at its position, and no
+// position is handed out twice. (With `Relaxed`, RocksDB hands every write
+// to the OS before returning, so a killed process loses nothing either;
+// only a machine crash could.)
+annals_backend_tests::kill_tests!(open_rocksdb, 3);

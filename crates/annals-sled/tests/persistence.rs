@@ -8,7 +8,6 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use annals_backend_tests::crash::kill_trials;
 use annals_backend_tests::damage::{DamageTrials, any_file, check_dump_consistent};
 use annals_core::kv::support::BackendOptions;
 use annals_core::{Durability, Error, ExpectedVersion, LogBackend, StoreConfig, Version};
@@ -190,24 +189,6 @@ async fn damaged_files_are_errors_never_panics_nor_wrong_events_m6() {
 // killed (SIGKILL, at a random instant) is there after reopening. (A
 // process kill keeps what reached the kernel; the fsyncs that make it
 // survive a power loss are checked by reliability/tests/power_loss.rs.)
-#[test]
-fn killed_process_keeps_every_acknowledged_append_m5() {
-    kill_trials(
-        "killed_process_keeps_every_acknowledged_append_m5",
-        open_sled,
-        Durability::Immediate,
-        3,
-    );
-}
-
-// [D5] [M5] With `Relaxed`, a killed process loses at most a suffix of its
+// [D5] With `Relaxed`, a killed process loses at most a suffix of its
 // appends (sled buffers them in memory for up to `flush_every_ms`).
-#[test]
-fn killed_relaxed_process_loses_only_a_suffix_d5() {
-    kill_trials(
-        "killed_relaxed_process_loses_only_a_suffix_d5",
-        open_sled,
-        Durability::Relaxed,
-        3,
-    );
-}
+annals_backend_tests::kill_tests!(open_sled, 3);
