@@ -428,9 +428,15 @@ impl KvEngine for RocksDbEngine {
                     Ok(())
                 };
             }
+            // Looked up once per batch, not per key (a lock and a map).
+            let main = handle(db, Family::Main, &self.path)?;
+            let log = handle(db, Family::Log, &self.path)?;
             let mut write = rocksdb::WriteBatch::default();
             for (key, value) in batch.ops {
-                let family = handle(db, Family::of(&key), &self.path)?;
+                let family = match Family::of(&key) {
+                    Family::Main => main,
+                    Family::Log => log,
+                };
                 match value {
                     Some(value) => write.put_cf(family, key, value),
                     None => write.delete_cf(family, key),
